@@ -1,0 +1,164 @@
+//! Start-up and shutdown: wires settings, store, workers and the HTTP router, then serves until
+//! the shutdown future resolves, and stops everything within the configured grace period.
+
+use crate::auth::TokenRegistry;
+use crate::config::Settings;
+use crate::jobs::Runner;
+use crate::store::{Backend, DynStore, StoreError};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// Cheap handles shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: DynStore,
+    pub tokens: Arc<TokenRegistry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("the database schema is not up to date ({0} migrations pending): run `mlops migrate` first")]
+    SchemaOutOfDate(usize),
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+impl AppState {
+    /// Opens everything a server or worker process needs.
+    pub async fn build(settings: Settings) -> Result<AppState, StartError> {
+        let store = open_store(&settings).await?;
+        let tokens = Arc::new(TokenRegistry::from_settings(&settings.auth, settings.dev));
+        Ok(AppState { settings: Arc::new(settings), store, tokens })
+    }
+}
+
+/// Opens the store, applying migrations on SQLite (an embedded database has nobody else to
+/// migrate it) and refusing to start on an out-of-date Postgres schema.
+pub async fn open_store(settings: &Settings) -> Result<DynStore, StartError> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|source| StartError::DataDir { path: settings.data_dir.display().to_string(), source })?;
+    let store = crate::store::connect(&settings.database_url()).await?;
+    if store.backend() == Backend::Sqlite {
+        store.migrate().await?;
+    } else {
+        let pending = store.pending_migrations().await?;
+        if pending > 0 {
+            return Err(StartError::SchemaOutOfDate(pending));
+        }
+    }
+    Ok(store)
+}
+
+/// Runs the API and the job workers on `listener` until `shutdown` resolves.
+pub async fn start(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    if settings.dev {
+        tracing::warn!("authentication is OFF (--dev): every caller is an admin. Never expose this server.");
+    }
+    let state = AppState::build(settings).await?;
+    let (settings, store) = (state.settings.clone(), state.store.clone());
+    let stop = CancellationToken::new();
+    let runner =
+        Arc::new(Runner::new(store.clone(), crate::jobs::pipeline_jobs::handler(&state), settings.jobs.clone()));
+    let workers =
+        (settings.jobs.workers > 0).then(|| tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace)));
+
+    tracing::info!(listen = %listener.local_addr()?, database = ?store.backend(), "mlops-orchestrator serving");
+    let stop_http = stop.clone();
+    let serve = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stop_http.cancel();
+        })
+        .into_future();
+    serve.await?;
+    stop.cancel();
+
+    // The HTTP side has drained; give workers the rest of the grace period.
+    if let Some(workers) = workers
+        && tokio::time::timeout(settings.http.shutdown_grace, workers).await.is_err()
+    {
+        tracing::warn!("job workers did not stop within the grace period");
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Runs job workers without the API until `shutdown` resolves (the `worker` role).
+pub async fn run_workers(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let state = AppState::build(settings).await?;
+    let (settings, store) = (state.settings.clone(), state.store.clone());
+    let stop = CancellationToken::new();
+    let runner =
+        Arc::new(Runner::new(store.clone(), crate::jobs::pipeline_jobs::handler(&state), settings.jobs.clone()));
+    let workers = tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace));
+    shutdown.await;
+    stop.cancel();
+    if tokio::time::timeout(settings.http.shutdown_grace * 2, workers).await.is_err() {
+        tracing::warn!("job workers did not stop within the grace period");
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    let (api, spec) = crate::openapi::api_router().split_for_parts();
+    api.with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.http.request_timeout))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(crate::error::ApiError::Internal("handler panicked".into()))
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request.id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,190 @@
+//! Bearer-token authentication with roles (DESIGN §7). Tokens come from configuration and are
+//! kept only as SHA-256 digests; they are long random secrets, so a fast hash is the right tool
+//! (no password stretching needed).
+
+use crate::config::AuthSettings;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Operator,
+    Approver,
+    Viewer,
+    Invoker,
+}
+
+/// What a request wants to do; each role grants a fixed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Read pipelines, stages, events, endpoints and assets.
+    Read,
+    /// Provision, update and delete pipelines; upload assets.
+    Operate,
+    /// Approve or reject a stage.
+    Approve,
+    /// Call an endpoint.
+    Invoke,
+}
+
+impl Role {
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::Operator => matches!(permission, Read | Operate),
+            Role::Approver => matches!(permission, Read | Approve),
+            Role::Viewer => matches!(permission, Read),
+            Role::Invoker => matches!(permission, Invoke),
+        }
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// The caller in `--dev` mode, where authentication is off.
+    pub fn anonymous_admin() -> Self {
+        Self { name: "anonymous".into(), role: Role::Admin }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRegistry {
+    by_digest: HashMap<[u8; 32], Principal>,
+    /// `--dev`: every request is an anonymous admin.
+    open: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("missing bearer token: send `Authorization: Bearer <token>`")]
+    Missing,
+    #[error("the bearer token is not valid")]
+    Invalid,
+    #[error("role {role:?} of {name:?} may not do this (needs {needed})")]
+    Forbidden { name: String, role: Role, needed: &'static str },
+}
+
+impl TokenRegistry {
+    pub fn from_settings(settings: &AuthSettings, open: bool) -> Self {
+        let by_digest = settings
+            .tokens
+            .iter()
+            .filter_map(|t| {
+                let digest = match (&t.token, &t.sha256) {
+                    (Some(token), _) => digest(token),
+                    (None, Some(hex_digest)) => hex::decode(hex_digest).ok()?.try_into().ok()?,
+                    (None, None) => return None,
+                };
+                Some((digest, Principal { name: t.name.clone(), role: t.role }))
+            })
+            .collect();
+        Self { by_digest, open }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Resolves the `Authorization` header value to a principal.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        if self.open {
+            return Ok(Principal::anonymous_admin());
+        }
+        let header = authorization.ok_or(AuthError::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        self.by_digest.get(&digest(token)).cloned().ok_or(AuthError::Invalid)
+    }
+
+    pub fn authorize(&self, authorization: Option<&str>, permission: Permission) -> Result<Principal, AuthError> {
+        let principal = self.authenticate(authorization)?;
+        if principal.role.allows(permission) {
+            Ok(principal)
+        } else {
+            Err(AuthError::Forbidden {
+                name: principal.name,
+                role: principal.role,
+                needed: match permission {
+                    Permission::Read => "viewer, operator, approver or admin",
+                    Permission::Operate => "operator or admin",
+                    Permission::Approve => "approver or admin",
+                    Permission::Invoke => "invoker or admin",
+                },
+            })
+        }
+    }
+}
+
+/// SHA-256 of a token, as stored in `auth.tokens[].sha256` (hex).
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TokenSettings;
+
+    fn registry() -> TokenRegistry {
+        let tokens = vec![
+            TokenSettings {
+                name: "ops".into(),
+                role: Role::Operator,
+                token: Some("operator-token-123456".into()),
+                sha256: None,
+            },
+            TokenSettings {
+                name: "boss".into(),
+                role: Role::Approver,
+                token: None,
+                sha256: Some(hex::encode(digest("approver-token-123456"))),
+            },
+        ];
+        TokenRegistry::from_settings(&AuthSettings { tokens }, false)
+    }
+
+    #[test]
+    fn tokens_resolve_to_roles_and_permissions_are_enforced() {
+        let r = registry();
+        let ops = r.authorize(Some("Bearer operator-token-123456"), Permission::Operate).unwrap();
+        assert_eq!(ops.name, "ops");
+        let boss = r.authorize(Some("Bearer approver-token-123456"), Permission::Approve).unwrap();
+        assert_eq!(boss.role, Role::Approver);
+        assert!(matches!(
+            r.authorize(Some("Bearer operator-token-123456"), Permission::Approve),
+            Err(AuthError::Forbidden { .. })
+        ));
+        assert_eq!(r.authenticate(None), Err(AuthError::Missing));
+        assert_eq!(r.authenticate(Some("Basic abc")), Err(AuthError::Missing));
+        assert_eq!(r.authenticate(Some("Bearer nope")), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn role_matrix() {
+        use Permission::*;
+        assert!(Role::Admin.allows(Invoke) && Role::Admin.allows(Approve));
+        assert!(Role::Viewer.allows(Read) && !Role::Viewer.allows(Operate));
+        assert!(Role::Invoker.allows(Invoke) && !Role::Invoker.allows(Read));
+        assert!(!Role::Operator.allows(Invoke));
+    }
+
+    #[test]
+    fn open_registry_lets_everyone_in_as_admin() {
+        let r = TokenRegistry::from_settings(&AuthSettings::default(), true);
+        assert_eq!(r.authorize(None, Permission::Approve).unwrap(), Principal::anonymous_admin());
+    }
+}

@@ -1,0 +1,436 @@
+//! Settings: embedded defaults → optional TOML file → `DATABASE_URL` → `MLOPS_*` env vars
+//! (nested keys with `__`, e.g. `MLOPS_JOBS__WORKERS=4`) → command-line flags. Everything is
+//! validated at start and a bad value fails naming its key.
+
+use crate::auth::Role;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// Holds the SQLite file and the local artifact store unless configured elsewhere.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; default `sqlite://{data_dir}/mlops.db`.
+    pub database_url: Option<String>,
+    /// Run without authentication (every caller is an admin). For a laptop only.
+    pub dev: bool,
+    pub target: TargetKind,
+    /// Promotion order, e.g. `["dev", "staging", "prod"]`; none or one means single environment.
+    pub environments: Vec<String>,
+    /// The solution's `UseModelRegistry`: realtime/batch requests name a model package instead
+    /// of an image and artifact.
+    pub use_model_registry: bool,
+    pub http: HttpSettings,
+    pub assets: AssetSettings,
+    pub jobs: JobSettings,
+    pub capture: CaptureSettings,
+    pub serving: ServingSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Local,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Largest JSON request body accepted by the control-plane API.
+    pub body_limit_bytes: usize,
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// How long a graceful shutdown may take before in-flight work is abandoned.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssetSettings {
+    /// Bucket (folder under the object root) that holds asset keys such as model artifacts.
+    pub bucket: String,
+    /// Object store root; default `{data_dir}/objects`.
+    pub root: Option<PathBuf>,
+    pub max_upload_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobSettings {
+    /// Jobs run at once by this process; 0 runs none (an API-only replica).
+    pub workers: usize,
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    #[serde(with = "duration")]
+    pub lease: Duration,
+    #[serde(with = "duration")]
+    pub heartbeat: Duration,
+    pub max_attempts: i32,
+    #[serde(with = "duration")]
+    pub retry_base: Duration,
+    #[serde(with = "duration")]
+    pub retry_max: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureSettings {
+    #[serde(with = "duration")]
+    pub flush_interval: Duration,
+    pub max_buffered_records: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServingSettings {
+    /// SageMaker's limit for one invocation payload is 6 MB.
+    pub max_request_bytes: usize,
+    /// How often a replica re-checks the database for a redeployed endpoint.
+    #[serde(with = "duration")]
+    pub endpoint_refresh: Duration,
+    /// Largest model file (after decompression) the local target loads.
+    pub max_model_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub tokens: Vec<TokenSettings>,
+}
+
+/// One API token. Give either `token` (hashed at start, never stored) or `sha256` (hex of the
+/// SHA-256 of the token, so the secret itself never sits in a config file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    pub name: String,
+    pub role: Role,
+    pub token: Option<String>,
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// tracing filter directives, e.g. `info,mlops=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            data_dir: PathBuf::from("mlops-data"),
+            database_url: None,
+            dev: false,
+            target: TargetKind::Local,
+            environments: Vec::new(),
+            use_model_registry: false,
+            http: HttpSettings::default(),
+            assets: AssetSettings::default(),
+            jobs: JobSettings::default(),
+            capture: CaptureSettings::default(),
+            serving: ServingSettings::default(),
+            auth: AuthSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(25),
+        }
+    }
+}
+
+impl Default for AssetSettings {
+    fn default() -> Self {
+        Self { bucket: "assets".into(), root: None, max_upload_bytes: 2 * 1024 * 1024 * 1024 }
+    }
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            poll_interval: Duration::from_secs(2),
+            lease: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(15),
+            max_attempts: 5,
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Default for CaptureSettings {
+    fn default() -> Self {
+        Self { flush_interval: Duration::from_secs(5), max_buffered_records: 1000 }
+    }
+}
+
+impl Default for ServingSettings {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 6 * 1024 * 1024,
+            endpoint_refresh: Duration::from_secs(2),
+            max_model_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, filter: "info".into() }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+/// Flags given on the command line; they override every other layer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dev: bool,
+}
+
+impl Settings {
+    /// Loads the layers from the process environment.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::new("config", format!("file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
+            .merge(Env::prefixed("MLOPS_").split("__").ignore(&["server", "token", "config"]))
+            .merge(Serialized::defaults(overrides));
+        let settings: Settings = figment.extract().map_err(|e| {
+            let key = e.path.join(".");
+            ConfigError::new(if key.is_empty() { "config".into() } else { key }, e.kind.to_string())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("mlops.db").display()),
+        }
+    }
+
+    pub fn objects_root(&self) -> PathBuf {
+        self.assets.root.clone().unwrap_or_else(|| self.data_dir.join("objects"))
+    }
+
+    /// Environment names in promotion order; a single-environment server has one, `default`.
+    pub fn environment_names(&self) -> Vec<String> {
+        if self.environments.is_empty() { vec!["default".to_string()] } else { self.environments.clone() }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"))
+        {
+            return Err(ConfigError::new("database_url", "must start with postgres:// or sqlite://"));
+        }
+        let env_name = regex::Regex::new("^[a-z][a-z0-9-]{0,31}$").expect("valid regex");
+        for (i, env) in self.environments.iter().enumerate() {
+            if !env_name.is_match(env) {
+                return Err(ConfigError::new(
+                    format!("environments[{i}]"),
+                    format!("{env:?} is not a valid environment name (lower-case letters, digits, '-')"),
+                ));
+            }
+            if self.environments[..i].contains(env) {
+                return Err(ConfigError::new(format!("environments[{i}]"), format!("{env:?} is listed twice")));
+            }
+        }
+        if !bucket_name_ok(&self.assets.bucket) {
+            return Err(ConfigError::new("assets.bucket", "must be a valid bucket name (3-63 of a-z 0-9 . -)"));
+        }
+        if self.jobs.max_attempts < 1 {
+            return Err(ConfigError::new("jobs.max_attempts", "must be at least 1"));
+        }
+        if self.jobs.heartbeat.is_zero() || self.jobs.heartbeat * 2 > self.jobs.lease {
+            return Err(ConfigError::new("jobs.heartbeat", "must be non-zero and at most half of jobs.lease"));
+        }
+        if self.jobs.poll_interval.is_zero() {
+            return Err(ConfigError::new("jobs.poll_interval", "must be non-zero"));
+        }
+        if self.capture.flush_interval.is_zero() {
+            return Err(ConfigError::new("capture.flush_interval", "must be non-zero"));
+        }
+        for (i, token) in self.auth.tokens.iter().enumerate() {
+            let key = format!("auth.tokens[{i}]");
+            if token.name.trim().is_empty() {
+                return Err(ConfigError::new(format!("{key}.name"), "must not be empty"));
+            }
+            match (&token.token, &token.sha256) {
+                (Some(t), None) if t.len() >= 16 => {}
+                (Some(_), None) => {
+                    return Err(ConfigError::new(format!("{key}.token"), "must be at least 16 characters"));
+                }
+                (None, Some(h)) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {}
+                (None, Some(_)) => {
+                    return Err(ConfigError::new(format!("{key}.sha256"), "must be 64 hex characters"));
+                }
+                _ => return Err(ConfigError::new(key, "give exactly one of token or sha256")),
+            }
+        }
+        if !self.dev && self.auth.tokens.is_empty() {
+            return Err(ConfigError::new(
+                "auth.tokens",
+                "no API tokens configured: add [[auth.tokens]] entries, or run with --dev (no authentication)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn bucket_name_ok(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Durations as human-readable strings (`30s`, `5m`, `1h 30m`).
+mod duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like \"30s\" or \"5m\": {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load(overrides: &Overrides) -> Result<Settings, ConfigError> {
+        Settings::load(None, overrides)
+    }
+
+    // figment's Jail returns its own large error type; not ours to shrink.
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn defaults_need_dev_or_tokens() {
+        Jail::expect_with(|_| {
+            let err = load(&Overrides::default()).unwrap_err();
+            assert_eq!(err.key, "auth.tokens");
+            let s = load(&Overrides { dev: true, ..Default::default() }).unwrap();
+            assert_eq!(s.database_url(), "sqlite://mlops-data/mlops.db");
+            assert_eq!(s.environment_names(), vec!["default"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn layers_apply_in_order_and_bad_values_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "mlops.toml",
+                r#"
+                listen = "127.0.0.1:9000"
+                environments = ["dev", "staging", "prod"]
+                [jobs]
+                workers = 2
+                [[auth.tokens]]
+                name = "ops"
+                role = "operator"
+                token = "0123456789abcdef0123"
+                "#,
+            )?;
+            jail.set_env("MLOPS_JOBS__WORKERS", "7");
+            jail.set_env("DATABASE_URL", "postgres://localhost/x");
+            let s = Settings::load(Some(Path::new("mlops.toml")), &Overrides::default()).unwrap();
+            assert_eq!(s.listen.port(), 9000);
+            assert_eq!(s.jobs.workers, 7);
+            assert_eq!(s.environments.len(), 3);
+            assert_eq!(s.database_url(), "postgres://localhost/x");
+            let s = Settings::load(
+                Some(Path::new("mlops.toml")),
+                &Overrides { listen: Some("127.0.0.1:1".parse().unwrap()), ..Default::default() },
+            )
+            .unwrap();
+            assert_eq!(s.listen.port(), 1);
+
+            jail.set_env("MLOPS_JOBS__LEASE", "soon");
+            let err = Settings::load(Some(Path::new("mlops.toml")), &Overrides::default()).unwrap_err();
+            assert_eq!(err.key, "jobs.lease", "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn semantic_checks_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MLOPS_DEV", "true");
+            jail.set_env("MLOPS_ENVIRONMENTS", "[dev, Prod]");
+            let err = load(&Overrides::default()).unwrap_err();
+            assert_eq!(err.key, "environments[1]");
+            jail.set_env("MLOPS_ENVIRONMENTS", "[dev]");
+            jail.set_env("MLOPS_ASSETS__BUCKET", "Bad_Bucket");
+            assert_eq!(load(&Overrides::default()).unwrap_err().key, "assets.bucket");
+            jail.set_env("MLOPS_ASSETS__BUCKET", "assets");
+            jail.set_env("MLOPS_UNKNOWN", "1");
+            let err = load(&Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("unknown"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,166 @@
+//! The one place errors become HTTP responses: RFC 9457 `application/problem+json` with
+//! `type, title, status, detail, code`, `errors: [{pointer, message, code}]` for bad input, and
+//! the AWS solution's `message` / `detailedMessage` members so its existing clients keep working.
+
+use crate::auth::AuthError;
+use crate::store::StoreError;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One bad field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// JSON Pointer (RFC 6901) into the request body; empty for the body itself.
+    pub pointer: String,
+    pub message: String,
+    pub code: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad input: every bad field is listed. `compat_detail` is the solution's wording.
+    #[error("{detail}")]
+    BadRequest { detail: String, errors: Vec<FieldProblem>, compat_detail: Option<String> },
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A valid request this server cannot carry out (e.g. a pipeline type the target lacks).
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// Details are logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+    /// The AWS solution's error message (kept for its clients).
+    pub message: String,
+    /// The AWS solution's detailed message (kept for its clients).
+    #[serde(rename = "detailedMessage")]
+    pub detailed_message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::BadRequest {
+            detail: message.clone(),
+            errors: vec![FieldProblem { pointer: field.into(), message, code: "invalid_value".into() }],
+            compat_detail: None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Auth(AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "invalid_request",
+            ApiError::Auth(AuthError::Forbidden { .. }) => "forbidden",
+            ApiError::Auth(_) => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unprocessable(_) => "unsupported_by_target",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::NotAcceptable(_) => "not_acceptable",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        let detail = match self {
+            ApiError::Internal(_) => {
+                "an internal error occurred; the request id identifies it in the server log".into()
+            }
+            other => other.to_string(),
+        };
+        let (errors, detailed_message) = match self {
+            ApiError::BadRequest { errors, compat_detail, .. } => {
+                (errors.clone(), compat_detail.clone().unwrap_or_else(|| detail.clone()))
+            }
+            _ => (Vec::new(), detail.clone()),
+        };
+        let message = match status {
+            StatusCode::BAD_REQUEST => "A BadRequest exception occurred".to_string(),
+            StatusCode::INTERNAL_SERVER_ERROR => "An Unexpected Server side exception occurred".to_string(),
+            other => other.canonical_reason().unwrap_or("Error").to_string(),
+        };
+        Problem {
+            type_: format!("urn:mlops:problem:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail,
+            code: self.code().to_string(),
+            errors,
+            message,
+            detailed_message,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = %cause, "request failed");
+        }
+        let status = self.status();
+        let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if matches!(self, ApiError::Auth(AuthError::Missing | AuthError::Invalid)) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            StoreError::Conflict(why) => ApiError::Conflict(why),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

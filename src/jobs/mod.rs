@@ -1,0 +1,35 @@
+//! Background jobs (DESIGN §4): leased, fenced, heart-beaten, reaped, retried with backoff.
+//! The queue lives in the store; `runner` claims and runs jobs; `pipeline_jobs` says what each
+//! kind does.
+
+pub mod pipeline_jobs;
+pub mod runner;
+
+pub use runner::Runner;
+
+use crate::store::JobRecord;
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// Deploys one stage of one pipeline version (payload `{"version": n}`).
+pub const DEPLOY_STAGE: &str = "deploy_stage";
+/// Tears down every stage of a pipeline being deleted.
+pub const TEARDOWN_PIPELINE: &str = "teardown_pipeline";
+
+/// How one run of a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Done,
+    /// Still waiting on something slow (a stack, an endpoint): check again after this long,
+    /// without counting an attempt.
+    PollAgain(Duration),
+    /// A transient failure: retry with backoff while attempts remain.
+    Retry(String),
+    /// A permanent failure: the job, and what it was doing, fail now.
+    Fail(String),
+}
+
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    async fn run(&self, job: &JobRecord) -> JobOutcome;
+}

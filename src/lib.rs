@@ -1,0 +1,20 @@
+//! mlops-orchestrator: a control plane for machine-learning pipelines.
+//!
+//! Data flows one way: HTTP / Git → `domain` (validate into typed values) → `store` → `jobs` →
+//! `targets` → `store` → notifications. See `docs/ARCHITECTURE.md`.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain {
+    pub mod state;
+}
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod openapi;
+pub mod store;
+pub mod telemetry;
+
+pub use app::start;
+pub use config::Settings;

@@ -1,0 +1,113 @@
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mlops::config::{Overrides, Settings};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// mlops-orchestrator: provision, promote, serve and monitor ML pipelines.
+#[derive(Parser)]
+#[command(name = "mlops", version, about)]
+struct Cli {
+    /// Configuration file (TOML); every key can also be set with MLOPS_* env vars.
+    #[arg(long, global = true, env = "MLOPS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct ServerFlags {
+    /// Address to listen on [config: listen, env: MLOPS_LISTEN; default 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory for the SQLite file and local artifacts [env: MLOPS_DATA_DIR; default ./mlops-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Run without authentication (every caller is an admin) [env: MLOPS_DEV].
+    #[arg(long)]
+    dev: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and run job workers.
+    Serve(ServerFlags),
+    /// Run job workers only (no API).
+    Worker(ServerFlags),
+    /// Apply database migrations.
+    Migrate(ServerFlags),
+    /// Print the OpenAPI document, or with --check compare it with a file.
+    Openapi {
+        /// Fail if this file differs from the generated document.
+        #[arg(long, value_name = "FILE")]
+        check: Option<PathBuf>,
+    },
+    /// Exit 0 when the server at URL answers /healthz (for container HEALTHCHECKs).
+    Healthcheck {
+        #[arg(default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+}
+
+fn load(config: Option<&std::path::Path>, flags: &ServerFlags) -> anyhow::Result<Settings> {
+    let overrides = Overrides { listen: flags.listen, data_dir: flags.data_dir.clone(), dev: flags.dev };
+    let settings = Settings::load(config, &overrides)?;
+    mlops::telemetry::init(&settings.log);
+    Ok(settings)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Serve(flags) => {
+            let settings = load(config, &flags)?;
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", settings.listen))?;
+            mlops::start(settings, listener, mlops::app::shutdown_signal()).await?;
+        }
+        Command::Worker(flags) => {
+            let mut settings = load(config, &flags)?;
+            settings.jobs.workers = settings.jobs.workers.max(1);
+            mlops::app::run_workers(settings, mlops::app::shutdown_signal()).await?;
+        }
+        Command::Migrate(flags) => {
+            let settings = load(config, &flags.clone())?;
+            std::fs::create_dir_all(&settings.data_dir)?;
+            let store = mlops::store::connect(&settings.database_url()).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+        }
+        Command::Openapi { check } => {
+            let generated = mlops::openapi::document_json();
+            match check {
+                None => print!("{generated}"),
+                Some(file) => {
+                    let committed =
+                        std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                    if committed != generated {
+                        anyhow::bail!(
+                            "{} is out of date: regenerate it with `cargo run -- openapi > {}`",
+                            file.display(),
+                            file.display()
+                        );
+                    }
+                    println!("{} is up to date", file.display());
+                }
+            }
+        }
+        Command::Healthcheck { url } => {
+            let url = format!("{}/healthz", url.trim_end_matches('/'));
+            let response = reqwest::Client::new()
+                .get(&url)
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await
+                .with_context(|| format!("{url} did not answer"))?;
+            anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Persistent state (DESIGN §3): pipelines, stages, jobs, events and locally served endpoints.
+//!
+//! `Store` names what the rest of the system needs, not generic CRUD. Every state transition
+//! writes its event in the same transaction, and every job enqueue happens in the transaction of
+//! the state change that causes it. Two backends implement it from one body of SQL
+//! (`sql_store.rs`); what differs between them (transaction start, job claim, wake-up) lives in
+//! `postgres.rs` and `sqlite.rs`.
+
+mod postgres;
+mod records;
+mod sql_store;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use records::*;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+pub type DynStore = Arc<dyn Store>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("unsupported database url {0:?}: expected postgres://… or sqlite://…")]
+    UnsupportedUrl(String),
+}
+
+/// Opens the database named by `url` (`postgres://…` or `sqlite://…`).
+pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+/// Timestamps are kept to the microsecond so both backends return exactly what was written.
+pub fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    /// Woken whenever a job becomes runnable (in this process, or on Postgres in any replica).
+    fn job_wakeup(&self) -> Arc<Notify>;
+    async fn migrate(&self) -> Result<(), StoreError>;
+    async fn pending_migrations(&self) -> Result<usize, StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn close(&self);
+
+    // Pipelines ----------------------------------------------------------------------------
+    /// Creates the pipeline, or — when a live pipeline of the same type and name exists — replaces
+    /// its spec and stages (version + 1), cancels its queued jobs and redeploys from the first
+    /// stage. Endpoint names are reserved here so two pipelines cannot claim one endpoint.
+    async fn provision(&self, new: NewPipeline, job: JobTemplate) -> Result<Provisioned, StoreError>;
+    async fn pipeline(&self, id: &str) -> Result<Option<PipelineRecord>, StoreError>;
+    async fn live_pipeline(&self, pipeline_type: &str, name: &str) -> Result<Option<PipelineRecord>, StoreError>;
+    async fn list_pipelines(&self, filter: &PipelineFilter) -> Result<Vec<PipelineRecord>, StoreError>;
+    async fn stages(&self, pipeline_id: &str) -> Result<Vec<StageRecord>, StoreError>;
+    async fn events(
+        &self,
+        pipeline_id: &str,
+        after_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Marks a stage as deploying (and the pipeline as provisioning). Returns `None` when the
+    /// stage no longer belongs to `key.version` or is not deployable: the job is superseded.
+    async fn begin_stage(&self, key: &StageKey) -> Result<Option<StageRecord>, StoreError>;
+    /// Marks a deploying stage as deployed and moves the pipeline on: the next stage waits for
+    /// approval (or is enqueued with `next_job` when it needs none), or the pipeline is active.
+    async fn complete_stage(
+        &self,
+        key: &StageKey,
+        outputs: serde_json::Value,
+        next_job: JobTemplate,
+    ) -> Result<Option<PipelineRecord>, StoreError>;
+    /// Approves (enqueueing `job` for the stage) or rejects a stage awaiting approval.
+    async fn decide_approval(
+        &self,
+        pipeline_id: &str,
+        ordinal: i32,
+        decision: &ApprovalDecision,
+        job: JobTemplate,
+    ) -> Result<PipelineRecord, StoreError>;
+    /// Starts tearing a pipeline down: state `deleting`, queued jobs cancelled, `job` enqueued.
+    async fn request_delete(
+        &self,
+        pipeline_id: &str,
+        actor: &str,
+        job: JobTemplate,
+    ) -> Result<PipelineRecord, StoreError>;
+    /// Finishes a teardown: endpoints released, pipeline `deleted`.
+    async fn complete_delete(&self, pipeline_id: &str) -> Result<(), StoreError>;
+
+    // Endpoints ----------------------------------------------------------------------------
+    async fn endpoint(&self, environment: &str, name: &str) -> Result<Option<EndpointRecord>, StoreError>;
+    async fn list_endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError>;
+    /// Puts the endpoint of a stage in service with its resolved config (revision + 1, so every
+    /// replica reloads the model).
+    async fn activate_endpoint(
+        &self,
+        key: &StageKey,
+        environment: &str,
+        name: &str,
+        config: serde_json::Value,
+    ) -> Result<EndpointRecord, StoreError>;
+
+    // Jobs ---------------------------------------------------------------------------------
+    async fn enqueue_job(&self, job: NewJob) -> Result<JobRecord, StoreError>;
+    async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
+    /// Leases up to `limit` due jobs to `worker` until now + `lease`.
+    async fn claim_jobs(&self, worker: &str, limit: i64, lease: Duration) -> Result<Vec<JobRecord>, StoreError>;
+    /// Extends a lease; `false` when the job is no longer ours (reaped, cancelled).
+    async fn heartbeat_job(&self, job_id: &str, worker: &str, lease: Duration) -> Result<bool, StoreError>;
+    /// Fenced on `locked_by = worker`; `false` when the lease was lost. A permanent failure also
+    /// fails the job's stage and pipeline in the same transaction.
+    async fn finish_job(&self, job_id: &str, worker: &str, finish: JobFinish) -> Result<bool, StoreError>;
+    /// Returns expired leases to the queue with attempts + 1, or fails them past `max_attempts`.
+    /// Returns the jobs it failed.
+    async fn reap_expired_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Row counts per table, for tests that prove a rejected request stored nothing.
+    async fn row_counts(&self) -> Result<RowCounts, StoreError>;
+}

@@ -1,0 +1,218 @@
+//! Rows as the store returns them, and the inputs of its write operations.
+
+use crate::domain::state::{PipelineState, StageState};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::types::Json;
+use std::time::Duration;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PipelineRecord {
+    pub id: String,
+    pub name: String,
+    pub pipeline_type: String,
+    pub target: String,
+    pub spec: Json<Value>,
+    pub request: Json<Value>,
+    #[sqlx(try_from = "String")]
+    pub state: PipelineState,
+    pub version: i64,
+    pub created_by: String,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StageRecord {
+    pub pipeline_id: String,
+    pub ordinal: i32,
+    pub environment: String,
+    #[sqlx(try_from = "String")]
+    pub state: StageState,
+    pub requires_approval: bool,
+    pub params: Json<Value>,
+    pub outputs: Option<Json<Value>>,
+    pub version: i64,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRecord {
+    pub id: String,
+    pub kind: String,
+    pub payload: Json<Value>,
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub locked_by: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub pipeline_id: Option<String>,
+    pub stage_ordinal: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Job statuses as stored.
+pub mod job_status {
+    pub const QUEUED: &str = "queued";
+    pub const RUNNING: &str = "running";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct EventRecord {
+    pub id: i64,
+    pub pipeline_id: String,
+    pub stage_ordinal: Option<i32>,
+    /// What happened, e.g. `pipeline.state_changed`, `stage.approved`.
+    pub kind: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    /// Who caused it: a token name, or `system` for workers.
+    pub actor: String,
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointRecord {
+    pub environment: String,
+    pub name: String,
+    pub pipeline_id: String,
+    pub stage_ordinal: i32,
+    pub state: String,
+    pub config: Json<Value>,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Endpoint states as stored.
+pub mod endpoint_state {
+    /// Reserved by a provisioned pipeline, not deployed yet.
+    pub const CREATING: &str = "creating";
+    pub const IN_SERVICE: &str = "in_service";
+}
+
+pub struct NewPipeline {
+    pub id: String,
+    pub name: String,
+    pub pipeline_type: String,
+    pub target: String,
+    pub spec: Value,
+    pub request: Value,
+    pub actor: String,
+    pub stages: Vec<NewStage>,
+    pub endpoints: Vec<NewEndpoint>,
+}
+
+pub struct NewStage {
+    pub environment: String,
+    pub requires_approval: bool,
+    pub params: Value,
+}
+
+pub struct NewEndpoint {
+    pub environment: String,
+    pub name: String,
+    pub stage_ordinal: i32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Provisioned {
+    Created(PipelineRecord),
+    Updated(PipelineRecord),
+}
+
+impl Provisioned {
+    pub fn record(&self) -> &PipelineRecord {
+        match self {
+            Provisioned::Created(p) | Provisioned::Updated(p) => p,
+        }
+    }
+}
+
+/// A job the store creates itself as part of a transition; it fills in the pipeline, stage and
+/// version.
+#[derive(Debug, Clone)]
+pub struct JobTemplate {
+    pub kind: String,
+    pub max_attempts: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    pub payload: Value,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub idempotency_key: Option<String>,
+    pub pipeline_id: Option<String>,
+    pub stage_ordinal: Option<i32>,
+}
+
+/// How a job run ended, as the runner reports it.
+#[derive(Debug, Clone)]
+pub enum JobFinish {
+    Succeeded,
+    /// A long wait: run again at `run_at` without counting an attempt.
+    Reschedule {
+        run_at: DateTime<Utc>,
+    },
+    /// A transient failure: attempts + 1, run again at `run_at` unless attempts are used up.
+    Retry {
+        run_at: DateTime<Utc>,
+        error: String,
+    },
+    /// A permanent failure.
+    Fail {
+        error: String,
+    },
+}
+
+/// Identifies one stage at one pipeline version; stale versions are superseded work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageKey {
+    pub pipeline_id: String,
+    pub ordinal: i32,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApprovalDecision {
+    pub approve: bool,
+    pub actor: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PipelineFilter {
+    pub state: Option<PipelineState>,
+    pub pipeline_type: Option<String>,
+    /// Cursor: return pipelines with an id greater than this (ids are time-ordered UUIDv7).
+    pub after_id: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RowCounts {
+    pub pipelines: i64,
+    pub stages: i64,
+    pub jobs: i64,
+    pub events: i64,
+    pub endpoints: i64,
+}
+
+pub fn lease_until(lease: Duration) -> DateTime<Utc> {
+    super::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30))
+}

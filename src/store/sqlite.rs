@@ -1,0 +1,47 @@
+//! SQLite backend: the embedded default. Writers take `BEGIN IMMEDIATE` so a transaction never
+//! has to upgrade a read lock (the classic SQLITE_BUSY deadlock); jobs wake in-process.
+
+use super::sql_store::impl_sql_store;
+use super::*;
+use crate::domain::state::{PipelineState, StageState};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    wake: Arc<Notify>,
+}
+
+impl SqliteStore {
+    const BACKEND: Backend = Backend::Sqlite;
+    const MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+    const CLAIM_JOBS_SQL: &'static str = include_str!("sql/sqlite/claim_jobs.sql");
+
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        Ok(Self { pool, wake: Arc::new(Notify::new()) })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// In-process wake-ups are sent after commit by the callers; nothing to do in the transaction.
+    async fn notify_jobs(_tx: &mut Tx) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+impl_sql_store!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,9 @@
+//! The integration test binary: every module runs against real components (SQLite files, a real
+//! Postgres server, the real HTTP server on a loopback port).
+
+mod support;
+
+mod job_lease;
+mod openapi;
+mod server_basics;
+mod store_contract;

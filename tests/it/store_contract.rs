@@ -1,0 +1,275 @@
+//! The store contract: the same test bodies on SQLite and Postgres.
+
+use crate::on_both_stores;
+use crate::support::TestDb;
+use mlops::domain::state::{PipelineState, StageState};
+use mlops::store::*;
+use serde_json::json;
+
+pub fn new_pipeline(name: &str, environments: &[&str]) -> NewPipeline {
+    NewPipeline {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: name.into(),
+        pipeline_type: "byom_realtime_builtin".into(),
+        target: "local".into(),
+        spec: json!({"model_name": name}),
+        request: json!({"pipeline_type": "byom_realtime_builtin", "model_name": name}),
+        actor: "alice".into(),
+        stages: environments
+            .iter()
+            .enumerate()
+            .map(|(i, env)| NewStage {
+                environment: env.to_string(),
+                requires_approval: i > 0,
+                params: json!({"env": env}),
+            })
+            .collect(),
+        endpoints: environments
+            .iter()
+            .enumerate()
+            .map(|(i, env)| NewEndpoint {
+                environment: env.to_string(),
+                name: format!("{name}-ep"),
+                stage_ordinal: i as i32,
+            })
+            .collect(),
+    }
+}
+
+pub fn deploy_job() -> JobTemplate {
+    JobTemplate { kind: "deploy_stage".into(), max_attempts: 3 }
+}
+
+async fn event_kinds(db: &TestDb, id: &str) -> Vec<String> {
+    db.store
+        .events(id, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| match (e.from_state, e.to_state) {
+            (Some(f), Some(t)) => {
+                format!("{}:{}:{f}->{t}", e.kind, e.stage_ordinal.map(|o| o.to_string()).unwrap_or_default())
+            }
+            _ => e.kind,
+        })
+        .collect()
+}
+
+async fn provision_creates_everything_in_one_transaction(db: TestDb) {
+    let before = db.store.row_counts().await.unwrap();
+    assert_eq!(before, RowCounts::default());
+    let p = db.store.provision(new_pipeline("churn", &["dev", "staging"]), deploy_job()).await.unwrap();
+    let Provisioned::Created(p) = p else { panic!("expected a new pipeline") };
+    assert_eq!(p.state, PipelineState::Pending);
+    assert_eq!(p.version, 1);
+    assert_eq!(p.created_by, "alice");
+    let counts = db.store.row_counts().await.unwrap();
+    assert_eq!((counts.pipelines, counts.stages, counts.jobs, counts.endpoints), (1, 2, 1, 2));
+    let stages = db.store.stages(&p.id).await.unwrap();
+    assert_eq!(
+        stages.iter().map(|s| (s.environment.as_str(), s.requires_approval)).collect::<Vec<_>>(),
+        [("dev", false), ("staging", true)]
+    );
+    assert!(stages.iter().all(|s| s.state == StageState::Pending && s.version == 1));
+    assert_eq!(stages[1].params.0, json!({"env": "staging"}));
+    assert_eq!(event_kinds(&db, &p.id).await, ["pipeline.created"]);
+    let fetched = db.store.pipeline(&p.id).await.unwrap().unwrap();
+    assert_eq!(fetched.spec.0, json!({"model_name": "churn"}));
+    assert_eq!(fetched.created_at, p.created_at, "timestamps round-trip exactly");
+    assert!(db.store.live_pipeline("byom_realtime_builtin", "churn").await.unwrap().is_some());
+    assert!(db.store.live_pipeline("byom_batch_builtin", "churn").await.unwrap().is_none());
+}
+
+async fn reprovision_updates_and_supersedes_queued_work(db: TestDb) {
+    let first = db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    let mut again = new_pipeline("churn", &["dev"]);
+    again.spec = json!({"model_name": "churn", "v": 2});
+    let second = db.store.provision(again, deploy_job()).await.unwrap();
+    let Provisioned::Updated(p) = second else { panic!("expected an update") };
+    assert_eq!(p.id, first.record().id);
+    assert_eq!(p.version, 2);
+    assert_eq!(p.spec.0["v"], 2);
+    let counts = db.store.row_counts().await.unwrap();
+    assert_eq!((counts.pipelines, counts.stages, counts.jobs), (1, 1, 2));
+    let stages = db.store.stages(&p.id).await.unwrap();
+    assert_eq!(stages[0].version, 2);
+    // Only the new version's job is runnable; the first was cancelled.
+    let claimed = db.store.claim_jobs("w1", 10, std::time::Duration::from_secs(30)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].payload.0, json!({"version": 2}));
+    assert!(event_kinds(&db, &p.id).await.contains(&"pipeline.updated".to_string()));
+}
+
+async fn endpoint_owned_by_another_pipeline_is_a_conflict_and_stores_nothing(db: TestDb) {
+    db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    let before = db.store.row_counts().await.unwrap();
+    let mut other = new_pipeline("other", &["dev"]);
+    other.endpoints[0].name = "churn-ep".into();
+    let err = db.store.provision(other, deploy_job()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("churn-ep")), "{err}");
+    assert_eq!(db.store.row_counts().await.unwrap(), before, "the failed transaction left rows behind");
+    // The same name in another environment is a different endpoint.
+    let mut prod = new_pipeline("other", &["prod"]);
+    prod.endpoints[0].name = "churn-ep".into();
+    db.store.provision(prod, deploy_job()).await.unwrap();
+}
+
+async fn promotion_with_approval_reaches_active(db: TestDb) {
+    let p = db.store.provision(new_pipeline("churn", &["dev", "staging", "prod"]), deploy_job()).await.unwrap();
+    let id = p.record().id.clone();
+    let key = |ordinal| StageKey { pipeline_id: id.clone(), ordinal, version: 1 };
+
+    let stage = db.store.begin_stage(&key(0)).await.unwrap().expect("stage 0 deployable");
+    assert_eq!(stage.state, StageState::Deploying);
+    assert_eq!(db.store.pipeline(&id).await.unwrap().unwrap().state, PipelineState::Provisioning);
+    // Approval is refused while the stage is not waiting for it.
+    let approve = ApprovalDecision { approve: true, actor: "boss".into(), comment: Some("ship it".into()) };
+    assert!(matches!(db.store.decide_approval(&id, 1, &approve, deploy_job()).await, Err(StoreError::Conflict(_))));
+    let after = db.store.complete_stage(&key(0), json!({"endpoint": "x"}), deploy_job()).await.unwrap().unwrap();
+    assert_eq!(after.state, PipelineState::AwaitingApproval);
+    let stages = db.store.stages(&id).await.unwrap();
+    assert_eq!(stages[0].state, StageState::Deployed);
+    assert_eq!(stages[0].outputs.as_ref().unwrap().0, json!({"endpoint": "x"}));
+    assert_eq!(stages[1].state, StageState::AwaitingApproval);
+
+    let after = db.store.decide_approval(&id, 1, &approve, deploy_job()).await.unwrap();
+    assert_eq!(after.state, PipelineState::Provisioning);
+    let stages = db.store.stages(&id).await.unwrap();
+    assert_eq!(stages[1].state, StageState::Deploying);
+    assert_eq!(stages[1].approved_by.as_deref(), Some("boss"));
+    assert!(stages[1].approved_at.is_some());
+    let jobs = db.store.claim_jobs("w", 10, std::time::Duration::from_secs(30)).await.unwrap();
+    assert_eq!(jobs.iter().filter(|j| j.stage_ordinal == Some(1)).count(), 1, "approval enqueued the stage's job");
+
+    assert!(db.store.begin_stage(&key(1)).await.unwrap().is_some(), "an approved stage is deployable");
+    db.store.complete_stage(&key(1), json!({}), deploy_job()).await.unwrap();
+    db.store.decide_approval(&id, 2, &approve, deploy_job()).await.unwrap();
+    db.store.begin_stage(&key(2)).await.unwrap().unwrap();
+    let done = db.store.complete_stage(&key(2), json!({}), deploy_job()).await.unwrap().unwrap();
+    assert_eq!(done.state, PipelineState::Active);
+
+    let events = db.store.events(&id, None, 1000).await.unwrap();
+    let approvals: Vec<_> = events.iter().filter(|e| e.kind == "stage.approved").collect();
+    assert_eq!(approvals.len(), 2);
+    assert!(approvals.iter().all(|e| e.actor == "boss" && e.message.as_deref() == Some("ship it")));
+    let kinds = event_kinds(&db, &id).await;
+    for expected in [
+        "pipeline.state_changed::pending->provisioning",
+        "stage.state_changed:0:pending->deploying",
+        "stage.state_changed:0:deploying->deployed",
+        "stage.state_changed:1:pending->awaiting_approval",
+        "pipeline.state_changed::provisioning->awaiting_approval",
+        "stage.state_changed:1:awaiting_approval->deploying",
+        "pipeline.state_changed::awaiting_approval->provisioning",
+        "pipeline.state_changed::provisioning->active",
+    ] {
+        assert!(kinds.contains(&expected.to_string()), "missing {expected} in {kinds:#?}");
+    }
+    // Events page by id.
+    let first = db.store.events(&id, None, 3).await.unwrap();
+    let rest = db.store.events(&id, Some(first[2].id), 1000).await.unwrap();
+    assert_eq!(first.len() + rest.len(), events.len());
+}
+
+async fn rejection_stops_the_pipeline(db: TestDb) {
+    let p = db.store.provision(new_pipeline("churn", &["dev", "prod"]), deploy_job()).await.unwrap();
+    let id = p.record().id.clone();
+    let key = StageKey { pipeline_id: id.clone(), ordinal: 0, version: 1 };
+    db.store.begin_stage(&key).await.unwrap();
+    db.store.complete_stage(&key, json!({}), deploy_job()).await.unwrap();
+    let reject = ApprovalDecision { approve: false, actor: "boss".into(), comment: Some("not yet".into()) };
+    let p = db.store.decide_approval(&id, 1, &reject, deploy_job()).await.unwrap();
+    assert_eq!(p.state, PipelineState::Rejected);
+    assert_eq!(db.store.stages(&id).await.unwrap()[1].state, StageState::Rejected);
+    let jobs = db.store.claim_jobs("w", 10, std::time::Duration::from_secs(30)).await.unwrap();
+    assert!(jobs.iter().all(|j| j.stage_ordinal != Some(1)), "a rejected stage must not deploy");
+    assert!(event_kinds(&db, &id).await.contains(&"stage.rejected".to_string()));
+}
+
+async fn stale_versions_are_superseded(db: TestDb) {
+    let p = db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    let id = p.record().id.clone();
+    let v1 = StageKey { pipeline_id: id.clone(), ordinal: 0, version: 1 };
+    db.store.begin_stage(&v1).await.unwrap().unwrap();
+    db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    // The v1 deploy finishing late changes nothing.
+    assert!(db.store.complete_stage(&v1, json!({}), deploy_job()).await.unwrap().is_none());
+    assert!(db.store.begin_stage(&v1).await.unwrap().is_none());
+    let err = db.store.activate_endpoint(&v1, "dev", "churn-ep", json!({})).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)));
+    let v2 = StageKey { version: 2, ..v1 };
+    db.store.begin_stage(&v2).await.unwrap().unwrap();
+    let ep = db.store.activate_endpoint(&v2, "dev", "churn-ep", json!({"model": "m"})).await.unwrap();
+    assert_eq!(ep.state, endpoint_state::IN_SERVICE);
+    assert_eq!(ep.revision, 1);
+    assert_eq!(
+        db.store.complete_stage(&v2, json!({}), deploy_job()).await.unwrap().unwrap().state,
+        PipelineState::Active
+    );
+}
+
+async fn delete_releases_endpoints_and_frees_the_name(db: TestDb) {
+    let p = db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    let id = p.record().id.clone();
+    let teardown = JobTemplate { kind: "teardown_pipeline".into(), max_attempts: 3 };
+    let p = db.store.request_delete(&id, "alice", teardown.clone()).await.unwrap();
+    assert_eq!(p.state, PipelineState::Deleting);
+    // Asking twice is harmless; re-provisioning meanwhile is refused.
+    db.store.request_delete(&id, "alice", teardown.clone()).await.unwrap();
+    assert!(matches!(
+        db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let jobs = db.store.claim_jobs("w", 10, std::time::Duration::from_secs(30)).await.unwrap();
+    assert_eq!(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(), ["teardown_pipeline"], "deploy job cancelled");
+    db.store.complete_delete(&id).await.unwrap();
+    assert_eq!(db.store.pipeline(&id).await.unwrap().unwrap().state, PipelineState::Deleted);
+    assert!(db.store.endpoint("dev", "churn-ep").await.unwrap().is_none());
+    assert!(matches!(db.store.request_delete(&id, "alice", teardown).await, Err(StoreError::NotFound(_))));
+    let again = db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    assert!(matches!(again, Provisioned::Created(_)), "a deleted pipeline's name can be used again");
+}
+
+async fn list_filters_and_pages(db: TestDb) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut p = new_pipeline(&format!("m{i}"), &["dev"]);
+        if i % 2 == 0 {
+            p.pipeline_type = "byom_batch_builtin".into();
+        }
+        ids.push(db.store.provision(p, deploy_job()).await.unwrap().record().id.clone());
+    }
+    let page = |after: Option<String>, limit| PipelineFilter { after_id: after, limit, ..Default::default() };
+    let first = db.store.list_pipelines(&page(None, 2)).await.unwrap();
+    let second = db.store.list_pipelines(&page(Some(first[1].id.clone()), 2)).await.unwrap();
+    let third = db.store.list_pipelines(&page(Some(second[1].id.clone()), 2)).await.unwrap();
+    let all: Vec<_> = first.iter().chain(&second).chain(&third).map(|p| p.id.clone()).collect();
+    assert_eq!(all, ids, "cursor pages cover every pipeline once, in creation order");
+    let batch = db
+        .store
+        .list_pipelines(&PipelineFilter {
+            pipeline_type: Some("byom_batch_builtin".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 3);
+    let active = db
+        .store
+        .list_pipelines(&PipelineFilter { state: Some(PipelineState::Active), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert!(active.is_empty());
+}
+
+on_both_stores!(
+    provision_creates_everything_in_one_transaction,
+    reprovision_updates_and_supersedes_queued_work,
+    endpoint_owned_by_another_pipeline_is_a_conflict_and_stores_nothing,
+    promotion_with_approval_reaches_active,
+    rejection_stops_the_pipeline,
+    stale_versions_are_superseded,
+    delete_releases_endpoints_and_frees_the_name,
+    list_filters_and_pages,
+);
