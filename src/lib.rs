@@ -13,6 +13,8 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod openapi;
+pub mod serving;
+pub mod storage;
 pub mod store;
 pub mod telemetry;
 

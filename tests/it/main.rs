@@ -7,3 +7,4 @@ mod job_lease;
 mod openapi;
 mod server_basics;
 mod store_contract;
+mod xgboost;

@@ -1,0 +1,709 @@
+//! SageMaker data capture: one JSON line per invocation (reference B.6), written in batches to
+//! `{bucket}/{prefix}/{endpoint}/{variant}/yyyy/mm/dd/hh/{mm}-{ss}-{mmm}-{uuid}.jsonl`.
+//!
+//! Invocations hand records to a single task that owns the buffers, one per destination and
+//! hour of invocation (UTC). A buffer becomes a new object on every flush: on the interval, when
+//! `max_buffered_records` are buffered, on [`CaptureWriter::flush`] and on
+//! [`CaptureWriter::shutdown`]. A flush never rewrites an earlier object, and a failed write
+//! keeps its records buffered for the next flush, so a transient store error loses nothing
+//! (while the store stays down the buffers grow: capture trades memory for completeness).
+//! The file name takes the time of the first record it holds, as SageMaker's names look like
+//! `51-15-820-d0e7fdc2-c1ba-4e01-a9ad-7ed9b7a96b75.jsonl`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CaptureDestination {
+    pub bucket: String,
+    /// May be empty; a trailing `/` is ignored.
+    pub prefix: String,
+    pub endpoint: String,
+    pub variant: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CaptureEvent {
+    pub input_content_type: String,
+    pub input: Bytes,
+    pub output_content_type: String,
+    pub output: Bytes,
+    /// The caller's `InferenceId`, if it sent one.
+    pub inference_id: Option<String>,
+    pub event_id: uuid::Uuid,
+    pub time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    pub flush_interval: Duration,
+    /// Flush as soon as this many records are buffered (over all destinations).
+    pub max_buffered_records: usize,
+    /// Records queued for the writer task before [`CaptureWriter::record`] waits.
+    pub channel_capacity: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("invalid capture destination: {0}")]
+    InvalidDestination(String),
+    #[error("the capture writer has stopped")]
+    Closed,
+    #[error("writing {failed_objects} capture object(s) holding {records} record(s) failed")]
+    Write {
+        failed_objects: usize,
+        records: usize,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+/// A cheap handle to the capture task; clones share it.
+#[derive(Clone)]
+pub struct CaptureWriter {
+    commands: mpsc::Sender<Command>,
+}
+
+enum Command {
+    Record { folder: Path, time: DateTime<Utc>, line: Vec<u8> },
+    Flush(oneshot::Sender<Result<(), CaptureError>>),
+    Shutdown(oneshot::Sender<Result<(), CaptureError>>),
+}
+
+impl CaptureWriter {
+    /// Spawns the writer task on the current tokio runtime.
+    pub fn start(store: Arc<dyn ObjectStore>, config: CaptureConfig) -> CaptureWriter {
+        let (commands, receiver) = mpsc::channel(config.channel_capacity.max(1));
+        tokio::spawn(run(store, config, receiver));
+        CaptureWriter { commands }
+    }
+
+    /// Queues one invocation's record, waiting for room rather than dropping it.
+    pub async fn record(&self, dest: CaptureDestination, event: CaptureEvent) -> Result<(), CaptureError> {
+        let folder = hour_folder(&dest, event.time)?;
+        let line = capture_line(&event);
+        self.commands.send(Command::Record { folder, time: event.time, line }).await.map_err(|_| CaptureError::Closed)
+    }
+
+    /// Writes every record queued before this call; returns once they are stored. On failure
+    /// the records stay buffered and go out with the next flush.
+    pub async fn flush(&self) -> Result<(), CaptureError> {
+        let (reply, done) = oneshot::channel();
+        self.commands.send(Command::Flush(reply)).await.map_err(|_| CaptureError::Closed)?;
+        done.await.map_err(|_| CaptureError::Closed)?
+    }
+
+    /// Stops taking records, writes every record already accepted, and stops the task. If that
+    /// last write fails, its records are lost and the error counts them. Afterwards `record`
+    /// and `flush` fail with [`CaptureError::Closed`] and `shutdown` does nothing.
+    pub async fn shutdown(&self) -> Result<(), CaptureError> {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(reply)).await.is_err() {
+            return Ok(());
+        }
+        done.await.map_err(|_| CaptureError::Closed)?
+    }
+}
+
+async fn run(store: Arc<dyn ObjectStore>, config: CaptureConfig, mut commands: mpsc::Receiver<Command>) {
+    let mut buffers = Buffers::default();
+    let period = config.flush_interval.max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // After a failed write, wait for the interval before retrying, rather than retrying on
+    // every new record while the store is down.
+    let mut retry_on_tick_only = false;
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Record { folder, time, line }) => {
+                    buffers.add(folder, time, line);
+                    if buffers.records >= config.max_buffered_records && !retry_on_tick_only {
+                        retry_on_tick_only = background_flush(&mut buffers, store.as_ref()).await;
+                    }
+                }
+                Some(Command::Flush(reply)) => {
+                    let result = buffers.flush(store.as_ref()).await;
+                    retry_on_tick_only = result.is_err();
+                    let _ = reply.send(result);
+                }
+                Some(Command::Shutdown(reply)) => {
+                    return shut_down(buffers, store.as_ref(), commands, reply).await;
+                }
+                // Every handle is gone: nobody is left to hear about a failure but the log.
+                None => {
+                    if let Err(error) = buffers.flush(store.as_ref()).await {
+                        let cause = cause(&error);
+                        tracing::error!(
+                            %error,
+                            cause,
+                            "capture records lost: writer dropped without shutdown"
+                        );
+                    }
+                    return;
+                }
+            },
+            _ = ticker.tick() => {
+                retry_on_tick_only = background_flush(&mut buffers, store.as_ref()).await;
+            }
+        }
+    }
+}
+
+/// Refuses new records but writes the queued ones too: a record that was accepted is written.
+async fn shut_down(
+    mut buffers: Buffers,
+    store: &dyn ObjectStore,
+    mut commands: mpsc::Receiver<Command>,
+    reply: oneshot::Sender<Result<(), CaptureError>>,
+) {
+    commands.close();
+    let mut others = Vec::new();
+    while let Some(command) = commands.recv().await {
+        match command {
+            Command::Record { folder, time, line } => buffers.add(folder, time, line),
+            Command::Flush(other) | Command::Shutdown(other) => others.push(other),
+        }
+    }
+    let result = buffers.flush(store).await;
+    for other in others {
+        let outcome = result.as_ref().map_err(|_| CaptureError::Closed).copied();
+        let _ = other.send(outcome);
+    }
+    let _ = reply.send(result);
+}
+
+/// Flushes with nobody waiting for the result, so this is where a failure is logged. Returns
+/// whether it failed.
+async fn background_flush(buffers: &mut Buffers, store: &dyn ObjectStore) -> bool {
+    match buffers.flush(store).await {
+        Ok(()) => false,
+        Err(error) => {
+            let cause = cause(&error);
+            tracing::warn!(%error, cause, "capture flush failed; retrying on the next interval");
+            true
+        }
+    }
+}
+
+/// The store's own message, which the error's display leaves to its source.
+fn cause(error: &CaptureError) -> Option<String> {
+    std::error::Error::source(error).map(ToString::to_string)
+}
+
+#[derive(Default)]
+struct Buffers {
+    /// Keyed by the hour folder, which names destination and hour.
+    batches: HashMap<Path, Batch>,
+    records: usize,
+}
+
+struct Batch {
+    first_time: DateTime<Utc>,
+    lines: Vec<u8>,
+    records: usize,
+}
+
+impl Buffers {
+    fn add(&mut self, folder: Path, time: DateTime<Utc>, line: Vec<u8>) {
+        let batch =
+            self.batches.entry(folder).or_insert_with(|| Batch { first_time: time, lines: Vec::new(), records: 0 });
+        batch.first_time = batch.first_time.min(time);
+        batch.lines.extend_from_slice(&line);
+        batch.records += 1;
+        self.records += 1;
+    }
+
+    /// Writes each batch as a new object; failed batches stay buffered.
+    async fn flush(&mut self, store: &dyn ObjectStore) -> Result<(), CaptureError> {
+        let mut failed: Option<(usize, usize, object_store::Error)> = None;
+        for (folder, batch) in std::mem::take(&mut self.batches) {
+            let location = file_path(&folder, batch.first_time);
+            let lines = Bytes::from(batch.lines);
+            match store.put(&location, lines.clone().into()).await {
+                Ok(_) => self.records -= batch.records,
+                Err(error) => {
+                    failed = Some(match failed {
+                        None => (1, batch.records, error),
+                        Some((objects, records, first)) => (objects + 1, records + batch.records, first),
+                    });
+                    self.batches.insert(folder, Batch { lines: Vec::from(lines), ..batch });
+                }
+            }
+        }
+        match failed {
+            None => Ok(()),
+            Some((failed_objects, records, source)) => Err(CaptureError::Write { failed_objects, records, source }),
+        }
+    }
+}
+
+/// `{bucket}/{prefix}/{endpoint}/{variant}/yyyy/mm/dd/hh` for the hour of `time` (UTC).
+fn hour_folder(dest: &CaptureDestination, time: DateTime<Utc>) -> Result<Path, CaptureError> {
+    for (what, name) in [("endpoint", &dest.endpoint), ("variant", &dest.variant)] {
+        if name.is_empty() || name.contains('/') {
+            return Err(CaptureError::InvalidDestination(format!(
+                "the {what} name {name:?} must be one non-empty path segment"
+            )));
+        }
+    }
+    let prefix = dest.prefix.strip_suffix('/').unwrap_or(&dest.prefix);
+    let hour = time.format("%Y/%m/%d/%H");
+    let under_bucket = if prefix.is_empty() {
+        format!("{}/{}/{hour}", dest.endpoint, dest.variant)
+    } else {
+        format!("{prefix}/{}/{}/{hour}", dest.endpoint, dest.variant)
+    };
+    crate::storage::location_path(&dest.bucket, &under_bucket)
+        .map_err(|e| CaptureError::InvalidDestination(e.to_string()))
+}
+
+/// `{folder}/{mm}-{ss}-{mmm}-{uuid}.jsonl`; the random UUID keeps every flush's object new.
+fn file_path(folder: &Path, first_time: DateTime<Utc>) -> Path {
+    let name = format!("{}-{}.jsonl", first_time.format("%M-%S-%3f"), uuid::Uuid::new_v4());
+    folder.clone().join(name)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CaptureRecord<'a> {
+    capture_data: CaptureData<'a>,
+    event_metadata: EventMetadata<'a>,
+    event_version: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CaptureData<'a> {
+    endpoint_input: CapturedPayload<'a>,
+    endpoint_output: CapturedPayload<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CapturedPayload<'a> {
+    observed_content_type: &'a str,
+    mode: &'static str,
+    data: Cow<'a, str>,
+    encoding: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventMetadata<'a> {
+    event_id: uuid::Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_id: Option<&'a str>,
+    inference_time: String,
+}
+
+/// The record as one compact JSON line, ending in `\n`.
+fn capture_line(event: &CaptureEvent) -> Vec<u8> {
+    let record = CaptureRecord {
+        capture_data: CaptureData {
+            endpoint_input: captured(&event.input_content_type, "INPUT", &event.input),
+            endpoint_output: captured(&event.output_content_type, "OUTPUT", &event.output),
+        },
+        event_metadata: EventMetadata {
+            event_id: event.event_id,
+            inference_id: event.inference_id.as_deref(),
+            inference_time: event.time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        },
+        event_version: "0",
+    };
+    let mut line = serde_json::to_vec(&record).expect("a capture record always serializes");
+    line.push(b'\n');
+    line
+}
+
+/// CSV and JSON bodies are kept as text; anything else, or text that is not UTF-8, is base64
+/// (SageMaker's `CsvContentTypes` / `JsonContentTypes` defaults).
+fn captured<'a>(content_type: &'a str, mode: &'static str, data: &'a [u8]) -> CapturedPayload<'a> {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let text_encoding = match essence.as_str() {
+        "text/csv" => Some("CSV"),
+        "application/json" | "application/jsonlines" => Some("JSON"),
+        _ => None,
+    };
+    let (encoding, data) = match (text_encoding, std::str::from_utf8(data)) {
+        (Some(encoding), Ok(text)) => (encoding, Cow::Borrowed(text)),
+        _ => ("BASE64", Cow::Owned(base64::engine::general_purpose::STANDARD.encode(data))),
+    };
+    CapturedPayload { observed_content_type: content_type, mode, data, encoding }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use futures::TryStreamExt;
+    use object_store::local::LocalFileSystem;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        store: Arc<dyn ObjectStore>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        Fixture { dir, store }
+    }
+
+    fn quiet_config() -> CaptureConfig {
+        CaptureConfig {
+            flush_interval: Duration::from_secs(3600),
+            max_buffered_records: 1_000_000,
+            channel_capacity: 16,
+        }
+    }
+
+    fn dest() -> CaptureDestination {
+        CaptureDestination {
+            bucket: "data".into(),
+            prefix: "capture/".into(),
+            endpoint: "churn".into(),
+            variant: "AllTraffic".into(),
+        }
+    }
+
+    fn at(h: u32, m: u32, s: u32, ms: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2022, 2, 14, h, m, s).unwrap() + chrono::Duration::milliseconds(ms.into())
+    }
+
+    fn csv_event(time: DateTime<Utc>) -> CaptureEvent {
+        CaptureEvent {
+            input_content_type: "text/csv".into(),
+            input: Bytes::from_static(b"69,0,153.7\n"),
+            output_content_type: "text/csv; charset=utf-8".into(),
+            output: Bytes::from_static(b"0.0254181120544672\n"),
+            inference_id: None,
+            event_id: uuid::Uuid::new_v4(),
+            time,
+        }
+    }
+
+    /// (location, content) of every object, sorted by location.
+    async fn objects(store: &Arc<dyn ObjectStore>) -> Vec<(String, String)> {
+        let metas: Vec<_> = store.list(None).try_collect().await.unwrap();
+        let mut out = Vec::new();
+        for meta in metas {
+            let bytes = store.get(&meta.location).await.unwrap().bytes().await;
+            out.push((meta.location.to_string(), String::from_utf8(bytes.unwrap().to_vec()).unwrap()));
+        }
+        out.sort();
+        out
+    }
+
+    /// The file name without its random UUID: `{mm}-{ss}-{mmm}`.
+    fn name_time(location: &str) -> &str {
+        let name = location.rsplit('/').next().unwrap();
+        assert!(name.ends_with(".jsonl"), "{name}");
+        assert_eq!(name.len(), "00-00-000-".len() + 36 + ".jsonl".len(), "{name}");
+        &name[..9]
+    }
+
+    fn folder(location: &str) -> &str {
+        &location[..location.rfind('/').unwrap()]
+    }
+
+    /// Polls until `count` objects exist; the interval and size flushes run on their own.
+    async fn wait_for_objects(store: &Arc<dyn ObjectStore>, count: usize) -> Vec<(String, String)> {
+        for _ in 0..500 {
+            let found = objects(store).await;
+            if found.len() >= count {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("expected {count} capture objects within 5 s");
+    }
+
+    #[tokio::test]
+    async fn record_shape_is_byte_for_byte_sagemakers() {
+        let fx = fixture();
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
+        let event = CaptureEvent {
+            inference_id: Some("req-42".into()),
+            event_id: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".parse().unwrap(),
+            output: Bytes::from_static(b"0.0254181120544672"),
+            ..csv_event(at(17, 25, 49, 820))
+        };
+        writer.record(dest(), event).await.unwrap();
+        writer.flush().await.unwrap();
+
+        let found = objects(&fx.store).await;
+        assert_eq!(found.len(), 1);
+        let (location, content) = &found[0];
+        assert_eq!(folder(location), "data/capture/churn/AllTraffic/2022/02/14/17");
+        assert_eq!(name_time(location), "25-49-820");
+        let expected = concat!(
+            r#"{"captureData":{"endpointInput":{"observedContentType":"text/csv","mode":"INPUT","data":"69,0,153.7\n","encoding":"CSV"},"#,
+            r#""endpointOutput":{"observedContentType":"text/csv; charset=utf-8","mode":"OUTPUT","data":"0.0254181120544672","encoding":"CSV"}},"#,
+            r#""eventMetadata":{"eventId":"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee","inferenceId":"req-42","inferenceTime":"2022-02-14T17:25:49Z"},"#,
+            r#""eventVersion":"0"}"#,
+            "\n"
+        );
+        assert_eq!(content, expected);
+    }
+
+    #[tokio::test]
+    async fn inference_id_appears_only_when_given() {
+        let without = capture_line(&csv_event(at(9, 0, 0, 0)));
+        let without: serde_json::Value = serde_json::from_slice(&without).unwrap();
+        let metadata = without["eventMetadata"].as_object().unwrap();
+        assert!(!metadata.contains_key("inferenceId"));
+        assert_eq!(metadata.keys().collect::<Vec<_>>(), ["eventId", "inferenceTime"]);
+
+        let with = capture_line(&CaptureEvent { inference_id: Some("abc".into()), ..csv_event(at(9, 0, 0, 0)) });
+        let with: serde_json::Value = serde_json::from_slice(&with).unwrap();
+        assert_eq!(with["eventMetadata"]["inferenceId"], "abc");
+    }
+
+    #[test]
+    fn encodings_follow_the_content_type() {
+        let json = captured("application/json", "INPUT", b"{\"instances\": [[1, 2]]}");
+        assert_eq!((json.encoding, &*json.data), ("JSON", "{\"instances\": [[1, 2]]}"));
+        let jsonl = captured("Application/JSONLines; charset=utf-8", "OUTPUT", b"{\"score\": 1.0}\n");
+        assert_eq!((jsonl.encoding, &*jsonl.data), ("JSON", "{\"score\": 1.0}\n"));
+        assert_eq!(jsonl.observed_content_type, "Application/JSONLines; charset=utf-8");
+        let csv = captured("TEXT/CSV", "INPUT", b"1,2");
+        assert_eq!((csv.encoding, &*csv.data), ("CSV", "1,2"));
+    }
+
+    #[test]
+    fn unlisted_or_non_utf8_bodies_are_base64() {
+        let npy = captured("application/x-npy", "INPUT", &[0x00, 0x9f, 0x92, 0x96]);
+        assert_eq!((npy.encoding, &*npy.data), ("BASE64", "AJ+Slg=="));
+        let plain = captured("text/plain", "OUTPUT", b"hello");
+        assert_eq!((plain.encoding, &*plain.data), ("BASE64", "aGVsbG8="));
+        let broken_csv = captured("text/csv", "INPUT", b"1,\xff");
+        assert_eq!((broken_csv.encoding, &*broken_csv.data), ("BASE64", "MSz/"));
+        let empty = captured("", "OUTPUT", b"");
+        assert_eq!((empty.encoding, &*empty.data), ("BASE64", ""));
+    }
+
+    #[tokio::test]
+    async fn base64_record_in_a_written_line() {
+        let fx = fixture();
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
+        let event = CaptureEvent {
+            input_content_type: "application/x-image".into(),
+            input: Bytes::from_static(&[0xff, 0xd8, 0xff]),
+            ..csv_event(at(8, 1, 2, 3))
+        };
+        writer.record(dest(), event).await.unwrap();
+        writer.shutdown().await.unwrap();
+        let found = objects(&fx.store).await;
+        let line: serde_json::Value = serde_json::from_str(&found[0].1).unwrap();
+        let input = &line["captureData"]["endpointInput"];
+        assert_eq!(input["encoding"], "BASE64");
+        assert_eq!(input["data"], "/9j/");
+        assert_eq!(input["observedContentType"], "application/x-image");
+        assert_eq!(line["captureData"]["endpointOutput"]["encoding"], "CSV");
+    }
+
+    #[tokio::test]
+    async fn events_are_partitioned_by_hour() {
+        let fx = fixture();
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
+        writer.record(dest(), csv_event(at(10, 59, 59, 999))).await.unwrap();
+        writer.record(dest(), csv_event(at(11, 0, 0, 0))).await.unwrap();
+        writer.record(dest(), csv_event(at(10, 30, 0, 5))).await.unwrap();
+        writer.flush().await.unwrap();
+
+        let found = objects(&fx.store).await;
+        let layout: Vec<(&str, &str, usize)> = found
+            .iter()
+            .map(|(location, content)| (folder(location), name_time(location), content.lines().count()))
+            .collect();
+        assert_eq!(
+            layout,
+            [
+                ("data/capture/churn/AllTraffic/2022/02/14/10", "30-00-005", 2),
+                ("data/capture/churn/AllTraffic/2022/02/14/11", "00-00-000", 1),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn destinations_get_their_own_folders() {
+        let fx = fixture();
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
+        let other = CaptureDestination { prefix: String::new(), variant: "Shadow".into(), ..dest() };
+        writer.record(dest(), csv_event(at(1, 0, 0, 0))).await.unwrap();
+        writer.record(other, csv_event(at(1, 0, 0, 0))).await.unwrap();
+        writer.flush().await.unwrap();
+        let folders: Vec<String> =
+            objects(&fx.store).await.iter().map(|(location, _)| folder(location).to_string()).collect();
+        assert_eq!(folders, ["data/capture/churn/AllTraffic/2022/02/14/01", "data/churn/Shadow/2022/02/14/01",]);
+    }
+
+    #[tokio::test]
+    async fn shutdown_flushes_every_concurrent_record() {
+        const N: usize = 300;
+        let fx = fixture();
+        // A small channel makes recorders wait for room (backpressure) instead of dropping.
+        let config = CaptureConfig { channel_capacity: 4, max_buffered_records: 64, ..quiet_config() };
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
+        let mut tasks = Vec::new();
+        for i in 0..N {
+            let writer = writer.clone();
+            tasks.push(tokio::spawn(async move {
+                let hour = u32::try_from(i % 3).unwrap();
+                writer.record(dest(), csv_event(at(hour, 0, 0, 0))).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        writer.shutdown().await.unwrap();
+
+        let found = objects(&fx.store).await;
+        let lines: Vec<serde_json::Value> = found
+            .iter()
+            .flat_map(|(_, content)| content.lines())
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), N);
+        let ids: std::collections::HashSet<&str> =
+            lines.iter().map(|line| line["eventMetadata"]["eventId"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), N);
+
+        assert!(matches!(writer.record(dest(), csv_event(at(0, 0, 0, 0))).await, Err(CaptureError::Closed)));
+        assert!(matches!(writer.flush().await, Err(CaptureError::Closed)));
+        writer.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn interval_flush_writes_without_being_asked() {
+        let fx = fixture();
+        let config = CaptureConfig { flush_interval: Duration::from_millis(20), ..quiet_config() };
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
+        writer.record(dest(), csv_event(at(3, 4, 5, 6))).await.unwrap();
+        let found = wait_for_objects(&fx.store, 1).await;
+        assert_eq!(found[0].1.lines().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn size_flush_writes_once_enough_records_are_buffered() {
+        let fx = fixture();
+        let config = CaptureConfig { max_buffered_records: 3, ..quiet_config() };
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
+        for _ in 0..2 {
+            writer.record(dest(), csv_event(at(3, 0, 0, 0))).await.unwrap();
+        }
+        // Let the task drain the channel: two records stay under the threshold.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(objects(&fx.store).await.is_empty());
+        writer.record(dest(), csv_event(at(3, 0, 0, 0))).await.unwrap();
+        let found = wait_for_objects(&fx.store, 1).await;
+        assert_eq!(found[0].1.lines().count(), 3);
+    }
+
+    #[tokio::test]
+    async fn each_flush_writes_a_new_object() {
+        let fx = fixture();
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
+        writer.record(dest(), csv_event(at(5, 0, 0, 0))).await.unwrap();
+        writer.flush().await.unwrap();
+        let first = objects(&fx.store).await;
+        writer.record(dest(), csv_event(at(5, 0, 0, 0))).await.unwrap();
+        writer.flush().await.unwrap();
+        // Nothing buffered: no empty object.
+        writer.flush().await.unwrap();
+
+        let found = objects(&fx.store).await;
+        assert_eq!(found.len(), 2);
+        assert!(found.contains(&first[0]), "the first object is unchanged");
+        assert!(found.iter().all(|(_, content)| content.lines().count() == 1));
+    }
+
+    #[tokio::test]
+    async fn failed_writes_keep_records_for_the_next_flush() {
+        let fx = fixture();
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
+        // A file where the bucket folder should be makes every write under it fail.
+        let blocker = fx.dir.path().join("data");
+        std::fs::write(&blocker, b"not a folder").unwrap();
+
+        writer.record(dest(), csv_event(at(6, 0, 0, 0))).await.unwrap();
+        writer.record(dest(), csv_event(at(7, 0, 0, 0))).await.unwrap();
+        for _ in 0..2 {
+            match writer.flush().await {
+                Err(CaptureError::Write { failed_objects, records, .. }) => {
+                    assert_eq!((failed_objects, records), (2, 2))
+                }
+                other => panic!("expected a write error, got {other:?}"),
+            }
+        }
+        writer.record(dest(), csv_event(at(7, 30, 0, 0))).await.unwrap();
+
+        std::fs::remove_file(&blocker).unwrap();
+        writer.flush().await.unwrap();
+        let found = objects(&fx.store).await;
+        let counts: Vec<usize> = found.iter().map(|(_, c)| c.lines().count()).collect();
+        assert_eq!(counts, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn failed_shutdown_reports_the_lost_records() {
+        let fx = fixture();
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
+        std::fs::write(fx.dir.path().join("data"), b"not a folder").unwrap();
+        writer.record(dest(), csv_event(at(6, 0, 0, 0))).await.unwrap();
+        match writer.shutdown().await {
+            Err(CaptureError::Write { records: 1, .. }) => {}
+            other => panic!("expected a write error for one record, got {other:?}"),
+        }
+        assert!(matches!(writer.record(dest(), csv_event(at(6, 0, 0, 0))).await, Err(CaptureError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn records_queued_behind_shutdown_are_written() {
+        let fx = fixture();
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
+        // `join!` polls in order: the shutdown request is queued before both records, and the
+        // task only runs once all three wait.
+        let (shutdown, first, second) = tokio::join!(
+            writer.shutdown(),
+            writer.record(dest(), csv_event(at(2, 0, 0, 0))),
+            writer.record(dest(), csv_event(at(2, 0, 0, 1))),
+        );
+        shutdown.unwrap();
+        first.unwrap();
+        second.unwrap();
+        let found = objects(&fx.store).await;
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1.lines().count(), 2);
+    }
+
+    #[tokio::test]
+    async fn invalid_destinations_are_refused_at_record_time() {
+        let fx = fixture();
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
+        let cases = [
+            CaptureDestination { endpoint: "a/b".into(), ..dest() },
+            CaptureDestination { variant: String::new(), ..dest() },
+            CaptureDestination { bucket: String::new(), ..dest() },
+            CaptureDestination { prefix: "../escape".into(), ..dest() },
+            CaptureDestination { prefix: "/abs".into(), ..dest() },
+        ];
+        for case in cases {
+            let result = writer.record(case.clone(), csv_event(at(1, 0, 0, 0))).await;
+            assert!(matches!(result, Err(CaptureError::InvalidDestination(_))), "{case:?}: {result:?}");
+        }
+        writer.shutdown().await.unwrap();
+        assert!(objects(&fx.store).await.is_empty());
+    }
+}

@@ -1,0 +1,475 @@
+//! A pure-Rust evaluator for XGBoost tree models saved with `booster.save_model(...)` as JSON
+//! (`.json`) or UBJSON (`.ubj`), so the local target can serve SageMaker-style XGBoost models
+//! without the C++ library.
+//!
+//! The numerics follow XGBoost's CPU predictor, not just its maths: features and split
+//! conditions are float32, `x < cond` goes left and missing values (NaN) follow the node's
+//! default direction, leaf values are summed in float32 in tree order starting from the base
+//! margin, and the objective's float32 transform is applied last. The fixture tests
+//! (`tests/it/xgboost.rs`) check every supported objective against xgboost's own predictions.
+//!
+//! Refused with a [`LoadError`] rather than answered wrongly: pickled boosters, the legacy
+//! binary format, `gblinear`, categorical features or splits, vector-leaf trees
+//! (`multi_strategy="multi_output_tree"`), and objectives not in the supported list.
+
+mod document;
+mod objective;
+mod tree;
+mod ubjson;
+
+use std::fmt;
+
+use objective::Objective;
+use tree::Tree;
+
+const RESAVE_HINT: &str = "load it with xgboost in Python and re-save it with \
+                           `booster.save_model(\"model.json\")`";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the model file is empty")]
+    Empty,
+    #[error(
+        "the model file is a Python pickle, not an XGBoost model file; pickled boosters cannot \
+         be loaded safely outside Python: {RESAVE_HINT}"
+    )]
+    Pickle,
+    #[error(
+        "the model file is neither XGBoost JSON nor UBJSON (XGBoost's legacy binary format, \
+         as in `.bin` or `.model` files written by older xgboost versions, is not supported): \
+         {RESAVE_HINT}"
+    )]
+    LegacyBinary,
+    #[error(
+        "the model file is gzip-compressed (a model.tar.gz archive?); extract the model file \
+         from it first"
+    )]
+    Compressed,
+    #[error("the model file is not valid JSON: {0}")]
+    Json(String),
+    #[error("the model file is not valid UBJSON (at byte {offset}): {reason}")]
+    Ubjson { offset: usize, reason: String },
+    #[error("invalid XGBoost model: `{path}` {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("unsupported XGBoost model: {feature} cannot be evaluated by the built-in evaluator")]
+    Unsupported { feature: String },
+    #[error("unsupported XGBoost objective `{name}` (supported: {supported})")]
+    UnsupportedObjective { name: String, supported: String },
+}
+
+/// How the model file was encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelFormat {
+    Json,
+    Ubjson,
+}
+
+/// A loaded XGBoost tree ensemble. Immutable after [`Booster::load`], so one instance can
+/// serve concurrent requests (it is `Send + Sync`).
+pub struct Booster {
+    format: ModelFormat,
+    objective: Objective,
+    objective_name: String,
+    num_features: usize,
+    /// Margins per row: `num_class` for multi-class models, `num_target` otherwise.
+    num_groups: usize,
+    /// `base_score` turned into margin space, one per group.
+    base_margins: Vec<f32>,
+    trees: Vec<Tree>,
+    /// Output group of each tree (`tree_info`).
+    tree_groups: Vec<u32>,
+    /// DART's per-tree `weight_drop`.
+    tree_weights: Option<Vec<f32>>,
+}
+
+impl fmt::Debug for Booster {
+    // The trees are too large to print; a summary identifies the model.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Booster")
+            .field("format", &self.format)
+            .field("objective", &self.objective_name)
+            .field("num_features", &self.num_features)
+            .field("num_outputs", &self.num_outputs())
+            .field("num_trees", &self.trees.len())
+            .field("dart", &self.tree_weights.is_some())
+            .finish()
+    }
+}
+
+impl Booster {
+    /// Detects the format: XGBoost JSON or UBJSON. Pickled boosters (0x80 protocol byte) and the
+    /// legacy binary format give a clear error that says to re-save with
+    /// `booster.save_model("model.json")`.
+    pub fn load(bytes: &[u8]) -> Result<Booster, LoadError> {
+        let format = detect_format(bytes)?;
+        let doc = match format {
+            ModelFormat::Json => serde_json::from_slice(bytes).map_err(|e| LoadError::Json(e.to_string()))?,
+            ModelFormat::Ubjson => {
+                ubjson::parse(bytes).map_err(|e| LoadError::Ubjson { offset: e.offset, reason: e.reason })?
+            }
+        };
+        document::read(&doc, format)
+    }
+
+    pub fn format(&self) -> ModelFormat {
+        self.format
+    }
+
+    pub fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    /// 1 for scalar objectives; num_class for multi:softprob; 1 for multi:softmax (class index);
+    /// num_target for multi-output regression.
+    pub fn num_outputs(&self) -> usize {
+        self.objective.n_outputs(self.num_groups)
+    }
+
+    /// Values appended by [`Booster::predict_margin_row`]: one per class or target (so
+    /// num_class for multi:softmax too).
+    pub fn num_margin_outputs(&self) -> usize {
+        self.num_groups
+    }
+
+    pub fn num_trees(&self) -> usize {
+        self.trees.len()
+    }
+
+    pub fn objective(&self) -> &str {
+        &self.objective_name
+    }
+
+    /// features: one row, f32::NAN = missing; len must equal num_features() (caller checks;
+    /// absent trailing features would count as missing, as in a sparse XGBoost row).
+    /// Appends num_outputs() values to `out`, already transformed by the objective
+    /// (probabilities, class index, exp for poisson...).
+    pub fn predict_row(&self, features: &[f32], out: &mut Vec<f64>) {
+        self.with_margins(features, |margins| self.objective.transform(margins, out));
+    }
+
+    /// Appends the untransformed margins (num_margin_outputs() values), as xgboost's
+    /// `predict(..., output_margin=True)`.
+    pub fn predict_margin_row(&self, features: &[f32], out: &mut Vec<f64>) {
+        self.with_margins(features, |margins| {
+            out.extend(margins.iter().map(|&m| f64::from(m)));
+        });
+    }
+
+    fn with_margins(&self, features: &[f32], f: impl FnOnce(&mut [f32])) {
+        // Most models have one output; keep that path free of allocation.
+        if self.num_groups == 1 {
+            let mut margin = [self.base_margins[0]];
+            self.accumulate(features, &mut margin);
+            f(&mut margin);
+        } else {
+            let mut margins = self.base_margins.clone();
+            self.accumulate(features, &mut margins);
+            f(&mut margins);
+        }
+    }
+
+    /// Adds each tree's leaf to its group's margin in float32, in tree order, as XGBoost does;
+    /// a different order or precision changes the last bits.
+    fn accumulate(&self, features: &[f32], margins: &mut [f32]) {
+        let groups = self.tree_groups.iter().map(|&g| g as usize);
+        match &self.tree_weights {
+            None => {
+                for (tree, group) in self.trees.iter().zip(groups) {
+                    margins[group] += tree.leaf_value(features);
+                }
+            }
+            Some(weights) => {
+                for ((tree, group), &w) in self.trees.iter().zip(groups).zip(weights) {
+                    margins[group] += tree.leaf_value(features) * w;
+                }
+            }
+        }
+    }
+}
+
+fn detect_format(bytes: &[u8]) -> Result<ModelFormat, LoadError> {
+    let Some(&first) = bytes.first() else {
+        return Err(LoadError::Empty);
+    };
+    // Pickle protocols 2-5 open with the PROTO opcode; that is how the SageMaker XGBoost
+    // container's `pkl.dump(booster)` models start.
+    if first == 0x80 {
+        return Err(LoadError::Pickle);
+    }
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return Err(LoadError::Compressed);
+    }
+    let Some(open) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return Err(LoadError::Empty);
+    };
+    if bytes[open] != b'{' {
+        return Err(LoadError::LegacyBinary);
+    }
+    // After `{`, UBJSON has the type marker of the first key's length (or a container header
+    // or no-op); JSON has whitespace, a quote or `}`, never one of these letters.
+    Ok(match bytes.get(open + 1) {
+        Some(b'i' | b'U' | b'I' | b'l' | b'L' | b'$' | b'#' | b'N') => ModelFormat::Ubjson,
+        _ => ModelFormat::Json,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// A one-feature model: tree 0 is `x0 < 0.5 ? -1 : 1` (missing goes left), tree 1 a leaf.
+    fn model(objective: &str) -> Value {
+        json!({
+            "learner": {
+                "attributes": {},
+                "feature_names": [],
+                "feature_types": [],
+                "gradient_booster": {
+                    "model": {
+                        "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": "2"},
+                        "iteration_indptr": [0, 1, 2],
+                        "tree_info": [0, 0],
+                        "trees": [tree_json(), leaf_json(0.25)]
+                    },
+                    "name": "gbtree"
+                },
+                "learner_model_param": {
+                    "base_score": "[5E-1]",
+                    "boost_from_average": "1",
+                    "num_class": "0",
+                    "num_feature": "1",
+                    "num_target": "1"
+                },
+                "objective": {"name": objective}
+            },
+            "version": [3, 2, 0]
+        })
+    }
+
+    fn tree_json() -> Value {
+        json!({
+            "base_weights": [0.0, -1.0, 1.0],
+            "categories": [], "categories_nodes": [], "categories_segments": [],
+            "categories_sizes": [],
+            "default_left": [1, 0, 0],
+            "id": 0,
+            "left_children": [1, -1, -1],
+            "loss_changes": [1.0, 0.0, 0.0],
+            "parents": [2147483647, 0, 0],
+            "right_children": [2, -1, -1],
+            "split_conditions": [0.5, -1.0, 1.0],
+            "split_indices": [0, 0, 0],
+            "split_type": [0, 0, 0],
+            "sum_hessian": [2.0, 1.0, 1.0],
+            "tree_param": {"num_deleted": "0", "num_feature": "1", "num_nodes": "3",
+                           "size_leaf_vector": "1"}
+        })
+    }
+
+    fn leaf_json(value: f32) -> Value {
+        json!({
+            "default_left": [0], "left_children": [-1], "right_children": [-1],
+            "split_conditions": [value], "split_indices": [0], "split_type": [0],
+            "tree_param": {"num_nodes": "1", "size_leaf_vector": "1"}
+        })
+    }
+
+    fn load(doc: &Value) -> Result<Booster, LoadError> {
+        Booster::load(&serde_json::to_vec(doc).unwrap())
+    }
+
+    fn set(doc: &mut Value, pointer: &str, value: Value) {
+        *doc.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}")) = value;
+    }
+
+    fn predict(b: &Booster, row: &[f32]) -> Vec<f64> {
+        let mut out = Vec::new();
+        b.predict_row(row, &mut out);
+        out
+    }
+
+    fn margin(b: &Booster, row: &[f32]) -> Vec<f64> {
+        let mut out = Vec::new();
+        b.predict_margin_row(row, &mut out);
+        out
+    }
+
+    fn err(doc: &Value) -> String {
+        load(doc).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn loads_and_predicts_a_hand_written_model() {
+        let b = load(&model("reg:squarederror")).unwrap();
+        assert_eq!(b.format(), ModelFormat::Json);
+        assert_eq!((b.num_features(), b.num_outputs(), b.num_trees()), (1, 1, 2));
+        assert_eq!(b.objective(), "reg:squarederror");
+        assert_eq!(predict(&b, &[0.0]), [0.5 - 1.0 + 0.25]);
+        assert_eq!(predict(&b, &[0.5]), [0.5 + 1.0 + 0.25]);
+        assert_eq!(predict(&b, &[f32::NAN]), [0.5 - 1.0 + 0.25]);
+        // Appends rather than overwrites.
+        let mut out = vec![7.0];
+        b.predict_row(&[1.0], &mut out);
+        assert_eq!(out, [7.0, 1.75]);
+    }
+
+    #[test]
+    fn logistic_base_score_is_a_probability() {
+        let b = load(&model("binary:logistic")).unwrap();
+        // base 0.5 is margin 0: margin = 0 + 1 + 0.25.
+        assert_eq!(margin(&b, &[1.0]), [1.25]);
+        let p = predict(&b, &[1.0])[0];
+        assert!((p - 1.0 / (1.0 + (-1.25f64).exp())).abs() < 1e-7, "{p}");
+    }
+
+    #[test]
+    fn base_score_in_every_spelling() {
+        for (spelling, expected) in
+            [(json!("5E-1"), 0.5), (json!("[2.5E0]"), 2.5), (json!(" [ 1.5 ] "), 1.5), (json!(3.0), 3.0)]
+        {
+            let mut doc = model("reg:squarederror");
+            set(&mut doc, "/learner/learner_model_param/base_score", spelling.clone());
+            let b = load(&doc).unwrap();
+            assert_eq!(margin(&b, &[1.0]), [expected + 1.25], "{spelling}");
+        }
+        let mut doc = model("reg:squarederror");
+        doc["learner"]["learner_model_param"].as_object_mut().unwrap().remove("base_score");
+        assert_eq!(margin(&load(&doc).unwrap(), &[1.0]), [1.75], "default 0.5");
+
+        let mut doc = model("binary:logistic");
+        set(&mut doc, "/learner/learner_model_param/base_score", json!("[1E0]"));
+        assert!(err(&doc).contains("between 0 and 1"), "{}", err(&doc));
+        set(&mut doc, "/learner/learner_model_param/base_score", json!("[a]"));
+        assert!(err(&doc).contains("base_score"), "{}", err(&doc));
+        set(&mut doc, "/learner/learner_model_param/base_score", json!("[1E-1,2E-1]"));
+        assert!(err(&doc).contains("2 values"), "{}", err(&doc));
+    }
+
+    #[test]
+    fn old_files_without_iteration_indptr_or_split_type_load() {
+        let mut doc = model("reg:squarederror");
+        let m = doc["learner"]["gradient_booster"]["model"].as_object_mut().unwrap();
+        m.remove("iteration_indptr");
+        for t in m["trees"].as_array_mut().unwrap() {
+            let t = t.as_object_mut().unwrap();
+            t.remove("split_type");
+            // Some old writers used booleans for default_left.
+            let flags: Vec<bool> = t["default_left"].as_array().unwrap().iter().map(|v| v == 1).collect();
+            t.insert("default_left".into(), json!(flags));
+        }
+        let b = load(&doc).unwrap();
+        assert_eq!(predict(&b, &[f32::NAN]), [-0.25]);
+    }
+
+    #[test]
+    fn multiclass_uses_tree_info_and_softmax() {
+        let mut doc = model("multi:softprob");
+        set(&mut doc, "/learner/learner_model_param/num_class", json!("2"));
+        set(&mut doc, "/learner/gradient_booster/model/tree_info", json!([0, 1]));
+        set(&mut doc, "/learner/gradient_booster/model/iteration_indptr", json!([0, 2]));
+        let b = load(&doc).unwrap();
+        assert_eq!((b.num_outputs(), b.num_margin_outputs()), (2, 2));
+        assert_eq!(margin(&b, &[1.0]), [1.5, 0.75]);
+        let p = predict(&b, &[1.0]);
+        assert!((p[0] + p[1] - 1.0).abs() < 1e-6 && p[0] > p[1], "{p:?}");
+
+        set(&mut doc, "/learner/objective/name", json!("multi:softmax"));
+        let b = load(&doc).unwrap();
+        assert_eq!((b.num_outputs(), b.num_margin_outputs()), (1, 2));
+        assert_eq!(predict(&b, &[1.0]), [0.0]);
+        assert_eq!(predict(&b, &[0.0]), [1.0]);
+
+        set(&mut doc, "/learner/learner_model_param/num_class", json!("0"));
+        assert!(err(&doc).contains("num_class"), "{}", err(&doc));
+    }
+
+    #[test]
+    fn dart_scales_each_tree_by_its_weight() {
+        let mut doc = model("reg:squarederror");
+        let inner = doc["learner"]["gradient_booster"].clone();
+        set(&mut doc, "/learner/gradient_booster", json!({"name": "dart", "gbtree": inner, "weight_drop": [0.5, 2.0]}));
+        let b = load(&doc).unwrap();
+        assert_eq!(margin(&b, &[1.0]), [0.5 + 0.5 + 0.5]);
+
+        set(&mut doc, "/learner/gradient_booster/weight_drop", json!([1.0]));
+        assert!(err(&doc).contains("weight_drop"), "{}", err(&doc));
+    }
+
+    #[test]
+    fn unsupported_models_are_named() {
+        let mut doc = model("reg:squarederror");
+        set(&mut doc, "/learner/gradient_booster/model/trees/0/split_type", json!([1, 0, 0]));
+        assert!(err(&doc).contains("categorical splits (tree 0"), "{}", err(&doc));
+
+        let mut doc = model("reg:squarederror");
+        set(&mut doc, "/learner/feature_types", json!(["c"]));
+        assert!(err(&doc).contains("categorical features"), "{}", err(&doc));
+
+        let mut doc = model("reg:squarederror");
+        set(&mut doc, "/learner/gradient_booster/model/trees/1/tree_param/size_leaf_vector", json!("2"));
+        assert!(err(&doc).contains("vector-leaf trees"), "{}", err(&doc));
+
+        let mut doc = model("reg:squarederror");
+        set(&mut doc, "/learner/gradient_booster", json!({"name": "gblinear", "model": {"weights": [0.1, 0.2]}}));
+        assert!(err(&doc).contains("gblinear"), "{}", err(&doc));
+
+        let doc = model("reg:madeup");
+        let e = err(&doc);
+        assert!(e.contains("`reg:madeup`") && e.contains("binary:logistic"), "{e}");
+    }
+
+    #[test]
+    fn inconsistent_models_name_the_field() {
+        let cases: [(&str, Value, &str); 8] = [
+            ("/learner/gradient_booster/model/tree_info", json!([0]), "tree_info"),
+            ("/learner/gradient_booster/model/tree_info", json!([0, 3]), "not an output"),
+            ("/learner/gradient_booster/model/iteration_indptr", json!([0, 1]), "iteration_indptr"),
+            ("/learner/gradient_booster/model/gbtree_model_param/num_trees", json!("3"), "num_trees"),
+            ("/learner/gradient_booster/model/trees/0/split_indices", json!([4, 0, 0]), "feature 4"),
+            ("/learner/gradient_booster/model/trees/0/left_children", json!([1, -1]), "trees[0].left_children"),
+            ("/learner/gradient_booster/model/trees/0/right_children", json!([0, -1, -1]), "reached twice"),
+            ("/learner/gradient_booster/model/trees/0/split_conditions", json!([0.5, "x", 1.0]), "split_conditions"),
+        ];
+        for (pointer, value, expected) in cases {
+            let mut doc = model("reg:squarederror");
+            set(&mut doc, pointer, value);
+            let e = err(&doc);
+            assert!(e.contains(expected), "{pointer}: {e}");
+        }
+        let mut doc = model("reg:squarederror");
+        doc["learner"].as_object_mut().unwrap().remove("objective");
+        assert!(err(&doc).contains("`learner.objective` is missing"), "{}", err(&doc));
+        assert!(err(&json!({"model": 1})).contains("`learner` is missing"));
+    }
+
+    #[test]
+    fn format_detection() {
+        assert!(matches!(Booster::load(b""), Err(LoadError::Empty)));
+        assert!(matches!(Booster::load(b"  \n"), Err(LoadError::Empty)));
+        assert!(matches!(Booster::load(b"\x80\x04\x95"), Err(LoadError::Pickle)));
+        assert!(matches!(Booster::load(b"\x1f\x8b\x08"), Err(LoadError::Compressed)));
+        assert!(matches!(Booster::load(b"binf\0\0\0?"), Err(LoadError::LegacyBinary)));
+        assert!(matches!(Booster::load(b"{\"learner\": 1"), Err(LoadError::Json(_))));
+        assert!(matches!(Booster::load(b"{L\x00"), Err(LoadError::Ubjson { .. })));
+        assert_eq!(detect_format(b" \n{ \"a\": 1}").unwrap(), ModelFormat::Json);
+        assert_eq!(detect_format(b"{}").unwrap(), ModelFormat::Json);
+        assert_eq!(detect_format(b"{L\x00").unwrap(), ModelFormat::Ubjson);
+        assert_eq!(detect_format(b"{i\x01a}").unwrap(), ModelFormat::Ubjson);
+    }
+
+    #[test]
+    fn pickle_and_legacy_messages_say_how_to_resave() {
+        for e in [LoadError::Pickle, LoadError::LegacyBinary] {
+            assert!(e.to_string().contains("booster.save_model(\"model.json\")"), "{e}");
+        }
+    }
+
+    #[test]
+    fn booster_is_send_sync_and_debug_is_short() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Booster>();
+        let dbg = format!("{:?}", load(&model("reg:squarederror")).unwrap());
+        assert!(dbg.contains("num_trees: 2") && dbg.len() < 200, "{dbg}");
+    }
+}
