@@ -2,9 +2,14 @@
 //! the shutdown future resolves, and stops everything within the configured grace period.
 
 use crate::auth::TokenRegistry;
-use crate::config::Settings;
+use crate::config::{Settings, TargetKind};
 use crate::jobs::Runner;
+use crate::serving::capture::{CaptureConfig, CaptureWriter};
+use crate::serving::endpoints::EndpointRegistry;
+use crate::storage::{ArtifactStore, StorageError};
 use crate::store::{Backend, DynStore, StoreError};
+use crate::targets::DynTarget;
+use crate::targets::local::LocalTarget;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, StatusCode};
@@ -24,6 +29,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: DynStore,
     pub tokens: Arc<TokenRegistry>,
+    pub artifacts: ArtifactStore,
+    pub endpoints: Arc<EndpointRegistry>,
+    pub capture: CaptureWriter,
+    pub target: DynTarget,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +41,8 @@ pub enum StartError {
     DataDir { path: String, source: std::io::Error },
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot open the artifact store: {0}")]
+    Artifacts(#[from] StorageError),
     #[error("the database schema is not up to date ({0} migrations pending): run `mlops migrate` first")]
     SchemaOutOfDate(usize),
     #[error("server error: {0}")]
@@ -45,7 +56,33 @@ impl AppState {
     pub async fn build(settings: Settings) -> Result<AppState, StartError> {
         let store = open_store(&settings).await?;
         let tokens = Arc::new(TokenRegistry::from_settings(&settings.auth, settings.dev));
-        Ok(AppState { settings: Arc::new(settings), store, tokens })
+        let artifacts = ArtifactStore::local(&settings.objects_root(), &settings.assets.bucket)?;
+        let endpoints = Arc::new(EndpointRegistry::new(
+            store.clone(),
+            artifacts.clone(),
+            settings.serving.endpoint_refresh,
+            settings.serving.max_model_bytes,
+        ));
+        let capture = CaptureWriter::start(
+            artifacts.object_store(),
+            CaptureConfig {
+                flush_interval: settings.capture.flush_interval,
+                max_buffered_records: settings.capture.max_buffered_records,
+                channel_capacity: 4 * settings.capture.max_buffered_records.max(1),
+            },
+        );
+        let target: DynTarget = match settings.target {
+            TargetKind::Local => Arc::new(LocalTarget::new(store.clone(), endpoints.clone())),
+        };
+        Ok(AppState { settings: Arc::new(settings), store, tokens, artifacts, endpoints, capture, target })
+    }
+
+    /// Flushes what is buffered and closes the database.
+    pub async fn close(&self) {
+        if let Err(e) = self.capture.shutdown().await {
+            tracing::error!(error = %e, "captured invocations could not all be written at shutdown");
+        }
+        self.store.close().await;
     }
 }
 
@@ -100,7 +137,7 @@ pub async fn start(
     {
         tracing::warn!("job workers did not stop within the grace period");
     }
-    store.close().await;
+    state.close().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -121,7 +158,7 @@ pub async fn run_workers(
     if tokio::time::timeout(settings.http.shutdown_grace * 2, workers).await.is_err() {
         tracing::warn!("job workers did not stop within the grace period");
     }
-    store.close().await;
+    state.close().await;
     Ok(())
 }
 

@@ -6,16 +6,16 @@
 pub mod app;
 pub mod auth;
 pub mod config;
-pub mod domain {
-    pub mod state;
-}
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod openapi;
+pub mod services;
 pub mod serving;
 pub mod storage;
 pub mod store;
+pub mod targets;
 pub mod telemetry;
 
 pub use app::start;

@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
         description = "Control plane for machine-learning pipelines: provision, promote, serve and monitor models. \
                        Speaks the AWS MLOps Workload Orchestrator API (`/provisionpipeline`, `/pipelinestatus`) and a resource API under `/v1`."
     ),
+    paths(crate::http::assets::put_asset, crate::http::assets::get_asset),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(

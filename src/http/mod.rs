@@ -1,10 +1,28 @@
 //! HTTP surfaces. Handlers stay thin: extract, call a service, map the result.
 
+pub mod assets;
+pub mod compat;
+pub mod endpoints;
+pub mod extract;
 pub mod health;
+pub mod pipelines;
 
 use crate::app::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::put;
 use utoipa_axum::router::OpenApiRouter;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(health::router())
+    // Asset keys contain '/', which needs a wildcard route; its spec entry is added by
+    // `openapi::ApiDoc` under `/v1/assets/{key}`.
+    let assets = axum::Router::new()
+        .route("/v1/assets/{*key}", put(assets::put_asset).get(assets::get_asset))
+        .layer(DefaultBodyLimit::disable());
+    OpenApiRouter::new()
+        .merge(health::router())
+        .merge(compat::router())
+        .merge(pipelines::router())
+        // Invocations enforce the serving payload limit themselves.
+        .merge(endpoints::router().layer(DefaultBodyLimit::disable()))
+        .merge(OpenApiRouter::from(assets))
 }

@@ -3,5 +3,7 @@
 
 pub mod capture;
 pub mod codec;
+pub mod endpoints;
+pub mod invoke;
 pub mod model_archive;
 pub mod xgboost;

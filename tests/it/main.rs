@@ -3,8 +3,12 @@
 
 mod support;
 
+mod approvals;
+mod bad_requests;
 mod job_lease;
+mod lifecycle;
 mod openapi;
 mod server_basics;
 mod store_contract;
+mod walkthrough;
 mod xgboost;

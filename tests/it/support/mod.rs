@@ -1,6 +1,7 @@
 //! Shared test harness: a fresh database per test on either backend, and a macro that runs one
 //! test body on both.
 
+pub mod api;
 pub mod db;
 pub mod server;
 

@@ -73,6 +73,10 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    pub fn post(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path)).bearer_auth(token)
+    }
+
     pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.http.get(self.url(path)).bearer_auth(token)
     }

@@ -1,0 +1,97 @@
+//! The assets bucket over HTTP: model artifacts, baselines, training data. Keys may contain `/`
+//! (`models/churn/model.tar.gz`); bodies are streamed both ways, uploads are size-limited and
+//! never left half-written, and keys that try to leave the bucket are refused.
+
+use super::extract::{Caller, ToOperate, ToRead};
+use crate::app::AppState;
+use crate::domain::AssetKey;
+use crate::error::ApiError;
+use crate::storage::StorageError;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+pub struct AssetOut {
+    pub key: String,
+    pub bucket: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+fn parse_key(key: &str) -> Result<AssetKey, ApiError> {
+    AssetKey::parse(key).map_err(|e| ApiError::bad_request("key", format!("asset key {key:?} is not valid: {e}")))
+}
+
+fn storage_error(key: &str, e: StorageError) -> ApiError {
+    match e {
+        StorageError::NotFound { .. } => ApiError::NotFound(format!("asset {key:?} not found")),
+        StorageError::TooLarge { limit } => {
+            ApiError::PayloadTooLarge(format!("asset {key:?} is larger than the upload limit of {limit} bytes"))
+        }
+        StorageError::InvalidKey { reason, .. } => ApiError::bad_request("key", format!("asset key {key:?}: {reason}")),
+        StorageError::Body(e) => ApiError::bad_request("", format!("the upload was interrupted: {e}")),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// Upload (or replace) an asset; the body is the file, streamed.
+#[utoipa::path(put, path = "/v1/assets/{key}", tag = "assets",
+    params(("key" = String, Path, description = "Object key in the assets bucket; may contain '/'")),
+    request_body(content = Vec<u8>, description = "The file", content_type = "application/octet-stream"),
+    responses(
+        (status = 201, body = AssetOut),
+        (status = 400, description = "Invalid key (e.g. '..' segments)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put_asset(
+    State(state): State<AppState>,
+    _caller: Caller<ToOperate>,
+    Path(key): Path<String>,
+    body: Body,
+) -> Result<(StatusCode, Json<AssetOut>), ApiError> {
+    let key = parse_key(&key)?;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let stored = state
+        .artifacts
+        .put_asset(key.as_str(), stream, state.settings.assets.max_upload_bytes)
+        .await
+        .map_err(|e| storage_error(key.as_str(), e))?;
+    tracing::info!(asset = %key, size = stored.size, "asset stored");
+    Ok((
+        StatusCode::CREATED,
+        Json(AssetOut {
+            key: key.as_str().to_string(),
+            bucket: state.artifacts.assets_bucket().to_string(),
+            size: stored.size,
+            sha256: stored.sha256,
+        }),
+    ))
+}
+
+/// Download an asset, streamed.
+#[utoipa::path(get, path = "/v1/assets/{key}", tag = "assets",
+    params(("key" = String, Path, description = "Object key in the assets bucket; may contain '/'")),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream"),
+        (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_asset(
+    State(state): State<AppState>,
+    _caller: Caller<ToRead>,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    let key = parse_key(&key)?;
+    let (meta, stream) = state.artifacts.get_asset(key.as_str()).await.map_err(|e| storage_error(key.as_str(), e))?;
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
+    Ok(response)
+}

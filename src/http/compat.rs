@@ -1,0 +1,85 @@
+//! The AWS MLOps Workload Orchestrator API, kept as it is so existing clients and
+//! `mlops-config.json` files work unchanged: `POST /provisionpipeline` and `POST /pipelinestatus`.
+
+use super::extract::{Caller, JsonBody, ToOperate, ToRead};
+use crate::app::AppState;
+use crate::domain::names;
+use crate::error::ApiError;
+use crate::services::codepipeline_state::{self, PipelineStateOut};
+use crate::services::pipelines;
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(provision_pipeline)).routes(routes!(pipeline_status))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProvisionOut {
+    /// The solution's message: `success: stack creation started`, or
+    /// `Pipeline <name> is already provisioned. Updating template parameters.`
+    pub message: String,
+    pub pipeline_id: String,
+    /// Accepted but worth knowing (e.g. ignored keys).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Provision or update a pipeline (the solution's body, any of the 12 pipeline types).
+///
+/// The same `pipeline_type` and `model_name` again updates the pipeline and redeploys it.
+#[utoipa::path(post, path = "/provisionpipeline", tag = "compat",
+    request_body(content = Object, description = "The solution's request body, e.g. {\"pipeline_type\": \"byom_realtime_builtin\", \"model_name\": \"churn\", …}"),
+    responses(
+        (status = 200, body = ProvisionOut),
+        (status = 400, description = "Invalid request: every bad field is listed", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Valid, but this server's target cannot run it", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn provision_pipeline(
+    State(state): State<AppState>,
+    Caller(principal, ..): Caller<ToOperate>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<ProvisionOut>, ApiError> {
+    let result = pipelines::provision(&state, &principal, &body).await?;
+    let message = if result.created {
+        "success: stack creation started".to_string()
+    } else {
+        let stack = names::stack_name(
+            result.record.pipeline_type.parse().map_err(|_| ApiError::Internal("stored pipeline type".into()))?,
+            &result.record.name,
+        );
+        format!("Pipeline {} is already provisioned. Updating template parameters.", names::wrapper_stack_name(&stack))
+    };
+    Ok(Json(ProvisionOut { message, pipeline_id: result.record.id, warnings: result.warnings }))
+}
+
+/// A pipeline's state in CodePipeline's `GetPipelineState` shape.
+#[utoipa::path(post, path = "/pipelinestatus", tag = "compat",
+    request_body(content = Object, description = "{\"pipeline_id\": \"<id returned by /provisionpipeline>\"}"),
+    responses(
+        (status = 200, body = PipelineStateOut),
+        (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn pipeline_status(
+    State(state): State<AppState>,
+    _caller: Caller<ToRead>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<PipelineStateOut>, ApiError> {
+    let id = match body.get("pipeline_id") {
+        Some(serde_json::Value::String(id)) if !id.trim().is_empty() => id.trim().to_string(),
+        Some(_) => return Err(ApiError::bad_request("/pipeline_id", "`pipeline_id` must be a non-empty string")),
+        None => return Err(ApiError::bad_request("/pipeline_id", "`pipeline_id` is required")),
+    };
+    let pipeline = pipelines::find(&state, &id).await?;
+    let stages = state.store.stages(&pipeline.id).await?;
+    let name = match pipeline.pipeline_type.parse() {
+        Ok(t) => names::wrapper_stack_name(&names::stack_name(t, &pipeline.name)),
+        Err(_) => pipeline.name.clone(),
+    };
+    Ok(Json(codepipeline_state::render(&pipeline, &stages, name)))
+}

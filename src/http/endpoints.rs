@@ -1,0 +1,251 @@
+//! Locally served real-time endpoints: list, describe, invoke. Invocation is also reachable as
+//! SageMaker's `/endpoints/{name}/invocations`.
+//!
+//! Endpoint names are per environment. On a single-environment server `{name}` is the endpoint
+//! name; with several environments it is `{environment}.{name}` (endpoint names cannot contain a
+//! dot, so the split is unambiguous), e.g. `staging.churn`.
+
+use super::extract::{Caller, ToInvoke, ToRead, body_rejection};
+use crate::app::AppState;
+use crate::error::{ApiError, FieldProblem};
+use crate::serving::endpoints::{EndpointConfig, EndpointError};
+use crate::serving::invoke::{self, Invocation, InvokeError};
+use crate::store::EndpointRecord;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub const INFERENCE_ID_HEADER: &str = "x-amzn-sagemaker-inference-id";
+const VARIANT_HEADER: &str = "x-amzn-invoked-production-variant";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_endpoints))
+        .routes(routes!(get_endpoint))
+        .routes(routes!(invoke_endpoint))
+        .routes(routes!(invoke_sagemaker_style))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndpointOut {
+    /// What to put in the URL: `name`, or `environment.name` on a multi-environment server.
+    pub id: String,
+    pub name: String,
+    pub environment: String,
+    pub pipeline_id: String,
+    /// `creating` until its stage deploys, then `in_service`.
+    pub state: String,
+    /// Bumped by every deployment.
+    pub revision: i64,
+    pub invocation_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<EndpointModelOut>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndpointModelOut {
+    pub model_name: String,
+    pub framework: String,
+    pub artifact: String,
+    pub artifact_sha256: String,
+    pub objective: String,
+    pub num_features: usize,
+    pub num_outputs: usize,
+    pub variant: String,
+    /// `bucket/prefix` where invocations are captured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_capture_location: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndpointListOut {
+    pub items: Vec<EndpointOut>,
+}
+
+fn multi_environment(state: &AppState) -> bool {
+    state.settings.environments.len() > 1
+}
+
+/// `{name}` or `{environment}.{name}` → (environment, name).
+fn resolve(state: &AppState, id: &str) -> Result<(String, String), ApiError> {
+    let environments = state.settings.environment_names();
+    match id.split_once('.') {
+        Some((env, name)) if environments.iter().any(|e| e == env) => Ok((env.to_string(), name.to_string())),
+        Some((env, _)) => Err(ApiError::NotFound(format!(
+            "no environment {env:?} on this server (environments: {})",
+            environments.join(", ")
+        ))),
+        None if multi_environment(state) => Err(ApiError::NotFound(format!(
+            "endpoint names are per environment on this server: use <environment>.{id}, e.g. {}.{id}",
+            environments[0]
+        ))),
+        None => Ok((environments[0].clone(), id.to_string())),
+    }
+}
+
+fn endpoint_out(state: &AppState, record: EndpointRecord) -> EndpointOut {
+    let id =
+        if multi_environment(state) { format!("{}.{}", record.environment, record.name) } else { record.name.clone() };
+    let model = serde_json::from_value::<EndpointConfig>(record.config.0).ok().map(|c| EndpointModelOut {
+        model_name: c.model_name,
+        framework: c.framework,
+        artifact: c.artifact,
+        artifact_sha256: c.artifact_sha256,
+        objective: c.objective,
+        num_features: c.num_features,
+        num_outputs: c.num_outputs,
+        variant: c.variant,
+        data_capture_location: c.capture.map(|l| format!("{}/{}", l.bucket, l.prefix)),
+    });
+    EndpointOut {
+        invocation_path: format!("/v1/endpoints/{id}/invocations"),
+        id,
+        name: record.name,
+        environment: record.environment,
+        pipeline_id: record.pipeline_id,
+        state: record.state,
+        revision: record.revision,
+        model,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+    }
+}
+
+/// Every endpoint, in every environment.
+#[utoipa::path(get, path = "/v1/endpoints", tag = "endpoints", responses((status = 200, body = EndpointListOut)))]
+async fn list_endpoints(
+    State(state): State<AppState>,
+    _caller: Caller<ToRead>,
+) -> Result<Json<EndpointListOut>, ApiError> {
+    let records = state.store.list_endpoints().await?;
+    Ok(Json(EndpointListOut { items: records.into_iter().map(|r| endpoint_out(&state, r)).collect() }))
+}
+
+/// One endpoint: its state and the model it serves.
+#[utoipa::path(get, path = "/v1/endpoints/{name}", tag = "endpoints",
+    params(("name" = String, Path, description = "`name`, or `environment.name` with several environments")),
+    responses((status = 200, body = EndpointOut), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
+async fn get_endpoint(
+    State(state): State<AppState>,
+    _caller: Caller<ToRead>,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointOut>, ApiError> {
+    let (environment, name) = resolve(&state, &id)?;
+    let record = state
+        .store
+        .endpoint(&environment, &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("endpoint {id:?} not found")))?;
+    Ok(Json(endpoint_out(&state, record)))
+}
+
+/// The invocation body, up to the SageMaker payload limit.
+struct Payload(Bytes);
+
+impl FromRequest<AppState> for Payload {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.settings.serving.max_request_bytes;
+        let req = req.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| match body_rejection(rejection) {
+            ApiError::PayloadTooLarge(_) => {
+                ApiError::PayloadTooLarge(format!("the invocation payload is larger than {limit} bytes"))
+            }
+            other => other,
+        })?;
+        Ok(Payload(bytes))
+    }
+}
+
+async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let (environment, name) = resolve(&state, &id)?;
+    let endpoint = state.endpoints.get(&environment, &name).await.map_err(|e| match e {
+        EndpointError::NotFound(_) => ApiError::NotFound(format!("endpoint {id:?} not found")),
+        EndpointError::NotInService { .. } => ApiError::Conflict(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let invocation = Invocation {
+        content_type: header(header::CONTENT_TYPE),
+        accept: header(header::ACCEPT),
+        body,
+        inference_id: headers.get(INFERENCE_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string),
+    };
+    let variant = endpoint.config.variant.clone();
+    let output = invoke::invoke(endpoint, &state.capture, invocation).await.map_err(|e| match e {
+        InvokeError::MediaType(crate::serving::codec::MediaTypeError::Unsupported(m)) => {
+            ApiError::UnsupportedMediaType(m)
+        }
+        InvokeError::MediaType(crate::serving::codec::MediaTypeError::NotAcceptable(m)) => ApiError::NotAcceptable(m),
+        InvokeError::Rows(e) => {
+            let pointer = match (e.row, e.column) {
+                (Some(r), Some(c)) => format!("/rows/{r}/columns/{c}"),
+                (Some(r), None) => format!("/rows/{r}"),
+                _ => String::new(),
+            };
+            let message = e.to_string();
+            ApiError::BadRequest {
+                detail: message.clone(),
+                errors: vec![FieldProblem { pointer, message, code: "invalid_row".into() }],
+                compat_detail: None,
+            }
+        }
+    })?;
+    let mut response = output.body.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(output.content_type));
+    if let Ok(v) = HeaderValue::from_str(&variant) {
+        response.headers_mut().insert(VARIANT_HEADER, v);
+    }
+    Ok(response)
+}
+
+/// Invoke an endpoint with `text/csv` rows (no header) or JSON (`{"instances": [[…]]}` or a
+/// list of rows); the answer follows `Accept` (default: the request's type). Every successful
+/// call is captured in SageMaker's data-capture format.
+#[utoipa::path(post, path = "/v1/endpoints/{name}/invocations", tag = "endpoints",
+    params(("name" = String, Path, description = "`name`, or `environment.name` with several environments"),
+           ("X-Amzn-SageMaker-Inference-Id" = Option<String>, Header, description = "Recorded as the capture's inferenceId")),
+    request_body(description = "Rows to score", content((String = "text/csv"), (String = "application/json"), (String = "application/jsonlines"))),
+    responses(
+        (status = 200, description = "Predictions", content((String = "text/csv"), (String = "application/json"), (String = "application/jsonlines"))),
+        (status = 400, description = "A malformed row, named by row and column", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 406, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not in service yet", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn invoke_endpoint(
+    State(state): State<AppState>,
+    _caller: Caller<ToInvoke>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    run_invocation(state, id, headers, body).await
+}
+
+/// SageMaker runtime's path for the same invocation.
+#[utoipa::path(post, path = "/endpoints/{name}/invocations", tag = "endpoints",
+    params(("name" = String, Path, description = "`name`, or `environment.name` with several environments")),
+    request_body(description = "Rows to score", content((String = "text/csv"), (String = "application/json"), (String = "application/jsonlines"))),
+    responses((status = 200, description = "Predictions", content((String = "text/csv"), (String = "application/json"), (String = "application/jsonlines")))))]
+async fn invoke_sagemaker_style(
+    State(state): State<AppState>,
+    _caller: Caller<ToInvoke>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    run_invocation(state, id, headers, body).await
+}

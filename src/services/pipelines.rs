@@ -1,0 +1,152 @@
+//! Pipeline use cases shared by every surface (compat API, `/v1`, CLI through HTTP): validate,
+//! plan, store, approve, delete. No HTTP types here; errors are `ApiError` because every caller
+//! is an HTTP handler that maps them once.
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::domain::{self, PipelineSpec, Plan, RequestContext, RequestErrors, StageParams};
+use crate::error::{ApiError, FieldProblem};
+use crate::jobs::pipeline_jobs::{deploy_job, teardown_job};
+use crate::store::{ApprovalDecision, NewEndpoint, NewPipeline, NewStage, PipelineRecord, Provisioned, StageRecord};
+use serde_json::Value;
+
+pub fn request_context(state: &AppState) -> RequestContext {
+    RequestContext {
+        environments: state.settings.environments.clone(),
+        use_model_registry: state.settings.use_model_registry,
+    }
+}
+
+/// A validated, planned request that has not been stored.
+pub struct Planned {
+    pub spec: PipelineSpec,
+    pub plan: Plan,
+    pub warnings: Vec<String>,
+    /// The version the pipeline will have once stored (1 when new).
+    pub version: i64,
+}
+
+pub struct ProvisionResult {
+    pub record: PipelineRecord,
+    pub created: bool,
+    pub warnings: Vec<String>,
+}
+
+pub fn bad_request(errors: RequestErrors) -> ApiError {
+    let detail = match errors.0.len() {
+        1 => errors.0[0].message.clone(),
+        n => format!("the request has {n} invalid fields: {}", errors.0[0].message),
+    };
+    ApiError::BadRequest {
+        detail,
+        compat_detail: Some(errors.compat_detailed_message()),
+        errors: errors
+            .0
+            .into_iter()
+            .map(|e| FieldProblem {
+                pointer: e.pointer,
+                message: e.message,
+                code: serde_json::to_value(e.code).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+/// Validates and plans a request without storing anything (also the `dry_run` answer).
+pub async fn plan_request(state: &AppState, body: &Value) -> Result<Planned, ApiError> {
+    let ctx = request_context(state);
+    let validated = domain::parse_request(body, &ctx).map_err(bad_request)?;
+    let spec = validated.spec;
+    state.target.check_supported(&spec).map_err(ApiError::Unprocessable)?;
+    let existing = state.store.live_pipeline(spec.pipeline_type.as_str(), &spec.name).await?;
+    let version = existing.map(|p| p.version + 1).unwrap_or(1);
+    let plan = domain::plan(&spec, &ctx, version as u64).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    Ok(Planned { spec, plan, warnings: validated.warnings, version })
+}
+
+pub async fn provision(state: &AppState, principal: &Principal, body: &Value) -> Result<ProvisionResult, ApiError> {
+    let planned = plan_request(state, body).await?;
+    let spec_json = serde_json::to_value(&planned.spec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut stages = Vec::new();
+    let mut endpoints = Vec::new();
+    for stage in &planned.plan.stages {
+        if let StageParams::Realtime(realtime) = &stage.params {
+            endpoints.push(NewEndpoint {
+                environment: stage.environment.clone(),
+                name: realtime.endpoint_name.as_str().to_string(),
+                stage_ordinal: stage.ordinal as i32,
+            });
+        }
+        stages.push(NewStage {
+            environment: stage.environment.clone(),
+            requires_approval: stage.requires_approval,
+            params: serde_json::to_value(&stage.params).map_err(|e| ApiError::Internal(e.to_string()))?,
+        });
+    }
+    let new = NewPipeline {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: planned.spec.name.clone(),
+        pipeline_type: planned.spec.pipeline_type.as_str().to_string(),
+        target: state.target.name().to_string(),
+        spec: spec_json,
+        request: body.clone(),
+        actor: principal.name.clone(),
+        stages,
+        endpoints,
+    };
+    let provisioned = state.store.provision(new, deploy_job(state.settings.jobs.max_attempts)).await?;
+    let created = matches!(provisioned, Provisioned::Created(_));
+    let record = match provisioned {
+        Provisioned::Created(r) | Provisioned::Updated(r) => r,
+    };
+    tracing::info!(pipeline.id = %record.id, version = record.version, created, actor = %principal.name, "pipeline provisioned");
+    Ok(ProvisionResult { record, created, warnings: planned.warnings })
+}
+
+/// The pipeline by our id (the compat API also accepts the stack name it reported).
+pub async fn find(state: &AppState, id: &str) -> Result<PipelineRecord, ApiError> {
+    match state.store.pipeline(id).await? {
+        Some(p) => Ok(p),
+        None => Err(ApiError::NotFound(format!("pipeline {id:?} not found"))),
+    }
+}
+
+/// Resolves `{stage}` in a URL: an environment name or a 0-based ordinal.
+pub fn resolve_stage<'a>(stages: &'a [StageRecord], stage: &str) -> Option<&'a StageRecord> {
+    stages.iter().find(|s| s.environment == stage).or_else(|| {
+        let ordinal: i32 = stage.parse().ok()?;
+        stages.iter().find(|s| s.ordinal == ordinal)
+    })
+}
+
+pub async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    pipeline_id: &str,
+    stage: &str,
+    approve: bool,
+    comment: Option<String>,
+) -> Result<PipelineRecord, ApiError> {
+    let pipeline = find(state, pipeline_id).await?;
+    let stages = state.store.stages(&pipeline.id).await?;
+    let stage = resolve_stage(&stages, stage).ok_or_else(|| {
+        let known: Vec<_> = stages.iter().map(|s| s.environment.as_str()).collect();
+        ApiError::NotFound(format!("pipeline {pipeline_id} has no stage {stage:?} (stages: {})", known.join(", ")))
+    })?;
+    let decision = ApprovalDecision { approve, actor: principal.name.clone(), comment };
+    let record = state
+        .store
+        .decide_approval(&pipeline.id, stage.ordinal, &decision, deploy_job(state.settings.jobs.max_attempts))
+        .await?;
+    tracing::info!(pipeline.id = %record.id, stage = %stage.environment, approve, actor = %principal.name, "approval decided");
+    Ok(record)
+}
+
+pub async fn delete(state: &AppState, principal: &Principal, pipeline_id: &str) -> Result<PipelineRecord, ApiError> {
+    let record = state
+        .store
+        .request_delete(pipeline_id, &principal.name, teardown_job(state.settings.jobs.max_attempts))
+        .await?;
+    tracing::info!(pipeline.id = %record.id, actor = %principal.name, "pipeline deletion requested");
+    Ok(record)
+}

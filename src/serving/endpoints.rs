@@ -1,0 +1,196 @@
+//! The endpoints this process serves. The database says which model an endpoint runs (and at
+//! which revision); each replica loads that model once from the artifact store and re-checks the
+//! database at most every `refresh`, so a redeploy reaches every replica without a restart.
+
+use super::model_archive;
+use super::xgboost::Booster;
+use crate::storage::{ArtifactStore, StorageError};
+use crate::store::{DynStore, EndpointRecord, StoreError, endpoint_state};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// What an endpoint runs, as stored on its row when its stage deploys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointConfig {
+    pub model_name: String,
+    pub framework: String,
+    /// Asset key of the model artifact.
+    pub artifact: String,
+    /// SHA-256 of the artifact at deploy time: a replica loading it later refuses a changed file.
+    pub artifact_sha256: String,
+    /// SageMaker's production variant name; part of the capture path.
+    pub variant: String,
+    pub capture: Option<CaptureLocation>,
+    pub num_features: usize,
+    pub num_outputs: usize,
+    pub objective: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureLocation {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+/// A model ready to answer.
+pub struct LiveEndpoint {
+    pub environment: String,
+    pub name: String,
+    pub revision: i64,
+    pub config: EndpointConfig,
+    pub model: Booster,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model artifact {key:?}: {source}")]
+    Storage { key: String, source: StorageError },
+    #[error("model artifact {key:?}: {source}")]
+    Archive { key: String, source: model_archive::ArchiveError },
+    #[error("model artifact {key:?} is not a model this server can load: {source}")]
+    Load { key: String, source: super::xgboost::LoadError },
+    #[error(
+        "model artifact {key:?} changed since it was deployed (sha256 {actual}, deployed {expected}); provision the pipeline again"
+    )]
+    Changed { key: String, expected: String, actual: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("endpoint {0:?} not found")]
+    NotFound(String),
+    #[error("endpoint {name:?} is not in service yet (state: {state})")]
+    NotInService { name: String, state: String },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("endpoint {0:?} has an unreadable configuration: {1}")]
+    Config(String, serde_json::Error),
+}
+
+struct Cached {
+    endpoint: Arc<LiveEndpoint>,
+    checked: Instant,
+}
+
+pub struct EndpointRegistry {
+    store: DynStore,
+    artifacts: ArtifactStore,
+    refresh: Duration,
+    max_model_bytes: u64,
+    cache: RwLock<HashMap<(String, String), Cached>>,
+}
+
+/// A loaded model and the digest of the artifact it came from.
+pub struct LoadedModel {
+    pub booster: Booster,
+    pub sha256: String,
+}
+
+impl EndpointRegistry {
+    pub fn new(store: DynStore, artifacts: ArtifactStore, refresh: Duration, max_model_bytes: u64) -> Self {
+        Self { store, artifacts, refresh, max_model_bytes, cache: RwLock::new(HashMap::new()) }
+    }
+
+    /// Reads, unpacks and parses a model artifact (parsing runs on the blocking pool: a large
+    /// JSON model takes a while).
+    pub async fn load_model(&self, key: &str) -> Result<LoadedModel, ModelError> {
+        let bytes = self
+            .artifacts
+            .read_asset(key, self.max_model_bytes)
+            .await
+            .map_err(|source| ModelError::Storage { key: key.to_string(), source })?;
+        let limit = self.max_model_bytes;
+        let key_owned = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            let sha256 = hex::encode(Sha256::digest(&bytes));
+            let file = model_archive::extract_model_file_with_limit(&bytes, limit)
+                .map_err(|source| ModelError::Archive { key: key_owned.clone(), source })?;
+            let booster = Booster::load(&file).map_err(|source| ModelError::Load { key: key_owned, source })?;
+            Ok(LoadedModel { booster, sha256 })
+        })
+        .await
+        .expect("model loading does not panic")
+    }
+
+    /// The endpoint, loaded and current to within `refresh`.
+    pub async fn get(&self, environment: &str, name: &str) -> Result<Arc<LiveEndpoint>, EndpointError> {
+        let key = (environment.to_string(), name.to_string());
+        let cached = self.cache.read().expect("cache lock").get(&key).map(|c| (c.endpoint.clone(), c.checked));
+        if let Some((endpoint, checked)) = &cached
+            && checked.elapsed() < self.refresh
+        {
+            return Ok(endpoint.clone());
+        }
+        let record = self.store.endpoint(environment, name).await?;
+        let Some(record) = record else {
+            self.forget(environment, name);
+            return Err(EndpointError::NotFound(name.to_string()));
+        };
+        if record.state != endpoint_state::IN_SERVICE {
+            // A re-provisioned endpoint keeps serving its previous model until the new one is
+            // deployed; only a never-deployed endpoint has nothing to serve.
+            if let Some((endpoint, _)) = cached {
+                return Ok(endpoint);
+            }
+            return Err(EndpointError::NotInService { name: name.to_string(), state: record.state });
+        }
+        if let Some((endpoint, _)) = cached
+            && endpoint.revision == record.revision
+        {
+            self.touch(&key);
+            return Ok(endpoint);
+        }
+        let endpoint = Arc::new(self.load_record(&record).await?);
+        self.cache
+            .write()
+            .expect("cache lock")
+            .insert(key, Cached { endpoint: endpoint.clone(), checked: Instant::now() });
+        Ok(endpoint)
+    }
+
+    /// Puts a model the deploy job has just loaded into the cache, so this replica does not load
+    /// it a second time.
+    pub fn install(&self, endpoint: LiveEndpoint) {
+        let key = (endpoint.environment.clone(), endpoint.name.clone());
+        self.cache
+            .write()
+            .expect("cache lock")
+            .insert(key, Cached { endpoint: Arc::new(endpoint), checked: Instant::now() });
+    }
+
+    pub fn forget(&self, environment: &str, name: &str) {
+        self.cache.write().expect("cache lock").remove(&(environment.to_string(), name.to_string()));
+    }
+
+    fn touch(&self, key: &(String, String)) {
+        if let Some(c) = self.cache.write().expect("cache lock").get_mut(key) {
+            c.checked = Instant::now();
+        }
+    }
+
+    async fn load_record(&self, record: &EndpointRecord) -> Result<LiveEndpoint, EndpointError> {
+        let config: EndpointConfig = serde_json::from_value(record.config.0.clone())
+            .map_err(|e| EndpointError::Config(record.name.clone(), e))?;
+        let loaded = self.load_model(&config.artifact).await?;
+        if loaded.sha256 != config.artifact_sha256 {
+            return Err(ModelError::Changed {
+                key: config.artifact.clone(),
+                expected: config.artifact_sha256.clone(),
+                actual: loaded.sha256,
+            }
+            .into());
+        }
+        Ok(LiveEndpoint {
+            environment: record.environment.clone(),
+            name: record.name.clone(),
+            revision: record.revision,
+            config,
+            model: loaded.booster,
+        })
+    }
+}

@@ -1,0 +1,84 @@
+//! One invocation: parse the body as SageMaker's XGBoost container does, predict, encode in the
+//! negotiated format, and capture the exchange in SageMaker's data-capture format.
+
+use super::capture::{CaptureDestination, CaptureEvent, CaptureWriter};
+use super::codec::{self, CodecError, MediaTypeError};
+use super::endpoints::LiveEndpoint;
+use bytes::Bytes;
+
+/// Batches at least this large are predicted on the blocking pool so they cannot stall the
+/// async workers; smaller ones are cheaper inline.
+const BLOCKING_ROWS: usize = 512;
+
+pub struct Invocation {
+    pub content_type: Option<String>,
+    pub accept: Option<String>,
+    pub body: Bytes,
+    /// `X-Amzn-SageMaker-Inference-Id`, echoed into the capture record.
+    pub inference_id: Option<String>,
+}
+
+pub struct InvocationOutput {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error(transparent)]
+    MediaType(#[from] MediaTypeError),
+    #[error("{0}")]
+    Rows(#[from] CodecError),
+}
+
+pub async fn invoke(
+    endpoint: std::sync::Arc<LiveEndpoint>,
+    capture: &CaptureWriter,
+    invocation: Invocation,
+) -> Result<InvocationOutput, InvokeError> {
+    let request_format = codec::request_format(invocation.content_type.as_deref())?;
+    let response_format = codec::response_format(invocation.accept.as_deref(), request_format)?;
+    let rows = codec::parse_rows(request_format, &invocation.body, endpoint.model.num_features())?;
+
+    let predict = {
+        let endpoint = endpoint.clone();
+        move || {
+            let per_row = endpoint.model.num_outputs();
+            let mut outputs = Vec::with_capacity(rows.rows * per_row);
+            for row in rows.values.chunks(rows.cols.max(1)).take(rows.rows) {
+                endpoint.model.predict_row(row, &mut outputs);
+            }
+            outputs
+        }
+    };
+    let outputs = if rows.rows >= BLOCKING_ROWS {
+        tokio::task::spawn_blocking(predict).await.expect("prediction does not panic")
+    } else {
+        predict()
+    };
+    let (content_type, body) = codec::encode_predictions(response_format, &outputs, endpoint.model.num_outputs());
+
+    if let Some(location) = &endpoint.config.capture {
+        let destination = CaptureDestination {
+            bucket: location.bucket.clone(),
+            prefix: location.prefix.clone(),
+            endpoint: endpoint.name.clone(),
+            variant: endpoint.config.variant.clone(),
+        };
+        let event = CaptureEvent {
+            input_content_type: invocation.content_type.unwrap_or_else(|| "text/csv".into()),
+            input: invocation.body,
+            output_content_type: content_type.to_string(),
+            output: Bytes::from(body.clone()),
+            inference_id: invocation.inference_id,
+            event_id: uuid::Uuid::new_v4(),
+            time: chrono::Utc::now(),
+        };
+        // Capture is best effort for the caller (the prediction is already made) but never
+        // silently lost: the writer only refuses records after shutdown.
+        if let Err(e) = capture.record(destination, event).await {
+            tracing::warn!(endpoint = %endpoint.name, error = %e, "could not capture an invocation");
+        }
+    }
+    Ok(InvocationOutput { content_type, body })
+}
