@@ -12,14 +12,13 @@ use crate::targets::DynTarget;
 use crate::targets::local::LocalTarget;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, Request};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -121,19 +120,28 @@ pub async fn start(
         (settings.jobs.workers > 0).then(|| tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace)));
 
     tracing::info!(listen = %listener.local_addr()?, database = ?store.backend(), "mlops-orchestrator serving");
-    let stop_http = stop.clone();
+    // One grace period for everything (an ECS stop window is 30 s): in-flight requests and
+    // running jobs share it from the moment shutdown is asked for; then the process stops.
+    let grace = settings.http.shutdown_grace;
+    let deadline = Arc::new(std::sync::OnceLock::<tokio::time::Instant>::new());
+    let (stop_http, deadline_set) = (stop.clone(), deadline.clone());
     let serve = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(async move {
             shutdown.await;
+            deadline_set.get_or_init(|| tokio::time::Instant::now() + grace);
             stop_http.cancel();
         })
         .into_future();
-    serve.await?;
+    let deadline_at = || *deadline.get_or_init(|| tokio::time::Instant::now() + grace);
+    tokio::select! {
+        served = serve => served?,
+        _ = async { stop.cancelled().await; tokio::time::sleep_until(deadline_at()).await } => {
+            tracing::warn!("HTTP requests still running after the grace period were abandoned");
+        }
+    }
     stop.cancel();
-
-    // The HTTP side has drained; give workers the rest of the grace period.
     if let Some(workers) = workers
-        && tokio::time::timeout(settings.http.shutdown_grace, workers).await.is_err()
+        && tokio::time::timeout_at(deadline_at() + std::time::Duration::from_secs(1), workers).await.is_err()
     {
         tracing::warn!("job workers did not stop within the grace period");
     }
@@ -168,7 +176,7 @@ pub fn router(state: AppState) -> Router {
     api.with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.http.request_timeout))
+        .layer(axum::middleware::from_fn_with_state(settings.http.request_timeout, request_timeout))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(crate::error::ApiError::Internal("handler panicked".into()))
         }))
@@ -178,6 +186,25 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Bounds every request but asset transfers, whose duration depends on their size; those are
+/// bounded by `assets.max_upload_bytes` instead.
+async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if request.uri().path().starts_with("/v1/assets/") {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(crate::error::ApiError::Timeout(format!(
+            "the request did not finish within {}",
+            humantime::format_duration(limit)
+        ))),
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -42,15 +42,7 @@ async fn promotion_needs_an_approver_at_each_step(db: TestDb) {
     assert_eq!(server.invoke("churn-endpoint", "text/csv", csv_rows(&rows), INVOKER).await.status(), 404);
 
     // The compat status shows the waiting manual approval.
-    let status: Value = server
-        .post("/pipelinestatus", VIEWER)
-        .json(&json!({"pipeline_id": id}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = server.compat_status(&id).await;
     assert_eq!(status["stageStates"][1]["stageName"], "DeployDev");
     assert_eq!(status["stageStates"][1]["actionStates"][1]["actionName"], "DeployStaging");
     assert_eq!(status["stageStates"][1]["actionStates"][1]["latestExecution"]["status"], "InProgress");

@@ -72,15 +72,7 @@ async fn unloadable_models_fail_the_pipeline_with_the_reason(db: TestDb) {
     let missing = server.provision(&realtime_body("missing", "models/nowhere/model.tar.gz")).await;
     let p = server.wait_for(missing["pipeline_id"].as_str().unwrap(), "failed").await;
     assert!(p["last_error"].as_str().unwrap().contains("is not in the assets bucket"), "{p:#}");
-    let status: Value = server
-        .post("/pipelinestatus", VIEWER)
-        .json(&json!({"pipeline_id": p["id"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = server.compat_status(p["id"].as_str().unwrap()).await;
     let action = &status["stageStates"][1]["actionStates"][0]["latestExecution"];
     assert_eq!(action["status"], "Failed");
     assert!(action["errorDetails"]["message"].as_str().unwrap().contains("is not in the assets bucket"));

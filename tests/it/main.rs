@@ -4,11 +4,13 @@
 mod support;
 
 mod approvals;
+mod assets;
 mod bad_requests;
 mod job_lease;
 mod lifecycle;
 mod openapi;
 mod server_basics;
+mod serving;
 mod store_contract;
 mod walkthrough;
 mod xgboost;

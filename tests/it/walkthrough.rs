@@ -4,7 +4,7 @@
 
 use crate::on_both_stores;
 use crate::support::api::{assert_close, csv_rows, fixture_json, realtime_body};
-use crate::support::server::{INVOKER, VIEWER};
+use crate::support::server::INVOKER;
 use crate::support::{TestDb, TestServer};
 use serde_json::{Value, json};
 
@@ -21,15 +21,7 @@ async fn provision_invoke_and_capture(db: TestDb) {
     assert_eq!(pipeline["stages"][0]["outputs"]["endpoint_name"], "churn-endpoint");
     assert_eq!(pipeline["stages"][0]["outputs"]["objective"], "binary:logistic");
 
-    let status: Value = server
-        .post("/pipelinestatus", VIEWER)
-        .json(&json!({"pipeline_id": id}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = server.compat_status(&id).await;
     assert_eq!(status["stageStates"][1]["stageName"], "DeployCloudFormation");
     assert_eq!(status["stageStates"][1]["actionStates"][0]["latestExecution"]["status"], "Succeeded");
     assert_eq!(status["pipelineName"], "mlops-pipeline-churn-byompipelinerealtimebuiltin-codepipeline");

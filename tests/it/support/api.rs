@@ -72,6 +72,13 @@ impl TestServer {
         }
     }
 
+    /// `POST /pipelinestatus`: the CodePipeline-shaped state.
+    pub async fn compat_status(&self, id: &str) -> Value {
+        let response = self.post("/pipelinestatus", VIEWER).json(&json!({"pipeline_id": id})).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
     pub async fn events(&self, id: &str) -> Value {
         let response =
             self.http.get(self.url(&format!("/v1/pipelines/{id}/events"))).bearer_auth(ADMIN).send().await.unwrap();

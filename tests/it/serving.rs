@@ -1,0 +1,122 @@
+//! Invocation edge cases and capture durability, on a deployed endpoint.
+
+use crate::on_both_stores;
+use crate::support::api::{csv_rows, fixture_json, realtime_body};
+use crate::support::server::{INVOKER, OPERATOR, test_settings};
+use crate::support::{TestDb, TestServer};
+use crate::walkthrough::read_capture;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn deployed(db: TestDb, configure: impl FnOnce(&mut mlops::Settings)) -> TestServer {
+    let mut settings = test_settings(&db);
+    configure(&mut settings);
+    let server = TestServer::start_with(db, settings).await;
+    server.upload_fixture("models/iris.json", "xgboost/multi_softprob.json").await;
+    let id =
+        server.provision(&realtime_body("iris", "models/iris.json")).await["pipeline_id"].as_str().unwrap().to_string();
+    server.wait_for(&id, "active").await;
+    server
+}
+
+async fn problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    response.json().await.unwrap()
+}
+
+async fn bad_bodies_name_row_and_column(db: TestDb) {
+    let server = deployed(db, |_| {}).await;
+    let p = problem(
+        server.invoke("iris-endpoint", "text/csv", "5.1,3.5,1.4,0.2\n6.2,abc,4.3,1.3".into(), INVOKER).await,
+        400,
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("row 2, column 2"), "{p:#}");
+    assert_eq!(p["errors"][0]["pointer"], "/rows/2/columns/2");
+    let p = problem(server.invoke("iris-endpoint", "text/csv", "5.1,3.5,1.4".into(), INVOKER).await, 400).await;
+    assert!(p["detail"].as_str().unwrap().contains("row 1"), "{p:#}");
+    let p = problem(
+        server.invoke("iris-endpoint", "application/json", "{\"instances\": [[1, 2, \"x\", 4]]}".into(), INVOKER).await,
+        400,
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("column 3"), "{p:#}");
+    problem(server.invoke("iris-endpoint", "application/x-protobuf", "x".into(), INVOKER).await, 415).await;
+    let not_acceptable = server
+        .http
+        .post(server.url("/v1/endpoints/iris-endpoint/invocations"))
+        .bearer_auth(INVOKER)
+        .header("content-type", "text/csv")
+        .header("accept", "image/png")
+        .body("5.1,3.5,1.4,0.2")
+        .send()
+        .await
+        .unwrap();
+    problem(not_acceptable, 406).await;
+    problem(server.invoke("nope", "text/csv", "1".into(), INVOKER).await, 404).await;
+    problem(server.invoke("iris-endpoint", "text/csv", "5.1,3.5,1.4,0.2".into(), OPERATOR).await, 403).await;
+
+    // Missing values and softprob: one line of class probabilities per row.
+    let ok = server.invoke("iris-endpoint", "text/csv", "5.1,,1.4,0.2\n6.2,2.9,4.3,1.3".into(), INVOKER).await;
+    assert_eq!(ok.status(), 200);
+    let text = ok.text().await.unwrap();
+    let lines: Vec<Vec<f64>> = text.lines().map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(lines.len(), 2);
+    for probabilities in &lines {
+        assert_eq!(probabilities.len(), 3);
+        assert!((probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+    }
+    server.stop().await;
+}
+
+async fn payload_limit_is_sagemakers(db: TestDb) {
+    let server = deployed(db, |s| s.serving.max_request_bytes = 1000).await;
+    let rows = "5.1,3.5,1.4,0.2\n".repeat(100); // 1600 bytes
+    problem(server.invoke("iris-endpoint", "text/csv", rows, INVOKER).await, 413).await;
+    server.stop().await;
+}
+
+async fn clean_shutdown_loses_no_captured_record(db: TestDb) {
+    // A long flush interval: only the shutdown flush can write these records.
+    let server = deployed(db, |s| s.capture.flush_interval = Duration::from_secs(3600)).await;
+    let cases = fixture_json("xgboost/multi_softprob.cases.json");
+    let rows = cases["rows"].as_array().unwrap();
+    let mut calls = Vec::new();
+    for i in 0..120 {
+        let row = csv_rows(&rows[i % rows.len()..i % rows.len() + 1]);
+        let http = server.http.clone();
+        let url = server.url("/v1/endpoints/iris-endpoint/invocations");
+        calls.push(tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .bearer_auth(INVOKER)
+                .header("content-type", "text/csv")
+                .header("x-amzn-sagemaker-inference-id", format!("call-{i}"))
+                .body(row)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }));
+    }
+    for call in calls {
+        call.await.unwrap();
+    }
+    let capture_dir = server.db.dir.path().join("data/objects/my-bucket/datacapture/churn/iris-endpoint/AllTraffic");
+    assert!(!capture_dir.exists(), "nothing flushed before shutdown");
+    let _db = server.stop().await;
+    let records = read_capture(&capture_dir);
+    let mut ids: Vec<String> =
+        records.iter().map(|r| r["eventMetadata"]["inferenceId"].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 120, "every invocation captured exactly once");
+    assert!(records.iter().all(|r| r["captureData"]["endpointOutput"]["encoding"] == "CSV"));
+    let event_ids: std::collections::HashSet<_> =
+        records.iter().map(|r| r["eventMetadata"]["eventId"].clone()).collect();
+    assert_eq!(event_ids.len(), 120);
+    assert_eq!(records[0]["eventVersion"], json!("0"));
+}
+
+on_both_stores!(bad_bodies_name_row_and_column, payload_limit_is_sagemakers, clean_shutdown_loses_no_captured_record);
