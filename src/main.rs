@@ -3,6 +3,7 @@ use clap::{Parser, Subcommand};
 use mlops::config::{Overrides, Settings};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// mlops-orchestrator: provision, promote, serve and monitor ML pipelines.
 #[derive(Parser)]
@@ -47,6 +48,8 @@ enum Command {
         #[arg(default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+    #[command(flatten)]
+    Client(mlops::client::ClientCommand),
 }
 
 fn load(config: Option<&std::path::Path>, flags: &ServerFlags) -> anyhow::Result<Settings> {
@@ -57,10 +60,17 @@ fn load(config: Option<&std::path::Path>, flags: &ServerFlags) -> anyhow::Result
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let config = cli.config.as_deref();
     match cli.command {
+        // Client errors are for people at a terminal: one readable message, no debug chain.
+        Command::Client(command) => {
+            if let Err(e) = mlops::client::run(command).await {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Serve(flags) => {
             let settings = load(config, &flags)?;
             let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -109,5 +119,13 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

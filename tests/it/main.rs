@@ -6,6 +6,7 @@ mod support;
 mod approvals;
 mod assets;
 mod bad_requests;
+mod cli;
 mod job_lease;
 mod lifecycle;
 mod openapi;
