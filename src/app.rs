@@ -3,6 +3,7 @@
 
 use crate::auth::TokenRegistry;
 use crate::config::{Settings, TargetKind};
+use crate::error::ApiError;
 use crate::jobs::Runner;
 use crate::serving::capture::{CaptureConfig, CaptureWriter};
 use crate::serving::endpoints::EndpointRegistry;
@@ -39,6 +40,8 @@ pub struct AppState {
 pub enum StartError {
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
     #[error("cannot open the artifact store: {0}")]
@@ -54,6 +57,13 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 impl AppState {
     /// Opens everything a server or worker process needs.
     pub async fn build(settings: Settings) -> Result<AppState, StartError> {
+        settings.require_auth()?;
+        if settings.dev {
+            tracing::warn!("authentication is OFF (--dev): every caller is an admin. Never expose this server.");
+            if !settings.auth.tokens.is_empty() {
+                tracing::warn!(tokens = settings.auth.tokens.len(), "--dev ignores the configured auth.tokens");
+            }
+        }
         let store = open_store(&settings).await?;
         let tokens = Arc::new(TokenRegistry::from_settings(&settings.auth, settings.dev));
         let artifacts = ArtifactStore::local(&settings.objects_root(), &settings.assets.bucket)?;
@@ -109,9 +119,6 @@ pub async fn start(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    if settings.dev {
-        tracing::warn!("authentication is OFF (--dev): every caller is an admin. Never expose this server.");
-    }
     let state = AppState::build(settings).await?;
     let (settings, store) = (state.settings.clone(), state.store.clone());
     let stop = CancellationToken::new();
@@ -134,12 +141,13 @@ pub async fn start(
         })
         .into_future();
     let deadline_at = || *deadline.get_or_init(|| tokio::time::Instant::now() + grace);
-    tokio::select! {
-        served = serve => served?,
+    let served = tokio::select! {
+        served = serve => served,
         _ = async { stop.cancelled().await; tokio::time::sleep_until(deadline_at()).await } => {
             tracing::warn!("HTTP requests still running after the grace period were abandoned");
+            Ok(())
         }
-    }
+    };
     stop.cancel();
     if let Some(workers) = workers
         && tokio::time::timeout_at(deadline_at() + std::time::Duration::from_secs(1), workers).await.is_err()
@@ -148,7 +156,7 @@ pub async fn start(
     }
     state.close().await;
     tracing::info!("stopped");
-    Ok(())
+    Ok(served?)
 }
 
 /// Runs job workers without the API until `shutdown` resolves (the `worker` role).
@@ -164,7 +172,8 @@ pub async fn run_workers(
     let workers = tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace));
     shutdown.await;
     stop.cancel();
-    if tokio::time::timeout(settings.http.shutdown_grace * 2, workers).await.is_err() {
+    // The runner releases unfinished jobs at the end of its grace period; give it a moment more.
+    if tokio::time::timeout(settings.http.shutdown_grace + std::time::Duration::from_secs(1), workers).await.is_err() {
         tracing::warn!("job workers did not stop within the grace period");
     }
     state.close().await;
@@ -173,13 +182,15 @@ pub async fn run_workers(
 
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
-    let (api, spec) = crate::openapi::api_router().split_for_parts();
+    let (api, spec) = crate::openapi::split();
     api.with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .fallback(|| async { ApiError::NotFound("no such route; the API is described at /openapi.json".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(settings.http.request_timeout, request_timeout))
         .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(crate::error::ApiError::Internal("handler panicked".into()))
+            axum::response::IntoResponse::into_response(ApiError::Internal("handler panicked".into()))
         }))
         .layer(
             TraceLayer::new_for_http()
@@ -205,7 +216,7 @@ async fn request_timeout(
     }
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => axum::response::IntoResponse::into_response(crate::error::ApiError::Timeout(format!(
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::Timeout(format!(
             "the request did not finish within {}",
             humantime::format_duration(limit)
         ))),

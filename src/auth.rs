@@ -30,6 +30,18 @@ pub enum Permission {
     Invoke,
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+            Role::Viewer => "viewer",
+            Role::Invoker => "invoker",
+        })
+    }
+}
+
 impl Role {
     pub fn allows(self, permission: Permission) -> bool {
         use Permission::*;
@@ -70,7 +82,7 @@ pub enum AuthError {
     Missing,
     #[error("the bearer token is not valid")]
     Invalid,
-    #[error("role {role:?} of {name:?} may not do this (needs {needed})")]
+    #[error("{name:?} has role {role}, which may not do this (needs {needed})")]
     Forbidden { name: String, role: Role, needed: &'static str },
 }
 

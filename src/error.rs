@@ -16,8 +16,17 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub struct FieldProblem {
     /// JSON Pointer (RFC 6901) into the request body; empty for the body itself.
     pub pointer: String,
+    /// For a bad query or path parameter: its name (the pointer is then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
     pub message: String,
     pub code: String,
+}
+
+impl FieldProblem {
+    pub fn new(pointer: &str, parameter: Option<&str>, code: &str, message: String) -> Self {
+        Self { pointer: pointer.into(), parameter: parameter.map(String::from), message, code: code.into() }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +53,8 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Timeout(String),
+    #[error("this route does not take that method; the API is described at /openapi.json")]
+    MethodNotAllowed,
     /// Details are logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -68,13 +79,18 @@ pub struct Problem {
 }
 
 impl ApiError {
-    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        ApiError::BadRequest {
-            detail: message.clone(),
-            errors: vec![FieldProblem { pointer: field.into(), message, code: "invalid_value".into() }],
-            compat_detail: None,
-        }
+    /// A bad part of the JSON body, named by its JSON Pointer (`""` for the whole body).
+    pub fn bad_request(pointer: &str, message: impl Into<String>) -> Self {
+        Self::invalid(FieldProblem::new(pointer, None, "invalid_value", message.into()))
+    }
+
+    /// A bad query or path parameter, named.
+    pub fn bad_parameter(name: &str, message: impl Into<String>) -> Self {
+        Self::invalid(FieldProblem::new("", Some(name), "invalid_parameter", message.into()))
+    }
+
+    pub fn invalid(problem: FieldProblem) -> Self {
+        ApiError::BadRequest { detail: problem.message.clone(), errors: vec![problem], compat_detail: None }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -89,7 +105,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -107,6 +124,7 @@ impl ApiError {
             ApiError::NotAcceptable(_) => "not_acceptable",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Internal(_) => "internal",
         }
     }

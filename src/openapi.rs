@@ -44,9 +44,45 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(crate::http::routes())
 }
 
-/// The document as served at `/openapi.json` and committed in `openapi/openapi.json`.
+/// The router and its document, as served at `/openapi.json` and committed in
+/// `openapi/openapi.json`.
+pub fn split() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut document) = api_router().split_for_parts();
+    add_common_responses(&mut document);
+    (router, document)
+}
+
 pub fn document() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    split().1
+}
+
+/// Responses every operation can give, so no handler has to list them: 401/403 wherever a token
+/// is needed, 500 everywhere.
+fn add_common_responses(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, security::SecurityRequirement};
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                crate::error::PROBLEM_JSON,
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+            )
+            .build()
+    };
+    for item in document.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            let public = operation.security.as_ref().is_some_and(|s| s.contains(&SecurityRequirement::default()));
+            let responses = &mut operation.responses.responses;
+            if !public {
+                responses.entry("401".into()).or_insert_with(|| problem("Missing or invalid bearer token").into());
+                responses.entry("403".into()).or_insert_with(|| problem("The token's role may not do this").into());
+            }
+            responses
+                .entry("500".into())
+                .or_insert_with(|| problem("Internal error (details are in the server log)").into());
+        }
+    }
 }
 
 pub fn document_json() -> String {

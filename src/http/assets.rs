@@ -25,7 +25,7 @@ pub struct AssetOut {
 }
 
 fn parse_key(key: &str) -> Result<AssetKey, ApiError> {
-    AssetKey::parse(key).map_err(|e| ApiError::bad_request("key", format!("asset key {key:?} is not valid: {e}")))
+    AssetKey::parse(key).map_err(|e| ApiError::bad_parameter("key", format!("asset key {key:?} is not valid: {e}")))
 }
 
 fn storage_error(key: &str, e: StorageError) -> ApiError {
@@ -34,7 +34,9 @@ fn storage_error(key: &str, e: StorageError) -> ApiError {
         StorageError::TooLarge { limit } => {
             ApiError::PayloadTooLarge(format!("asset {key:?} is larger than the upload limit of {limit} bytes"))
         }
-        StorageError::InvalidKey { reason, .. } => ApiError::bad_request("key", format!("asset key {key:?}: {reason}")),
+        StorageError::InvalidKey { reason, .. } => {
+            ApiError::bad_parameter("key", format!("asset key {key:?}: {reason}"))
+        }
         StorageError::Body(e) => ApiError::bad_request("", format!("the upload was interrupted: {e}")),
         other => ApiError::Internal(other.to_string()),
     }

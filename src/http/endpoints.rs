@@ -8,6 +8,7 @@
 use super::extract::{Caller, ToInvoke, ToRead, body_rejection};
 use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem};
+use crate::serving::codec::MediaTypeError;
 use crate::serving::endpoints::{EndpointConfig, EndpointError};
 use crate::serving::invoke::{self, Invocation, InvokeError};
 use crate::store::EndpointRecord;
@@ -172,6 +173,8 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
     let endpoint = state.endpoints.get(&environment, &name).await.map_err(|e| match e {
         EndpointError::NotFound(_) => ApiError::NotFound(format!("endpoint {id:?} not found")),
         EndpointError::NotInService { .. } => ApiError::Conflict(e.to_string()),
+        // The model cannot be loaded on this replica right now (storage down, damaged snapshot).
+        EndpointError::Model(e) => ApiError::Unavailable(format!("endpoint {id:?} cannot serve: {e}")),
         other => ApiError::Internal(other.to_string()),
     })?;
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -183,10 +186,8 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
     };
     let variant = endpoint.config.variant.clone();
     let output = invoke::invoke(endpoint, &state.capture, invocation).await.map_err(|e| match e {
-        InvokeError::MediaType(crate::serving::codec::MediaTypeError::Unsupported(m)) => {
-            ApiError::UnsupportedMediaType(m)
-        }
-        InvokeError::MediaType(crate::serving::codec::MediaTypeError::NotAcceptable(m)) => ApiError::NotAcceptable(m),
+        InvokeError::MediaType(e @ MediaTypeError::Unsupported(_)) => ApiError::UnsupportedMediaType(e.to_string()),
+        InvokeError::MediaType(e @ MediaTypeError::NotAcceptable(_)) => ApiError::NotAcceptable(e.to_string()),
         InvokeError::Rows(e) => {
             let pointer = match (e.row, e.column) {
                 (Some(r), Some(c)) => format!("/rows/{r}/columns/{c}"),
@@ -194,11 +195,7 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
                 _ => String::new(),
             };
             let message = e.to_string();
-            ApiError::BadRequest {
-                detail: message.clone(),
-                errors: vec![FieldProblem { pointer, message, code: "invalid_row".into() }],
-                compat_detail: None,
-            }
+            ApiError::invalid(FieldProblem::new(&pointer, None, "invalid_row", message))
         }
     })?;
     let mut response = output.body.into_response();

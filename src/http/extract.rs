@@ -7,9 +7,10 @@ use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, FieldProblem};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::marker::PhantomData;
 
@@ -70,8 +71,31 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 fn invalid_json(message: String) -> ApiError {
     ApiError::BadRequest {
         detail: message.clone(),
-        errors: vec![FieldProblem { pointer: String::new(), message: message.clone(), code: "invalid_json".into() }],
+        errors: vec![FieldProblem::new("", None, "invalid_json", message.clone())],
         compat_detail: Some(message),
+    }
+}
+
+/// Query parameters; a bad one is a 400 problem naming it (axum's own rejection is plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => {
+                let message = rejection.body_text();
+                let parameter = message.split('`').nth(1).map(str::to_string);
+                Err(ApiError::invalid(FieldProblem::new(
+                    "",
+                    parameter.as_deref(),
+                    "invalid_parameter",
+                    format!("invalid query string: {message}"),
+                )))
+            }
+        }
     }
 }
 

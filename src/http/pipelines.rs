@@ -1,7 +1,7 @@
 //! The `/v1/pipelines` resource API: provision (with a dry run), list, read, events, approvals,
 //! delete.
 
-use super::extract::{Caller, JsonBody, ToApprove, ToOperate, ToRead};
+use super::extract::{ApiQuery, Caller, JsonBody, ToApprove, ToOperate, ToRead};
 use crate::app::AppState;
 use crate::domain::state::{PipelineState, StageState};
 use crate::domain::{PipelineType, StagePlan};
@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::services::pipelines;
 use crate::store::{EventRecord, PipelineFilter, PipelineRecord, StageRecord};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -196,7 +196,7 @@ async fn load(state: &AppState, id: &str) -> Result<PipelineOut, ApiError> {
 async fn create_pipeline(
     State(state): State<AppState>,
     Caller(principal, ..): Caller<ToOperate>,
-    Query(query): Query<CreateQuery>,
+    ApiQuery(query): ApiQuery<CreateQuery>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if query.dry_run {
@@ -227,11 +227,11 @@ fn to_json(value: &impl Serialize) -> Result<Value, ApiError> {
 async fn list_pipelines(
     State(state): State<AppState>,
     _caller: Caller<ToRead>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<PipelineListOut>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("limit", "`limit` must be between 1 and 500"));
+        return Err(ApiError::bad_parameter("limit", "`limit` must be between 1 and 500"));
     }
     let filter = PipelineFilter {
         state: query.state,
@@ -292,11 +292,11 @@ async fn list_events(
     State(state): State<AppState>,
     _caller: Caller<ToRead>,
     Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Json<EventListOut>, ApiError> {
     let limit = query.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit", "`limit` must be between 1 and 1000"));
+        return Err(ApiError::bad_parameter("limit", "`limit` must be between 1 and 1000"));
     }
     let pipeline = pipelines::find(&state, &id).await?;
     let items = state.store.events(&pipeline.id, query.after, limit).await?;

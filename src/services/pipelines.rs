@@ -43,10 +43,9 @@ pub fn bad_request(errors: RequestErrors) -> ApiError {
         errors: errors
             .0
             .into_iter()
-            .map(|e| FieldProblem {
-                pointer: e.pointer,
-                message: e.message,
-                code: serde_json::to_value(e.code).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            .map(|e| {
+                let code = serde_json::to_value(e.code).ok().and_then(|v| v.as_str().map(String::from));
+                FieldProblem::new(&e.pointer, None, &code.unwrap_or_default(), e.message)
             })
             .collect(),
     }
@@ -103,7 +102,7 @@ pub async fn provision(state: &AppState, principal: &Principal, body: &Value) ->
     Ok(ProvisionResult { record, created, warnings: planned.warnings })
 }
 
-/// The pipeline by our id (the compat API also accepts the stack name it reported).
+/// The pipeline by its id.
 pub async fn find(state: &AppState, id: &str) -> Result<PipelineRecord, ApiError> {
     match state.store.pipeline(id).await? {
         Some(p) => Ok(p),

@@ -1,11 +1,16 @@
 //! The endpoints this process serves. The database says which model an endpoint runs (and at
 //! which revision); each replica loads that model once from the artifact store and re-checks the
 //! database at most every `refresh`, so a redeploy reaches every replica without a restart.
+//!
+//! Deploying copies the artifact to a content-addressed snapshot (`_mlops/models/<sha256>`), as
+//! SageMaker copies model data into an endpoint: replacing the asset later changes nothing for
+//! the running endpoint, on any replica, until the pipeline is provisioned again.
 
 use super::model_archive;
 use super::xgboost::Booster;
 use crate::storage::{ArtifactStore, StorageError};
 use crate::store::{DynStore, EndpointRecord, StoreError, endpoint_state};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -17,9 +22,9 @@ use std::time::{Duration, Instant};
 pub struct EndpointConfig {
     pub model_name: String,
     pub framework: String,
-    /// Asset key of the model artifact.
+    /// Asset key the model was deployed from.
     pub artifact: String,
-    /// SHA-256 of the artifact at deploy time: a replica loading it later refuses a changed file.
+    /// SHA-256 of the artifact at deploy time; names its snapshot.
     pub artifact_sha256: String,
     /// SageMaker's production variant name; part of the capture path.
     pub variant: String,
@@ -53,9 +58,11 @@ pub enum ModelError {
     #[error("model artifact {key:?} is not a model this server can load: {source}")]
     Load { key: String, source: super::xgboost::LoadError },
     #[error(
-        "model artifact {key:?} changed since it was deployed (sha256 {actual}, deployed {expected}); provision the pipeline again"
+        "the deployed snapshot of {key:?} is damaged (sha256 {actual}, expected {expected}); provision the pipeline again"
     )]
-    Changed { key: String, expected: String, actual: String },
+    Damaged { key: String, expected: String, actual: String },
+    #[error("could not store the snapshot of model artifact {key:?}: {source}")]
+    Snapshot { key: String, source: object_store::Error },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +90,8 @@ pub struct EndpointRegistry {
     refresh: Duration,
     max_model_bytes: u64,
     cache: RwLock<HashMap<(String, String), Cached>>,
+    /// Loads one model at a time, so a burst of first requests loads it once.
+    loading: tokio::sync::Mutex<()>,
 }
 
 /// A loaded model and the digest of the artifact it came from.
@@ -93,17 +102,39 @@ pub struct LoadedModel {
 
 impl EndpointRegistry {
     pub fn new(store: DynStore, artifacts: ArtifactStore, refresh: Duration, max_model_bytes: u64) -> Self {
-        Self { store, artifacts, refresh, max_model_bytes, cache: RwLock::new(HashMap::new()) }
+        Self {
+            store,
+            artifacts,
+            refresh,
+            max_model_bytes,
+            cache: RwLock::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
+        }
     }
 
-    /// Reads, unpacks and parses a model artifact (parsing runs on the blocking pool: a large
-    /// JSON model takes a while).
-    pub async fn load_model(&self, key: &str) -> Result<LoadedModel, ModelError> {
+    /// Loads the model at asset `key` and stores its snapshot; the deploy step.
+    pub async fn snapshot_model(&self, key: &str) -> Result<LoadedModel, ModelError> {
         let bytes = self
             .artifacts
             .read_asset(key, self.max_model_bytes)
             .await
             .map_err(|source| ModelError::Storage { key: key.to_string(), source })?;
+        let loaded = self.parse(key, bytes.clone()).await?;
+        let path = snapshot_path(&loaded.sha256);
+        // Content-addressed: an existing snapshot already holds these exact bytes.
+        if self.artifacts.object_store().head(&path).await.is_err() {
+            self.artifacts
+                .object_store()
+                .put(&path, bytes.into())
+                .await
+                .map_err(|source| ModelError::Snapshot { key: key.to_string(), source })?;
+        }
+        Ok(loaded)
+    }
+
+    /// Reads, unpacks and parses a model (parsing runs on the blocking pool: a large JSON model
+    /// takes a while).
+    async fn parse(&self, key: &str, bytes: bytes::Bytes) -> Result<LoadedModel, ModelError> {
         let limit = self.max_model_bytes;
         let key_owned = key.to_string();
         tokio::task::spawn_blocking(move || {
@@ -139,10 +170,17 @@ impl EndpointRegistry {
             }
             return Err(EndpointError::NotInService { name: name.to_string(), state: record.state });
         }
-        if let Some((endpoint, _)) = cached
+        if let Some((endpoint, _)) = &cached
             && endpoint.revision == record.revision
         {
             self.touch(&key);
+            return Ok(endpoint.clone());
+        }
+        let _one_at_a_time = self.loading.lock().await;
+        let loaded_meanwhile = self.cache.read().expect("cache lock").get(&key).map(|c| c.endpoint.clone());
+        if let Some(endpoint) = loaded_meanwhile
+            && endpoint.revision == record.revision
+        {
             return Ok(endpoint);
         }
         let endpoint = Arc::new(self.load_record(&record).await?);
@@ -176,9 +214,14 @@ impl EndpointRegistry {
     async fn load_record(&self, record: &EndpointRecord) -> Result<LiveEndpoint, EndpointError> {
         let config: EndpointConfig = serde_json::from_value(record.config.0.clone())
             .map_err(|e| EndpointError::Config(record.name.clone(), e))?;
-        let loaded = self.load_model(&config.artifact).await?;
+        let bytes = self
+            .artifacts
+            .read_path(&snapshot_path(&config.artifact_sha256), self.max_model_bytes)
+            .await
+            .map_err(|source| ModelError::Storage { key: config.artifact.clone(), source })?;
+        let loaded = self.parse(&config.artifact, bytes).await?;
         if loaded.sha256 != config.artifact_sha256 {
-            return Err(ModelError::Changed {
+            return Err(ModelError::Damaged {
                 key: config.artifact.clone(),
                 expected: config.artifact_sha256.clone(),
                 actual: loaded.sha256,
@@ -193,4 +236,10 @@ impl EndpointRegistry {
             model: loaded.booster,
         })
     }
+}
+
+/// Where a deployed model's bytes live. `_mlops` is not a valid bucket name, so no user location
+/// can reach it.
+fn snapshot_path(sha256: &str) -> object_store::path::Path {
+    object_store::path::Path::from(format!("_mlops/models/{sha256}"))
 }

@@ -126,6 +126,15 @@ macro_rules! impl_sql_store {
                 Ok(Some(from))
             }
 
+            /// Deploy work stops mattering once a pipeline is being torn down.
+            async fn is_being_deleted(tx: &mut Tx, pipeline_id: &str) -> Result<bool, StoreError> {
+                let state: Option<String> = sqlx::query_scalar("SELECT state FROM pipelines WHERE id = $1")
+                    .bind(pipeline_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                Ok(matches!(state.as_deref(), None | Some("deleting") | Some("deleted")))
+            }
+
             async fn insert_job(tx: &mut Tx, job: &NewJob) -> Result<JobRecord, StoreError> {
                 let now = crate::store::now();
                 let inserted: Option<JobRecord> = sqlx::query_as(
@@ -472,6 +481,9 @@ macro_rules! impl_sql_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(stage) = stage else { return Ok(None) };
+                if Self::is_being_deleted(&mut tx, &key.pipeline_id).await? {
+                    return Ok(None);
+                }
                 match stage.state {
                     StageState::Pending => {
                         Self::transition_stage(&mut tx, key, StageState::Deploying, "system", None).await?;
@@ -501,6 +513,9 @@ macro_rules! impl_sql_store {
                 next_job: JobTemplate,
             ) -> Result<Option<PipelineRecord>, StoreError> {
                 let mut tx = self.begin_write().await?;
+                if Self::is_being_deleted(&mut tx, &key.pipeline_id).await? {
+                    return Ok(None);
+                }
                 let changed = sqlx::query(
                     "UPDATE stages SET outputs = $4 WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3 \
                      AND state = 'deploying'",

@@ -39,7 +39,7 @@ async fn round_trip_limits_and_traversal(db: TestDb) {
         let (status, body) = raw_put(&server, &format!("/v1/assets/{key}")).await;
         assert_eq!(status, 400, "{key}: {body}");
         let problem: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(problem["errors"][0]["pointer"], "key", "{key}: {problem:#}");
+        assert_eq!(problem["errors"][0]["parameter"], "key", "{key}: {problem:#}");
     }
     assert!(!objects.join("outside").exists() && !server.db.dir.path().join("data/escape").exists());
 

@@ -220,7 +220,10 @@ async fn promotion_with_approvals(db: TestDb) {
 
     // Operators may not approve; without a token the CLI says how to give one.
     let refused = mlops(&server, OPERATOR, &["approve", &id, "staging"]).await;
-    refused.failed().stderr_has("error: 403 Forbidden: ").stderr_has("\"olga-operator\" may not do this");
+    refused
+        .failed()
+        .stderr_has("error: 403 Forbidden: ")
+        .stderr_has("\"olga-operator\" has role operator, which may not do this");
     let anonymous = mlops_with_input(&server.base, None, &["approve", &id, "staging"], None).await;
     anonymous.failed().stderr_has("401 Unauthorized").stderr_has("pass --token or set MLOPS_TOKEN");
     let early = mlops(&server, APPROVER, &["approve", &id, "prod"]).await;

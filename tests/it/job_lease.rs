@@ -250,3 +250,18 @@ on_both_stores!(
     killed_worker_job_is_reclaimed_and_completes_once,
     runner_wakes_on_enqueue_and_releases_work_at_shutdown,
 );
+
+/// Replicas wake each other through LISTEN/NOTIFY: a job enqueued through one Postgres
+/// connection pool wakes a worker holding another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notifies_other_replicas() {
+    let db = TestDb::new(crate::support::Db::Postgres).await;
+    let other_replica = mlops::store::connect(&db.url).await.unwrap();
+    let wake = other_replica.job_wakeup();
+    let woken = wake.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    db.store.enqueue_job(job("work", 3)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), woken).await.expect("the other replica was woken");
+    other_replica.close().await;
+}

@@ -134,7 +134,28 @@ async fn list_and_dry_run(db: TestDb) {
     server.stop().await;
 }
 
+async fn a_replaced_asset_does_not_change_a_deployed_endpoint(db: TestDb) {
+    let server = TestServer::start(db).await;
+    server.upload_fixture("models/m", "xgboost/model.tar.gz").await;
+    let id = server.provision(&realtime_body("churn", "models/m")).await["pipeline_id"].as_str().unwrap().to_string();
+    server.wait_for(&id, "active").await;
+    let (csv, expected) = first_rows("xgboost/binary_logistic.cases.json", 3);
+    let before = server.invoke("churn-endpoint", "text/csv", csv.clone(), INVOKER).await.text().await.unwrap();
+
+    // Someone overwrites the asset; a restarted replica loads the deployed snapshot, not it.
+    server.upload_fixture("models/m", "xgboost/base_score_logistic.json").await;
+    let db = server.stop().await;
+    let server = TestServer::start(db).await;
+    let after = server.invoke("churn-endpoint", "text/csv", csv, INVOKER).await.text().await.unwrap();
+    assert_eq!(before, after);
+    for (line, want) in after.lines().zip(&expected) {
+        crate::support::api::assert_close(line.parse().unwrap(), want[0].as_f64().unwrap(), "snapshot");
+    }
+    server.stop().await;
+}
+
 on_both_stores!(
+    a_replaced_asset_does_not_change_a_deployed_endpoint,
     reprovision_redeploys_and_delete_tears_down,
     unloadable_models_fail_the_pipeline_with_the_reason,
     list_and_dry_run

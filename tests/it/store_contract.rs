@@ -212,8 +212,14 @@ async fn delete_releases_endpoints_and_frees_the_name(db: TestDb) {
     let p = db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
     let id = p.record().id.clone();
     let teardown = JobTemplate { kind: "teardown_pipeline".into(), max_attempts: 3 };
+    let key = StageKey { pipeline_id: id.clone(), ordinal: 0, version: 1 };
+    db.store.begin_stage(&key).await.unwrap().unwrap();
     let p = db.store.request_delete(&id, "alice", teardown.clone()).await.unwrap();
     assert_eq!(p.state, PipelineState::Deleting);
+    // A deploy that was already running finds nothing left to do.
+    assert!(db.store.complete_stage(&key, json!({}), deploy_job()).await.unwrap().is_none());
+    assert!(db.store.begin_stage(&key).await.unwrap().is_none());
+    assert_eq!(db.store.pipeline(&id).await.unwrap().unwrap().state, PipelineState::Deleting);
     // Asking twice is harmless; re-provisioning meanwhile is refused.
     db.store.request_delete(&id, "alice", teardown.clone()).await.unwrap();
     assert!(matches!(

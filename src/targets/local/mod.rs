@@ -30,7 +30,7 @@ impl LocalTarget {
         let ModelSource::BuiltIn { framework, artifact, .. } = &params.model else {
             return Err(TargetError::Permanent("the local target serves built-in models only".into()));
         };
-        let loaded = self.endpoints.load_model(artifact.as_str()).await.map_err(model_error)?;
+        let loaded = self.endpoints.snapshot_model(artifact.as_str()).await.map_err(model_error)?;
         let config = EndpointConfig {
             model_name: params.model_name.clone(),
             framework: framework.clone(),
@@ -78,7 +78,9 @@ fn model_error(e: ModelError) -> TargetError {
         ModelError::Storage { key, source: StorageError::NotFound { .. } } => TargetError::Permanent(format!(
             "model artifact {key:?} is not in the assets bucket: upload it first (PUT /v1/assets/{key} or `mlops assets put`)"
         )),
-        ModelError::Storage { source: StorageError::Backend(_), .. } => TargetError::Transient(e.to_string()),
+        ModelError::Storage { source: StorageError::Backend(_), .. } | ModelError::Snapshot { .. } => {
+            TargetError::Transient(e.to_string())
+        }
         _ => TargetError::Permanent(e.to_string()),
     }
 }
