@@ -83,6 +83,10 @@ impl AppState {
         );
         let target: DynTarget = match settings.target {
             TargetKind::Local => Arc::new(LocalTarget::new(store.clone(), endpoints.clone())),
+            #[cfg(feature = "aws")]
+            TargetKind::Aws => Arc::new(crate::targets::aws::AwsTarget::new(&settings, store.clone()).await),
+            #[cfg(not(feature = "aws"))]
+            TargetKind::Aws => unreachable!("configuration refuses target = aws in a build without the aws feature"),
         };
         Ok(AppState { settings: Arc::new(settings), store, tokens, artifacts, endpoints, capture, target })
     }
@@ -124,8 +128,9 @@ pub async fn start(
     let stop = CancellationToken::new();
     let runner =
         Arc::new(Runner::new(store.clone(), crate::jobs::pipeline_jobs::handler(&state), settings.jobs.clone()));
-    let workers =
-        (settings.jobs.workers > 0).then(|| tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace)));
+    // Aborted if this future is dropped (a killed server), so no worker outlives its server.
+    let mut workers = (settings.jobs.workers > 0)
+        .then(|| AbortOnDrop(tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace))));
 
     tracing::info!(listen = %listener.local_addr()?, database = ?store.backend(), "mlops-orchestrator serving");
     // One grace period for everything (an ECS stop window is 30 s): in-flight requests and
@@ -149,7 +154,7 @@ pub async fn start(
         }
     };
     stop.cancel();
-    if let Some(workers) = workers
+    if let Some(AbortOnDrop(workers)) = workers.as_mut()
         && tokio::time::timeout_at(deadline_at() + std::time::Duration::from_secs(1), workers).await.is_err()
     {
         tracing::warn!("job workers did not stop within the grace period");
@@ -157,6 +162,14 @@ pub async fn start(
     state.close().await;
     tracing::info!("stopped");
     Ok(served?)
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs job workers without the API until `shutdown` resolves (the `worker` role).

@@ -34,12 +34,70 @@ pub struct Settings {
     pub serving: ServingSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    /// Settings of the aws target; read only when `target = "aws"`.
+    pub aws: AwsSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
+    /// This process serves models itself.
     Local,
+    /// CloudFormation stacks that create CodePipelines that deploy SageMaker resources.
+    Aws,
+}
+
+/// The aws target (docs/AWS.md §1). Credentials come from the standard AWS chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsSettings {
+    pub region: String,
+    /// An emulator or test front instead of the real endpoints (e.g. moto on loopback).
+    pub endpoint_url: Option<String>,
+    /// Versioned bucket holding `template.zip` files and the assets (model artifacts, data).
+    pub assets_bucket: String,
+    pub blueprint_bucket: String,
+    /// Role CloudFormation assumes for every stack the orchestrator creates.
+    pub cloudformation_role_arn: String,
+    pub notification_topic_arn: String,
+    pub ecr_repo_arn: String,
+    pub ecr_repo_name: String,
+    /// How long a worker waits between two looks at something slow (a stack, a pipeline, a job).
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// How long `/provisionpipeline` waits for the wrapper stack's StackId to answer with it.
+    #[serde(with = "duration")]
+    pub stack_id_wait: Duration,
+    /// One entry per configured environment when there are several (multi-account).
+    pub environments: std::collections::BTreeMap<String, AwsEnvironmentSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsEnvironmentSettings {
+    pub account_id: String,
+    /// CloudFormation deployment role in that account.
+    pub deploy_role_arn: String,
+    /// Role CodePipeline (and the worker, for describes and deletes) assumes in that account.
+    pub action_role_arn: String,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        Self {
+            region: String::new(),
+            endpoint_url: None,
+            assets_bucket: String::new(),
+            blueprint_bucket: String::new(),
+            cloudformation_role_arn: String::new(),
+            notification_topic_arn: String::new(),
+            ecr_repo_arn: String::new(),
+            ecr_repo_name: String::new(),
+            poll_interval: Duration::from_secs(15),
+            stack_id_wait: Duration::from_secs(20),
+            environments: Default::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,6 +210,7 @@ impl Default for Settings {
             serving: ServingSettings::default(),
             auth: AuthSettings::default(),
             log: LogSettings::default(),
+            aws: AwsSettings::default(),
         }
     }
 }
@@ -301,6 +360,9 @@ impl Settings {
         if self.jobs.poll_interval.is_zero() {
             return Err(ConfigError::new("jobs.poll_interval", "must be non-zero"));
         }
+        if self.target == TargetKind::Aws {
+            self.validate_aws()?;
+        }
         if self.capture.flush_interval.is_zero() {
             return Err(ConfigError::new("capture.flush_interval", "must be non-zero"));
         }
@@ -319,6 +381,81 @@ impl Settings {
                     return Err(ConfigError::new(format!("{key}.sha256"), "must be 64 hex characters"));
                 }
                 _ => return Err(ConfigError::new(key, "give exactly one of token or sha256")),
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_aws(&self) -> Result<(), ConfigError> {
+        if !cfg!(feature = "aws") {
+            return Err(ConfigError::new(
+                "target",
+                "this build has no aws target (it was built without the `aws` feature)",
+            ));
+        }
+        let aws = &self.aws;
+        let required = [
+            ("aws.region", &aws.region),
+            ("aws.assets_bucket", &aws.assets_bucket),
+            ("aws.blueprint_bucket", &aws.blueprint_bucket),
+            ("aws.cloudformation_role_arn", &aws.cloudformation_role_arn),
+            ("aws.notification_topic_arn", &aws.notification_topic_arn),
+        ];
+        for (key, value) in required {
+            if value.trim().is_empty() {
+                return Err(ConfigError::new(key, "is required when target = \"aws\""));
+            }
+        }
+        let arn = regex::Regex::new(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$").expect("valid regex");
+        for (key, value) in [
+            ("aws.cloudformation_role_arn", &aws.cloudformation_role_arn),
+            ("aws.notification_topic_arn", &aws.notification_topic_arn),
+        ] {
+            if !arn.is_match(value) {
+                return Err(ConfigError::new(key, format!("{value:?} is not an ARN")));
+            }
+        }
+        for (key, bucket) in
+            [("aws.assets_bucket", &aws.assets_bucket), ("aws.blueprint_bucket", &aws.blueprint_bucket)]
+        {
+            if !bucket_name_ok(bucket) {
+                return Err(ConfigError::new(key, "must be a valid bucket name (3-63 of a-z 0-9 . -)"));
+            }
+        }
+        if aws.poll_interval.is_zero() {
+            return Err(ConfigError::new("aws.poll_interval", "must be non-zero"));
+        }
+        match self.environments.len() {
+            0 | 1 => {}
+            // The multi-account pipeline has three deploy stages, as the solution's does.
+            3 => {
+                for env in &self.environments {
+                    let key = format!("aws.environments.{env}");
+                    let Some(e) = aws.environments.get(env) else {
+                        return Err(ConfigError::new(key, "is required: account_id, deploy_role_arn, action_role_arn"));
+                    };
+                    if e.account_id.len() != 12 || !e.account_id.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(ConfigError::new(format!("{key}.account_id"), "must be 12 digits"));
+                    }
+                    for (field, value) in
+                        [("deploy_role_arn", &e.deploy_role_arn), ("action_role_arn", &e.action_role_arn)]
+                    {
+                        if !arn.is_match(value) {
+                            return Err(ConfigError::new(format!("{key}.{field}"), format!("{value:?} is not an ARN")));
+                        }
+                    }
+                }
+                if let Some(extra) = aws.environments.keys().find(|k| !self.environments.contains(k)) {
+                    return Err(ConfigError::new(format!("aws.environments.{extra}"), "is not one of `environments`"));
+                }
+            }
+            n => {
+                return Err(ConfigError::new(
+                    "environments",
+                    format!(
+                        "the aws target deploys to one environment or to three (dev, staging, prod); {n} are configured"
+                    ),
+                ));
             }
         }
         Ok(())

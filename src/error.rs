@@ -55,6 +55,9 @@ pub enum ApiError {
     Timeout(String),
     #[error("this route does not take that method; the API is described at /openapi.json")]
     MethodNotAllowed,
+    /// The target's own API failed (aws: an AWS error); its code is kept.
+    #[error("{0}")]
+    Upstream(crate::targets::UpstreamError),
     /// Details are logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -107,6 +110,10 @@ impl ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Upstream(e) => StatusCode::from_u16(e.status)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::BAD_GATEWAY),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +132,7 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Upstream(_) => "upstream",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -137,23 +145,29 @@ impl ApiError {
             }
             other => other.to_string(),
         };
+        let code = match self {
+            ApiError::Upstream(e) => e.code.clone(),
+            other => other.code().to_string(),
+        };
         let (errors, detailed_message) = match self {
             ApiError::BadRequest { errors, compat_detail, .. } => {
                 (errors.clone(), compat_detail.clone().unwrap_or_else(|| detail.clone()))
             }
             _ => (Vec::new(), detail.clone()),
         };
-        let message = match status {
-            StatusCode::BAD_REQUEST => "A BadRequest exception occurred".to_string(),
-            StatusCode::INTERNAL_SERVER_ERROR => "An Unexpected Server side exception occurred".to_string(),
-            other => other.canonical_reason().unwrap_or("Error").to_string(),
+        let message = match (self, status) {
+            // The solution's wording for an AWS error, whatever its status.
+            (ApiError::Upstream(_), _) => "A boto3 ClientError occurred".to_string(),
+            (_, StatusCode::BAD_REQUEST) => "A BadRequest exception occurred".to_string(),
+            (_, StatusCode::INTERNAL_SERVER_ERROR) => "An Unexpected Server side exception occurred".to_string(),
+            (_, other) => other.canonical_reason().unwrap_or("Error").to_string(),
         };
         Problem {
             type_: format!("urn:mlops:problem:{}", self.code()),
             title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             detail,
-            code: self.code().to_string(),
+            code,
             errors,
             message,
             detailed_message,

@@ -46,11 +46,8 @@ impl Client {
         let mut base = Url::parse(&server)
             .map_err(|e| anyhow!("--server {server:?} is not a URL ({e}); expected e.g. {DEFAULT_SERVER}"))?;
         match base.scheme() {
-            "http" => {}
-            "https" => bail!(
-                "--server {server}: this build of mlops speaks plain HTTP only; put a TLS-terminating proxy in front or use an http:// URL"
-            ),
-            _ => bail!("--server {server:?} is not an http:// URL; expected e.g. {DEFAULT_SERVER}"),
+            "http" | "https" => {}
+            _ => bail!("--server {server:?} is not an http:// or https:// URL; expected e.g. {DEFAULT_SERVER}"),
         }
         if base.cannot_be_a_base() || base.host().is_none() {
             bail!("--server {server:?} has no host; expected e.g. {DEFAULT_SERVER}");

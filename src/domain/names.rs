@@ -12,8 +12,10 @@ use super::values::{InvalidValue, string_value};
 
 /// Prefix of every stack the orchestrator creates; its IAM policy allows only this prefix.
 pub const STACK_NAME_PREFIX: &str = "mlops-pipeline";
-/// CloudFormation's limit on stack names.
-pub const MAX_STACK_NAME_LEN: usize = 128;
+/// The longest deployed stack name: its CodePipeline is `<stack>-pipeline`, and CodePipeline
+/// names stop at 100 characters (CloudFormation's own limit, 128, is looser; so is the wrapper's
+/// `<stack>-codepipeline`).
+pub const MAX_STACK_NAME_LEN: usize = 100 - "-pipeline".len();
 /// SageMaker's limit on endpoint, training-job, processing-job and schedule names.
 pub const MAX_SAGEMAKER_NAME_LEN: usize = 63;
 /// SageMaker's limit on hyperparameter-tuning and AutoML job names.
@@ -35,7 +37,7 @@ pub fn template_zip_key(stack_name: &str) -> String {
     format!("mlops_provisioned_pipelines/{stack_name}/template.zip")
 }
 
-/// The longest model name (or image tag) whose stack name still fits CloudFormation's limit.
+/// The longest model name (or image tag) whose stack name still fits [`MAX_STACK_NAME_LEN`].
 pub fn max_name_len(pipeline_type: PipelineType) -> usize {
     MAX_STACK_NAME_LEN - STACK_NAME_PREFIX.len() - pipeline_type.stack_postfix().len() - 2
 }
@@ -177,8 +179,8 @@ mod tests {
             assert!(check_model_name(&name, t).is_ok());
             assert!(check_model_name(&format!("{name}a"), t).is_err());
         }
-        assert_eq!(max_name_len(PipelineType::ByomModelExplainabilityMonitor), 82);
-        assert_eq!(max_name_len(PipelineType::ModelTrainingBuiltin), 99);
+        assert_eq!(max_name_len(PipelineType::ByomModelExplainabilityMonitor), 45);
+        assert_eq!(max_name_len(PipelineType::ModelTrainingBuiltin), 62);
     }
 
     #[test]

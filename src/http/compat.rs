@@ -23,6 +23,7 @@ pub struct ProvisionOut {
     /// The solution's message: `success: stack creation started`, or
     /// `Pipeline <name> is already provisioned. Updating template parameters.`
     pub message: String,
+    /// Our id; on the aws target the wrapper stack's StackId, as the solution answers.
     pub pipeline_id: String,
     /// Accepted but worth knowing (e.g. ignored keys).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -54,10 +55,12 @@ async fn provision_pipeline(
         );
         format!("Pipeline {} is already provisioned. Updating template parameters.", names::wrapper_stack_name(&stack))
     };
-    Ok(Json(ProvisionOut { message, pipeline_id: result.record.id, warnings: result.warnings }))
+    let pipeline_id = pipelines::compat_id(&state, &result.record, state.settings.aws.stack_id_wait).await;
+    Ok(Json(ProvisionOut { message, pipeline_id, warnings: result.warnings }))
 }
 
-/// A pipeline's state in CodePipeline's `GetPipelineState` shape.
+/// A pipeline's state in CodePipeline's `GetPipelineState` shape: on the aws target CodePipeline's
+/// own answer; `pipeline_id` may be our id or the StackId the provisioning returned.
 #[utoipa::path(post, path = "/pipelinestatus", tag = "compat",
     request_body(content = Object, description = "{\"pipeline_id\": \"<id returned by /provisionpipeline>\"}"),
     responses(
@@ -76,6 +79,9 @@ async fn pipeline_status(
         None => return Err(ApiError::bad_request("/pipeline_id", "`pipeline_id` is required")),
     };
     let pipeline = pipelines::find(&state, &id).await?;
+    if let Some(reported) = state.target.reported_state(&pipeline).await.map_err(ApiError::Upstream)? {
+        return Ok(Json(reported));
+    }
     let stages = state.store.stages(&pipeline.id).await?;
     let name = match pipeline.pipeline_type.parse() {
         Ok(t) => names::wrapper_stack_name(&names::stack_name(t, &pipeline.name)),

@@ -1,17 +1,53 @@
-//! What each job kind does to a pipeline: deploy one stage, or tear all stages down. The state
-//! changes themselves are store transitions; this module decides which to make from what the
-//! target reports.
+//! What each job kind does to a pipeline: deploy one stage, pass a rejection on, or tear all
+//! stages down. The state changes themselves are store transitions; this module decides which to
+//! make from what the target reports.
 
-use super::{DEPLOY_STAGE, JobHandler, JobOutcome, TEARDOWN_PIPELINE};
-use crate::domain::StageParams;
+use super::{DEPLOY_STAGE, JobHandler, JobOutcome, REJECT_STAGE, TEARDOWN_PIPELINE};
+use crate::domain::{PipelineType, StageParams};
 use crate::store::{DynStore, JobRecord, JobTemplate, StageKey, StageRecord};
-use crate::targets::{DynTarget, StageContext, StepOutcome, TargetError};
+use crate::targets::{Decision, DynTarget, StageContext, StepOutcome, TargetError};
 use async_trait::async_trait;
+use std::sync::Arc;
 
 pub struct PipelineJobs {
     store: DynStore,
     target: DynTarget,
     max_attempts: i32,
+}
+
+pub fn handler(state: &crate::app::AppState) -> Arc<dyn JobHandler> {
+    Arc::new(PipelineJobs::new(state.store.clone(), state.target.clone(), state.settings.jobs.max_attempts))
+}
+
+/// The job that deploys a stage; the store fills in pipeline, stage and version.
+pub fn deploy_job(max_attempts: i32) -> JobTemplate {
+    JobTemplate { kind: DEPLOY_STAGE.into(), max_attempts }
+}
+
+pub fn reject_job(max_attempts: i32) -> JobTemplate {
+    JobTemplate { kind: REJECT_STAGE.into(), max_attempts }
+}
+
+pub fn teardown_job(max_attempts: i32) -> JobTemplate {
+    JobTemplate { kind: TEARDOWN_PIPELINE.into(), max_attempts }
+}
+
+/// What a target step means for the job.
+enum Next {
+    /// The step finished with these outputs; the job goes on.
+    Finished(serde_json::Value),
+    /// The job run ends here: a long wait re-schedules, a transient error retries with backoff,
+    /// a permanent one fails the job (and with it the stage and pipeline).
+    Stop(JobOutcome),
+}
+
+fn next(step: Result<StepOutcome, TargetError>) -> Next {
+    match step {
+        Ok(StepOutcome::Done(outputs)) => Next::Finished(outputs),
+        Ok(StepOutcome::InProgress(after)) => Next::Stop(JobOutcome::PollAgain(after)),
+        Err(TargetError::Transient(e)) => Next::Stop(JobOutcome::Retry(e)),
+        Err(TargetError::Permanent(e)) => Next::Stop(JobOutcome::Fail(e)),
+    }
 }
 
 impl PipelineJobs {
@@ -29,18 +65,29 @@ impl PipelineJobs {
             );
             return Ok(JobOutcome::Done);
         };
-        let context = self.context(&key, &stage).await?;
-        match self.target.deploy_stage(&context).await {
-            Ok(StepOutcome::Done(outputs)) => {
+        let context = self.context(&key, &stage, decision(job)).await?;
+        match next(self.target.deploy_stage(&context).await) {
+            Next::Stop(outcome) => Ok(outcome),
+            Next::Finished(outputs) => {
                 self.store
                     .complete_stage(&key, outputs, deploy_job(self.max_attempts))
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(JobOutcome::Done)
             }
-            Ok(StepOutcome::InProgress(after)) => Ok(JobOutcome::PollAgain(after)),
-            Err(TargetError::Transient(e)) => Ok(JobOutcome::Retry(e)),
-            Err(TargetError::Permanent(e)) => Ok(JobOutcome::Fail(e)),
+        }
+    }
+
+    async fn reject(&self, job: &JobRecord) -> Result<JobOutcome, String> {
+        let key = stage_key(job)?;
+        let stages = self.store.stages(&key.pipeline_id).await.map_err(|e| e.to_string())?;
+        let Some(stage) = stages.iter().find(|s| s.ordinal == key.ordinal && s.version == key.version) else {
+            return Ok(JobOutcome::Done); // re-provisioned since: nothing waits any more
+        };
+        let context = self.context(&key, stage, decision(job)).await?;
+        match next(self.target.reject_stage(&context).await) {
+            Next::Stop(outcome) => Ok(outcome),
+            Next::Finished(_) => Ok(JobOutcome::Done),
         }
     }
 
@@ -49,19 +96,21 @@ impl PipelineJobs {
         let stages = self.store.stages(pipeline_id).await.map_err(|e| e.to_string())?;
         for stage in stages.iter().rev() {
             let key = StageKey { pipeline_id: pipeline_id.to_string(), ordinal: stage.ordinal, version: stage.version };
-            let context = self.context(&key, stage).await?;
-            match self.target.teardown_stage(&context).await {
-                Ok(StepOutcome::Done(_)) => {}
-                Ok(StepOutcome::InProgress(after)) => return Ok(JobOutcome::PollAgain(after)),
-                Err(TargetError::Transient(e)) => return Ok(JobOutcome::Retry(e)),
-                Err(TargetError::Permanent(e)) => return Ok(JobOutcome::Fail(e)),
+            let context = self.context(&key, stage, None).await?;
+            if let Next::Stop(outcome) = next(self.target.teardown_stage(&context).await) {
+                return Ok(outcome);
             }
         }
         self.store.complete_delete(pipeline_id).await.map_err(|e| e.to_string())?;
         Ok(JobOutcome::Done)
     }
 
-    async fn context(&self, key: &StageKey, stage: &StageRecord) -> Result<StageContext, String> {
+    async fn context(
+        &self,
+        key: &StageKey,
+        stage: &StageRecord,
+        decision: Option<Decision>,
+    ) -> Result<StageContext, String> {
         let params: StageParams = serde_json::from_value(stage.params.0.clone())
             .map_err(|e| format!("stage {} has unreadable parameters: {e}", stage.ordinal))?;
         let pipeline = self
@@ -70,26 +119,17 @@ impl PipelineJobs {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("pipeline {} vanished", key.pipeline_id))?;
+        let pipeline_type: PipelineType =
+            pipeline.pipeline_type.parse().map_err(|_| format!("unknown pipeline type {}", pipeline.pipeline_type))?;
         Ok(StageContext {
             key: key.clone(),
+            pipeline_type,
             pipeline_name: pipeline.name,
             environment: stage.environment.clone(),
             params,
+            decision,
         })
     }
-}
-
-pub fn handler(state: &crate::app::AppState) -> std::sync::Arc<dyn JobHandler> {
-    std::sync::Arc::new(PipelineJobs::new(state.store.clone(), state.target.clone(), state.settings.jobs.max_attempts))
-}
-
-/// The job that deploys a stage; the store fills in pipeline, stage and version.
-pub fn deploy_job(max_attempts: i32) -> JobTemplate {
-    JobTemplate { kind: DEPLOY_STAGE.into(), max_attempts }
-}
-
-pub fn teardown_job(max_attempts: i32) -> JobTemplate {
-    JobTemplate { kind: TEARDOWN_PIPELINE.into(), max_attempts }
 }
 
 fn stage_key(job: &JobRecord) -> Result<StageKey, String> {
@@ -99,11 +139,22 @@ fn stage_key(job: &JobRecord) -> Result<StageKey, String> {
     Ok(StageKey { pipeline_id, ordinal, version })
 }
 
+/// The approval decision an approval job carries, if any.
+fn decision(job: &JobRecord) -> Option<Decision> {
+    let payload = &job.payload.0;
+    Some(Decision {
+        approve: payload.get("approve")?.as_bool()?,
+        actor: payload.get("actor")?.as_str()?.to_string(),
+        comment: payload.get("comment").and_then(|c| c.as_str()).map(str::to_string),
+    })
+}
+
 #[async_trait]
 impl JobHandler for PipelineJobs {
     async fn run(&self, job: &JobRecord) -> JobOutcome {
         let result = match job.kind.as_str() {
             DEPLOY_STAGE => self.deploy(job).await,
+            REJECT_STAGE => self.reject(job).await,
             TEARDOWN_PIPELINE => self.teardown(job).await,
             other => Ok(JobOutcome::Fail(format!("unknown job kind {other:?}"))),
         };

@@ -38,7 +38,7 @@ pub struct TransitionStateOut {
 #[serde(rename_all = "camelCase")]
 pub struct StageExecutionOut {
     pub pipeline_execution_id: String,
-    /// `InProgress`, `Failed` or `Succeeded`.
+    /// `InProgress`, `Failed`, `Succeeded` (and from AWS also `Cancelled`, `Stopped`, `Stopping`).
     pub status: &'static str,
 }
 
@@ -46,14 +46,39 @@ pub struct StageExecutionOut {
 #[serde(rename_all = "camelCase")]
 pub struct ActionStateOut {
     pub action_name: String,
+    /// The source revision (an S3 object version) the action last saw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<RevisionOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latest_execution: Option<ActionExecutionOut>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct RevisionOut {
+    pub revision_id: String,
+}
+
+impl PipelineStateOut {
+    pub fn stage(&self, name: &str) -> Option<&StageStateOut> {
+        self.stage_states.iter().find(|s| s.stage_name == name)
+    }
+}
+
+impl StageStateOut {
+    pub fn action(&self, name: &str) -> Option<&ActionStateOut> {
+        self.action_states.iter().find(|a| a.action_name == name)
+    }
+
+    pub fn execution_id(&self) -> Option<&str> {
+        self.latest_execution.as_ref().map(|e| e.pipeline_execution_id.as_str())
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ActionExecutionOut {
-    /// `InProgress`, `Succeeded` or `Failed`.
+    /// `InProgress`, `Succeeded` or `Failed` (and from AWS also `Abandoned`).
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
@@ -73,14 +98,15 @@ pub struct ErrorDetailsOut {
     pub message: String,
 }
 
-const IN_PROGRESS: &str = "InProgress";
-const SUCCEEDED: &str = "Succeeded";
-const FAILED: &str = "Failed";
+pub const IN_PROGRESS: &str = "InProgress";
+pub const SUCCEEDED: &str = "Succeeded";
+pub const FAILED: &str = "Failed";
 
 pub fn render(pipeline: &PipelineRecord, stages: &[StageRecord], pipeline_name: String) -> PipelineStateOut {
     let execution_id = format!("{}-v{}", pipeline.id, pipeline.version);
     let source = ActionStateOut {
         action_name: "S3Source".into(),
+        current_revision: None,
         latest_execution: Some(ActionExecutionOut {
             status: SUCCEEDED,
             summary: Some(format!("version {} of the pipeline's parameters", pipeline.version)),
@@ -93,18 +119,24 @@ pub fn render(pipeline: &PipelineRecord, stages: &[StageRecord], pipeline_name: 
     let mut stage_states = vec![stage_out("Source".into(), vec![source], &execution_id)];
 
     if let [only] = stages {
-        let deploy = ActionStateOut { action_name: "deploy_stack".into(), latest_execution: deploy_execution(only) };
+        let deploy = ActionStateOut {
+            action_name: "deploy_stack".into(),
+            current_revision: None,
+            latest_execution: deploy_execution(only),
+        };
         stage_states.push(stage_out("DeployCloudFormation".into(), vec![deploy], &execution_id));
     } else {
         for (i, stage) in stages.iter().enumerate() {
             let env = pascal_case(&stage.environment);
             let mut actions = vec![ActionStateOut {
                 action_name: format!("Deploy{env}StackSet"),
+                current_revision: None,
                 latest_execution: deploy_execution(stage),
             }];
             if let Some(next) = stages.get(i + 1) {
                 actions.push(ActionStateOut {
                     action_name: format!("Deploy{}", pascal_case(&next.environment)),
+                    current_revision: None,
                     latest_execution: approval_execution(next, &pipeline.id),
                 });
             }
@@ -198,7 +230,7 @@ fn approval_execution(next: &StageRecord, pipeline_id: &str) -> Option<ActionExe
     }
 }
 
-fn pascal_case(name: &str) -> String {
+pub fn pascal_case(name: &str) -> String {
     name.split(['-', '_'])
         .filter(|part| !part.is_empty())
         .map(|part| {
@@ -227,6 +259,7 @@ mod tests {
             last_error: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            external_id: None,
         }
     }
 

@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::{self, PipelineSpec, Plan, RequestContext, RequestErrors, StageParams};
 use crate::error::{ApiError, FieldProblem};
-use crate::jobs::pipeline_jobs::{deploy_job, teardown_job};
+use crate::jobs::pipeline_jobs::{deploy_job, reject_job, teardown_job};
 use crate::store::{ApprovalDecision, NewEndpoint, NewPipeline, NewStage, PipelineRecord, Provisioned, StageRecord};
 use serde_json::Value;
 
@@ -102,12 +102,31 @@ pub async fn provision(state: &AppState, principal: &Principal, body: &Value) ->
     Ok(ProvisionResult { record, created, warnings: planned.warnings })
 }
 
-/// The pipeline by its id.
+/// The pipeline by its id, or by the id its target gave it (aws: the wrapper StackId, which the
+/// compat API hands out as `pipeline_id`).
 pub async fn find(state: &AppState, id: &str) -> Result<PipelineRecord, ApiError> {
-    match state.store.pipeline(id).await? {
+    if let Some(p) = state.store.pipeline(id).await? {
+        return Ok(p);
+    }
+    match state.store.pipeline_by_external_id(id).await? {
         Some(p) => Ok(p),
         None => Err(ApiError::NotFound(format!("pipeline {id:?} not found"))),
     }
+}
+
+/// The id the compat API answers with: the target's own id (aws: the StackId) when it has one,
+/// waiting up to `wait` for a new pipeline's first job to create it; else ours.
+pub async fn compat_id(state: &AppState, record: &PipelineRecord, wait: std::time::Duration) -> String {
+    if !state.target.has_external_ids() {
+        return record.id.clone();
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut current = record.external_id.clone();
+    while current.is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        current = state.store.pipeline(&record.id).await.ok().flatten().and_then(|p| p.external_id);
+    }
+    current.unwrap_or_else(|| record.id.clone())
 }
 
 /// Resolves `{stage}` in a URL: an environment name or a 0-based ordinal.
@@ -133,10 +152,9 @@ pub async fn decide(
         ApiError::NotFound(format!("pipeline {pipeline_id} has no stage {stage:?} (stages: {})", known.join(", ")))
     })?;
     let decision = ApprovalDecision { approve, actor: principal.name.clone(), comment };
-    let record = state
-        .store
-        .decide_approval(&pipeline.id, stage.ordinal, &decision, deploy_job(state.settings.jobs.max_attempts))
-        .await?;
+    let attempts = state.settings.jobs.max_attempts;
+    let job = if approve { deploy_job(attempts) } else { reject_job(attempts) };
+    let record = state.store.decide_approval(&pipeline.id, stage.ordinal, &decision, job).await?;
     tracing::info!(pipeline.id = %record.id, stage = %stage.environment, approve, actor = %principal.name, "approval decided");
     Ok(record)
 }

@@ -78,6 +78,11 @@ pub trait Store: Send + Sync + 'static {
     /// stage. Endpoint names are reserved here so two pipelines cannot claim one endpoint.
     async fn provision(&self, new: NewPipeline, job: JobTemplate) -> Result<Provisioned, StoreError>;
     async fn pipeline(&self, id: &str) -> Result<Option<PipelineRecord>, StoreError>;
+    /// The pipeline a target knows by `external_id` (aws: a StackId).
+    async fn pipeline_by_external_id(&self, external_id: &str) -> Result<Option<PipelineRecord>, StoreError>;
+    /// Records the target's id for a pipeline; a pipeline keeps its first one (a different one
+    /// later is a conflict: two stacks for one pipeline).
+    async fn set_external_id(&self, pipeline_id: &str, external_id: &str) -> Result<(), StoreError>;
     async fn live_pipeline(&self, pipeline_type: &str, name: &str) -> Result<Option<PipelineRecord>, StoreError>;
     async fn list_pipelines(&self, filter: &PipelineFilter) -> Result<Vec<PipelineRecord>, StoreError>;
     async fn stages(&self, pipeline_id: &str) -> Result<Vec<StageRecord>, StoreError>;
@@ -99,7 +104,9 @@ pub trait Store: Send + Sync + 'static {
         outputs: serde_json::Value,
         next_job: JobTemplate,
     ) -> Result<Option<PipelineRecord>, StoreError>;
-    /// Approves (enqueueing `job` for the stage) or rejects a stage awaiting approval.
+    /// Approves or rejects a stage awaiting approval, enqueueing `job` for the stage with the
+    /// decision in its payload (`approve`, `actor`, `comment`): on approval the job deploys the
+    /// stage; on rejection it tells the target.
     async fn decide_approval(
         &self,
         pipeline_id: &str,

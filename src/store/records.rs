@@ -22,6 +22,8 @@ pub struct PipelineRecord {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The target's own id for the pipeline (aws: the wrapper stack's StackId), once known.
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -172,9 +172,19 @@ macro_rules! impl_sql_store {
                 ordinal: Option<i32>,
                 version: i64,
             ) -> Result<JobRecord, StoreError> {
+                Self::insert_job_with(tx, template, pipeline_id, ordinal, serde_json::json!({ "version": version })).await
+            }
+
+            async fn insert_job_with(
+                tx: &mut Tx,
+                template: &JobTemplate,
+                pipeline_id: &str,
+                ordinal: Option<i32>,
+                payload: serde_json::Value,
+            ) -> Result<JobRecord, StoreError> {
                 Self::insert_job(tx, &NewJob {
                     kind: template.kind.clone(),
-                    payload: serde_json::json!({ "version": version }),
+                    payload,
                     max_attempts: template.max_attempts,
                     run_at: crate::store::now(),
                     idempotency_key: None,
@@ -420,6 +430,30 @@ macro_rules! impl_sql_store {
                     .await?)
             }
 
+            async fn pipeline_by_external_id(&self, external_id: &str) -> Result<Option<PipelineRecord>, StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM pipelines WHERE external_id = $1")
+                    .bind(external_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn set_external_id(&self, pipeline_id: &str, external_id: &str) -> Result<(), StoreError> {
+                let changed = sqlx::query(
+                    "UPDATE pipelines SET external_id = $2 WHERE id = $1 AND (external_id IS NULL OR external_id = $2)",
+                )
+                .bind(pipeline_id)
+                .bind(external_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "pipeline {pipeline_id} already has another external id than {external_id}"
+                    )));
+                }
+                Ok(())
+            }
+
             async fn live_pipeline(
                 &self,
                 pipeline_type: &str,
@@ -628,8 +662,16 @@ macro_rules! impl_sql_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    Self::insert_stage_job(&mut tx, &job, pipeline_id, Some(ordinal), pipeline.version).await?;
                 }
+                // The decision travels with the job: a target passes it on (aws: the approval's
+                // summary names the approver).
+                let payload = serde_json::json!({
+                    "version": pipeline.version,
+                    "approve": decision.approve,
+                    "actor": decision.actor,
+                    "comment": decision.comment,
+                });
+                Self::insert_job_with(&mut tx, &job, pipeline_id, Some(ordinal), payload).await?;
                 Self::transition_pipeline(&mut tx, pipeline_id, pipeline_to, &decision.actor, decision.comment.as_deref())
                     .await?;
                 let record = sqlx::query_as("SELECT * FROM pipelines WHERE id = $1")

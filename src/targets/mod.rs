@@ -2,10 +2,13 @@
 //! stage's resolved `StageParams`; long waits are reported back so the job re-schedules itself
 //! instead of holding a worker.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod local;
 
-use crate::domain::{PipelineSpec, StageParams};
-use crate::store::StageKey;
+use crate::domain::{PipelineSpec, PipelineType, StageParams};
+use crate::services::codepipeline_state::PipelineStateOut;
+use crate::store::{PipelineRecord, StageKey};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +19,20 @@ pub type DynTarget = Arc<dyn Target>;
 #[derive(Debug, Clone)]
 pub struct StageContext {
     pub key: StageKey,
+    pub pipeline_type: PipelineType,
+    /// The pipeline's identity (`model_name`, or `image_tag` for the image builder).
     pub pipeline_name: String,
     pub environment: String,
     pub params: StageParams,
+    /// For a stage that waited for approval: who decided, and how.
+    pub decision: Option<Decision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub approve: bool,
+    pub actor: String,
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +53,17 @@ pub enum TargetError {
     Permanent(String),
 }
 
+/// A call to the target's own API failed while answering a request (aws: an AWS error, whose code
+/// the problem body keeps).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct UpstreamError {
+    /// HTTP status the upstream answered with (502 when there was no answer).
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
 #[async_trait]
 pub trait Target: Send + Sync + 'static {
     fn name(&self) -> &'static str;
@@ -46,4 +71,20 @@ pub trait Target: Send + Sync + 'static {
     fn check_supported(&self, spec: &PipelineSpec) -> Result<(), String>;
     async fn deploy_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError>;
     async fn teardown_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError>;
+    /// Whether the target gives pipelines an id of its own (aws: the wrapper StackId) that the
+    /// compat API should answer with.
+    fn has_external_ids(&self) -> bool {
+        false
+    }
+
+    /// The pipeline's state as the target itself reports it (aws: CodePipeline's
+    /// `GetPipelineState`); `None` when it has nothing to report (yet).
+    async fn reported_state(&self, _pipeline: &PipelineRecord) -> Result<Option<PipelineStateOut>, UpstreamError> {
+        Ok(None)
+    }
+
+    /// A stage waiting for approval was rejected (the store has already recorded it).
+    async fn reject_stage(&self, _stage: &StageContext) -> Result<StepOutcome, TargetError> {
+        Ok(StepOutcome::Done(serde_json::Value::Null))
+    }
 }

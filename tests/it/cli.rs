@@ -303,7 +303,7 @@ async fn errors_are_readable(db: TestDb) {
     let run = mlops_with_input(&closed, None, &["status", "some-id"], None).await;
     run.failed().stderr_has(&format!("cannot reach the mlops server at {closed}")).stderr_has("mlops serve");
     let run = mlops_with_input("localhost:8080", None, &["pipelines"], None).await;
-    run.failed().stderr_has("is not an http:// URL");
+    run.failed().stderr_has("is not an http:// or https:// URL");
     server.stop().await;
 }
 

@@ -5,6 +5,11 @@ mod support;
 
 mod approvals;
 mod assets;
+mod aws_harness;
+#[cfg(feature = "aws")]
+mod aws_target;
+#[cfg(feature = "aws")]
+mod aws_templates;
 mod bad_requests;
 mod cli;
 mod job_lease;

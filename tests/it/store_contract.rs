@@ -178,11 +178,15 @@ async fn rejection_stops_the_pipeline(db: TestDb) {
     db.store.begin_stage(&key).await.unwrap();
     db.store.complete_stage(&key, json!({}), deploy_job()).await.unwrap();
     let reject = ApprovalDecision { approve: false, actor: "boss".into(), comment: Some("not yet".into()) };
-    let p = db.store.decide_approval(&id, 1, &reject, deploy_job()).await.unwrap();
+    let reject_job = JobTemplate { kind: "reject_stage".into(), max_attempts: 3 };
+    let p = db.store.decide_approval(&id, 1, &reject, reject_job).await.unwrap();
     assert_eq!(p.state, PipelineState::Rejected);
     assert_eq!(db.store.stages(&id).await.unwrap()[1].state, StageState::Rejected);
     let jobs = db.store.claim_jobs("w", 10, std::time::Duration::from_secs(30)).await.unwrap();
-    assert!(jobs.iter().all(|j| j.stage_ordinal != Some(1)), "a rejected stage must not deploy");
+    let stage_jobs: Vec<_> = jobs.iter().filter(|j| j.stage_ordinal == Some(1)).collect();
+    assert_eq!(stage_jobs.len(), 1);
+    assert_eq!(stage_jobs[0].kind, "reject_stage", "a rejected stage must not deploy");
+    assert_eq!(stage_jobs[0].payload.0, json!({"version": 1, "approve": false, "actor": "boss", "comment": "not yet"}));
     assert!(event_kinds(&db, &id).await.contains(&"stage.rejected".to_string()));
 }
 

@@ -2,6 +2,7 @@
 //! test body on both.
 
 pub mod api;
+pub mod aws;
 pub mod db;
 pub mod server;
 

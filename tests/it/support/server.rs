@@ -81,6 +81,17 @@ impl TestServer {
         self.http.get(self.url(path)).bearer_auth(token)
     }
 
+    /// Stops the server the hard way, as a crash would: nothing is flushed, released or closed;
+    /// leases stay held until they expire. Returns the database for a restart.
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    pub async fn kill(mut self) -> TestDb {
+        let handle = self.handle.take().unwrap();
+        handle.abort();
+        let _ = handle.await;
+        let Self { db, .. } = self;
+        db
+    }
+
     /// Graceful shutdown, as on SIGTERM; returns the database for a restart or inspection.
     pub async fn stop(mut self) -> TestDb {
         self.shutdown.take().unwrap().send(()).ok();

@@ -1,0 +1,103 @@
+//! AWS SDK errors as the rest of the system sees them: the AWS error code and message kept, and a
+//! split between what is worth retrying (throttling, 5xx, timeouts, network) and what is not.
+
+use crate::targets::TargetError;
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+/// One failed AWS call.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation}: {code}: {message}")]
+pub struct AwsError {
+    pub operation: &'static str,
+    /// The AWS error code (`ValidationError`, `ThrottlingException`, …), or a transport kind.
+    pub code: String,
+    pub message: String,
+    /// HTTP status of the AWS answer, when there was one.
+    pub status: Option<u16>,
+    pub retryable: bool,
+}
+
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "PriorRequestNotComplete",
+];
+
+impl AwsError {
+    pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match &err {
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or("Unknown").to_string();
+                let status = service.raw().status().as_u16();
+                let retryable = THROTTLING.contains(&code.as_str()) || status >= 500;
+                AwsError {
+                    operation,
+                    message: service.err().message().unwrap_or("").to_string(),
+                    code,
+                    status: Some(status),
+                    retryable,
+                }
+            }
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => AwsError {
+                operation,
+                code: "TransportError".into(),
+                message: DisplayErrorContext(&err).to_string(),
+                status: None,
+                retryable: true,
+            },
+            _ => AwsError {
+                operation,
+                code: "RequestError".into(),
+                message: DisplayErrorContext(&err).to_string(),
+                status: None,
+                retryable: false,
+            },
+        }
+    }
+
+    pub fn is(&self, code: &str) -> bool {
+        self.code == code
+    }
+}
+
+impl From<AwsError> for TargetError {
+    fn from(e: AwsError) -> Self {
+        if e.retryable { TargetError::Transient(e.to_string()) } else { TargetError::Permanent(e.to_string()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_codes_retry_and_validation_does_not() {
+        for code in ["Throttling", "ThrottlingException", "SlowDown"] {
+            assert!(THROTTLING.contains(&code));
+        }
+        let e = AwsError {
+            operation: "CreateStack",
+            code: "ValidationError".into(),
+            message: "bad".into(),
+            status: Some(400),
+            retryable: false,
+        };
+        assert!(
+            matches!(TargetError::from(e.clone()), TargetError::Permanent(m) if m == "CreateStack: ValidationError: bad")
+        );
+        assert!(matches!(TargetError::from(AwsError { retryable: true, ..e }), TargetError::Transient(_)));
+    }
+}

@@ -1,0 +1,198 @@
+//! What happens after a stage's stack is deployed: SageMaker resources checked (an endpoint
+//! `InService`, a monitoring schedule `Scheduled`) and the jobs CloudFormation cannot run started
+//! through the SageMaker API (baseline, batch transform, training, tuning, AutoML), each with a
+//! deterministic name so a resumed worker finds the one it started.
+//!
+//! Every call takes one step from what AWS reports now: describe the job; create it when it does
+//! not exist; report `Waiting` while it runs. Nothing is remembered between calls. The request of
+//! each job is built by a pure function (`*_request`) that the tests assert on.
+
+mod batch;
+mod monitors;
+mod training;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod moto_tests;
+
+use super::clients::Clients;
+use super::context::AwsContext;
+use super::errors::AwsError;
+use crate::domain::{StageParams, names};
+use crate::targets::{StageContext, TargetError};
+use aws_sdk_sagemaker::types::{EndpointStatus, ScheduleStatus, Tag};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+pub enum Progress {
+    Waiting,
+    Done(Value),
+}
+
+pub async fn after_deploy(
+    clients: &Clients,
+    stage: &StageContext,
+    outputs: &BTreeMap<String, String>,
+    context: &AwsContext,
+) -> Result<Progress, TargetError> {
+    match &stage.params {
+        StageParams::Realtime(_) => endpoint_in_service(clients, outputs).await,
+        StageParams::Monitor(m) => monitors::run(clients, stage, m, outputs, context).await,
+        StageParams::Batch(b) => batch::run(clients, stage, b, outputs).await,
+        StageParams::Training(t) => training::run_training(clients, stage, t, outputs, context).await,
+        StageParams::Autopilot(a) => training::run_autopilot(clients, stage, a, outputs, context).await,
+        StageParams::ImageBuilder(_) => Ok(Progress::Done(Value::Null)),
+    }
+}
+
+/// Read from the stack's outputs: emulators (and CloudFormation itself without an explicit
+/// name) choose the physical name.
+async fn endpoint_in_service(clients: &Clients, outputs: &BTreeMap<String, String>) -> Result<Progress, TargetError> {
+    let name = stack_output(outputs, "SageMakerEndpointName")?;
+    let out = clients
+        .sagemaker
+        .describe_endpoint()
+        .endpoint_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("DescribeEndpoint", e))?;
+    match out.endpoint_status() {
+        Some(EndpointStatus::InService) => {
+            Ok(Progress::Done(json!({"endpoint_name": name, "endpoint_status": "InService"})))
+        }
+        Some(EndpointStatus::Failed) | Some(EndpointStatus::OutOfService) => Err(TargetError::Permanent(format!(
+            "endpoint {name} is {}: {}",
+            out.endpoint_status().map(|s| s.as_str()).unwrap_or_default(),
+            out.failure_reason().unwrap_or("no reason given")
+        ))),
+        _ => Ok(Progress::Waiting),
+    }
+}
+
+async fn schedule_scheduled(clients: &Clients, name: &str) -> Result<Progress, TargetError> {
+    let out = clients
+        .sagemaker
+        .describe_monitoring_schedule()
+        .monitoring_schedule_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("DescribeMonitoringSchedule", e))?;
+    match out.monitoring_schedule_status() {
+        Some(ScheduleStatus::Scheduled) => {
+            Ok(Progress::Done(json!({"monitoring_schedule_name": name, "status": "Scheduled"})))
+        }
+        Some(ScheduleStatus::Failed) => Err(TargetError::Permanent(format!(
+            "monitoring schedule {name} failed: {}",
+            out.failure_reason().unwrap_or("no reason given")
+        ))),
+        _ => Ok(Progress::Waiting),
+    }
+}
+
+// ----- shared by the job kinds -----------------------------------------------------------
+
+/// A stack output the job needs (a role, the model); its absence is a template bug.
+fn stack_output<'a>(outputs: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str, TargetError> {
+    outputs
+        .get(key)
+        .map(String::as_str)
+        .ok_or_else(|| TargetError::Permanent(format!("the deployed stack has no {key} output")))
+}
+
+/// Whether a describe call said "no such job". SageMaker answers `ResourceNotFound` for tuning
+/// and AutoML jobs, but `ValidationException` ("Could not find requested job…", "Requested
+/// resource not found.") for processing, training and transform jobs.
+fn is_not_found(e: &AwsError) -> bool {
+    e.is("ResourceNotFound")
+        || (e.is("ValidationException") && (e.message.contains("Could not find") || e.message.contains("not found")))
+}
+
+/// A describe error: `Ok(None)` when the job does not exist, else the error.
+fn absent<T>(e: AwsError) -> Result<Option<T>, TargetError> {
+    if is_not_found(&e) { Ok(None) } else { Err(e.into()) }
+}
+
+/// A create error: another worker (or an earlier attempt whose answer was lost) created the
+/// job first, which the next describe will show.
+fn created_meanwhile(e: AwsError) -> Result<Progress, TargetError> {
+    let duplicate =
+        e.is("ResourceInUse") || e.message.contains("already exists") || e.message.contains("must be unique");
+    if duplicate { Ok(Progress::Waiting) } else { Err(e.into()) }
+}
+
+/// A job's status as a step result: `true` once `Completed`, `false` while it runs; a job that
+/// ended any other way fails the stage with SageMaker's reason.
+fn completed(kind: &str, name: &str, status: &str, failure_reason: Option<&str>) -> Result<bool, TargetError> {
+    match status {
+        "Completed" => Ok(true),
+        "InProgress" | "Stopping" | "Pending" | "Starting" => Ok(false),
+        other => Err(TargetError::Permanent(format!(
+            "{kind} {name} is {other}: {}",
+            failure_reason.filter(|r| !r.is_empty()).unwrap_or("no reason given")
+        ))),
+    }
+}
+
+/// Tags on every job we start: the solution's `stack_name`, and which pipeline version started
+/// it (for people looking at the SageMaker console).
+fn job_tags(stage: &StageContext) -> Vec<Tag> {
+    [
+        ("stack_name", names::stack_name(stage.pipeline_type, &stage.pipeline_name)),
+        ("mlops-pipeline-id", stage.key.pipeline_id.clone()),
+        ("mlops-pipeline-version", stage.key.version.to_string()),
+    ]
+    .into_iter()
+    .map(|(key, value)| Tag::builder().key(key).value(value).build())
+    .collect()
+}
+
+/// SageMaker's integer fields are `i32`; our settings are validated far below its limits.
+fn int(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(code: &str, message: &str) -> AwsError {
+        AwsError {
+            operation: "Describe",
+            code: code.into(),
+            message: message.into(),
+            status: Some(400),
+            retryable: false,
+        }
+    }
+
+    #[test]
+    fn not_found_covers_each_describe_flavour() {
+        assert!(is_not_found(&error("ResourceNotFound", "Could not find AutoML job with name x.")));
+        assert!(is_not_found(&error("ValidationException", "Could not find requested job with name x")));
+        assert!(is_not_found(&error("ValidationException", "Requested resource not found.")));
+        assert!(!is_not_found(&error("ValidationException", "1 validation error detected")));
+        assert!(!is_not_found(&error("AccessDeniedException", "not authorized")));
+    }
+
+    #[test]
+    fn job_status_maps_to_a_step_result() {
+        assert!(completed("training job", "j", "Completed", None).unwrap());
+        assert!(!completed("training job", "j", "InProgress", None).unwrap());
+        assert!(!completed("training job", "j", "Stopping", None).unwrap());
+        let failed = completed("training job", "j", "Failed", Some("AlgorithmError: boom")).unwrap_err();
+        assert!(matches!(failed, TargetError::Permanent(m) if m == "training job j is Failed: AlgorithmError: boom"));
+        let stopped = completed("transform job", "t", "Stopped", Some("")).unwrap_err();
+        assert!(matches!(stopped, TargetError::Permanent(m) if m == "transform job t is Stopped: no reason given"));
+    }
+
+    #[test]
+    fn a_duplicate_create_waits_for_the_next_describe() {
+        assert!(matches!(created_meanwhile(error("ResourceInUse", "exists")), Ok(Progress::Waiting)));
+        assert!(matches!(
+            created_meanwhile(error("ValidationException", "Job name must be unique within an AWS account and region")),
+            Ok(Progress::Waiting)
+        ));
+        assert!(created_meanwhile(error("ValidationException", "bad instance type")).is_err());
+    }
+}

@@ -1,0 +1,632 @@
+//! The aws target's state machine (docs/AWS.md §6). Every call of `deploy_stage` takes one step
+//! from what AWS reports now and returns `InProgress` while something is still running, so a
+//! worker that dies mid-deploy is replaced by one that picks up exactly where things stand: no
+//! step is remembered in memory, every step is idempotent (create-if-absent, upload-if-changed).
+
+use super::clients::{AccountClients, Clients};
+use super::context::{AwsContext, AwsEnvironment};
+use super::errors::AwsError;
+use super::{image_uris, package, parameters, pipeline_state, sagemaker_jobs, templates};
+use crate::config::Settings;
+use crate::domain::names;
+use crate::domain::spec::{ModelSource, PipelineSpec};
+use crate::domain::{MonitorType, PipelineType, StageParams};
+use crate::services::codepipeline_state::{FAILED, IN_PROGRESS, PipelineStateOut, SUCCEEDED};
+use crate::store::{DynStore, PipelineRecord, StoreError};
+use crate::targets::{Decision, StageContext, StepOutcome, Target, TargetError, UpstreamError};
+use async_trait::async_trait;
+use aws_sdk_cloudformation::types::{Capability, OnFailure, Parameter, Stack, StackStatus, Tag};
+use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The deploy stages of `multi_account_codepipeline.yaml`, in promotion order.
+const MULTI_ACCOUNT_STAGES: [&str; 3] = ["Dev", "Staging", "Prod"];
+
+/// Object metadata on `template.zip`: which pipeline and version it holds.
+const META_PIPELINE: &str = "mlops-pipeline-id";
+const META_VERSION: &str = "mlops-pipeline-version";
+
+pub struct AwsTarget {
+    context: AwsContext,
+    clients: AccountClients,
+    store: DynStore,
+    poll: Duration,
+}
+
+/// Where a stack stands.
+enum StackPhase {
+    Missing,
+    Busy,
+    Ready { id: String, outputs: BTreeMap<String, String> },
+    Broken(String),
+    Deleted,
+}
+
+impl AwsTarget {
+    pub async fn new(settings: &Settings, store: DynStore) -> Self {
+        let aws = &settings.aws;
+        let environments = settings
+            .environments
+            .iter()
+            .filter_map(|name| {
+                aws.environments.get(name).map(|e| AwsEnvironment {
+                    name: name.clone(),
+                    account_id: e.account_id.clone(),
+                    deploy_role_arn: e.deploy_role_arn.clone(),
+                    action_role_arn: e.action_role_arn.clone(),
+                })
+            })
+            .collect();
+        let context = AwsContext {
+            region: aws.region.clone(),
+            assets_bucket: aws.assets_bucket.clone(),
+            blueprint_bucket: aws.blueprint_bucket.clone(),
+            ecr_repo_arn: aws.ecr_repo_arn.clone(),
+            ecr_repo_name: aws.ecr_repo_name.clone(),
+            notification_topic_arn: aws.notification_topic_arn.clone(),
+            cloudformation_role_arn: aws.cloudformation_role_arn.clone(),
+            use_model_registry: settings.use_model_registry,
+            environments,
+        };
+        AwsTarget { context, clients: AccountClients::load(aws).await, store, poll: aws.poll_interval }
+    }
+
+    /// Whether this pipeline type goes through the multi-account pipeline (training types and
+    /// the image builder deploy once, in the orchestrator's account).
+    fn multi(&self, pipeline_type: PipelineType) -> bool {
+        parameters::is_multi_account(pipeline_type, &self.context)
+    }
+
+    fn waiting(&self) -> Result<StepOutcome, TargetError> {
+        Ok(StepOutcome::InProgress(self.poll))
+    }
+
+    /// Clients for the account a stage deploys into.
+    async fn stage_clients(&self, stage: &StageContext) -> Clients {
+        match self.context.environments.iter().find(|e| e.name == stage.environment) {
+            Some(env) if self.multi(stage.pipeline_type) => self.clients.assuming(&env.action_role_arn).await,
+            _ => self.clients.own().clone(),
+        }
+    }
+
+    /// CodePipeline stage and deploy-action names of a stage: the solution's, by position (the
+    /// multi-account template names its three deploy stages Dev, Staging and Prod whatever the
+    /// environments are called).
+    fn stage_names(&self, pipeline_type: PipelineType, ordinal: i32) -> (String, String) {
+        if !self.multi(pipeline_type) {
+            return ("DeployCloudFormation".into(), "deploy_stack".into());
+        }
+        let env = MULTI_ACCOUNT_STAGES[ordinal as usize];
+        (format!("Deploy{env}"), format!("Deploy{env}StackSet"))
+    }
+
+    fn zip_key(stack: &str) -> String {
+        names::template_zip_key(stack)
+    }
+
+    // ----- template.zip ------------------------------------------------------------------
+
+    /// The zip of this pipeline version in S3 (uploading it if needed); returns its version id.
+    async fn ensure_zip(&self, stage: &StageContext, stack: &str) -> Result<String, TargetError> {
+        let s3 = &self.clients.own().s3;
+        let key = Self::zip_key(stack);
+        let version = stage.key.version.to_string();
+        if let Some(existing) = self.zip_version(stack).await?
+            && existing.0.get(META_PIPELINE) == Some(&stage.key.pipeline_id)
+            && existing.0.get(META_VERSION) == Some(&version)
+        {
+            return Ok(existing.1);
+        }
+        let stages = self.store.stages(&stage.key.pipeline_id).await.map_err(store_error)?;
+        let mut files = Vec::new();
+        for s in stages.iter().filter(|s| s.version == stage.key.version) {
+            let params: StageParams = serde_json::from_value(s.params.0.clone())
+                .map_err(|e| TargetError::Permanent(format!("stage {} has unreadable parameters: {e}", s.ordinal)))?;
+            let values = parameters::stack_parameters(stage.pipeline_type, &params, &self.context)
+                .map_err(|e| TargetError::Permanent(e.to_string()))?;
+            files.push((s.environment.clone(), values));
+        }
+        let zip = package::template_zip(stage.pipeline_type, &files, self.multi(stage.pipeline_type))
+            .map_err(|e| TargetError::Permanent(e.to_string()))?;
+        let put = s3
+            .put_object()
+            .bucket(&self.context.assets_bucket)
+            .key(&key)
+            .body(zip.into())
+            .content_type("application/zip")
+            .metadata(META_PIPELINE, &stage.key.pipeline_id)
+            .metadata(META_VERSION, &version)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("PutObject", e))?;
+        tracing::info!(stack, key, version = stage.key.version, "template.zip uploaded");
+        put.version_id()
+            .map(str::to_string)
+            .ok_or_else(|| TargetError::Permanent(format!("bucket {} is not versioned", self.context.assets_bucket)))
+    }
+
+    /// The zip's metadata and S3 version id, if it exists.
+    async fn zip_version(
+        &self,
+        stack: &str,
+    ) -> Result<Option<(std::collections::HashMap<String, String>, String)>, TargetError> {
+        let head = self
+            .clients
+            .own()
+            .s3
+            .head_object()
+            .bucket(&self.context.assets_bucket)
+            .key(Self::zip_key(stack))
+            .send()
+            .await;
+        match head {
+            Ok(out) => Ok(Some((
+                out.metadata().cloned().unwrap_or_default(),
+                out.version_id().unwrap_or_default().to_string(),
+            ))),
+            Err(e) => {
+                let e = AwsError::from_sdk("HeadObject", e);
+                if e.status == Some(404) { Ok(None) } else { Err(e.into()) }
+            }
+        }
+    }
+
+    // ----- stacks ------------------------------------------------------------------------
+
+    async fn stack(&self, clients: &Clients, name: &str) -> Result<StackPhase, TargetError> {
+        let described = clients.cloudformation.describe_stacks().stack_name(name).send().await;
+        let stack = match described {
+            Ok(out) => out.stacks().first().cloned(),
+            Err(e) => {
+                let e = AwsError::from_sdk("DescribeStacks", e);
+                if e.is("ValidationError") && e.message.contains("does not exist") {
+                    None
+                } else {
+                    return Err(e.into());
+                }
+            }
+        };
+        let Some(stack) = stack else { return Ok(StackPhase::Missing) };
+        Ok(self.phase(clients, stack).await)
+    }
+
+    async fn phase(&self, clients: &Clients, stack: Stack) -> StackPhase {
+        let id = stack.stack_id().unwrap_or_default().to_string();
+        let status = stack.stack_status().cloned().unwrap_or(StackStatus::CreateInProgress);
+        match status {
+            StackStatus::CreateComplete | StackStatus::UpdateComplete | StackStatus::UpdateRollbackComplete => {
+                let outputs = stack
+                    .outputs()
+                    .iter()
+                    .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+                    .collect();
+                StackPhase::Ready { id, outputs }
+            }
+            StackStatus::DeleteComplete => StackPhase::Deleted,
+            s if s.as_str().ends_with("_IN_PROGRESS") => StackPhase::Busy,
+            s => {
+                let reason = self.failure_reason(clients, &id).await;
+                let why = stack.stack_status_reason().map(|r| format!(" ({r})")).unwrap_or_default();
+                StackPhase::Broken(format!(
+                    "stack {} is {}{why}{}",
+                    stack.stack_name().unwrap_or_default(),
+                    s.as_str(),
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                ))
+            }
+        }
+    }
+
+    /// The first resource failure of a stack, which says more than its status.
+    async fn failure_reason(&self, clients: &Clients, stack_id: &str) -> Option<String> {
+        let events = clients.cloudformation.describe_stack_events().stack_name(stack_id).send().await.ok()?;
+        events
+            .stack_events()
+            .iter()
+            .rev()
+            .find(|e| e.resource_status().is_some_and(|s| s.as_str().ends_with("_FAILED")))
+            .map(|e| {
+                format!(
+                    "{} {}: {}",
+                    e.logical_resource_id().unwrap_or_default(),
+                    e.resource_status().map(|s| s.as_str()).unwrap_or_default(),
+                    e.resource_status_reason().unwrap_or_default()
+                )
+            })
+    }
+
+    /// The `-codepipeline` stack exists and is complete; creates it if absent and records its
+    /// StackId as the pipeline's external id (before anything can be lost).
+    async fn ensure_wrapper(&self, stage: &StageContext, stack: &str) -> Result<Option<()>, TargetError> {
+        let own = self.clients.own();
+        let wrapper = names::wrapper_stack_name(stack);
+        match self.stack(own, &wrapper).await? {
+            StackPhase::Ready { id, .. } => {
+                self.remember_stack_id(stage, &id).await?;
+                Ok(Some(()))
+            }
+            StackPhase::Busy => Ok(None),
+            StackPhase::Broken(why) => Err(TargetError::Permanent(why)),
+            StackPhase::Missing | StackPhase::Deleted => {
+                let file = templates::wrapper_template_file(self.multi(stage.pipeline_type));
+                let body = templates::template(file)
+                    .ok_or_else(|| TargetError::Permanent(format!("template {file} is missing from this build")))?;
+                let created = own
+                    .cloudformation
+                    .create_stack()
+                    .stack_name(&wrapper)
+                    .template_body(body)
+                    .set_parameters(Some(cfn_parameters(&parameters::wrapper_parameters(
+                        stage.pipeline_type,
+                        stack,
+                        &self.context,
+                    ))))
+                    .capabilities(Capability::CapabilityIam)
+                    .capabilities(Capability::CapabilityNamedIam)
+                    .role_arn(&self.context.cloudformation_role_arn)
+                    .on_failure(OnFailure::DoNothing)
+                    .tags(Tag::builder().key("stack_name").value(stack).build())
+                    .send()
+                    .await;
+                match created {
+                    Ok(out) => {
+                        let id = out.stack_id().unwrap_or_default().to_string();
+                        tracing::info!(stack.name = %wrapper, stack.id = %id, "wrapper stack created");
+                        self.remember_stack_id(stage, &id).await?;
+                        Ok(None)
+                    }
+                    // A resumed worker, or a race: the stack is there; look again next time.
+                    Err(e) => {
+                        let e = AwsError::from_sdk("CreateStack", e);
+                        if e.is("AlreadyExistsException") { Ok(None) } else { Err(e.into()) }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn remember_stack_id(&self, stage: &StageContext, stack_id: &str) -> Result<(), TargetError> {
+        match self.store.set_external_id(&stage.key.pipeline_id, stack_id).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(why)) => Err(TargetError::Permanent(why)),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    // ----- CodePipeline ------------------------------------------------------------------
+
+    async fn pipeline_state(&self, stack: &str) -> Result<Option<PipelineStateOut>, TargetError> {
+        let name = format!("{stack}-pipeline");
+        match self.clients.own().codepipeline.get_pipeline_state().name(&name).send().await {
+            Ok(out) => Ok(Some(pipeline_state::from_sdk(&out))),
+            Err(e) => {
+                let e = AwsError::from_sdk("GetPipelineState", e);
+                if e.is("PipelineNotFoundException") { Ok(None) } else { Err(e.into()) }
+            }
+        }
+    }
+
+    /// The deploy action of `stage` in the execution that runs this version's zip.
+    async fn deploy_action(
+        &self,
+        stage: &StageContext,
+        stack: &str,
+        zip_version: &str,
+    ) -> Result<Option<()>, TargetError> {
+        let Some(state) = self.pipeline_state(stack).await? else { return Ok(None) };
+        let Some(source) = state.stage("Source") else { return Ok(None) };
+        let revision =
+            source.action("S3Source").and_then(|a| a.current_revision.as_ref()).map(|r| r.revision_id.as_str());
+        if revision != Some(zip_version) {
+            return Ok(None); // the pipeline has not picked this version up yet
+        }
+        let Some(execution) = source.execution_id() else { return Ok(None) };
+        let (stage_name, action_name) = self.stage_names(stage.pipeline_type, stage.key.ordinal);
+        let Some(deploy_stage) = state.stage(&stage_name) else {
+            return Err(TargetError::Permanent(format!("pipeline {} has no stage {stage_name}", state.pipeline_name)));
+        };
+        if deploy_stage.execution_id() != Some(execution) {
+            return Ok(None);
+        }
+        let status = deploy_stage.action(&action_name).and_then(|a| a.latest_execution.as_ref());
+        match status {
+            Some(e) if e.status == SUCCEEDED => Ok(Some(())),
+            Some(e) if e.status == IN_PROGRESS => Ok(None),
+            Some(e) => Err(TargetError::Permanent(format!(
+                "{stage_name}/{action_name} {}: {}",
+                e.status,
+                e.error_details.as_ref().map(|d| format!("{}: {}", d.code, d.message)).unwrap_or_default()
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends the decision to the manual approval in front of `stage`. `Some(())` once
+    /// CodePipeline shows the approval settled the way we asked.
+    async fn settle_approval(
+        &self,
+        stage: &StageContext,
+        stack: &str,
+        decision: &Decision,
+    ) -> Result<Option<()>, TargetError> {
+        let Some(state) = self.pipeline_state(stack).await? else { return Ok(None) };
+        let (previous_stage, _) = self.stage_names(stage.pipeline_type, stage.key.ordinal - 1);
+        let action_name = format!("Deploy{}", MULTI_ACCOUNT_STAGES[stage.key.ordinal as usize]);
+        let execution =
+            state.stage(&previous_stage).and_then(|s| s.action(&action_name)).and_then(|a| a.latest_execution.as_ref());
+        let wanted = if decision.approve { SUCCEEDED } else { FAILED };
+        match execution {
+            Some(e) if e.status == wanted => Ok(Some(())),
+            Some(e) if e.status == IN_PROGRESS => {
+                let Some(token) = e.token.as_deref() else { return Ok(None) };
+                let status = if decision.approve { ApprovalStatus::Approved } else { ApprovalStatus::Rejected };
+                let verb = if decision.approve { "Approved" } else { "Rejected" };
+                let summary = match &decision.comment {
+                    Some(c) => format!("{verb} by {}: {c}", decision.actor),
+                    None => format!("{verb} by {}", decision.actor),
+                };
+                let result = ApprovalResult::builder()
+                    .summary(summary)
+                    .status(status)
+                    .build()
+                    .map_err(|e| TargetError::Permanent(e.to_string()))?;
+                self.clients
+                    .own()
+                    .codepipeline
+                    .put_approval_result()
+                    .pipeline_name(&state.pipeline_name)
+                    .stage_name(&previous_stage)
+                    .action_name(&action_name)
+                    .result(result)
+                    .token(token)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("PutApprovalResult", e))?;
+                tracing::info!(pipeline = %state.pipeline_name, action = %action_name, actor = %decision.actor, verb, "approval sent");
+                Ok(None)
+            }
+            Some(e) => Err(TargetError::Permanent(format!(
+                "the approval {previous_stage}/{action_name} is {} in CodePipeline, not {wanted}",
+                e.status
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    // ----- checks ------------------------------------------------------------------------
+
+    /// A model-registry model deploys only once its package version is approved.
+    async fn check_model_package(&self, stage: &StageContext) -> Result<(), TargetError> {
+        let model = match &stage.params {
+            StageParams::Realtime(r) => &r.model,
+            StageParams::Batch(b) => &b.model,
+            _ => return Ok(()),
+        };
+        let ModelSource::Registry { model_package } = model else { return Ok(()) };
+        let out = self
+            .clients
+            .own()
+            .sagemaker
+            .describe_model_package()
+            .model_package_name(model_package.as_str())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeModelPackage", e))?;
+        let status = out.model_approval_status().map(|s| s.as_str().to_string()).unwrap_or_default();
+        if status != "Approved" {
+            return Err(TargetError::Permanent(format!(
+                "model package {} is {status:?}, not Approved: approve it in the model registry, then provision again",
+                model_package.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    // ----- the image builder: its stack is the pipeline ------------------------------------
+
+    async fn deploy_image_builder(&self, stage: &StageContext, stack: &str) -> Result<StepOutcome, TargetError> {
+        let own = self.clients.own();
+        let values = parameters::stack_parameters(stage.pipeline_type, &stage.params, &self.context)
+            .map_err(|e| TargetError::Permanent(e.to_string()))?;
+        match self.stack(own, stack).await? {
+            StackPhase::Busy => self.waiting(),
+            StackPhase::Broken(why) => Err(TargetError::Permanent(why)),
+            StackPhase::Missing | StackPhase::Deleted => {
+                let file = templates::deployed_template_file(stage.pipeline_type);
+                let body = templates::template(file)
+                    .ok_or_else(|| TargetError::Permanent(format!("template {file} is missing from this build")))?;
+                let created = own
+                    .cloudformation
+                    .create_stack()
+                    .stack_name(stack)
+                    .template_body(body)
+                    .set_parameters(Some(cfn_parameters(&values)))
+                    .capabilities(Capability::CapabilityIam)
+                    .capabilities(Capability::CapabilityNamedIam)
+                    .role_arn(&self.context.cloudformation_role_arn)
+                    .tags(Tag::builder().key("stack_name").value(stack).build())
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("CreateStack", e))?;
+                self.remember_stack_id(stage, created.stack_id().unwrap_or_default()).await?;
+                self.waiting()
+            }
+            StackPhase::Ready { id, outputs } => {
+                self.remember_stack_id(stage, &id).await?;
+                Ok(StepOutcome::Done(json!({"stack_id": id, "stack_name": stack, "outputs": outputs})))
+            }
+        }
+    }
+
+    async fn delete_stack(&self, clients: &Clients, name: &str, role_arn: &str) -> Result<Option<()>, TargetError> {
+        match self.stack(clients, name).await? {
+            StackPhase::Missing | StackPhase::Deleted => Ok(Some(())),
+            StackPhase::Busy => Ok(None),
+            StackPhase::Ready { .. } | StackPhase::Broken(_) => {
+                clients
+                    .cloudformation
+                    .delete_stack()
+                    .stack_name(name)
+                    .role_arn(role_arn)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("DeleteStack", e))?;
+                tracing::info!(stack.name = %name, "stack deletion started");
+                Ok(None)
+            }
+        }
+    }
+
+    fn deploy_role(&self, stage: &StageContext) -> &str {
+        match self.context.environments.iter().find(|e| e.name == stage.environment) {
+            Some(env) if self.multi(stage.pipeline_type) => &env.deploy_role_arn,
+            _ => &self.context.cloudformation_role_arn,
+        }
+    }
+
+    /// GetPipelineState of a pipeline, for `/pipelinestatus`.
+    async fn state_of(&self, pipeline: &PipelineRecord) -> Result<Option<PipelineStateOut>, AwsError> {
+        let Ok(pipeline_type) = pipeline.pipeline_type.parse::<PipelineType>() else { return Ok(None) };
+        // Every pipeline, the image builder's included, is named after its stack.
+        let name = format!("{}-pipeline", names::stack_name(pipeline_type, &pipeline.name));
+        match self.clients.own().codepipeline.get_pipeline_state().name(&name).send().await {
+            Ok(out) => Ok(Some(pipeline_state::from_sdk(&out))),
+            Err(e) => {
+                let e = AwsError::from_sdk("GetPipelineState", e);
+                if e.is("PipelineNotFoundException") { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+}
+
+fn cfn_parameters(values: &[(String, String)]) -> Vec<Parameter> {
+    values.iter().map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build()).collect()
+}
+
+fn store_error(e: StoreError) -> TargetError {
+    TargetError::Transient(e.to_string())
+}
+
+#[async_trait]
+impl Target for AwsTarget {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    fn check_supported(&self, spec: &PipelineSpec) -> Result<(), String> {
+        // Every image URI is resolved from framework + version + region up front, so an unknown
+        // one is a 422 at the API instead of a failed stack later.
+        use crate::domain::spec::{BatchSpec, PipelineParams, RealtimeSpec};
+        let region = &self.context.region;
+        let resolved = match &spec.params {
+            PipelineParams::Realtime(RealtimeSpec {
+                model: ModelSource::BuiltIn { framework, framework_version, .. },
+                ..
+            })
+            | PipelineParams::Batch(BatchSpec {
+                model: ModelSource::BuiltIn { framework, framework_version, .. },
+                ..
+            }) => image_uris::builtin_image_uri(framework, framework_version, region).map(drop),
+            PipelineParams::Training(t) => {
+                image_uris::builtin_image_uri(&t.model_framework, &t.model_framework_version, region).map(drop)
+            }
+            PipelineParams::Monitor(m) => match m.kind.monitor_type() {
+                MonitorType::DataQuality | MonitorType::ModelQuality => {
+                    image_uris::model_monitor_image_uri(region).map(drop)
+                }
+                MonitorType::ModelBias | MonitorType::ModelExplainability => {
+                    image_uris::clarify_image_uri(region).map(drop)
+                }
+            },
+            _ => Ok(()),
+        };
+        resolved.map_err(|e| e.to_string())
+    }
+
+    async fn deploy_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError> {
+        let stack = names::stack_name(stage.pipeline_type, &stage.pipeline_name);
+        if stage.pipeline_type == PipelineType::ByomImageBuilder {
+            return self.deploy_image_builder(stage, &stack).await;
+        }
+        if stage.key.ordinal == 0 {
+            self.check_model_package(stage).await?;
+            self.ensure_zip(stage, &stack).await?;
+            if self.ensure_wrapper(stage, &stack).await?.is_none() {
+                return self.waiting();
+            }
+        } else {
+            let decision = stage.decision.clone().unwrap_or(Decision {
+                approve: true,
+                actor: "mlops-orchestrator".into(),
+                comment: None,
+            });
+            if self.settle_approval(stage, &stack, &decision).await?.is_none() {
+                return self.waiting();
+            }
+        }
+        let Some((_, zip_version)) = self.zip_version(&stack).await? else {
+            return Err(TargetError::Permanent(format!("{} vanished from the assets bucket", Self::zip_key(&stack))));
+        };
+        if self.deploy_action(stage, &stack, &zip_version).await?.is_none() {
+            return self.waiting();
+        }
+        let clients = self.stage_clients(stage).await;
+        let StackPhase::Ready { id, outputs } = self.stack(&clients, &stack).await? else {
+            return self.waiting();
+        };
+        match sagemaker_jobs::after_deploy(&clients, stage, &outputs, &self.context).await? {
+            sagemaker_jobs::Progress::Waiting => self.waiting(),
+            sagemaker_jobs::Progress::Done(extra) => Ok(StepOutcome::Done(json!({
+                "stack_name": stack,
+                "stack_id": id,
+                "pipeline_name": format!("{stack}-pipeline"),
+                "environment": stage.environment,
+                "outputs": outputs,
+                "sagemaker": extra,
+            }))),
+        }
+    }
+
+    fn has_external_ids(&self) -> bool {
+        true
+    }
+
+    async fn reported_state(&self, pipeline: &PipelineRecord) -> Result<Option<PipelineStateOut>, UpstreamError> {
+        self.state_of(pipeline).await.map_err(|e| UpstreamError {
+            status: e.status.unwrap_or(502),
+            code: e.code,
+            message: format!("{}: {}", e.operation, e.message),
+        })
+    }
+
+    async fn reject_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError> {
+        let stack = names::stack_name(stage.pipeline_type, &stage.pipeline_name);
+        let decision = stage.decision.clone().unwrap_or(Decision {
+            approve: false,
+            actor: "mlops-orchestrator".into(),
+            comment: None,
+        });
+        match self.settle_approval(stage, &stack, &decision).await? {
+            Some(()) => Ok(StepOutcome::Done(Value::Null)),
+            None => self.waiting(),
+        }
+    }
+
+    async fn teardown_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError> {
+        let stack = names::stack_name(stage.pipeline_type, &stage.pipeline_name);
+        let clients = self.stage_clients(stage).await;
+        if self.delete_stack(&clients, &stack, self.deploy_role(stage)).await?.is_none() {
+            return self.waiting();
+        }
+        // The first stage goes last: with it the wrapper (the CodePipeline) goes too.
+        if stage.key.ordinal == 0 && stage.pipeline_type != PipelineType::ByomImageBuilder {
+            let wrapper = names::wrapper_stack_name(&stack);
+            if self.delete_stack(self.clients.own(), &wrapper, &self.context.cloudformation_role_arn).await?.is_none() {
+                return self.waiting();
+            }
+        }
+        Ok(StepOutcome::Done(Value::Null))
+    }
+}

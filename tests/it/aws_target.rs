@@ -1,0 +1,400 @@
+//! The aws target end to end: the real server and worker, the real AWS SDK clients, moto for
+//! the services it emulates and the loopback front for what it lacks (CodePipeline runtime,
+//! approvals, monitoring schedules). See docs/AWS.md §7.
+
+use crate::support::api::{fixture_json, realtime_body};
+use crate::support::aws::AwsTestEnv;
+use crate::support::server::{APPROVER, OPERATOR, VIEWER, test_settings};
+use crate::support::{Db, TestDb, TestServer};
+use mlops::config::{AwsEnvironmentSettings, TargetKind};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const ASSETS: &str = "mlops-assets-test";
+const BLUEPRINTS: &str = "mlops-blueprints-test";
+const ACCOUNTS: [(&str, &str); 3] = [("dev", "111111111111"), ("staging", "222222222222"), ("prod", "333333333333")];
+
+struct AwsWorld {
+    env: AwsTestEnv,
+    cloudformation_role: String,
+}
+
+async fn world() -> AwsWorld {
+    let env = AwsTestEnv::start().await;
+    env.export_credentials();
+    env.create_versioned_bucket(ASSETS).await;
+    env.create_versioned_bucket(BLUEPRINTS).await;
+    // The bucket the request fixtures capture, baseline and write to.
+    env.create_versioned_bucket("my-bucket").await;
+    let cloudformation_role = env.create_role("mlops-cloudformation", "cloudformation.amazonaws.com").await;
+    AwsWorld { env, cloudformation_role }
+}
+
+fn aws_settings(world: &AwsWorld, db: &TestDb, environments: &[&str]) -> mlops::Settings {
+    let mut s = test_settings(db);
+    s.target = TargetKind::Aws;
+    s.environments = environments.iter().map(|e| e.to_string()).collect();
+    s.jobs.lease = Duration::from_secs(2);
+    s.jobs.heartbeat = Duration::from_millis(500);
+    let aws = &mut s.aws;
+    aws.region = world.env.region().into();
+    aws.endpoint_url = Some(world.env.endpoint_url().into());
+    aws.assets_bucket = ASSETS.into();
+    aws.blueprint_bucket = BLUEPRINTS.into();
+    aws.cloudformation_role_arn = world.cloudformation_role.clone();
+    aws.notification_topic_arn = format!("arn:aws:sns:us-east-1:{}:mlops-notifications", world.env.account());
+    aws.ecr_repo_arn = format!("arn:aws:ecr:us-east-1:{}:repository/mlops-ecr-repo", world.env.account());
+    aws.ecr_repo_name = "mlops-ecr-repo".into();
+    aws.poll_interval = Duration::from_millis(100);
+    aws.stack_id_wait = Duration::from_secs(15);
+    for (name, account) in ACCOUNTS.iter().filter(|(n, _)| environments.len() > 1 && environments.contains(n)) {
+        aws.environments.insert(
+            name.to_string(),
+            AwsEnvironmentSettings {
+                account_id: account.to_string(),
+                deploy_role_arn: format!("arn:aws:iam::{account}:role/mlops-deploy"),
+                action_role_arn: format!("arn:aws:iam::{account}:role/mlops-pipeline-action"),
+            },
+        );
+    }
+    s
+}
+
+/// A recorded call as text, to look for names and values in it.
+fn call_text(call: &crate::support::aws::RecordedCall) -> String {
+    serde_json::to_string(&call.request).unwrap()
+}
+
+/// `/v1/pipelines/{id}` takes a StackId too; it contains '/', so it is escaped.
+fn escaped(id: &str) -> String {
+    id.replace(':', "%3A").replace('/', "%2F")
+}
+
+async fn wait_by_stack_id(server: &TestServer, stack_id: &str, state: &str) -> Value {
+    let p: Value =
+        server.get(&format!("/v1/pipelines/{}", escaped(stack_id)), VIEWER).send().await.unwrap().json().await.unwrap();
+    let id = p["id"].as_str().unwrap_or_else(|| panic!("no pipeline for {stack_id}: {p:#}")).to_string();
+    server.wait_for(&id, state).await
+}
+
+async fn stack_status(world: &AwsWorld, account: Option<&str>, name: &str) -> Option<String> {
+    let client = match account {
+        None => world.env.client(),
+        Some(account) => {
+            let creds =
+                world.env.client().assume_role(&format!("arn:aws:iam::{account}:role/mlops-pipeline-action")).await;
+            world.env.client().with_creds(creds)
+        }
+    };
+    let reply = client.cloudformation(&[("Action", "DescribeStacks"), ("StackName", name)]).await;
+    reply.status.is_success().then(|| reply.xml("StackStatus")).flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_account_realtime_pipeline_deploys_and_deletes() {
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let settings = aws_settings(&world, &db, &[]);
+    let server = TestServer::start_with(db, settings).await;
+
+    let out = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await;
+    assert_eq!(out["message"], "success: stack creation started");
+    let stack_id = out["pipeline_id"].as_str().unwrap().to_string();
+    assert!(
+        stack_id.starts_with("arn:aws:cloudformation:us-east-1:")
+            && stack_id.contains(":stack/mlops-pipeline-churn-byompipelinerealtimebuiltin-codepipeline/"),
+        "the compat API answers with the wrapper StackId: {stack_id}"
+    );
+    let pipeline = wait_by_stack_id(&server, &stack_id, "active").await;
+    let outputs = &pipeline["stages"][0]["outputs"];
+    assert_eq!(outputs["stack_name"], "mlops-pipeline-churn-byompipelinerealtimebuiltin");
+    assert_eq!(outputs["sagemaker"]["endpoint_status"], "InService");
+
+    // The CodePipeline the wrapper created has the solution's structure.
+    let view = world
+        .env
+        .front
+        .pipeline("mlops-pipeline-churn-byompipelinerealtimebuiltin-pipeline")
+        .await
+        .expect("pipeline registered");
+    let stages = view.stages.clone();
+    assert_eq!(stages, ["Source", "DeployCloudFormation"]);
+    assert_eq!(
+        stack_status(&world, None, "mlops-pipeline-churn-byompipelinerealtimebuiltin").await.as_deref(),
+        Some("CREATE_COMPLETE"),
+        "the deploy action deployed the realtime stack"
+    );
+
+    // /pipelinestatus answers with CodePipeline's own state, by StackId or by our id.
+    for id in [stack_id.as_str(), pipeline["id"].as_str().unwrap()] {
+        let status = server.compat_status(id).await;
+        assert_eq!(status["pipelineName"], "mlops-pipeline-churn-byompipelinerealtimebuiltin-pipeline");
+        assert_eq!(status["stageStates"][1]["actionStates"][0]["actionName"], "deploy_stack");
+        assert_eq!(status["stageStates"][1]["actionStates"][0]["latestExecution"]["status"], "Succeeded");
+    }
+
+    // Re-provisioning uploads a new zip; the pipeline runs again.
+    let mut update = realtime_body("churn", "models/churn/model.tar.gz");
+    update["inference_instance"] = json!("ml.m5.xlarge");
+    let again = server.provision(&update).await;
+    assert_eq!(again["pipeline_id"], stack_id.as_str());
+    assert_eq!(
+        again["message"],
+        "Pipeline mlops-pipeline-churn-byompipelinerealtimebuiltin-codepipeline is already provisioned. Updating template parameters."
+    );
+    let p = server.wait_for(pipeline["id"].as_str().unwrap(), "active").await;
+    assert_eq!(p["version"], 2);
+    let executions =
+        world.env.front.pipeline("mlops-pipeline-churn-byompipelinerealtimebuiltin-pipeline").await.unwrap().executions;
+    assert!(executions.len() >= 2, "the new zip started a new execution");
+    let creates = world.env.front.calls_to("cloudformation", "CreateStack");
+    let wrapper_creates = creates.iter().filter(|c| call_text(c).contains("-codepipeline")).count();
+    assert_eq!(wrapper_creates, 1, "one wrapper stack, reused on update");
+
+    // Delete removes both stacks.
+    let id = p["id"].as_str().unwrap();
+    let deleted =
+        server.http.delete(server.url(&format!("/v1/pipelines/{id}"))).bearer_auth(OPERATOR).send().await.unwrap();
+    assert_eq!(deleted.status(), 202);
+    server.wait_for(id, "deleted").await;
+    for stack in [
+        "mlops-pipeline-churn-byompipelinerealtimebuiltin",
+        "mlops-pipeline-churn-byompipelinerealtimebuiltin-codepipeline",
+    ] {
+        let status = stack_status(&world, None, stack).await;
+        assert!(status.is_none() || status.as_deref() == Some("DELETE_COMPLETE"), "{stack} is {status:?}");
+    }
+    server.stop().await;
+}
+
+async fn approve(server: &TestServer, id: &str, stage: &str, token: &str, decision: &str) -> reqwest::StatusCode {
+    server
+        .post(&format!("/v1/pipelines/{id}/stages/{stage}/approval"), token)
+        .json(&json!({"decision": decision, "comment": format!("{decision} {stage}")}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_account_promotion_goes_through_codepipeline_approvals() {
+    let world = world().await;
+    let db = TestDb::new(Db::Postgres).await;
+    let settings = aws_settings(&world, &db, &["dev", "staging", "prod"]);
+    let server = TestServer::start_with(db, settings).await;
+
+    let stack_id = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await["pipeline_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = wait_by_stack_id(&server, &stack_id, "awaiting_approval").await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let view = world.env.front.pipeline("mlops-pipeline-churn-byompipelinerealtimebuiltin-pipeline").await.unwrap();
+    let stages = view.stages.clone();
+    assert_eq!(stages, ["Source", "DeployDev", "DeployStaging", "DeployProd"]);
+    assert_eq!(
+        stack_status(&world, Some("111111111111"), "mlops-pipeline-churn-byompipelinerealtimebuiltin").await.as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    assert_eq!(
+        stack_status(&world, Some("222222222222"), "mlops-pipeline-churn-byompipelinerealtimebuiltin").await,
+        None
+    );
+
+    assert_eq!(approve(&server, &id, "staging", OPERATOR, "approve").await, 403);
+    assert_eq!(approve(&server, &id, "staging", APPROVER, "approve").await, 200);
+    let p = server.wait_for(&id, "awaiting_approval").await;
+    assert_eq!(p["stages"][1]["state"], "deployed");
+    let approvals = world.env.front.calls_to("codepipeline", "PutApprovalResult");
+    assert_eq!(approvals.len(), 1);
+    let sent = call_text(&approvals[0]);
+    assert!(sent.contains("Approved by anna-approver: approve staging"), "{sent}");
+    assert!(sent.contains("DeployStaging"), "{sent}");
+    assert_eq!(
+        stack_status(&world, Some("222222222222"), "mlops-pipeline-churn-byompipelinerealtimebuiltin").await.as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+
+    assert_eq!(approve(&server, &id, "prod", APPROVER, "approve").await, 200);
+    server.wait_for(&id, "active").await;
+    assert_eq!(
+        stack_status(&world, Some("333333333333"), "mlops-pipeline-churn-byompipelinerealtimebuiltin").await.as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    let events = server.events(&id).await;
+    let approved: Vec<&Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "stage.approved").collect();
+    assert_eq!(approved.len(), 2);
+    assert!(approved.iter().all(|e| e["actor"] == "anna-approver"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_account_rejection_stops_the_codepipeline() {
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let settings = aws_settings(&world, &db, &["dev", "staging", "prod"]);
+    let server = TestServer::start_with(db, settings).await;
+    let stack_id = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await["pipeline_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = wait_by_stack_id(&server, &stack_id, "awaiting_approval").await["id"].as_str().unwrap().to_string();
+    assert_eq!(approve(&server, &id, "staging", APPROVER, "reject").await, 200);
+    server.wait_for(&id, "rejected").await;
+    // The rejection reaches CodePipeline (its job runs after the API answers).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let calls = world.env.front.calls_to("codepipeline", "PutApprovalResult");
+        if let Some(call) = calls.first() {
+            let sent = call_text(call);
+            assert!(sent.contains("Rejected") && sent.contains("Rejected by anna-approver: reject staging"), "{sent}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the rejection never reached CodePipeline");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stack_status(&world, Some("222222222222"), "mlops-pipeline-churn-byompipelinerealtimebuiltin").await,
+        None
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_resumes_polling_without_a_second_stack() {
+    let world = world().await;
+    let db = TestDb::new(Db::Postgres).await;
+    let settings = aws_settings(&world, &db, &[]);
+    let wrapper = "mlops-pipeline-churn-byompipelinerealtimebuiltin-codepipeline";
+    world.env.front.hold_stack(wrapper, 40).await;
+    let server = TestServer::start_with(db, settings.clone()).await;
+    let stack_id = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await["pipeline_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(stack_id.starts_with("arn:aws:cloudformation"), "{stack_id}");
+    // The worker is polling the held stack when the server dies.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let db = server.kill().await;
+
+    let server = TestServer::start_with(db, settings).await;
+    let p = wait_by_stack_id(&server, &stack_id, "active").await;
+    assert_eq!(p["stages"][0]["state"], "deployed");
+    let creates = world.env.front.calls_to("cloudformation", "CreateStack");
+    assert_eq!(creates.iter().filter(|c| call_text(c).contains(wrapper)).count(), 1, "no second wrapper stack");
+    let pipelines: Value = server.get("/v1/pipelines", VIEWER).send().await.unwrap().json().await.unwrap();
+    assert_eq!(pipelines["items"].as_array().unwrap().len(), 1, "no second pipeline");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_stack_fails_the_pipeline_with_the_reason() {
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let settings = aws_settings(&world, &db, &[]);
+    world
+        .env
+        .front
+        .fail_stack_create(
+            "mlops-pipeline-churn-byompipelinerealtimebuiltin",
+            "Resource handler returned message: quota exceeded",
+        )
+        .await;
+    let server = TestServer::start_with(db, settings).await;
+    let stack_id = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await["pipeline_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = wait_by_stack_id(&server, &stack_id, "failed").await;
+    let error = p["last_error"].as_str().unwrap();
+    assert!(error.contains("deploy_stack") && error.contains("quota exceeded"), "{error}");
+    server.stop().await;
+}
+
+/// Every pipeline type provisions on moto through the front, from the request fixtures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pipeline_type_provisions() {
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let mut settings = aws_settings(&world, &db, &[]);
+    settings.jobs.workers = 4;
+    let server = TestServer::start_with(db, settings).await;
+    // What the fixtures point at in the assets bucket (the Clarify baselines read the CSV header).
+    for key in ["monitor/baseline/training-dataset-with-header.csv", "monitor/baseline/shap-baseline.csv"] {
+        world.env.put_object(ASSETS, key, b"label,age,income\n1,35,52000\n0,51,61000\n".to_vec()).await;
+    }
+    // The monitors watch an existing endpoint; moto ignores explicit names in templates, so this
+    // one is made through the API.
+    let c = world.env.client();
+    let role = world.env.create_role("mlops-sagemaker", "sagemaker.amazonaws.com").await;
+    let image = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1";
+    for (op, body) in [
+        (
+            "CreateModel",
+            json!({"ModelName": "churn-model", "ExecutionRoleArn": role, "PrimaryContainer": {"Image": image}}),
+        ),
+        (
+            "CreateEndpointConfig",
+            json!({"EndpointConfigName": "churn-config", "ProductionVariants": [{"VariantName": "AllTraffic",
+                "ModelName": "churn-model", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}]}),
+        ),
+        ("CreateEndpoint", json!({"EndpointName": "churn-endpoint", "EndpointConfigName": "churn-config"})),
+    ] {
+        let reply = c.sagemaker(op, body).await;
+        assert!(reply.status.is_success(), "{op}: {}", reply.text());
+    }
+    let types = [
+        "byom_realtime_builtin",
+        "byom_realtime_custom",
+        "byom_batch_builtin",
+        "byom_batch_custom",
+        "byom_data_quality_monitor",
+        "byom_model_quality_monitor",
+        "byom_model_bias_monitor",
+        "byom_model_explainability_monitor",
+        "byom_image_builder",
+        "model_training_builtin",
+        "model_tuner_builtin",
+        "model_autopilot_training",
+    ];
+    let mut ids = Vec::new();
+    for t in types {
+        let body = fixture_json(&format!("requests/{t}.json"));
+        let out = server.provision(&body).await;
+        ids.push((t, out["pipeline_id"].as_str().unwrap().to_string()));
+    }
+    for (t, stack_id) in ids {
+        let p: Value = server
+            .get(&format!("/v1/pipelines/{}", escaped(&stack_id)), VIEWER)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = p["id"].as_str().unwrap_or_else(|| panic!("{t}: {p:#}")).to_string();
+        if t == "model_autopilot_training" {
+            // moto never finishes an AutoML job: the pipeline waits on it, having started it.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while world.env.front.calls_to("sagemaker", "CreateAutoMLJobV2").is_empty() {
+                assert!(tokio::time::Instant::now() < deadline, "the AutoML job was never started");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let p = server.pipeline(&id).await;
+            assert_eq!(p["state"], "provisioning", "{p:#}");
+            assert_eq!(p["stages"][0]["state"], "deploying");
+            continue;
+        }
+        let p = server.wait_for(&id, "active").await;
+        assert_eq!(p["pipeline_type"], t);
+    }
+    // Each type deployed its own stack.
+    let creates = world.env.front.calls_to("cloudformation", "CreateStack");
+    for t in types {
+        let postfix =
+            mlops::domain::PipelineType::ALL.iter().find(|p| p.as_str() == t).unwrap().stack_postfix().to_lowercase();
+        assert!(creates.iter().any(|c| call_text(c).contains(&postfix)), "no stack for {t}");
+    }
+    server.stop().await;
+}
