@@ -324,6 +324,8 @@ async fn every_pipeline_type_provisions() {
     for key in ["monitor/baseline/training-dataset-with-header.csv", "monitor/baseline/shap-baseline.csv"] {
         world.env.put_object(ASSETS, key, b"label,age,income\n1,35,52000\n0,51,61000\n".to_vec()).await;
     }
+    let build_context = crate::support::aws::zip_files(&[("Dockerfile", "FROM python:3.11-slim\n")]);
+    world.env.put_object(ASSETS, "custom/custom_image.zip", build_context).await;
     // The monitors watch an existing endpoint; moto ignores explicit names in templates, so this
     // one is made through the API.
     let c = world.env.client();
@@ -396,5 +398,50 @@ async fn every_pipeline_type_provisions() {
             mlops::domain::PipelineType::ALL.iter().find(|p| p.as_str() == t).unwrap().stack_postfix().to_lowercase();
         assert!(creates.iter().any(|c| call_text(c).contains(&postfix)), "no stack for {t}");
     }
+    server.stop().await;
+}
+
+/// With the model registry on, a package deploys only once it is approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_package_must_be_approved() {
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let mut settings = aws_settings(&world, &db, &[]);
+    settings.use_model_registry = true;
+    let server = TestServer::start_with(db, settings).await;
+    let c = world.env.client();
+    let reply = c.sagemaker("CreateModelPackageGroup", json!({"ModelPackageGroupName": "churn-models"})).await;
+    assert!(reply.status.is_success(), "{}", reply.text());
+    let image = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1";
+    let reply = c
+        .sagemaker(
+            "CreateModelPackage",
+            json!({
+                "ModelPackageGroupName": "churn-models",
+                "ModelApprovalStatus": "PendingManualApproval",
+                "InferenceSpecification": {
+                    "Containers": [{"Image": image, "ModelDataUrl": format!("s3://{ASSETS}/models/churn/model.tar.gz")}],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                },
+            }),
+        )
+        .await;
+    assert!(reply.status.is_success(), "{}", reply.text());
+    let package = reply.json()["ModelPackageArn"].as_str().unwrap().to_string();
+
+    let mut body = fixture_json("requests/registry/byom_realtime_builtin.json");
+    body["model_package_name"] = json!(package);
+    let stack_id = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
+    let p = wait_by_stack_id(&server, &stack_id, "failed").await;
+    let error = p["last_error"].as_str().unwrap();
+    assert!(error.contains("PendingManualApproval") && error.contains("not Approved"), "{error}");
+
+    let reply =
+        c.sagemaker("UpdateModelPackage", json!({"ModelPackageArn": package, "ModelApprovalStatus": "Approved"})).await;
+    assert!(reply.status.is_success(), "{}", reply.text());
+    server.provision(&body).await;
+    let p = server.wait_for(p["id"].as_str().unwrap(), "active").await;
+    assert_eq!(p["version"], 2);
     server.stop().await;
 }

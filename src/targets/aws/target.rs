@@ -39,7 +39,7 @@ pub struct AwsTarget {
 enum StackPhase {
     Missing,
     Busy,
-    Ready { id: String, outputs: BTreeMap<String, String> },
+    Ready { id: String, outputs: BTreeMap<String, String>, tags: BTreeMap<String, String> },
     Broken(String),
     Deleted,
 }
@@ -202,7 +202,9 @@ impl AwsTarget {
                     .iter()
                     .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
                     .collect();
-                StackPhase::Ready { id, outputs }
+                let tags =
+                    stack.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect();
+                StackPhase::Ready { id, outputs, tags }
             }
             StackStatus::DeleteComplete => StackPhase::Deleted,
             s if s.as_str().ends_with("_IN_PROGRESS") => StackPhase::Busy,
@@ -426,17 +428,24 @@ impl AwsTarget {
 
     // ----- the image builder: its stack is the pipeline ------------------------------------
 
+    /// Creates the image-builder stack (or updates it for a new pipeline version, as the solution
+    /// does), then waits for its pipeline's `Build` stage: the image is pushed when that succeeds.
     async fn deploy_image_builder(&self, stage: &StageContext, stack: &str) -> Result<StepOutcome, TargetError> {
         let own = self.clients.own();
         let values = parameters::stack_parameters(stage.pipeline_type, &stage.params, &self.context)
             .map_err(|e| TargetError::Permanent(e.to_string()))?;
+        let version = stage.key.version.to_string();
+        let tags = [
+            Tag::builder().key("stack_name").value(stack).build(),
+            Tag::builder().key(META_VERSION).value(&version).build(),
+        ];
+        let file = templates::deployed_template_file(stage.pipeline_type);
+        let body = templates::template(file)
+            .ok_or_else(|| TargetError::Permanent(format!("template {file} is missing from this build")))?;
         match self.stack(own, stack).await? {
             StackPhase::Busy => self.waiting(),
             StackPhase::Broken(why) => Err(TargetError::Permanent(why)),
             StackPhase::Missing | StackPhase::Deleted => {
-                let file = templates::deployed_template_file(stage.pipeline_type);
-                let body = templates::template(file)
-                    .ok_or_else(|| TargetError::Permanent(format!("template {file} is missing from this build")))?;
                 let created = own
                     .cloudformation
                     .create_stack()
@@ -446,16 +455,65 @@ impl AwsTarget {
                     .capabilities(Capability::CapabilityIam)
                     .capabilities(Capability::CapabilityNamedIam)
                     .role_arn(&self.context.cloudformation_role_arn)
-                    .tags(Tag::builder().key("stack_name").value(stack).build())
+                    .set_tags(Some(tags.to_vec()))
                     .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("CreateStack", e))?;
-                self.remember_stack_id(stage, created.stack_id().unwrap_or_default()).await?;
+                    .await;
+                match created {
+                    Ok(out) => self.remember_stack_id(stage, out.stack_id().unwrap_or_default()).await?,
+                    Err(e) => {
+                        let e = AwsError::from_sdk("CreateStack", e);
+                        if !e.is("AlreadyExistsException") {
+                            return Err(e.into());
+                        }
+                    }
+                }
                 self.waiting()
             }
-            StackPhase::Ready { id, outputs } => {
+            StackPhase::Ready { id, tags: current, .. } if current.get(META_VERSION) != Some(&version) => {
                 self.remember_stack_id(stage, &id).await?;
-                Ok(StepOutcome::Done(json!({"stack_id": id, "stack_name": stack, "outputs": outputs})))
+                // The version tag changes with every update, so CloudFormation always has one.
+                own.cloudformation
+                    .update_stack()
+                    .stack_name(stack)
+                    .template_body(body)
+                    .set_parameters(Some(cfn_parameters(&values)))
+                    .capabilities(Capability::CapabilityIam)
+                    .capabilities(Capability::CapabilityNamedIam)
+                    .role_arn(&self.context.cloudformation_role_arn)
+                    .set_tags(Some(tags.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("UpdateStack", e))?;
+                tracing::info!(stack.name = %stack, version, "image-builder stack update started");
+                self.waiting()
+            }
+            StackPhase::Ready { id, outputs, .. } => {
+                self.remember_stack_id(stage, &id).await?;
+                let Some(state) = self.pipeline_state(stack).await? else { return self.waiting() };
+                let action = |stage: &str, action: &str| {
+                    state.stage(stage).and_then(|s| s.action(action)).and_then(|a| a.latest_execution.as_ref())
+                };
+                for (stage_name, action_name) in [("Source", "S3Source"), ("Build", "CodeBuild")] {
+                    match action(stage_name, action_name) {
+                        Some(e) if e.status == SUCCEEDED => {}
+                        Some(e) if e.status == IN_PROGRESS => return self.waiting(),
+                        Some(e) => {
+                            return Err(TargetError::Permanent(format!(
+                                "image build {stage_name}/{action_name} {}: {}",
+                                e.status,
+                                e.error_details.as_ref().map(|d| d.message.as_str()).unwrap_or_default()
+                            )));
+                        }
+                        None => return self.waiting(),
+                    }
+                }
+                Ok(StepOutcome::Done(json!({
+                    "stack_id": id,
+                    "stack_name": stack,
+                    "pipeline_name": format!("{stack}-pipeline"),
+                    "image_uri": outputs.get("CustomAlgorithmImageURI"),
+                    "outputs": outputs,
+                })))
             }
         }
     }
@@ -573,7 +631,7 @@ impl Target for AwsTarget {
             return self.waiting();
         }
         let clients = self.stage_clients(stage).await;
-        let StackPhase::Ready { id, outputs } = self.stack(&clients, &stack).await? else {
+        let StackPhase::Ready { id, outputs, .. } = self.stack(&clients, &stack).await? else {
             return self.waiting();
         };
         match sagemaker_jobs::after_deploy(&clients, stage, &outputs, &self.context).await? {
