@@ -252,39 +252,51 @@ impl AwsTarget {
             StackPhase::Busy => Ok(None),
             StackPhase::Broken(why) => Err(TargetError::Permanent(why)),
             StackPhase::Missing | StackPhase::Deleted => {
-                let file = templates::wrapper_template_file(self.multi(stage.pipeline_type));
-                let body = templates::template(file)
-                    .ok_or_else(|| TargetError::Permanent(format!("template {file} is missing from this build")))?;
-                let created = own
-                    .cloudformation
-                    .create_stack()
-                    .stack_name(&wrapper)
-                    .template_body(body)
-                    .set_parameters(Some(cfn_parameters(&parameters::wrapper_parameters(
-                        stage.pipeline_type,
-                        stack,
-                        &self.context,
-                    ))))
-                    .capabilities(Capability::CapabilityIam)
-                    .capabilities(Capability::CapabilityNamedIam)
-                    .role_arn(&self.context.cloudformation_role_arn)
-                    .on_failure(OnFailure::DoNothing)
-                    .tags(Tag::builder().key("stack_name").value(stack).build())
-                    .send()
-                    .await;
-                match created {
-                    Ok(out) => {
-                        let id = out.stack_id().unwrap_or_default().to_string();
-                        tracing::info!(stack.name = %wrapper, stack.id = %id, "wrapper stack created");
-                        self.remember_stack_id(stage, &id).await?;
-                        Ok(None)
-                    }
-                    // A resumed worker, or a race: the stack is there; look again next time.
-                    Err(e) => {
-                        let e = AwsError::from_sdk("CreateStack", e);
-                        if e.is("AlreadyExistsException") { Ok(None) } else { Err(e.into()) }
-                    }
+                let body = template_body(templates::wrapper_template_file(self.multi(stage.pipeline_type)))?;
+                let parameters = parameters::wrapper_parameters(stage.pipeline_type, stack, &self.context);
+                let tags = [Tag::builder().key("stack_name").value(stack).build()];
+                if let Some(id) = self.create_stack(&wrapper, body, &parameters, &tags).await? {
+                    self.remember_stack_id(stage, &id).await?;
                 }
+                Ok(None)
+            }
+        }
+    }
+
+    /// `CreateStack` as the orchestrator makes every stack: both IAM capabilities, the
+    /// CloudFormation role, failed resources kept for inspection. `None` when the stack exists
+    /// already (a resumed worker, or a race): the caller looks again next time.
+    async fn create_stack(
+        &self,
+        name: &str,
+        body: &str,
+        parameters: &[(String, String)],
+        tags: &[Tag],
+    ) -> Result<Option<String>, TargetError> {
+        let created = self
+            .clients
+            .own()
+            .cloudformation
+            .create_stack()
+            .stack_name(name)
+            .template_body(body)
+            .set_parameters(Some(cfn_parameters(parameters)))
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .role_arn(&self.context.cloudformation_role_arn)
+            .on_failure(OnFailure::DoNothing)
+            .set_tags(Some(tags.to_vec()))
+            .send()
+            .await;
+        match created {
+            Ok(out) => {
+                let id = out.stack_id().unwrap_or_default().to_string();
+                tracing::info!(stack.name = %name, stack.id = %id, "stack created");
+                Ok(Some(id))
+            }
+            Err(e) => {
+                let e = AwsError::from_sdk("CreateStack", e);
+                if e.is("AlreadyExistsException") { Ok(None) } else { Err(e.into()) }
             }
         }
     }
@@ -439,33 +451,13 @@ impl AwsTarget {
             Tag::builder().key("stack_name").value(stack).build(),
             Tag::builder().key(META_VERSION).value(&version).build(),
         ];
-        let file = templates::deployed_template_file(stage.pipeline_type);
-        let body = templates::template(file)
-            .ok_or_else(|| TargetError::Permanent(format!("template {file} is missing from this build")))?;
+        let body = template_body(templates::deployed_template_file(stage.pipeline_type))?;
         match self.stack(own, stack).await? {
             StackPhase::Busy => self.waiting(),
             StackPhase::Broken(why) => Err(TargetError::Permanent(why)),
             StackPhase::Missing | StackPhase::Deleted => {
-                let created = own
-                    .cloudformation
-                    .create_stack()
-                    .stack_name(stack)
-                    .template_body(body)
-                    .set_parameters(Some(cfn_parameters(&values)))
-                    .capabilities(Capability::CapabilityIam)
-                    .capabilities(Capability::CapabilityNamedIam)
-                    .role_arn(&self.context.cloudformation_role_arn)
-                    .set_tags(Some(tags.to_vec()))
-                    .send()
-                    .await;
-                match created {
-                    Ok(out) => self.remember_stack_id(stage, out.stack_id().unwrap_or_default()).await?,
-                    Err(e) => {
-                        let e = AwsError::from_sdk("CreateStack", e);
-                        if !e.is("AlreadyExistsException") {
-                            return Err(e.into());
-                        }
-                    }
+                if let Some(id) = self.create_stack(stack, body, &values, &tags).await? {
+                    self.remember_stack_id(stage, &id).await?;
                 }
                 self.waiting()
             }
@@ -557,6 +549,11 @@ impl AwsTarget {
             }
         }
     }
+}
+
+fn template_body(file: &str) -> Result<&'static str, TargetError> {
+    templates::template(file)
+        .ok_or_else(|| TargetError::Permanent(format!("template {file} is missing from this build")))
 }
 
 fn cfn_parameters(values: &[(String, String)]) -> Vec<Parameter> {
