@@ -66,7 +66,16 @@ impl AppState {
         }
         let store = open_store(&settings).await?;
         let tokens = Arc::new(TokenRegistry::from_settings(&settings.auth, settings.dev));
-        let artifacts = ArtifactStore::local(&settings.objects_root(), &settings.assets.bucket)?;
+        let artifacts = match settings.target {
+            // The aws target's assets are the assets bucket in S3, where its templates point.
+            #[cfg(feature = "aws")]
+            TargetKind::Aws => ArtifactStore::s3(
+                &settings.aws.region,
+                &settings.aws.assets_bucket,
+                settings.aws.endpoint_url.as_deref(),
+            )?,
+            _ => ArtifactStore::local(&settings.objects_root(), &settings.assets.bucket)?,
+        };
         let endpoints = Arc::new(EndpointRegistry::new(
             store.clone(),
             artifacts.clone(),

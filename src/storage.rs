@@ -42,6 +42,9 @@ pub struct StoredObject {
 pub struct ArtifactStore {
     store: Arc<dyn ObjectStore>,
     assets_bucket: Arc<str>,
+    /// The store holds one folder per bucket (a local root), rather than being the assets bucket
+    /// itself (S3).
+    folder_per_bucket: bool,
 }
 
 impl ArtifactStore {
@@ -59,8 +62,22 @@ impl ArtifactStore {
         Ok(Self::from_object_store(Arc::new(store), assets_bucket))
     }
 
+    /// A store holding one folder per bucket; assets live under `{assets_bucket}/`.
     pub fn from_object_store(store: Arc<dyn ObjectStore>, assets_bucket: &str) -> Self {
-        Self { store, assets_bucket: assets_bucket.into() }
+        Self { store, assets_bucket: assets_bucket.into(), folder_per_bucket: true }
+    }
+
+    /// The assets bucket in S3 (the aws target): asset keys are the bucket's own keys.
+    #[cfg(feature = "aws")]
+    pub fn s3(region: &str, bucket: &str, endpoint_url: Option<&str>) -> Result<Self, StorageError> {
+        // Credentials from the environment, web identity, the ECS task role or IMDS, as the SDKs.
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_region(region).with_bucket_name(bucket);
+        if let Some(url) = endpoint_url {
+            // An emulator on one host: path-style requests, plain HTTP allowed.
+            builder = builder.with_endpoint(url).with_allow_http(url.starts_with("http://"));
+        }
+        let store = builder.build().map_err(StorageError::Backend)?;
+        Ok(Self { store: Arc::new(store), assets_bucket: bucket.into(), folder_per_bucket: false })
     }
 
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
@@ -165,7 +182,11 @@ impl ArtifactStore {
         if key.ends_with('/') {
             return Err(invalid(key, "ends with '/', which names a folder, not an object"));
         }
-        location_path(&self.assets_bucket, key)
+        if self.folder_per_bucket {
+            location_path(&self.assets_bucket, key)
+        } else {
+            Path::parse(key).map_err(|e| invalid(key, &e.to_string()))
+        }
     }
 
     async fn read_limited(&self, path: &Path, key: &str, max_bytes: u64) -> Result<Bytes, StorageError> {

@@ -97,6 +97,16 @@ async fn single_account_realtime_pipeline_deploys_and_deletes() {
     let settings = aws_settings(&world, &db, &[]);
     let server = TestServer::start_with(db, settings).await;
 
+    // On the aws target the assets API is the S3 assets bucket.
+    server.upload_fixture("models/churn/model.tar.gz", "xgboost/model.tar.gz").await;
+    let head = world.env.client().s3("HEAD", ASSETS, Some("models/churn/model.tar.gz"), "", &[], Vec::new()).await;
+    assert!(head.status.is_success(), "the model is in the S3 assets bucket: {}", head.status);
+    let back = server.get("/v1/assets/models/churn/model.tar.gz", VIEWER).send().await.unwrap();
+    assert_eq!(
+        back.bytes().await.unwrap().len(),
+        std::fs::metadata(crate::support::api::fixture("xgboost/model.tar.gz")).unwrap().len() as usize
+    );
+
     let out = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await;
     assert_eq!(out["message"], "success: stack creation started");
     let stack_id = out["pipeline_id"].as_str().unwrap().to_string();
