@@ -69,7 +69,9 @@ pub async fn provision(state: &AppState, principal: &Principal, body: &Value) ->
     let mut stages = Vec::new();
     let mut endpoints = Vec::new();
     for stage in &planned.plan.stages {
-        if let StageParams::Realtime(realtime) = &stage.params {
+        if let StageParams::Realtime(realtime) = &stage.params
+            && state.target.hosts_endpoints()
+        {
             endpoints.push(NewEndpoint {
                 environment: stage.environment.clone(),
                 name: realtime.endpoint_name.as_str().to_string(),

@@ -71,6 +71,12 @@ pub trait Target: Send + Sync + 'static {
     fn check_supported(&self, spec: &PipelineSpec) -> Result<(), String>;
     async fn deploy_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError>;
     async fn teardown_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError>;
+    /// Whether this process serves the pipelines' real-time endpoints (so provisioning reserves
+    /// their names in the endpoints table). The aws target's endpoints live in SageMaker.
+    fn hosts_endpoints(&self) -> bool {
+        false
+    }
+
     /// Whether the target gives pipelines an id of its own (aws: the wrapper StackId) that the
     /// compat API should answer with.
     fn has_external_ids(&self) -> bool {

@@ -120,6 +120,10 @@ async fn single_account_realtime_pipeline_deploys_and_deletes() {
     assert_eq!(outputs["stack_name"], "mlops-pipeline-churn-byompipelinerealtimebuiltin");
     assert_eq!(outputs["sagemaker"]["endpoint_status"], "InService");
 
+    // The endpoint lives in SageMaker, not in this process.
+    let endpoints: Value = server.get("/v1/endpoints", VIEWER).send().await.unwrap().json().await.unwrap();
+    assert_eq!(endpoints["items"], json!([]));
+
     // The CodePipeline the wrapper created has the solution's structure.
     let view = world
         .env

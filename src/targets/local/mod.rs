@@ -91,6 +91,10 @@ impl Target for LocalTarget {
         "local"
     }
 
+    fn hosts_endpoints(&self) -> bool {
+        true
+    }
+
     fn check_supported(&self, spec: &PipelineSpec) -> Result<(), String> {
         match (&spec.pipeline_type, &spec.params) {
             (PipelineType::ByomRealtimeBuiltin, PipelineParams::Realtime(r)) => match &r.model {
