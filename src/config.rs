@@ -138,6 +138,10 @@ pub struct JobSettings {
     pub retry_base: Duration,
     #[serde(with = "duration")]
     pub retry_max: Duration,
+    /// How long a job may keep waiting on its target (a stack, a training job) before the
+    /// pipeline fails; longer than the longest SageMaker job (AutoML: 30 days).
+    #[serde(with = "duration")]
+    pub max_wait: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,6 +245,7 @@ impl Default for JobSettings {
             max_attempts: 5,
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_secs(300),
+            max_wait: Duration::from_secs(32 * 24 * 3600),
         }
     }
 }
@@ -424,6 +429,9 @@ impl Settings {
         }
         if aws.poll_interval.is_zero() {
             return Err(ConfigError::new("aws.poll_interval", "must be non-zero"));
+        }
+        if aws.stack_id_wait >= self.http.request_timeout {
+            return Err(ConfigError::new("aws.stack_id_wait", "must be shorter than http.request_timeout"));
         }
         match self.environments.len() {
             0 | 1 => {}

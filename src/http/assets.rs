@@ -2,14 +2,14 @@
 //! (`models/churn/model.tar.gz`); bodies are streamed both ways, uploads are size-limited and
 //! never left half-written, and keys that try to leave the bucket are refused.
 
-use super::extract::{Caller, ToOperate, ToRead};
+use super::extract::{ApiPath, Caller, ToOperate, ToRead};
 use crate::app::AppState;
 use crate::domain::AssetKey;
 use crate::error::ApiError;
 use crate::storage::StorageError;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
@@ -24,7 +24,20 @@ pub struct AssetOut {
     pub sha256: String,
 }
 
+/// Prefixes the orchestrator writes itself: `template.zip` files (an upload there would make a
+/// CodePipeline deploy whatever it holds) and deployed model snapshots.
+const RESERVED_PREFIXES: [&str; 2] = ["mlops_provisioned_pipelines/", "_mlops/"];
+
 fn parse_key(key: &str) -> Result<AssetKey, ApiError> {
+    if key.ends_with('/') {
+        return Err(ApiError::bad_parameter("key", format!("asset key {key:?} names a folder, not an object")));
+    }
+    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| key.starts_with(*p)) {
+        return Err(ApiError::bad_parameter(
+            "key",
+            format!("asset keys under {prefix:?} are reserved for the orchestrator's own objects"),
+        ));
+    }
     AssetKey::parse(key).map_err(|e| ApiError::bad_parameter("key", format!("asset key {key:?} is not valid: {e}")))
 }
 
@@ -54,7 +67,7 @@ fn storage_error(key: &str, e: StorageError) -> ApiError {
 pub async fn put_asset(
     State(state): State<AppState>,
     _caller: Caller<ToOperate>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     body: Body,
 ) -> Result<(StatusCode, Json<AssetOut>), ApiError> {
     let key = parse_key(&key)?;
@@ -87,7 +100,7 @@ pub async fn put_asset(
 pub async fn get_asset(
     State(state): State<AppState>,
     _caller: Caller<ToRead>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let key = parse_key(&key)?;
     let (meta, stream) = state.artifacts.get_asset(key.as_str()).await.map_err(|e| storage_error(key.as_str(), e))?;

@@ -3,7 +3,7 @@
 
 use super::extract::{Caller, JsonBody, ToOperate, ToRead};
 use crate::app::AppState;
-use crate::domain::names;
+use crate::domain::{PipelineType, names};
 use crate::error::ApiError;
 use crate::services::codepipeline_state::{self, PipelineStateOut};
 use crate::services::pipelines;
@@ -46,14 +46,17 @@ async fn provision_pipeline(
     JsonBody(body): JsonBody,
 ) -> Result<Json<ProvisionOut>, ApiError> {
     let result = pipelines::provision(&state, &principal, &body).await?;
-    let message = if result.created {
-        "success: stack creation started".to_string()
-    } else {
-        let stack = names::stack_name(
-            result.record.pipeline_type.parse().map_err(|_| ApiError::Internal("stored pipeline type".into()))?,
-            &result.record.name,
-        );
-        format!("Pipeline {} is already provisioned. Updating template parameters.", names::wrapper_stack_name(&stack))
+    let pipeline_type: PipelineType =
+        result.record.pipeline_type.parse().map_err(|_| ApiError::Internal("stored pipeline type".into()))?;
+    let stack = names::stack_name(pipeline_type, &result.record.name);
+    // The solution's messages (reference §5.1); the image builder has no wrapper stack.
+    let message = match (result.created, pipeline_type) {
+        (true, _) => "success: stack creation started".to_string(),
+        (false, PipelineType::ByomImageBuilder) => format!("Pipeline {stack} is being updated."),
+        (false, _) => format!(
+            "Pipeline {} is already provisioned. Updating template parameters.",
+            names::wrapper_stack_name(&stack)
+        ),
     };
     let pipeline_id = pipelines::compat_id(&state, &result.record, state.settings.aws.stack_id_wait).await;
     Ok(Json(ProvisionOut { message, pipeline_id, warnings: result.warnings }))
@@ -83,8 +86,9 @@ async fn pipeline_status(
         return Ok(Json(reported));
     }
     let stages = state.store.stages(&pipeline.id).await?;
+    // The CodePipeline's name on the aws target, so both targets answer alike.
     let name = match pipeline.pipeline_type.parse() {
-        Ok(t) => names::wrapper_stack_name(&names::stack_name(t, &pipeline.name)),
+        Ok(t) => format!("{}-pipeline", names::stack_name(t, &pipeline.name)),
         Err(_) => pipeline.name.clone(),
     };
     Ok(Json(codepipeline_state::render(&pipeline, &stages, name)))

@@ -5,7 +5,7 @@
 //! name; with several environments it is `{environment}.{name}` (endpoint names cannot contain a
 //! dot, so the split is unambiguous), e.g. `staging.churn`.
 
-use super::extract::{Caller, ToInvoke, ToRead, body_rejection};
+use super::extract::{ApiPath, Caller, ToInvoke, ToRead, body_rejection};
 use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem};
 use crate::serving::codec::MediaTypeError;
@@ -14,7 +14,7 @@ use crate::serving::invoke::{self, Invocation, InvokeError};
 use crate::store::EndpointRecord;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -138,7 +138,7 @@ async fn list_endpoints(
 async fn get_endpoint(
     State(state): State<AppState>,
     _caller: Caller<ToRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EndpointOut>, ApiError> {
     let (environment, name) = resolve(&state, &id)?;
     let record = state
@@ -175,6 +175,10 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
         EndpointError::NotInService { .. } => ApiError::Conflict(e.to_string()),
         // The model cannot be loaded on this replica right now (storage down, damaged snapshot).
         EndpointError::Model(e) => ApiError::Unavailable(format!("endpoint {id:?} cannot serve: {e}")),
+        EndpointError::Store(e) => {
+            tracing::warn!(endpoint = %id, error = %e, "endpoint lookup failed");
+            ApiError::Unavailable(format!("endpoint {id:?} cannot be looked up right now; try again"))
+        }
         other => ApiError::Internal(other.to_string()),
     })?;
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -225,7 +229,7 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
 async fn invoke_endpoint(
     State(state): State<AppState>,
     _caller: Caller<ToInvoke>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
@@ -240,7 +244,7 @@ async fn invoke_endpoint(
 async fn invoke_sagemaker_style(
     State(state): State<AppState>,
     _caller: Caller<ToInvoke>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {

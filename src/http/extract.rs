@@ -7,7 +7,7 @@ use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, FieldProblem};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -76,26 +76,44 @@ fn invalid_json(message: String) -> ApiError {
     }
 }
 
+/// Path parameters; an undecodable one (e.g. invalid UTF-8) is a 400 problem, not axum's text.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::invalid(FieldProblem::new(
+                "",
+                None,
+                "invalid_parameter",
+                format!("invalid path: {}", rejection.body_text()),
+            ))),
+        }
+    }
+}
+
 /// Query parameters; a bad one is a 400 problem naming it (axum's own rejection is plain text).
 pub struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(value)) => Ok(ApiQuery(value)),
-            Err(rejection) => {
-                let message = rejection.body_text();
-                let parameter = message.split('`').nth(1).map(str::to_string);
-                Err(ApiError::invalid(FieldProblem::new(
-                    "",
-                    parameter.as_deref(),
-                    "invalid_parameter",
-                    format!("invalid query string: {message}"),
-                )))
-            }
-        }
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(ApiQuery).map_err(|e| {
+            let parameter = e.path().to_string();
+            let named = (parameter != ".").then_some(parameter.as_str());
+            ApiError::invalid(FieldProblem::new(
+                "",
+                named,
+                "invalid_parameter",
+                format!("invalid query string: {}", e.inner()),
+            ))
+        })
     }
 }
 

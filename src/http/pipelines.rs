@@ -1,7 +1,7 @@
 //! The `/v1/pipelines` resource API: provision (with a dry run), list, read, events, approvals,
 //! delete.
 
-use super::extract::{ApiQuery, Caller, JsonBody, ToApprove, ToOperate, ToRead};
+use super::extract::{ApiPath, ApiQuery, Caller, JsonBody, ToApprove, ToOperate, ToRead};
 use crate::app::AppState;
 use crate::domain::state::{PipelineState, StageState};
 use crate::domain::{PipelineType, StagePlan};
@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::services::pipelines;
 use crate::store::{EventRecord, PipelineFilter, PipelineRecord, StageRecord};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -265,7 +265,7 @@ async fn list_pipelines(
 async fn get_pipeline(
     State(state): State<AppState>,
     _caller: Caller<ToRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PipelineOut>, ApiError> {
     Ok(Json(load(&state, &id).await?))
 }
@@ -277,7 +277,7 @@ async fn get_pipeline(
 async fn delete_pipeline(
     State(state): State<AppState>,
     Caller(principal, ..): Caller<ToOperate>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<PipelineOut>), ApiError> {
     let record = pipelines::delete(&state, &principal, &id).await?;
     let stages = state.store.stages(&record.id).await?;
@@ -291,7 +291,7 @@ async fn delete_pipeline(
 async fn list_events(
     State(state): State<AppState>,
     _caller: Caller<ToRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Json<EventListOut>, ApiError> {
     let limit = query.limit.unwrap_or(200);
@@ -318,7 +318,7 @@ async fn list_events(
 async fn decide_approval(
     State(state): State<AppState>,
     Caller(principal, ..): Caller<ToApprove>,
-    Path((id, stage)): Path<(String, String)>,
+    ApiPath((id, stage)): ApiPath<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<PipelineOut>, ApiError> {
     let input: ApprovalIn = serde_json::from_value(body).map_err(|e| {

@@ -3,6 +3,7 @@
 //! make from what the target reports.
 
 use super::{DEPLOY_STAGE, JobHandler, JobOutcome, REJECT_STAGE, TEARDOWN_PIPELINE};
+use crate::config::JobSettings;
 use crate::domain::{PipelineType, StageParams};
 use crate::store::{DynStore, JobRecord, JobTemplate, StageKey, StageRecord};
 use crate::targets::{Decision, DynTarget, StageContext, StepOutcome, TargetError};
@@ -12,11 +13,11 @@ use std::sync::Arc;
 pub struct PipelineJobs {
     store: DynStore,
     target: DynTarget,
-    max_attempts: i32,
+    settings: JobSettings,
 }
 
 pub fn handler(state: &crate::app::AppState) -> Arc<dyn JobHandler> {
-    Arc::new(PipelineJobs::new(state.store.clone(), state.target.clone(), state.settings.jobs.max_attempts))
+    Arc::new(PipelineJobs::new(state.store.clone(), state.target.clone(), state.settings.jobs.clone()))
 }
 
 /// The job that deploys a stage; the store fills in pipeline, stage and version.
@@ -51,8 +52,8 @@ fn next(step: Result<StepOutcome, TargetError>) -> Next {
 }
 
 impl PipelineJobs {
-    pub fn new(store: DynStore, target: DynTarget, max_attempts: i32) -> Self {
-        Self { store, target, max_attempts }
+    pub fn new(store: DynStore, target: DynTarget, settings: JobSettings) -> Self {
+        Self { store, target, settings }
     }
 
     async fn deploy(&self, job: &JobRecord) -> Result<JobOutcome, String> {
@@ -70,7 +71,7 @@ impl PipelineJobs {
             Next::Stop(outcome) => Ok(outcome),
             Next::Finished(outputs) => {
                 self.store
-                    .complete_stage(&key, outputs, deploy_job(self.max_attempts))
+                    .complete_stage(&key, outputs, deploy_job(self.settings.max_attempts))
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(JobOutcome::Done)
@@ -93,6 +94,11 @@ impl PipelineJobs {
 
     async fn teardown(&self, job: &JobRecord) -> Result<JobOutcome, String> {
         let pipeline_id = job.pipeline_id.as_deref().ok_or("teardown job without a pipeline")?;
+        // A deploy step already running could create what the teardown has just removed: let it
+        // finish first (it stops early once it sees the pipeline being deleted).
+        if self.store.running_jobs(pipeline_id, &job.id).await.map_err(|e| e.to_string())? > 0 {
+            return Ok(JobOutcome::PollAgain(self.settings.poll_interval));
+        }
         let stages = self.store.stages(pipeline_id).await.map_err(|e| e.to_string())?;
         for stage in stages.iter().rev() {
             let key = StageKey { pipeline_id: pipeline_id.to_string(), ordinal: stage.ordinal, version: stage.version };
@@ -127,6 +133,7 @@ impl PipelineJobs {
             pipeline_name: pipeline.name,
             environment: stage.environment.clone(),
             params,
+            started_at: stage.updated_at,
             decision,
         })
     }
@@ -159,6 +166,14 @@ impl JobHandler for PipelineJobs {
             other => Ok(JobOutcome::Fail(format!("unknown job kind {other:?}"))),
         };
         // Store errors on the way are transient: the job runs again.
-        result.unwrap_or_else(JobOutcome::Retry)
+        let outcome = result.unwrap_or_else(JobOutcome::Retry);
+        let waited = (crate::store::now() - job.created_at).to_std().unwrap_or_default();
+        match outcome {
+            JobOutcome::PollAgain(_) if waited > self.settings.max_wait => JobOutcome::Fail(format!(
+                "gave up after waiting {} (jobs.max_wait) for the target to finish",
+                humantime::format_duration(self.settings.max_wait)
+            )),
+            other => other,
+        }
     }
 }

@@ -177,16 +177,25 @@ impl Runner {
 }
 
 async fn heartbeat(store: DynStore, job_id: String, worker: String, settings: JobSettings, lost: CancellationToken) {
+    // The lease was taken (or last renewed) no earlier than this.
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(settings.heartbeat).await;
         match store.heartbeat_job(&job_id, &worker, settings.lease).await {
-            Ok(true) => {}
+            Ok(true) => renewed = tokio::time::Instant::now(),
             Ok(false) => {
                 lost.cancel();
                 return;
             }
-            // A blip: keep trying until the lease itself runs out.
-            Err(e) => tracing::warn!(job.id = %job_id, error = %e, "heartbeat failed"),
+            // A blip: keep trying while the lease lasts, but give the job up before it can run
+            // out, since then another worker may take it over.
+            Err(e) => {
+                tracing::warn!(job.id = %job_id, error = %e, "heartbeat failed");
+                if renewed.elapsed() + settings.heartbeat >= settings.lease {
+                    lost.cancel();
+                    return;
+                }
+            }
         }
     }
 }

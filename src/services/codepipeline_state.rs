@@ -29,9 +29,16 @@ pub struct StageStateOut {
     pub latest_execution: Option<StageExecutionOut>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct TransitionStateOut {
     pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_changed_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_changed_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,7 +49,7 @@ pub struct StageExecutionOut {
     pub status: &'static str,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionStateOut {
     pub action_name: String,
@@ -51,12 +58,20 @@ pub struct ActionStateOut {
     pub current_revision: Option<RevisionOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latest_execution: Option<ActionExecutionOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision_url: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionOut {
     pub revision_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision_change_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<DateTime<Utc>>,
 }
 
 impl PipelineStateOut {
@@ -75,7 +90,7 @@ impl StageStateOut {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionExecutionOut {
     /// `InProgress`, `Succeeded` or `Failed` (and from AWS also `Abandoned`).
@@ -88,6 +103,12 @@ pub struct ActionExecutionOut {
     pub token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_updated_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_execution_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_execution_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent_complete: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_details: Option<ErrorDetailsOut>,
 }
@@ -106,23 +127,22 @@ pub fn render(pipeline: &PipelineRecord, stages: &[StageRecord], pipeline_name: 
     let execution_id = format!("{}-v{}", pipeline.id, pipeline.version);
     let source = ActionStateOut {
         action_name: "S3Source".into(),
-        current_revision: None,
         latest_execution: Some(ActionExecutionOut {
             status: SUCCEEDED,
             summary: Some(format!("version {} of the pipeline's parameters", pipeline.version)),
             last_status_change: pipeline.updated_at,
-            token: None,
             last_updated_by: Some(pipeline.created_by.clone()),
-            error_details: None,
+            ..Default::default()
         }),
+        ..Default::default()
     };
     let mut stage_states = vec![stage_out("Source".into(), vec![source], &execution_id)];
 
     if let [only] = stages {
         let deploy = ActionStateOut {
             action_name: "deploy_stack".into(),
-            current_revision: None,
             latest_execution: deploy_execution(only),
+            ..Default::default()
         };
         stage_states.push(stage_out("DeployCloudFormation".into(), vec![deploy], &execution_id));
     } else {
@@ -130,14 +150,14 @@ pub fn render(pipeline: &PipelineRecord, stages: &[StageRecord], pipeline_name: 
             let env = pascal_case(&stage.environment);
             let mut actions = vec![ActionStateOut {
                 action_name: format!("Deploy{env}StackSet"),
-                current_revision: None,
                 latest_execution: deploy_execution(stage),
+                ..Default::default()
             }];
             if let Some(next) = stages.get(i + 1) {
                 actions.push(ActionStateOut {
                     action_name: format!("Deploy{}", pascal_case(&next.environment)),
-                    current_revision: None,
                     latest_execution: approval_execution(next, &pipeline.id),
+                    ..Default::default()
                 });
             }
             stage_states.push(stage_out(format!("Deploy{env}"), actions, &execution_id));
@@ -168,7 +188,7 @@ fn stage_out(stage_name: String, actions: Vec<ActionStateOut>, execution_id: &st
     };
     StageStateOut {
         stage_name,
-        inbound_transition_state: TransitionStateOut { enabled: true },
+        inbound_transition_state: TransitionStateOut { enabled: true, ..Default::default() },
         action_states: actions,
         latest_execution: status
             .map(|status| StageExecutionOut { pipeline_execution_id: execution_id.to_string(), status }),
@@ -187,11 +207,9 @@ fn deploy_execution(stage: &StageRecord) -> Option<ActionExecutionOut> {
     };
     Some(ActionExecutionOut {
         status,
-        summary: None,
         last_status_change: stage.updated_at,
-        token: None,
-        last_updated_by: None,
         error_details: error,
+        ..Default::default()
     })
 }
 
@@ -201,9 +219,8 @@ fn approval_execution(next: &StageRecord, pipeline_id: &str) -> Option<ActionExe
         status: SUCCEEDED,
         summary,
         last_status_change: next.approved_at.unwrap_or(next.updated_at),
-        token: None,
         last_updated_by: next.approved_by.clone(),
-        error_details: None,
+        ..Default::default()
     };
     match next.state {
         StageState::AwaitingApproval => Some(ActionExecutionOut {
@@ -211,20 +228,18 @@ fn approval_execution(next: &StageRecord, pipeline_id: &str) -> Option<ActionExe
             summary: Some(format!("Waiting for approval to deploy to {}", next.environment)),
             last_status_change: next.updated_at,
             token: Some(format!("{pipeline_id}:{}:{}", next.ordinal, next.version)),
-            last_updated_by: None,
-            error_details: None,
+            ..Default::default()
         }),
         StageState::Deploying | StageState::Deployed | StageState::Failed => Some(approved(Some("Approved".into()))),
         StageState::Rejected => Some(ActionExecutionOut {
             status: FAILED,
             summary: Some("Rejected".into()),
             last_status_change: next.updated_at,
-            token: None,
-            last_updated_by: None,
             error_details: Some(ErrorDetailsOut {
                 code: "ApprovalRejected".into(),
                 message: format!("deployment to {} was rejected", next.environment),
             }),
+            ..Default::default()
         }),
         StageState::Pending => None,
     }

@@ -162,9 +162,10 @@ pub async fn decide(
 }
 
 pub async fn delete(state: &AppState, principal: &Principal, pipeline_id: &str) -> Result<PipelineRecord, ApiError> {
+    let pipeline = find(state, pipeline_id).await?;
     let record = state
         .store
-        .request_delete(pipeline_id, &principal.name, teardown_job(state.settings.jobs.max_attempts))
+        .request_delete(&pipeline.id, &principal.name, teardown_job(state.settings.jobs.max_attempts))
         .await?;
     tracing::info!(pipeline.id = %record.id, actor = %principal.name, "pipeline deletion requested");
     Ok(record)

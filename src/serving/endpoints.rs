@@ -157,7 +157,19 @@ impl EndpointRegistry {
         {
             return Ok(endpoint.clone());
         }
-        let record = self.store.endpoint(environment, name).await?;
+        let record = match self.store.endpoint(environment, name).await {
+            Ok(record) => record,
+            // The model is loaded: a database blip must not take inference down. Look again
+            // after the next refresh interval rather than on every request.
+            Err(e) => match cached {
+                Some((endpoint, _)) => {
+                    tracing::warn!(endpoint = name, error = %e, "cannot re-check the endpoint; serving the loaded model");
+                    self.touch(&key);
+                    return Ok(endpoint);
+                }
+                None => return Err(e.into()),
+            },
+        };
         let Some(record) = record else {
             self.forget(environment, name);
             return Err(EndpointError::NotFound(name.to_string()));

@@ -151,6 +151,9 @@ pub trait Store: Send + Sync + 'static {
     /// Returns the jobs it failed.
     async fn reap_expired_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
 
+    /// Jobs of a pipeline that some worker is running now, other than `except_job`.
+    async fn running_jobs(&self, pipeline_id: &str, except_job: &str) -> Result<i64, StoreError>;
+
     /// Row counts per table, for tests that prove a rejected request stored nothing.
     async fn row_counts(&self) -> Result<RowCounts, StoreError>;
 }

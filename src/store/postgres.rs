@@ -21,6 +21,11 @@ impl PostgresStore {
     const BACKEND: Backend = Backend::Postgres;
     const MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
     const CLAIM_JOBS_SQL: &'static str = include_str!("sql/postgres/claim_jobs.sql");
+    const LOCK_PIPELINE_SQL: &'static str = "SELECT * FROM pipelines WHERE id = $1 FOR UPDATE";
+    const LOCK_LIVE_PIPELINE_SQL: &'static str =
+        "SELECT * FROM pipelines WHERE pipeline_type = $1 AND name = $2 AND state <> 'deleted' FOR UPDATE";
+    const LOCK_JOB_SQL: &'static str =
+        "SELECT * FROM jobs WHERE id = $1 AND locked_by = $2 AND status = 'running' FOR UPDATE";
 
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
@@ -41,6 +46,14 @@ impl PostgresStore {
 
     async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
         self.pool.begin().await
+    }
+
+    /// Leases are set and judged by the database's clock, so replicas whose clocks drift cannot
+    /// reap each other's live jobs.
+    async fn clock<'e, E: sqlx::Executor<'e, Database = sqlx::Postgres>>(
+        executor: E,
+    ) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+        sqlx::query_scalar("SELECT CURRENT_TIMESTAMP").fetch_one(executor).await
     }
 
     /// Delivered to every listening replica when the transaction commits.

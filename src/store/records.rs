@@ -215,6 +215,6 @@ pub struct RowCounts {
     pub endpoints: i64,
 }
 
-pub fn lease_until(lease: Duration) -> DateTime<Utc> {
-    super::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30))
+pub fn lease_until(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30))
 }

@@ -1,7 +1,14 @@
 //! The SQL both backends share. The two schemas have the same tables, columns and names, and
 //! both drivers take `$N` placeholders, so one body of code serves both; the macro instantiates
 //! it for each concrete sqlx database type. Each backend provides, as inherent items:
-//! `BACKEND`, `MIGRATOR`, `CLAIM_JOBS_SQL`, `begin_write()` and `notify_jobs(&mut tx)`.
+//! `BACKEND`, `MIGRATOR`, `CLAIM_JOBS_SQL`, `LOCK_PIPELINE_SQL`, `LOCK_LIVE_PIPELINE_SQL`,
+//! `LOCK_JOB_SQL`, `begin_write()`, `notify_jobs(&mut tx)` and `clock(executor)`.
+//!
+//! Concurrency: every write transaction that touches a pipeline first locks its row
+//! (`SELECT … FOR UPDATE` on Postgres; SQLite's `BEGIN IMMEDIATE` serialises writers anyway), so
+//! transitions of one pipeline never interleave and locks are always taken pipeline row first.
+//! Job rows are locked before their pipeline only by job-finishing paths, which touch no other
+//! job's row.
 
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
@@ -100,7 +107,7 @@ macro_rules! impl_sql_store {
                     return Ok(None);
                 }
                 let error = if to == StageState::Failed { message } else { None };
-                sqlx::query(
+                let changed = sqlx::query(
                     "UPDATE stages SET state = $4, last_error = $6, updated_at = $7 \
                      WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3 AND state = $5",
                 )
@@ -112,7 +119,14 @@ macro_rules! impl_sql_store {
                 .bind(error)
                 .bind(crate::store::now())
                 .execute(&mut **tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "stage {} of pipeline {} changed concurrently",
+                        key.ordinal, key.pipeline_id
+                    )));
+                }
                 Self::insert_event(tx, crate::store::sql_store::Event {
                     pipeline_id: &key.pipeline_id,
                     stage_ordinal: Some(key.ordinal),
@@ -126,13 +140,16 @@ macro_rules! impl_sql_store {
                 Ok(Some(from))
             }
 
-            /// Deploy work stops mattering once a pipeline is being torn down.
-            async fn is_being_deleted(tx: &mut Tx, pipeline_id: &str) -> Result<bool, StoreError> {
-                let state: Option<String> = sqlx::query_scalar("SELECT state FROM pipelines WHERE id = $1")
-                    .bind(pipeline_id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                Ok(matches!(state.as_deref(), None | Some("deleting") | Some("deleted")))
+            /// Locks the pipeline's row for the rest of the transaction.
+            async fn lock_pipeline(tx: &mut Tx, pipeline_id: &str) -> Result<Option<PipelineRecord>, StoreError> {
+                Ok(sqlx::query_as(Self::LOCK_PIPELINE_SQL).bind(pipeline_id).fetch_optional(&mut **tx).await?)
+            }
+
+            /// Locks the pipeline and tells whether deploy work still matters: it stops once the
+            /// pipeline is being torn down.
+            async fn lock_deployable(tx: &mut Tx, pipeline_id: &str) -> Result<bool, StoreError> {
+                let pipeline = Self::lock_pipeline(tx, pipeline_id).await?;
+                Ok(pipeline.is_some_and(|p| !matches!(p.state, PipelineState::Deleting | PipelineState::Deleted)))
             }
 
             async fn insert_job(tx: &mut Tx, job: &NewJob) -> Result<JobRecord, StoreError> {
@@ -210,10 +227,7 @@ macro_rules! impl_sql_store {
             async fn apply_job_failure(tx: &mut Tx, job: &JobRecord, error: &str) -> Result<(), StoreError> {
                 let Some(pipeline_id) = job.pipeline_id.as_deref() else { return Ok(()) };
                 let version = job.payload.0.get("version").and_then(|v| v.as_i64());
-                let current: Option<i64> = sqlx::query_scalar("SELECT version FROM pipelines WHERE id = $1")
-                    .bind(pipeline_id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
+                let current = Self::lock_pipeline(tx, pipeline_id).await?.map(|p| p.version);
                 if current.is_none() || (version.is_some() && version != current) {
                     return Ok(()); // superseded by a newer version: nothing to fail
                 }
@@ -233,13 +247,11 @@ macro_rules! impl_sql_store {
             ) -> Result<Provisioned, StoreError> {
                 let now = crate::store::now();
                 let mut tx = self.begin_write().await?;
-                let existing: Option<PipelineRecord> = sqlx::query_as(
-                    "SELECT * FROM pipelines WHERE pipeline_type = $1 AND name = $2 AND state <> 'deleted'",
-                )
-                .bind(&new.pipeline_type)
-                .bind(&new.name)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let existing: Option<PipelineRecord> = sqlx::query_as(Self::LOCK_LIVE_PIPELINE_SQL)
+                    .bind(&new.pipeline_type)
+                    .bind(&new.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 let (record, created) = match existing {
                     Some(old) => {
                         if !old.state.accepts_update() {
@@ -506,6 +518,9 @@ macro_rules! impl_sql_store {
 
             async fn begin_stage(&self, key: &StageKey) -> Result<Option<StageRecord>, StoreError> {
                 let mut tx = self.begin_write().await?;
+                if !Self::lock_deployable(&mut tx, &key.pipeline_id).await? {
+                    return Ok(None);
+                }
                 let stage: Option<StageRecord> = sqlx::query_as(
                     "SELECT * FROM stages WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3",
                 )
@@ -515,9 +530,6 @@ macro_rules! impl_sql_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(stage) = stage else { return Ok(None) };
-                if Self::is_being_deleted(&mut tx, &key.pipeline_id).await? {
-                    return Ok(None);
-                }
                 match stage.state {
                     StageState::Pending => {
                         Self::transition_stage(&mut tx, key, StageState::Deploying, "system", None).await?;
@@ -547,7 +559,7 @@ macro_rules! impl_sql_store {
                 next_job: JobTemplate,
             ) -> Result<Option<PipelineRecord>, StoreError> {
                 let mut tx = self.begin_write().await?;
-                if Self::is_being_deleted(&mut tx, &key.pipeline_id).await? {
+                if !Self::lock_deployable(&mut tx, &key.pipeline_id).await? {
                     return Ok(None);
                 }
                 let changed = sqlx::query(
@@ -614,10 +626,7 @@ macro_rules! impl_sql_store {
                 job: JobTemplate,
             ) -> Result<PipelineRecord, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let pipeline: Option<PipelineRecord> = sqlx::query_as("SELECT * FROM pipelines WHERE id = $1")
-                    .bind(pipeline_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let pipeline = Self::lock_pipeline(&mut tx, pipeline_id).await?;
                 let pipeline = pipeline.ok_or_else(|| StoreError::NotFound(format!("pipeline {pipeline_id}")))?;
                 let stage: Option<StageRecord> = sqlx::query_as(
                     "SELECT * FROM stages WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3",
@@ -690,11 +699,7 @@ macro_rules! impl_sql_store {
                 job: JobTemplate,
             ) -> Result<PipelineRecord, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let pipeline: Option<PipelineRecord> = sqlx::query_as("SELECT * FROM pipelines WHERE id = $1")
-                    .bind(pipeline_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let pipeline = match pipeline {
+                let pipeline = match Self::lock_pipeline(&mut tx, pipeline_id).await? {
                     Some(p) if p.state != PipelineState::Deleted => p,
                     _ => return Err(StoreError::NotFound(format!("pipeline {pipeline_id}"))),
                 };
@@ -714,6 +719,7 @@ macro_rules! impl_sql_store {
 
             async fn complete_delete(&self, pipeline_id: &str) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
+                Self::lock_pipeline(&mut tx, pipeline_id).await?;
                 sqlx::query("DELETE FROM endpoints WHERE pipeline_id = $1")
                     .bind(pipeline_id)
                     .execute(&mut *tx)
@@ -745,6 +751,7 @@ macro_rules! impl_sql_store {
                 config: serde_json::Value,
             ) -> Result<EndpointRecord, StoreError> {
                 let mut tx = self.begin_write().await?;
+                Self::lock_pipeline(&mut tx, &key.pipeline_id).await?;
                 let updated: Option<EndpointRecord> = sqlx::query_as(
                     "UPDATE endpoints SET state = 'in_service', config = $4, revision = revision + 1, updated_at = $5 \
                      WHERE environment = $1 AND name = $2 AND pipeline_id = $3 \
@@ -800,10 +807,11 @@ macro_rules! impl_sql_store {
                 lease: std::time::Duration,
             ) -> Result<Vec<JobRecord>, StoreError> {
                 let mut tx = self.begin_write().await?;
+                let now = Self::clock(&mut *tx).await?;
                 let jobs = sqlx::query_as(Self::CLAIM_JOBS_SQL)
                     .bind(worker)
-                    .bind(crate::store::lease_until(lease))
-                    .bind(crate::store::now())
+                    .bind(crate::store::lease_until(now, lease))
+                    .bind(now)
                     .bind(limit)
                     .fetch_all(&mut *tx)
                     .await?;
@@ -817,13 +825,14 @@ macro_rules! impl_sql_store {
                 worker: &str,
                 lease: std::time::Duration,
             ) -> Result<bool, StoreError> {
+                let now = Self::clock(&self.pool).await?;
                 let changed = sqlx::query(
                     "UPDATE jobs SET lease_until = $3, updated_at = $4 WHERE id = $1 AND locked_by = $2 AND status = 'running'",
                 )
                 .bind(job_id)
                 .bind(worker)
-                .bind(crate::store::lease_until(lease))
-                .bind(crate::store::now())
+                .bind(crate::store::lease_until(now, lease))
+                .bind(now)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
@@ -832,25 +841,21 @@ macro_rules! impl_sql_store {
 
             async fn finish_job(&self, job_id: &str, worker: &str, finish: JobFinish) -> Result<bool, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let job: Option<JobRecord> = sqlx::query_as(
-                    "SELECT * FROM jobs WHERE id = $1 AND locked_by = $2 AND status = 'running'",
-                )
-                .bind(job_id)
-                .bind(worker)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let job: Option<JobRecord> =
+                    sqlx::query_as(Self::LOCK_JOB_SQL).bind(job_id).bind(worker).fetch_optional(&mut *tx).await?;
                 let Some(job) = job else { return Ok(false) };
                 let now = crate::store::now();
                 let (status, attempts, run_at, error) = match &finish {
                     JobFinish::Succeeded => (job_status::SUCCEEDED, job.attempts, job.run_at, None),
-                    JobFinish::Reschedule { run_at } => (job_status::QUEUED, job.attempts, *run_at, None),
+                    // Progress: the attempt budget is for consecutive failures, not for waiting.
+                    JobFinish::Reschedule { run_at } => (job_status::QUEUED, 0, *run_at, None),
                     JobFinish::Retry { run_at, error } if job.attempts + 1 < job.max_attempts => {
                         (job_status::QUEUED, job.attempts + 1, *run_at, Some(error.as_str()))
                     }
                     JobFinish::Retry { error, .. } => (job_status::FAILED, job.attempts + 1, job.run_at, Some(error.as_str())),
                     JobFinish::Fail { error } => (job_status::FAILED, job.attempts + 1, job.run_at, Some(error.as_str())),
                 };
-                sqlx::query(
+                let changed = sqlx::query(
                     "UPDATE jobs SET status = $3, attempts = $4, run_at = $5, last_error = COALESCE($6, last_error), \
                      locked_by = NULL, lease_until = NULL, updated_at = $7 WHERE id = $1 AND locked_by = $2",
                 )
@@ -862,7 +867,11 @@ macro_rules! impl_sql_store {
                 .bind(error)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Ok(false);
+                }
                 if status == job_status::FAILED {
                     Self::apply_job_failure(&mut tx, &job, error.unwrap_or("failed")).await?;
                 }
@@ -878,7 +887,7 @@ macro_rules! impl_sql_store {
 
             async fn reap_expired_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let now = crate::store::now();
+                let now = Self::clock(&mut *tx).await?;
                 let reason = "lease expired: the worker stopped or lost contact with the database";
                 let failed: Vec<JobRecord> = sqlx::query_as(
                     "UPDATE jobs SET status = 'failed', attempts = attempts + 1, locked_by = NULL, lease_until = NULL, \
@@ -909,6 +918,16 @@ macro_rules! impl_sql_store {
                     self.wake.notify_waiters();
                 }
                 Ok(failed)
+            }
+
+            async fn running_jobs(&self, pipeline_id: &str, except_job: &str) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM jobs WHERE pipeline_id = $1 AND status = 'running' AND id <> $2",
+                )
+                .bind(pipeline_id)
+                .bind(except_job)
+                .fetch_one(&self.pool)
+                .await?)
             }
 
             async fn row_counts(&self) -> Result<RowCounts, StoreError> {

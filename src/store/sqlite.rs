@@ -18,6 +18,11 @@ impl SqliteStore {
     const BACKEND: Backend = Backend::Sqlite;
     const MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
     const CLAIM_JOBS_SQL: &'static str = include_str!("sql/sqlite/claim_jobs.sql");
+    // BEGIN IMMEDIATE already holds the database's write lock: no row locks needed.
+    const LOCK_PIPELINE_SQL: &'static str = "SELECT * FROM pipelines WHERE id = $1";
+    const LOCK_LIVE_PIPELINE_SQL: &'static str =
+        "SELECT * FROM pipelines WHERE pipeline_type = $1 AND name = $2 AND state <> 'deleted'";
+    const LOCK_JOB_SQL: &'static str = "SELECT * FROM jobs WHERE id = $1 AND locked_by = $2 AND status = 'running'";
 
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -36,6 +41,13 @@ impl SqliteStore {
 
     async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// One machine, one clock.
+    async fn clock<'e, E: sqlx::Executor<'e, Database = sqlx::Sqlite>>(
+        _executor: E,
+    ) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+        Ok(crate::store::now())
     }
 
     /// In-process wake-ups are sent after commit by the callers; nothing to do in the transaction.

@@ -24,6 +24,8 @@ pub struct StageContext {
     pub pipeline_name: String,
     pub environment: String,
     pub params: StageParams,
+    /// When this stage last changed state (for a deploy: when it started deploying).
+    pub started_at: chrono::DateTime<chrono::Utc>,
     /// For a stage that waited for approval: who decided, and how.
     pub decision: Option<Decision>,
 }

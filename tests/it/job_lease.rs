@@ -192,6 +192,7 @@ fn fast_settings() -> JobSettings {
         max_attempts: 3,
         retry_base: Duration::from_millis(10),
         retry_max: Duration::from_millis(100),
+        ..JobSettings::default()
     }
 }
 

@@ -107,11 +107,12 @@ async fn clean_shutdown_loses_no_captured_record(db: TestDb) {
     assert!(!capture_dir.exists(), "nothing flushed before shutdown");
     let _db = server.stop().await;
     let records = read_capture(&capture_dir);
+    assert_eq!(records.len(), 120, "every invocation captured exactly once");
     let mut ids: Vec<String> =
         records.iter().map(|r| r["eventMetadata"]["inferenceId"].as_str().unwrap().to_string()).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 120, "every invocation captured exactly once");
+    assert_eq!(ids.len(), 120, "no invocation captured twice");
     assert!(records.iter().all(|r| r["captureData"]["endpointOutput"]["encoding"] == "CSV"));
     let event_ids: std::collections::HashSet<_> =
         records.iter().map(|r| r["eventMetadata"]["eventId"].clone()).collect();

@@ -283,3 +283,139 @@ on_both_stores!(
     delete_releases_endpoints_and_frees_the_name,
     list_filters_and_pages,
 );
+
+/// Runs `a` and `b` at the same moment, many times over; returns how many rounds each won.
+async fn races<A, B, FA, FB>(rounds: usize, mut setup: impl AsyncFnMut() -> (A, B), check: impl Fn(bool, bool))
+where
+    A: FnOnce() -> FA,
+    B: FnOnce() -> FB,
+    FA: std::future::Future<Output = bool> + Send + 'static,
+    FB: std::future::Future<Output = bool> + Send + 'static,
+{
+    for _ in 0..rounds {
+        let (a, b) = setup().await;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let (ba, bb) = (barrier.clone(), barrier);
+        let fa = a();
+        let fb = b();
+        let ta = tokio::spawn(async move {
+            ba.wait().await;
+            fa.await
+        });
+        let tb = tokio::spawn(async move {
+            bb.wait().await;
+            fb.await
+        });
+        check(ta.await.unwrap(), tb.await.unwrap());
+    }
+}
+
+async fn awaiting_staging(db: &TestDb, name: &str) -> String {
+    let p = db.store.provision(new_pipeline(name, &["dev", "staging"]), deploy_job()).await.unwrap();
+    let id = p.record().id.clone();
+    let key = StageKey { pipeline_id: id.clone(), ordinal: 0, version: 1 };
+    db.store.begin_stage(&key).await.unwrap();
+    db.store.complete_stage(&key, json!({}), deploy_job()).await.unwrap();
+    id
+}
+
+async fn concurrent_decisions_on_one_stage_admit_exactly_one(db: TestDb) {
+    let store = db.store.clone();
+    let mut round = 0;
+    races(
+        12,
+        async || {
+            round += 1;
+            let id = awaiting_staging(&db, &format!("race{round}")).await;
+            let decide = |approve: bool, actor: &'static str| {
+                let (store, id) = (store.clone(), id.clone());
+                move || async move {
+                    let decision = ApprovalDecision { approve, actor: actor.into(), comment: None };
+                    let job = JobTemplate {
+                        kind: if approve { "deploy_stage" } else { "reject_stage" }.into(),
+                        max_attempts: 3,
+                    };
+                    store.decide_approval(&id, 1, &decision, job).await.is_ok()
+                }
+            };
+            // Alternate approve+approve and approve+reject rounds.
+            (decide(true, "ann"), decide(round % 2 == 0, "bob"))
+        },
+        |a, b| assert!(a ^ b, "exactly one decision is accepted (got {a}, {b})"),
+    )
+    .await;
+    // Every pipeline has exactly one decision event and one job for stage 1.
+    let jobs = db.store.claim_jobs("w", 1000, std::time::Duration::from_secs(60)).await.unwrap();
+    let per_pipeline = jobs.iter().filter(|j| j.stage_ordinal == Some(1)).count();
+    assert_eq!(per_pipeline, 12);
+}
+
+async fn reprovision_racing_a_delete_never_strands_the_pipeline(db: TestDb) {
+    let store = db.store.clone();
+    let mut round = 0;
+    races(
+        12,
+        async || {
+            round += 1;
+            let name = format!("race{round}");
+            let p = db.store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.unwrap();
+            let id = p.record().id.clone();
+            let provision = {
+                let (store, name) = (store.clone(), name.clone());
+                move || async move { store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.is_ok() }
+            };
+            let delete = {
+                let (store, id) = (store.clone(), id.clone());
+                let teardown = JobTemplate { kind: "teardown_pipeline".into(), max_attempts: 3 };
+                move || async move { store.request_delete(&id, "alice", teardown).await.is_ok() }
+            };
+            (provision, delete)
+        },
+        |_, deleted| assert!(deleted, "a delete of a live pipeline is always accepted"),
+    )
+    .await;
+    // Every pipeline is deleting with its teardown job runnable: none is stranded.
+    let jobs = db.store.claim_jobs("w", 1000, std::time::Duration::from_secs(60)).await.unwrap();
+    let pipelines = db.store.list_pipelines(&PipelineFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(pipelines.len(), 12);
+    for p in pipelines {
+        assert_eq!(p.state, PipelineState::Deleting, "{}", p.name);
+        assert!(
+            jobs.iter().any(|j| j.pipeline_id.as_deref() == Some(&p.id) && j.kind == "teardown_pipeline"),
+            "{} has no runnable teardown job",
+            p.name
+        );
+    }
+}
+
+async fn reprovision_racing_a_stage_completion_neither_deadlocks_nor_errs(db: TestDb) {
+    let store = db.store.clone();
+    let mut round = 0;
+    races(
+        12,
+        async || {
+            round += 1;
+            let name = format!("race{round}");
+            let p = db.store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.unwrap();
+            let key = StageKey { pipeline_id: p.record().id.clone(), ordinal: 0, version: 1 };
+            db.store.begin_stage(&key).await.unwrap();
+            let provision = {
+                let (store, name) = (store.clone(), name.clone());
+                move || async move { store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.is_ok() }
+            };
+            let complete = {
+                let store = store.clone();
+                move || async move { store.complete_stage(&key, json!({}), deploy_job()).await.is_ok() }
+            };
+            (provision, complete)
+        },
+        |provisioned, completed| assert!(provisioned && completed, "no error ({provisioned}, {completed})"),
+    )
+    .await;
+}
+
+on_both_stores!(
+    concurrent_decisions_on_one_stage_admit_exactly_one,
+    reprovision_racing_a_delete_never_strands_the_pipeline,
+    reprovision_racing_a_stage_completion_neither_deadlocks_nor_errs,
+);

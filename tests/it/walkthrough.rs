@@ -24,7 +24,7 @@ async fn provision_invoke_and_capture(db: TestDb) {
     let status = server.compat_status(&id).await;
     assert_eq!(status["stageStates"][1]["stageName"], "DeployCloudFormation");
     assert_eq!(status["stageStates"][1]["actionStates"][0]["latestExecution"]["status"], "Succeeded");
-    assert_eq!(status["pipelineName"], "mlops-pipeline-churn-byompipelinerealtimebuiltin-codepipeline");
+    assert_eq!(status["pipelineName"], "mlops-pipeline-churn-byompipelinerealtimebuiltin-pipeline");
 
     let cases = fixture_json("xgboost/binary_logistic.cases.json");
     let rows = cases["rows"].as_array().unwrap();
@@ -81,7 +81,14 @@ async fn provision_invoke_and_capture(db: TestDb) {
     let db = server.stop().await; // a clean shutdown flushes the capture buffers
     let captured = read_capture(&data_dir.join("objects/my-bucket/datacapture/churn/churn-endpoint/AllTraffic"));
     assert_eq!(captured.len(), 4, "every invocation is captured once");
-    let csv = captured.iter().find(|r| r["captureData"]["endpointInput"]["encoding"] == "CSV").unwrap();
+    // The CSV request answered in CSV (the other CSV request asked for JSON back).
+    let csv = captured
+        .iter()
+        .find(|r| {
+            r["captureData"]["endpointInput"]["encoding"] == "CSV"
+                && r["captureData"]["endpointOutput"]["encoding"] == "CSV"
+        })
+        .unwrap();
     assert_eq!(csv["captureData"]["endpointInput"]["observedContentType"], "text/csv");
     assert_eq!(csv["captureData"]["endpointInput"]["mode"], "INPUT");
     assert_eq!(csv["captureData"]["endpointInput"]["data"], csv_rows(rows));

@@ -29,7 +29,6 @@ const THROTTLING: &[&str] = &[
     "RequestThrottledException",
     "SlowDown",
     "ProvisionedThroughputExceededException",
-    "LimitExceededException",
     "PriorRequestNotComplete",
 ];
 

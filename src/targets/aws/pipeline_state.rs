@@ -49,26 +49,45 @@ pub fn from_sdk(out: &GetPipelineStateOutput) -> PipelineStateOut {
                 stage_name: stage.stage_name().unwrap_or_default().to_string(),
                 inbound_transition_state: TransitionStateOut {
                     enabled: stage.inbound_transition_state().is_none_or(|t| t.enabled()),
+                    last_changed_by: stage
+                        .inbound_transition_state()
+                        .and_then(|t| t.last_changed_by())
+                        .map(str::to_string),
+                    last_changed_at: stage
+                        .inbound_transition_state()
+                        .and_then(|t| t.last_changed_at())
+                        .map(|t| time(Some(t))),
+                    disabled_reason: stage
+                        .inbound_transition_state()
+                        .and_then(|t| t.disabled_reason())
+                        .map(str::to_string),
                 },
                 action_states: stage
                     .action_states()
                     .iter()
                     .map(|action| ActionStateOut {
                         action_name: action.action_name().unwrap_or_default().to_string(),
-                        current_revision: action
-                            .current_revision()
-                            .map(|r| RevisionOut { revision_id: r.revision_id().to_string() }),
+                        current_revision: action.current_revision().map(|r| RevisionOut {
+                            revision_id: r.revision_id().to_string(),
+                            revision_change_id: Some(r.revision_change_id().to_string()),
+                            created: Some(time(Some(r.created()))),
+                        }),
                         latest_execution: action.latest_execution().map(|e| ActionExecutionOut {
                             status: e.status().map(action_status).unwrap_or("Unknown"),
                             summary: e.summary().map(str::to_string),
                             last_status_change: time(e.last_status_change()),
                             token: e.token().map(str::to_string),
                             last_updated_by: e.last_updated_by().map(str::to_string),
+                            external_execution_id: e.external_execution_id().map(str::to_string),
+                            external_execution_url: e.external_execution_url().map(str::to_string),
+                            percent_complete: e.percent_complete(),
                             error_details: e.error_details().map(|d| ErrorDetailsOut {
                                 code: d.code().unwrap_or_default().to_string(),
                                 message: d.message().unwrap_or_default().to_string(),
                             }),
                         }),
+                        entity_url: action.entity_url().map(str::to_string),
+                        revision_url: action.revision_url().map(str::to_string),
                     })
                     .collect(),
                 latest_execution: stage.latest_execution().map(|e| StageExecutionOut {

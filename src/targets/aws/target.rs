@@ -35,12 +35,27 @@ pub struct AwsTarget {
     poll: Duration,
 }
 
+/// A stack in a usable final state.
+struct ReadyStack {
+    id: String,
+    outputs: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+    /// `UPDATE_ROLLBACK_COMPLETE`: usable, but its last update failed.
+    rolled_back: bool,
+    /// When it was last created or updated.
+    changed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Where a stack stands.
 enum StackPhase {
     Missing,
     Busy,
-    Ready { id: String, outputs: BTreeMap<String, String>, tags: BTreeMap<String, String> },
-    Broken(String),
+    Ready(ReadyStack),
+    /// A failed or rolled-back status (`status`), with the reason.
+    Broken {
+        status: String,
+        why: String,
+    },
     Deleted,
 }
 
@@ -173,6 +188,14 @@ impl AwsTarget {
         }
     }
 
+    /// The S3 version id of the zip the first stage uploaded.
+    async fn uploaded_zip(&self, stack: &str) -> Result<String, TargetError> {
+        match self.zip_version(stack).await? {
+            Some((_, version)) => Ok(version),
+            None => Err(TargetError::Permanent(format!("{} vanished from the assets bucket", Self::zip_key(stack)))),
+        }
+    }
+
     // ----- stacks ------------------------------------------------------------------------
 
     async fn stack(&self, clients: &Clients, name: &str) -> Result<StackPhase, TargetError> {
@@ -204,19 +227,32 @@ impl AwsTarget {
                     .collect();
                 let tags =
                     stack.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect();
-                StackPhase::Ready { id, outputs, tags }
+                let changed_at = stack
+                    .last_updated_time()
+                    .or(stack.creation_time())
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+                StackPhase::Ready(ReadyStack {
+                    id,
+                    outputs,
+                    tags,
+                    rolled_back: status == StackStatus::UpdateRollbackComplete,
+                    changed_at,
+                })
             }
             StackStatus::DeleteComplete => StackPhase::Deleted,
             s if s.as_str().ends_with("_IN_PROGRESS") => StackPhase::Busy,
             s => {
                 let reason = self.failure_reason(clients, &id).await;
                 let why = stack.stack_status_reason().map(|r| format!(" ({r})")).unwrap_or_default();
-                StackPhase::Broken(format!(
-                    "stack {} is {}{why}{}",
-                    stack.stack_name().unwrap_or_default(),
-                    s.as_str(),
-                    reason.map(|r| format!(": {r}")).unwrap_or_default()
-                ))
+                StackPhase::Broken {
+                    status: s.as_str().to_string(),
+                    why: format!(
+                        "stack {} is {}{why}{}",
+                        stack.stack_name().unwrap_or_default(),
+                        s.as_str(),
+                        reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    ),
+                }
             }
         }
     }
@@ -245,12 +281,12 @@ impl AwsTarget {
         let own = self.clients.own();
         let wrapper = names::wrapper_stack_name(stack);
         match self.stack(own, &wrapper).await? {
-            StackPhase::Ready { id, .. } => {
-                self.remember_stack_id(stage, &id).await?;
+            StackPhase::Ready(ready) => {
+                self.remember_stack_id(stage, &ready.id).await?;
                 Ok(Some(()))
             }
             StackPhase::Busy => Ok(None),
-            StackPhase::Broken(why) => Err(TargetError::Permanent(why)),
+            StackPhase::Broken { why, .. } => Err(TargetError::Permanent(why)),
             StackPhase::Missing | StackPhase::Deleted => {
                 let body = template_body(templates::wrapper_template_file(self.multi(stage.pipeline_type)))?;
                 let parameters = parameters::wrapper_parameters(stage.pipeline_type, stack, &self.context);
@@ -330,13 +366,7 @@ impl AwsTarget {
         zip_version: &str,
     ) -> Result<Option<()>, TargetError> {
         let Some(state) = self.pipeline_state(stack).await? else { return Ok(None) };
-        let Some(source) = state.stage("Source") else { return Ok(None) };
-        let revision =
-            source.action("S3Source").and_then(|a| a.current_revision.as_ref()).map(|r| r.revision_id.as_str());
-        if revision != Some(zip_version) {
-            return Ok(None); // the pipeline has not picked this version up yet
-        }
-        let Some(execution) = source.execution_id() else { return Ok(None) };
+        let Some(execution) = execution_of(&state, zip_version) else { return Ok(None) };
         let (stage_name, action_name) = self.stage_names(stage.pipeline_type, stage.key.ordinal);
         let Some(deploy_stage) = state.stage(&stage_name) else {
             return Err(TargetError::Permanent(format!("pipeline {} has no stage {stage_name}", state.pipeline_name)));
@@ -357,19 +387,95 @@ impl AwsTarget {
         }
     }
 
-    /// Sends the decision to the manual approval in front of `stage`. `Some(())` once
-    /// CodePipeline shows the approval settled the way we asked.
+    /// Abandons older executions parked at a manual approval: one would hold its stage until
+    /// someone decided on a version nobody deploys any more, and this version would wait behind
+    /// it. Executions busy deploying are left alone (CodePipeline supersedes them when they leave
+    /// their stage; abandoning one mid-update would leave its stack `UPDATE_IN_PROGRESS`).
+    async fn stop_superseded(&self, stage: &StageContext, stack: &str, zip_version: &str) -> Result<(), TargetError> {
+        if !self.multi(stage.pipeline_type) {
+            return Ok(()); // no approvals to park at
+        }
+        let Some(state) = self.pipeline_state(stack).await? else { return Ok(()) };
+        let current = execution_of(&state, zip_version);
+        for ordinal in 1..MULTI_ACCOUNT_STAGES.len() as i32 {
+            let (holding_stage, approval) = self.approval_names(stage.pipeline_type, ordinal);
+            let Some(held) = state.stage(&holding_stage) else { continue };
+            let Some(execution) = held.latest_execution.as_ref() else { continue };
+            let waiting = held
+                .action(&approval)
+                .and_then(|a| a.latest_execution.as_ref())
+                .is_some_and(|e| e.status == IN_PROGRESS);
+            if execution.status != IN_PROGRESS || !waiting || current == Some(execution.pipeline_execution_id.as_str())
+            {
+                continue;
+            }
+            let stopped = self
+                .clients
+                .own()
+                .codepipeline
+                .stop_pipeline_execution()
+                .pipeline_name(&state.pipeline_name)
+                .pipeline_execution_id(&execution.pipeline_execution_id)
+                .abandon(true)
+                .reason(format!("superseded by version {}", stage.key.version))
+                .send()
+                .await;
+            match stopped {
+                Ok(_) => tracing::info!(
+                    pipeline = %state.pipeline_name,
+                    execution = %execution.pipeline_execution_id,
+                    "superseded execution waiting at {approval} abandoned"
+                ),
+                Err(e) => {
+                    let e = AwsError::from_sdk("StopPipelineExecution", e);
+                    // Already stopping or finished meanwhile: what we wanted.
+                    if !(e.is("PipelineExecutionNotStoppableException") || e.is("DuplicatedStopRequestException")) {
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The stage holding the manual approval in front of deploy stage `ordinal` (the previous
+    /// deploy stage), and the approval action's name.
+    fn approval_names(&self, pipeline_type: PipelineType, ordinal: i32) -> (String, String) {
+        let (holding_stage, _) = self.stage_names(pipeline_type, ordinal - 1);
+        (holding_stage, format!("Deploy{}", MULTI_ACCOUNT_STAGES[ordinal as usize]))
+    }
+
+    /// Sends the decision to the manual approval in front of `stage`, in the execution running
+    /// this version's zip. `Some(())` once CodePipeline shows that approval settled the way we
+    /// asked.
     async fn settle_approval(
         &self,
         stage: &StageContext,
         stack: &str,
+        zip_version: &str,
         decision: &Decision,
     ) -> Result<Option<()>, TargetError> {
         let Some(state) = self.pipeline_state(stack).await? else { return Ok(None) };
-        let (previous_stage, _) = self.stage_names(stage.pipeline_type, stage.key.ordinal - 1);
-        let action_name = format!("Deploy{}", MULTI_ACCOUNT_STAGES[stage.key.ordinal as usize]);
-        let execution =
-            state.stage(&previous_stage).and_then(|s| s.action(&action_name)).and_then(|a| a.latest_execution.as_ref());
+        let Some(current) = execution_of(&state, zip_version) else { return Ok(None) };
+        let (previous_stage, action_name) = self.approval_names(stage.pipeline_type, stage.key.ordinal);
+        let (_, previous_deploy) = self.stage_names(stage.pipeline_type, stage.key.ordinal - 1);
+        let Some(holding) = state.stage(&previous_stage) else { return Ok(None) };
+        if holding.execution_id() != Some(current) {
+            return Ok(None); // this version has not reached the approval yet
+        }
+        // The approval's state is this execution's only once it changed after this execution's
+        // deploy in the same stage finished (one execution holds a stage at a time); before
+        // that it still shows an older execution's result.
+        let deployed_at = holding
+            .action(&previous_deploy)
+            .and_then(|a| a.latest_execution.as_ref())
+            .filter(|e| e.status == SUCCEEDED)
+            .map(|e| e.last_status_change);
+        let Some(deployed_at) = deployed_at else { return Ok(None) };
+        let execution = holding
+            .action(&action_name)
+            .and_then(|a| a.latest_execution.as_ref())
+            .filter(|e| e.status == IN_PROGRESS || e.last_status_change >= deployed_at);
         let wanted = if decision.approve { SUCCEEDED } else { FAILED };
         match execution {
             Some(e) if e.status == wanted => Ok(Some(())),
@@ -441,9 +547,8 @@ impl AwsTarget {
     // ----- the image builder: its stack is the pipeline ------------------------------------
 
     /// Creates the image-builder stack (or updates it for a new pipeline version, as the solution
-    /// does), then waits for its pipeline's `Build` stage: the image is pushed when that succeeds.
+    /// does), then waits for a build of its pipeline that started after that change.
     async fn deploy_image_builder(&self, stage: &StageContext, stack: &str) -> Result<StepOutcome, TargetError> {
-        let own = self.clients.own();
         let values = parameters::stack_parameters(stage.pipeline_type, &stage.params, &self.context)
             .map_err(|e| TargetError::Permanent(e.to_string()))?;
         let version = stage.key.version.to_string();
@@ -452,60 +557,119 @@ impl AwsTarget {
             Tag::builder().key(META_VERSION).value(&version).build(),
         ];
         let body = template_body(templates::deployed_template_file(stage.pipeline_type))?;
-        match self.stack(own, stack).await? {
-            StackPhase::Busy => self.waiting(),
-            StackPhase::Broken(why) => Err(TargetError::Permanent(why)),
+        let ready = match self.stack(self.clients.own(), stack).await? {
+            StackPhase::Busy => return self.waiting(),
+            StackPhase::Broken { why, .. } => return Err(TargetError::Permanent(why)),
             StackPhase::Missing | StackPhase::Deleted => {
                 if let Some(id) = self.create_stack(stack, body, &values, &tags).await? {
                     self.remember_stack_id(stage, &id).await?;
                 }
-                self.waiting()
+                return self.waiting();
             }
-            StackPhase::Ready { id, tags: current, .. } if current.get(META_VERSION) != Some(&version) => {
-                self.remember_stack_id(stage, &id).await?;
-                // The version tag changes with every update, so CloudFormation always has one.
-                own.cloudformation
-                    .update_stack()
-                    .stack_name(stack)
-                    .template_body(body)
-                    .set_parameters(Some(cfn_parameters(&values)))
-                    .capabilities(Capability::CapabilityIam)
-                    .capabilities(Capability::CapabilityNamedIam)
-                    .role_arn(&self.context.cloudformation_role_arn)
-                    .set_tags(Some(tags.to_vec()))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("UpdateStack", e))?;
-                tracing::info!(stack.name = %stack, version, "image-builder stack update started");
-                self.waiting()
+            StackPhase::Ready(ready) => ready,
+        };
+        self.remember_stack_id(stage, &ready.id).await?;
+        let changed_since_start = ready.changed_at.is_some_and(|t| t >= stage.started_at);
+        if ready.tags.get(META_VERSION) != Some(&version) {
+            // A rollback restores the old tags; one since this stage started is our update failing.
+            if ready.rolled_back && changed_since_start {
+                let reason = self.failure_reason(self.clients.own(), &ready.id).await;
+                return Err(TargetError::Permanent(format!(
+                    "the update of stack {stack} was rolled back{}",
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                )));
             }
-            StackPhase::Ready { id, outputs, .. } => {
-                self.remember_stack_id(stage, &id).await?;
-                let Some(state) = self.pipeline_state(stack).await? else { return self.waiting() };
-                let action = |stage: &str, action: &str| {
-                    state.stage(stage).and_then(|s| s.action(action)).and_then(|a| a.latest_execution.as_ref())
-                };
-                for (stage_name, action_name) in [("Source", "S3Source"), ("Build", "CodeBuild")] {
-                    match action(stage_name, action_name) {
-                        Some(e) if e.status == SUCCEEDED => {}
-                        Some(e) if e.status == IN_PROGRESS => return self.waiting(),
-                        Some(e) => {
-                            return Err(TargetError::Permanent(format!(
-                                "image build {stage_name}/{action_name} {}: {}",
-                                e.status,
-                                e.error_details.as_ref().map(|d| d.message.as_str()).unwrap_or_default()
-                            )));
-                        }
-                        None => return self.waiting(),
+            let updated = self
+                .clients
+                .own()
+                .cloudformation
+                .update_stack()
+                .stack_name(stack)
+                .template_body(body)
+                .set_parameters(Some(cfn_parameters(&values)))
+                .capabilities(Capability::CapabilityIam)
+                .capabilities(Capability::CapabilityNamedIam)
+                .role_arn(&self.context.cloudformation_role_arn)
+                .set_tags(Some(tags.to_vec()))
+                .send()
+                .await;
+            match updated {
+                Ok(_) => {
+                    tracing::info!(stack.name = %stack, version, "image-builder stack update started");
+                    return self.waiting();
+                }
+                // Nothing to change (as the solution reports it): the current build stands.
+                Err(e) => {
+                    let e = AwsError::from_sdk("UpdateStack", e);
+                    if !(e.is("ValidationError") && e.message.contains("No updates are to be performed")) {
+                        return Err(e.into());
                     }
                 }
-                Ok(StepOutcome::Done(json!({
-                    "stack_id": id,
-                    "stack_name": stack,
-                    "pipeline_name": format!("{stack}-pipeline"),
-                    "image_uri": outputs.get("CustomAlgorithmImageURI"),
-                    "outputs": outputs,
-                })))
+            }
+        }
+        match self.build_since(stack, ready.changed_at).await? {
+            None => self.waiting(),
+            Some(execution) => Ok(StepOutcome::Done(json!({
+                "stack_id": ready.id,
+                "stack_name": stack,
+                "pipeline_name": format!("{stack}-pipeline"),
+                "pipeline_execution_id": execution,
+                "image_uri": ready.outputs.get("CustomAlgorithmImageURI"),
+                "outputs": ready.outputs,
+            }))),
+        }
+    }
+
+    /// The image-builder pipeline's run that started after `since` (starting one if there is
+    /// none: the pipeline only re-runs by itself when its source zip changes). `Some(id)` once it
+    /// succeeded; a failed run fails the stage with CodePipeline's reason.
+    async fn build_since(
+        &self,
+        stack: &str,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Option<String>, TargetError> {
+        let name = format!("{stack}-pipeline");
+        let codepipeline = &self.clients.own().codepipeline;
+        let listed = match codepipeline.list_pipeline_executions().pipeline_name(&name).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = AwsError::from_sdk("ListPipelineExecutions", e);
+                return if e.is("PipelineNotFoundException") { Ok(None) } else { Err(e.into()) };
+            }
+        };
+        let started = |e: &aws_sdk_codepipeline::types::PipelineExecutionSummary| {
+            e.start_time().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+        };
+        let recent = listed
+            .pipeline_execution_summaries()
+            .iter()
+            .filter(|e| since.is_none_or(|since| started(e).is_some_and(|t| t >= since)))
+            .max_by_key(|e| started(e));
+        let Some(execution) = recent else {
+            codepipeline
+                .start_pipeline_execution()
+                .name(&name)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("StartPipelineExecution", e))?;
+            tracing::info!(pipeline = %name, "image build started");
+            return Ok(None);
+        };
+        let id = execution.pipeline_execution_id().unwrap_or_default().to_string();
+        match execution.status().map(|s| s.as_str()) {
+            Some("Succeeded") => Ok(Some(id)),
+            Some("InProgress") | Some("Stopping") | None => Ok(None),
+            Some(status) => {
+                let state = self.pipeline_state(stack).await?;
+                let detail = state
+                    .iter()
+                    .flat_map(|s| &s.stage_states)
+                    .flat_map(|s| &s.action_states)
+                    .filter_map(|a| a.latest_execution.as_ref()?.error_details.as_ref())
+                    .map(|d| d.message.clone())
+                    .next()
+                    .unwrap_or_default();
+                Err(TargetError::Permanent(format!("image build {id} of {name} {status}: {detail}")))
             }
         }
     }
@@ -514,7 +678,9 @@ impl AwsTarget {
         match self.stack(clients, name).await? {
             StackPhase::Missing | StackPhase::Deleted => Ok(Some(())),
             StackPhase::Busy => Ok(None),
-            StackPhase::Ready { .. } | StackPhase::Broken(_) => {
+            // Deleting again would fail the same way (a resource that cannot go): say why.
+            StackPhase::Broken { status, why } if status == "DELETE_FAILED" => Err(TargetError::Permanent(why)),
+            StackPhase::Ready(_) | StackPhase::Broken { .. } => {
                 clients
                     .cloudformation
                     .delete_stack()
@@ -549,6 +715,16 @@ impl AwsTarget {
             }
         }
     }
+}
+
+/// The execution running the zip with this S3 version id, once CodePipeline has picked it up.
+fn execution_of<'s>(state: &'s PipelineStateOut, zip_version: &str) -> Option<&'s str> {
+    let source = state.stage("Source")?;
+    let revision = source.action("S3Source")?.current_revision.as_ref()?;
+    if revision.revision_id != zip_version {
+        return None;
+    }
+    source.execution_id()
 }
 
 fn template_body(file: &str) -> Result<&'static str, TargetError> {
@@ -605,30 +781,34 @@ impl Target for AwsTarget {
         if stage.pipeline_type == PipelineType::ByomImageBuilder {
             return self.deploy_image_builder(stage, &stack).await;
         }
-        if stage.key.ordinal == 0 {
+        let zip_version = if stage.key.ordinal == 0 {
             self.check_model_package(stage).await?;
-            self.ensure_zip(stage, &stack).await?;
+            // The zip first: a new CodePipeline starts at once and reads it.
+            let zip_version = self.ensure_zip(stage, &stack).await?;
             if self.ensure_wrapper(stage, &stack).await?.is_none() {
                 return self.waiting();
             }
+            self.stop_superseded(stage, &stack, &zip_version).await?;
+            zip_version
         } else {
-            let decision = stage.decision.clone().unwrap_or(Decision {
-                approve: true,
-                actor: "mlops-orchestrator".into(),
-                comment: None,
-            });
-            if self.settle_approval(stage, &stack, &decision).await?.is_none() {
+            // Stages after the first only deploy through an approval, which names its approver.
+            let Some(decision) = stage.decision.clone() else {
+                return Err(TargetError::Permanent(format!(
+                    "stage {} deploys only after an approval, and this job carries none",
+                    stage.environment
+                )));
+            };
+            let zip_version = self.uploaded_zip(&stack).await?;
+            if self.settle_approval(stage, &stack, &zip_version, &decision).await?.is_none() {
                 return self.waiting();
             }
-        }
-        let Some((_, zip_version)) = self.zip_version(&stack).await? else {
-            return Err(TargetError::Permanent(format!("{} vanished from the assets bucket", Self::zip_key(&stack))));
+            zip_version
         };
         if self.deploy_action(stage, &stack, &zip_version).await?.is_none() {
             return self.waiting();
         }
         let clients = self.stage_clients(stage).await;
-        let StackPhase::Ready { id, outputs, .. } = self.stack(&clients, &stack).await? else {
+        let StackPhase::Ready(ReadyStack { id, outputs, .. }) = self.stack(&clients, &stack).await? else {
             return self.waiting();
         };
         match sagemaker_jobs::after_deploy(&clients, stage, &outputs, &self.context).await? {
@@ -663,7 +843,8 @@ impl Target for AwsTarget {
             actor: "mlops-orchestrator".into(),
             comment: None,
         });
-        match self.settle_approval(stage, &stack, &decision).await? {
+        let zip_version = self.uploaded_zip(&stack).await?;
+        match self.settle_approval(stage, &stack, &zip_version, &decision).await? {
             Some(()) => Ok(StepOutcome::Done(Value::Null)),
             None => self.waiting(),
         }
@@ -671,16 +852,16 @@ impl Target for AwsTarget {
 
     async fn teardown_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError> {
         let stack = names::stack_name(stage.pipeline_type, &stage.pipeline_name);
-        let clients = self.stage_clients(stage).await;
-        if self.delete_stack(&clients, &stack, self.deploy_role(stage)).await?.is_none() {
-            return self.waiting();
-        }
-        // The first stage goes last: with it the wrapper (the CodePipeline) goes too.
-        if stage.key.ordinal == 0 && stage.pipeline_type != PipelineType::ByomImageBuilder {
+        // The CodePipeline goes first, so no execution can deploy a stack after it was removed.
+        if stage.pipeline_type != PipelineType::ByomImageBuilder {
             let wrapper = names::wrapper_stack_name(&stack);
             if self.delete_stack(self.clients.own(), &wrapper, &self.context.cloudformation_role_arn).await?.is_none() {
                 return self.waiting();
             }
+        }
+        let clients = self.stage_clients(stage).await;
+        if self.delete_stack(&clients, &stack, self.deploy_role(stage)).await?.is_none() {
+            return self.waiting();
         }
         Ok(StepOutcome::Done(Value::Null))
     }

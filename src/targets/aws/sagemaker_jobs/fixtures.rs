@@ -28,6 +28,7 @@ pub(super) fn stage_of(body: &serde_json::Value) -> StageContext {
         pipeline_name: spec.name.clone(),
         environment: stage.environment,
         params: stage.params,
+        started_at: chrono::Utc::now(),
         decision: None,
     }
 }

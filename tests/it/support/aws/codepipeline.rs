@@ -1045,7 +1045,14 @@ pub async fn handle(shared: &Shared, inc: &Incoming) -> (Reply, bool) {
         }
         "ListPipelineExecutions" => {
             let key = (account, s("pipelineName"));
-            let Some(p) = model.pipelines.get(&key) else { return (not_found(&key.1), true) };
+            if !model.pipelines.contains_key(&key) {
+                return (not_found(&key.1), true);
+            }
+            // Real pipelines move on whatever one reads: an observation is a clock tick here too.
+            if model.behaviours.auto_advance {
+                advance(shared, &mut model, &key).await;
+            }
+            let p = &model.pipelines[&key];
             let max = body.get("maxResults").and_then(Value::as_u64).unwrap_or(100) as usize;
             let list: Vec<Value> = p.executions.iter().rev().take(max).map(|e| execution_summary(p, e)).collect();
             (Reply::json(&json!({ "pipelineExecutionSummaries": list })), true)
