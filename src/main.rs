@@ -39,8 +39,8 @@ enum Command {
     Migrate(ServerFlags),
     /// Print the OpenAPI document, or with --check compare it with a file.
     Openapi {
-        /// Fail if this file differs from the generated document.
-        #[arg(long, value_name = "FILE")]
+        /// Fail if this file (default: openapi/openapi.json) differs from the generated document.
+        #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "openapi/openapi.json")]
         check: Option<PathBuf>,
     },
     /// Exit 0 when the server at URL answers /healthz (for container HEALTHCHECKs).

@@ -90,6 +90,42 @@ async fn promotion_needs_an_approver_at_each_step(db: TestDb) {
             "provisioning->active",
         ]
     );
+    // Every stage's own transitions, in order, each with who caused it.
+    for (ordinal, want) in [
+        (0, vec!["pending->deploying by system", "deploying->deployed by system"]),
+        (
+            1,
+            vec![
+                "pending->awaiting_approval by system",
+                "awaiting_approval->deploying by anna-approver",
+                "deploying->deployed by system",
+            ],
+        ),
+        (
+            2,
+            vec![
+                "pending->awaiting_approval by system",
+                "awaiting_approval->deploying by root",
+                "deploying->deployed by system",
+            ],
+        ),
+    ] {
+        let got: Vec<String> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "stage.state_changed" && e["stage_ordinal"] == ordinal)
+            .map(|e| {
+                format!(
+                    "{}->{} by {}",
+                    e["from_state"].as_str().unwrap(),
+                    e["to_state"].as_str().unwrap(),
+                    e["actor"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "stage {ordinal}");
+    }
     let deployed = events.as_array().unwrap().iter().filter(|e| e["kind"] == "endpoint.in_service").count();
     assert_eq!(deployed, 3);
     server.stop().await;

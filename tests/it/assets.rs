@@ -36,12 +36,26 @@ async fn round_trip_limits_and_traversal(db: TestDb) {
     // attacker's client does not.
     let objects = server.db.dir.path().join("data/objects");
     for key in ["a/../../escape", "../outside", "a/%2e%2e/%2e%2e/escape", "a//b", "a/./b", "a%5cb"] {
-        let (status, body) = raw_put(&server, &format!("/v1/assets/{key}")).await;
+        let (status, body) = raw(&server, "PUT", &format!("/v1/assets/{key}")).await;
         assert_eq!(status, 400, "{key}: {body}");
         let problem: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(problem["errors"][0]["parameter"], "key", "{key}: {problem:#}");
     }
     assert!(!objects.join("outside").exists() && !server.db.dir.path().join("data/escape").exists());
+    // Reads cannot leave the bucket either: a file beside it stays unreachable.
+    std::fs::write(objects.join("secret.txt"), "not an asset").unwrap();
+    for key in ["../secret.txt", "a/../../secret.txt", "%2e%2e/secret.txt", "..%2fsecret.txt"] {
+        let (status, body) = raw(&server, "GET", &format!("/v1/assets/{key}")).await;
+        assert_eq!(status, 400, "GET {key}: {body}");
+        assert!(!body.contains("not an asset"), "GET {key}: {body}");
+    }
+    // The orchestrator's own objects and folder names are not asset keys.
+    for key in ["mlops_provisioned_pipelines/x/template.zip", "_mlops/snapshots/x", "data/folder/"] {
+        let put = server.put_asset(key, b"x".to_vec()).await;
+        assert_eq!(put.status(), 400, "{key}");
+        let problem: Value = put.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["parameter"], "key", "{key}: {problem:#}");
+    }
 
     assert_eq!(server.get("/v1/assets/missing", VIEWER).send().await.unwrap().status(), 404);
     let anonymous = server.http.put(server.url("/v1/assets/x")).body("x").send().await.unwrap();
@@ -54,13 +68,13 @@ async fn round_trip_limits_and_traversal(db: TestDb) {
 
 on_both_stores!(round_trip_limits_and_traversal);
 
-/// PUT with the path exactly as given; returns the status and body.
-async fn raw_put(server: &TestServer, path: &str) -> (u16, String) {
+/// `method` with the path exactly as given (and a one-byte body); returns the status and body.
+async fn raw(server: &TestServer, method: &str, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = server.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let request = format!(
-        "PUT {path} HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {OPERATOR}\r\ncontent-length: 1\r\nconnection: close\r\n\r\nx"
+        "{method} {path} HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {OPERATOR}\r\ncontent-length: 1\r\nconnection: close\r\n\r\nx"
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();

@@ -150,10 +150,42 @@ async fn malformed_requests_are_problems_and_store_nothing(db: TestDb) {
             }
         }
     }
+    // A key only this type requires (reference §4.1), left out of the type's valid request.
+    for (pipeline_type, key) in TYPE_KEYS {
+        let body = with(fixture_json(&format!("requests/{pipeline_type}.json")), json!({ key: null }));
+        let response = server.post("/provisionpipeline", OPERATOR).body(body).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{pipeline_type} without {key}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let problem: Value = response.json().await.unwrap();
+        let pointers: Vec<&str> =
+            problem["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+        assert_eq!(pointers, [format!("/{key}")], "{pipeline_type}: {problem:#}");
+        assert_eq!(
+            problem["detailedMessage"],
+            format!("Bad request. API body does not have the necessary parameter: {key}"),
+            "{pipeline_type}"
+        );
+    }
     let counts = server.db.store.row_counts().await.unwrap();
     assert_eq!(counts, Default::default(), "a rejected request stored something");
     server.stop().await;
 }
+
+/// For each pipeline type, a required key that sets it apart from the others.
+const TYPE_KEYS: [(&str, &str); 12] = [
+    ("byom_realtime_builtin", "model_framework_version"),
+    ("byom_realtime_custom", "custom_image_uri"),
+    ("byom_batch_builtin", "batch_inference_data"),
+    ("byom_batch_custom", "batch_job_output_location"),
+    ("byom_data_quality_monitor", "baseline_data"),
+    ("byom_model_quality_monitor", "baseline_ground_truth_attribute"),
+    ("byom_model_bias_monitor", "bias_config"),
+    ("byom_model_explainability_monitor", "shap_config"),
+    ("byom_image_builder", "image_tag"),
+    ("model_training_builtin", "algo_hyperparamaters"),
+    ("model_tuner_builtin", "tuner_configs"),
+    ("model_autopilot_training", "target_attribute"),
+];
 
 async fn status_of_unknown_pipeline_is_404_and_missing_id_is_400(db: TestDb) {
     let server = TestServer::start(db).await;

@@ -11,6 +11,7 @@ mod aws_target;
 #[cfg(feature = "aws")]
 mod aws_templates;
 mod bad_requests;
+mod binary;
 mod cli;
 mod job_lease;
 mod lifecycle;

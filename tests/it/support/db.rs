@@ -42,6 +42,13 @@ fn with_database(url: &str, database: &str) -> String {
 
 impl TestDb {
     pub async fn new(kind: Db) -> TestDb {
+        let db = Self::unmigrated(kind).await;
+        db.store.migrate().await.expect("migrate test store");
+        db
+    }
+
+    /// A fresh database with no schema yet (what `mlops migrate` starts from).
+    pub async fn unmigrated(kind: Db) -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, pg_database) = match kind {
             Db::Sqlite => (format!("sqlite://{}", dir.path().join("test.db").display()), None),
@@ -62,7 +69,6 @@ impl TestDb {
             }
         };
         let store = connect(&url).await.expect("connect test store");
-        store.migrate().await.expect("migrate test store");
         TestDb { url, store, dir, pg_database }
     }
 }

@@ -1,0 +1,300 @@
+//! The `mlops` binary as an operator runs it: `serve` as a process of its own, the README's
+//! walkthrough word for word with the files in `examples/`, `migrate` before `serve` on Postgres,
+//! API and `worker` as separate processes, `healthcheck`, `openapi --check`, a bad setting
+//! refused at start, and a graceful stop on SIGTERM that flushes captured traffic.
+
+use crate::support::api::{assert_close, fixture_json};
+use crate::support::{Db, TestDb};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// `mlops ARGS` with only the given settings in its environment (none inherited from the test
+/// runner's `MLOPS_*` or `DATABASE_URL`).
+fn command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mlops"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MLOPS_") || key == "DATABASE_URL" {
+            command.env_remove(key);
+        }
+    }
+    command.args(args).envs(env.iter().copied()).current_dir(env!("CARGO_MANIFEST_DIR")).kill_on_drop(true);
+    command
+}
+
+async fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = tokio::time::timeout(Duration::from_secs(60), command(args, env).output())
+        .await
+        .unwrap_or_else(|_| panic!("mlops {args:?} still running after 60 s"))
+        .expect("run mlops");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A `serve` or `worker` process, its log collected as it runs.
+struct Process {
+    child: tokio::process::Child,
+    log: Arc<Mutex<String>>,
+    /// The address `serve` reported it listens on.
+    base: Option<String>,
+}
+
+impl Process {
+    /// Starts `mlops ARGS` (JSON logs) and waits until it logs `ready`.
+    async fn start(args: &[&str], env: &[(&str, &str)], ready: &str) -> Process {
+        let mut env = env.to_vec();
+        env.push(("MLOPS_LOG__FORMAT", "json"));
+        let mut child = command(args, &env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+        let stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());
+        for mut lines in [Box::pin(stdout) as std::pin::Pin<Box<dyn tokio::io::AsyncBufRead + Send>>, Box::pin(stderr)]
+            .map(|r| r.lines())
+        {
+            let (log, tx) = (log.clone(), tx.clone());
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.lock().unwrap().push_str(&format!("{line}\n"));
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        drop(tx);
+        let wait = async {
+            while let Some(line) = rx.recv().await {
+                if line.contains(ready) {
+                    return Some(line);
+                }
+            }
+            None
+        };
+        let line = match tokio::time::timeout(Duration::from_secs(60), wait).await {
+            Ok(Some(line)) => line,
+            _ => panic!("mlops {args:?} did not log {ready:?}; its log:\n{}", log.lock().unwrap()),
+        };
+        let base =
+            serde_json::from_str::<Value>(&line).ok().and_then(|v| v["listen"].as_str().map(|a| format!("http://{a}")));
+        Process { child, log, base }
+    }
+
+    fn base(&self) -> &str {
+        self.base.as_deref().expect("a serve process")
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, as ECS and systemd stop a task; the process must exit 0 within its grace period.
+    async fn terminate(mut self) -> String {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(status.success());
+        let exited = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+        let status = exited.unwrap_or_else(|_| panic!("no exit 30 s after SIGTERM; log:\n{}", self.log())).unwrap();
+        // The readers may still be draining the pipes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let log = self.log();
+        assert!(status.success(), "exit status {status} after SIGTERM; log:\n{log}");
+        log
+    }
+}
+
+/// The `# …` lines the README prints under the CSV invocation of its walkthrough.
+fn readme_predictions() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let after = readme.split("/endpoints/breast-cancer/invocations\n").nth(1).expect("the README's CSV invocation");
+    let predictions: Vec<String> = after
+        .lines()
+        .map_while(|l| l.strip_prefix("# ").filter(|v| v.parse::<f64>().is_ok()))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(predictions.len(), 3, "the README shows three predictions");
+    predictions
+}
+
+async fn wait_active(http: &reqwest::Client, base: &str, id: &str) -> Value {
+    for _ in 0..300 {
+        let pipeline: Value = http.get(format!("{base}/v1/pipelines/{id}")).send().await.unwrap().json().await.unwrap();
+        match pipeline["state"].as_str() {
+            Some("active") => return pipeline,
+            Some("failed") => panic!("pipeline failed: {pipeline}"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("pipeline {id} did not become active");
+}
+
+/// README "Two commands" (first) and "Five-minute walkthrough", on SQLite as written (`serve`
+/// creates the schema); on Postgres ("On Postgres") with `mlops migrate` first and the API and a
+/// `worker` as separate processes. Both start from an empty database.
+async fn readme_walkthrough(kind: Db) {
+    let db = TestDb::unmigrated(kind).await;
+    let data = db.dir.path().join("data");
+    let data_dir = data.to_str().unwrap();
+    let postgres = db.url.starts_with("postgres");
+    // Only the shutdown flush writes captured records: the walkthrough's step 5 relies on it.
+    let env = [("DATABASE_URL", db.url.as_str()), ("MLOPS_CAPTURE__FLUSH_INTERVAL", "1h")];
+    let api_env = [env.as_slice(), if postgres { &[("MLOPS_JOBS__WORKERS", "0")] } else { &[] }].concat();
+    let serve = ["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", data_dir];
+    let serving = "mlops-orchestrator serving";
+    // On Postgres the API runs no jobs (`jobs.workers = 0`): only the worker process can deploy.
+
+    let worker = if postgres {
+        let (code, out) = run(&serve, &env).await;
+        assert_ne!(code, 0, "serve must refuse an empty Postgres schema: {out}");
+        assert!(out.contains("run `mlops migrate` first"), "{out}");
+        let (code, out) = run(&["migrate", "--data-dir", data_dir], &env).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("migrations applied"), "{out}");
+        Some(Process::start(&["worker", "--dev", "--data-dir", data_dir], &env, "job runner started").await)
+    } else {
+        None
+    };
+    let server = Process::start(&serve, &api_env, serving).await;
+    let base = server.base().to_string();
+    assert!(server.log().contains("authentication is OFF"), "the --dev warning is logged:\n{}", server.log());
+    let (code, out) = run(&["healthcheck", &base], &[]).await;
+    assert_eq!(code, 0, "{out}");
+    let http = reqwest::Client::new();
+    let example = |file: &str| std::fs::read(repo(&format!("examples/breast-cancer/{file}"))).unwrap();
+
+    // 1. Upload the model.
+    let model = example("model.tar.gz");
+    let uploaded: Value = http
+        .put(format!("{base}/v1/assets/models/breast-cancer/model.tar.gz"))
+        .body(model.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(uploaded["key"], "models/breast-cancer/model.tar.gz");
+    assert_eq!(uploaded["bucket"], "assets");
+    assert_eq!(uploaded["size"], model.len());
+    assert_eq!(uploaded["sha256"], hex::encode(Sha256::digest(&model)));
+
+    // 2. Provision with the solution's body.
+    let response = http.post(format!("{base}/provisionpipeline")).body(example("mlops-config.json")).send().await;
+    let provisioned: Value = response.unwrap().json().await.unwrap();
+    assert_eq!(provisioned["message"], "success: stack creation started", "{provisioned}");
+    let id = provisioned["pipeline_id"].as_str().unwrap().to_string();
+
+    // 3. Active, in both shapes.
+    let pipeline = wait_active(&http, &base, &id).await;
+    assert_eq!(pipeline["pipeline_type"], "byom_realtime_builtin");
+    let status: Value = http
+        .post(format!("{base}/pipelinestatus"))
+        .json(&json!({"pipeline_id": id}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["stageStates"][1]["stageName"], "DeployCloudFormation");
+    assert_eq!(status["stageStates"][1]["actionStates"][0]["latestExecution"]["status"], "Succeeded");
+    let events: Value =
+        http.get(format!("{base}/v1/pipelines/{id}/events")).send().await.unwrap().json().await.unwrap();
+    assert!(events.to_string().contains("endpoint.in_service"), "{events}");
+
+    // 4. Score the rows: CSV answers in CSV, JSON in JSON, and they are what the README prints,
+    // which are xgboost's own predictions for these rows.
+    let printed = readme_predictions();
+    let csv = http
+        .post(format!("{base}/endpoints/breast-cancer/invocations"))
+        .header("content-type", "text/csv")
+        .body(example("rows.csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    let lines: Vec<String> = csv.text().await.unwrap().lines().map(str::to_string).collect();
+    assert_eq!(lines, printed, "the README's predictions");
+    let cases = fixture_json("xgboost/binary_logistic.cases.json");
+    for (i, line) in lines.iter().enumerate() {
+        let want = cases["predictions"][i][0].as_f64().unwrap();
+        assert_close(line.parse().unwrap(), want, &format!("row {i} against xgboost"));
+    }
+    let scored: Value = http
+        .post(format!("{base}/v1/endpoints/breast-cancer/invocations"))
+        .header("content-type", "application/json")
+        .body(example("rows.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let scores: Vec<String> =
+        scored["predictions"].as_array().unwrap().iter().map(|p| p["score"].to_string()).collect();
+    assert_eq!(scores, printed, "JSON scores");
+
+    // The same with the CLI: a re-provision updates the pipeline; invoke prints the predictions.
+    let cli = |args: &[&str]| [args, &["--server", base.as_str()]].concat().iter().map(|s| s.to_string()).collect();
+    let args: Vec<String> = cli(&["provision", "-f", "examples/breast-cancer/mlops-config.json", "--wait"]);
+    let (code, out) = run(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("(updated)"), "{out}");
+    assert!(out.contains("active"), "{out}");
+    let args: Vec<String> = cli(&["invoke", "breast-cancer", "-f", "examples/breast-cancer/rows.csv"]);
+    let (code, out) = run(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), printed, "mlops invoke");
+
+    // 5. A clean stop writes every captured invocation.
+    let capture = data.join("objects/datacapture/breast-cancer/breast-cancer/AllTraffic");
+    assert!(!capture.exists(), "nothing is flushed before shutdown with a 1 h interval");
+    server.terminate().await;
+    if let Some(worker) = worker {
+        worker.terminate().await;
+    }
+    let records = crate::walkthrough::read_capture(&capture);
+    assert_eq!(records.len(), 3, "two curl invocations and one from the CLI");
+    let (code, _) = run(&["healthcheck", &base], &[]).await;
+    assert_ne!(code, 0, "healthcheck fails once the server is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_walkthrough_on_sqlite() {
+    readme_walkthrough(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_walkthrough_on_postgres() {
+    readme_walkthrough(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn openapi_check_compares_with_the_committed_document() {
+    let (code, out) = run(&["openapi", "--check"], &[]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("openapi/openapi.json is up to date"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("openapi.json");
+    std::fs::write(&stale, "{}\n").unwrap();
+    let (code, out) = run(&["openapi", "--check", stale.to_str().unwrap()], &[]).await;
+    assert_ne!(code, 0);
+    assert!(out.contains("is out of date"), "{out}");
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_serve_naming_the_key() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let data = db.dir.path().join("data");
+    let env = [("DATABASE_URL", db.url.as_str()), ("MLOPS_JOBS__WORKERS", "many")];
+    let (code, out) =
+        run(&["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()], &env).await;
+    assert_ne!(code, 0);
+    assert!(out.contains("jobs.workers"), "{out}");
+}
