@@ -117,18 +117,22 @@ pub async fn find(state: &AppState, id: &str) -> Result<PipelineRecord, ApiError
 }
 
 /// The id the compat API answers with: the target's own id (aws: the StackId) when it has one,
-/// waiting up to `wait` for a new pipeline's first job to create it; else ours.
+/// waiting up to `wait` for a new pipeline's first job to create it; else ours (also at once
+/// when the pipeline ends without one, e.g. it failed before its stack was created).
 pub async fn compat_id(state: &AppState, record: &PipelineRecord, wait: std::time::Duration) -> String {
-    if !state.target.has_external_ids() {
-        return record.id.clone();
+    if !state.target.has_external_ids() || record.external_id.is_some() {
+        return record.external_id.clone().unwrap_or_else(|| record.id.clone());
     }
     let deadline = tokio::time::Instant::now() + wait;
-    let mut current = record.external_id.clone();
-    while current.is_none() && tokio::time::Instant::now() < deadline {
+    while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        current = state.store.pipeline(&record.id).await.ok().flatten().and_then(|p| p.external_id);
+        match state.store.pipeline(&record.id).await.ok().flatten() {
+            Some(p) if p.external_id.is_some() => return p.external_id.unwrap_or_default(),
+            Some(p) if p.state.is_final() => break,
+            _ => {}
+        }
     }
-    current.unwrap_or_else(|| record.id.clone())
+    record.id.clone()
 }
 
 /// Resolves `{stage}` in a URL: an environment name or a 0-based ordinal.

@@ -240,6 +240,45 @@ async fn multi_account_promotion_goes_through_codepipeline_approvals() {
     let approved: Vec<&Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "stage.approved").collect();
     assert_eq!(approved.len(), 2);
     assert!(approved.iter().all(|e| e["actor"] == "anna-approver"));
+    let stage_steps: Vec<String> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "stage.state_changed")
+        .map(|e| format!("{}:{}", e["stage_ordinal"], e["to_state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        stage_steps,
+        [
+            "0:deploying",
+            "0:deployed",
+            "1:awaiting_approval",
+            "1:deploying",
+            "1:deployed",
+            "2:awaiting_approval",
+            "2:deploying",
+            "2:deployed"
+        ],
+        "every step of the promotion is in the events"
+    );
+
+    // Delete, by the StackId the compat API gave: the wrapper and the stack in every account go.
+    let deleted = server
+        .http
+        .delete(server.url(&format!("/v1/pipelines/{}", escaped(&stack_id))))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 202);
+    server.wait_for(&id, "deleted").await;
+    let stack = "mlops-pipeline-churn-byompipelinerealtimebuiltin";
+    for account in [None, Some("111111111111"), Some("222222222222"), Some("333333333333")] {
+        let status = stack_status(&world, account, stack).await;
+        assert!(status.is_none() || status.as_deref() == Some("DELETE_COMPLETE"), "{stack} in {account:?}: {status:?}");
+    }
+    let wrapper = stack_status(&world, None, &format!("{stack}-codepipeline")).await;
+    assert!(wrapper.is_none() || wrapper.as_deref() == Some("DELETE_COMPLETE"), "wrapper: {wrapper:?}");
     server.stop().await;
 }
 
@@ -272,6 +311,150 @@ async fn multi_account_rejection_stops_the_codepipeline() {
         stack_status(&world, Some("222222222222"), "mlops-pipeline-churn-byompipelinerealtimebuiltin").await,
         None
     );
+    // CodePipeline's execution stopped at the rejected approval.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let execution = loop {
+        let view = world.env.front.pipeline("mlops-pipeline-churn-byompipelinerealtimebuiltin-pipeline").await.unwrap();
+        let execution = view.executions.last().unwrap().clone();
+        if execution.status != "InProgress" {
+            break execution;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the execution is still running: {execution:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(execution.status, "Failed", "{execution:?}");
+    let approval = execution.actions.iter().find(|a| a.action == "DeployStaging").unwrap();
+    assert_eq!(approval.status, "Failed", "{approval:?}");
+    assert!(execution.actions.iter().all(|a| a.action != "DeployStagingStackSet"), "staging never deployed");
+    let events = server.events(&id).await;
+    let rejected: Vec<&Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "stage.rejected").collect();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["actor"], "anna-approver");
+    assert_eq!(rejected[0]["stage_ordinal"], 1);
+    server.stop().await;
+}
+
+/// A new version provisioned while the old one waits at an approval replaces it: the old
+/// execution is abandoned and the approval that follows deploys the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_replaces_one_waiting_for_approval() {
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let settings = aws_settings(&world, &db, &["dev", "staging", "prod"]);
+    let server = TestServer::start_with(db, settings).await;
+    let pipeline = "mlops-pipeline-churn-byompipelinerealtimebuiltin-pipeline";
+    let stack_id = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await["pipeline_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = wait_by_stack_id(&server, &stack_id, "awaiting_approval").await["id"].as_str().unwrap().to_string();
+    let first = world.env.front.pipeline(pipeline).await.unwrap().executions.last().unwrap().id.clone();
+
+    let mut update = realtime_body("churn", "models/churn/model.tar.gz");
+    update["inference_instance"] = json!("ml.m5.xlarge");
+    server.provision(&update).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let p = server.pipeline(&id).await;
+        if p["version"] == 2 && p["state"] == "awaiting_approval" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "version 2 never reached the approval: {p:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let view = world.env.front.pipeline(pipeline).await.unwrap();
+    let old = view.executions.iter().find(|e| e.id == first).unwrap();
+    assert_eq!(old.status, "Stopped", "the old execution was abandoned: {old:?}");
+    let stops = world.env.front.calls_to("codepipeline", "StopPipelineExecution");
+    assert_eq!(stops.len(), 1);
+    assert!(call_text(&stops[0]).contains(&first) && call_text(&stops[0]).contains("superseded by version 2"));
+    assert!(world.env.front.calls_to("codepipeline", "PutApprovalResult").is_empty(), "nobody decided yet");
+
+    assert_eq!(approve(&server, &id, "staging", APPROVER, "approve").await, 200);
+    let p = server.wait_for(&id, "awaiting_approval").await;
+    assert_eq!(p["stages"][1]["state"], "deployed");
+    let approvals = world.env.front.calls_to("codepipeline", "PutApprovalResult");
+    assert_eq!(approvals.len(), 1, "one approval, sent to the new execution");
+    let newest = world.env.front.pipeline(pipeline).await.unwrap().executions.last().unwrap().clone();
+    assert_ne!(newest.id, first);
+    let staging = newest.actions.iter().find(|a| a.action == "DeployStagingStackSet").unwrap();
+    assert_eq!(staging.status, "Succeeded", "staging deployed by the new execution: {newest:?}");
+    server.stop().await;
+}
+
+/// Throttled calls are retried (by the SDK, then by the job with backoff); the pipeline gets there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_calls_are_retried() {
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let settings = aws_settings(&world, &db, &[]);
+    // More than the SDK's own three attempts, so the job's retry is needed too.
+    for (service, op) in [
+        ("s3", "PutObject"),
+        ("cloudformation", "DescribeStacks"),
+        ("codepipeline", "GetPipelineState"),
+        ("sagemaker", "DescribeEndpoint"),
+    ] {
+        world.env.front.throttle(service, op, 5).await;
+    }
+    let server = TestServer::start_with(db, settings).await;
+    let stack_id = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await["pipeline_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = wait_by_stack_id(&server, &stack_id, "active").await;
+    assert_eq!(p["stages"][0]["outputs"]["sagemaker"]["endpoint_status"], "InService");
+    for (service, op) in [
+        ("s3", "PutObject"),
+        ("cloudformation", "DescribeStacks"),
+        ("codepipeline", "GetPipelineState"),
+        ("sagemaker", "DescribeEndpoint"),
+    ] {
+        let calls = world.env.front.calls_to(service, op);
+        let throttled = calls
+            .iter()
+            .filter(|c| ["Throttling", "SlowDown"].iter().any(|code| c.response.to_string().contains(code)))
+            .count();
+        assert_eq!(throttled, 5, "{service} {op} was throttled five times");
+        assert!(calls.iter().any(|c| (200..300).contains(&c.status)), "{service} {op} then succeeded");
+    }
+    server.stop().await;
+}
+
+/// An AWS error that is not worth retrying fails the stage with its code; on `/pipelinestatus`
+/// it is a problem+json carrying the AWS code, as the solution answers a boto3 ClientError.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_errors_keep_their_code() {
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let settings = aws_settings(&world, &db, &[]);
+    let server = TestServer::start_with(db, settings).await;
+    let stack_id = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await["pipeline_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_by_stack_id(&server, &stack_id, "active").await;
+
+    world.env.front.fail("codepipeline", "GetPipelineState", "AccessDeniedException", 1).await;
+    let response = server.post("/pipelinestatus", VIEWER).json(&json!({"pipeline_id": stack_id})).send().await.unwrap();
+    assert_eq!(response.status(), 400, "the AWS error's own status, as the solution answers");
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "AccessDeniedException", "{problem:#}");
+    assert_eq!(problem["message"], "A boto3 ClientError occurred");
+    assert!(problem["detail"].as_str().unwrap().contains("GetPipelineState"), "{problem:#}");
+    assert_eq!(server.compat_status(&stack_id).await["stageStates"][1]["stageName"], "DeployCloudFormation");
+
+    // Denied at CreateStack: no retry, the stage fails naming the call and the code.
+    world.env.front.fail("cloudformation", "CreateStack", "AccessDenied", 1).await;
+    let mut other = realtime_body("fraud", "models/churn/model.tar.gz");
+    other["endpoint_name"] = json!("fraud-endpoint");
+    let id = server.provision(&other).await["pipeline_id"].as_str().unwrap().to_string();
+    let p = server.wait_for(&id, "failed").await;
+    let error = p["last_error"].as_str().unwrap();
+    assert!(error.contains("CreateStack") && error.contains("AccessDenied"), "{error}");
+    let creates = world.env.front.calls_to("cloudformation", "CreateStack");
+    assert_eq!(creates.iter().filter(|c| call_text(c).contains("fraud")).count(), 1, "not retried");
     server.stop().await;
 }
 

@@ -6,6 +6,7 @@ mod support;
 mod approvals;
 mod assets;
 mod aws_harness;
+mod aws_policy;
 #[cfg(feature = "aws")]
 mod aws_target;
 #[cfg(feature = "aws")]

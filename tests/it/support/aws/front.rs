@@ -189,6 +189,9 @@ pub enum Behaviour {
     /// with throttling (CloudFormation `Throttling`, JSON services `ThrottlingException`,
     /// S3 `SlowDown`).
     Throttle { service: String, op: String, count: u32 },
+    /// The next `count` calls of `service`/`op` fail with the AWS error `code` (a client error,
+    /// e.g. `AccessDeniedException`), in the service's protocol.
+    Fail { service: String, op: String, code: String, count: u32 },
     /// The next create/update/delete of stack `stack` shows `*_IN_PROGRESS` for `describes`
     /// observations (each `DescribeStacks` that includes it, and each poll of a deploy action).
     HoldStack { stack: String, describes: u32 },
@@ -210,6 +213,7 @@ pub enum Behaviour {
 #[derive(Debug, Default)]
 pub struct Behaviours {
     pub throttles: HashMap<(String, String), u32>,
+    pub failures: HashMap<(String, String), (String, u32)>,
     pub holds: HashMap<String, u32>,
     pub fail_create: HashMap<String, String>,
     pub fail_update: HashMap<String, String>,
@@ -550,6 +554,15 @@ fn throttled(service: &str) -> Reply {
     }
 }
 
+/// A client error `code` in the service's protocol.
+fn failed(service: &str, code: &str) -> Reply {
+    let message = format!("injected {code} (test behaviour)");
+    match service {
+        "codepipeline" | "sagemaker" | "events" | "ecr" => Reply::json_error(code, &message),
+        _ => Reply::query_error(StatusCode::FORBIDDEN, code, &message),
+    }
+}
+
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 1 << 30).await.unwrap_or_default();
@@ -581,19 +594,29 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         inc.op = s3_op(&inc);
     }
 
-    let throttle = {
+    let (throttle, failure) = {
         let mut model = shared.model.lock().await;
         let key = (inc.service.clone(), inc.op.clone());
-        match model.behaviours.throttles.get_mut(&key) {
+        let throttle = match model.behaviours.throttles.get_mut(&key) {
             Some(n) if *n > 0 => {
                 *n -= 1;
                 true
             }
             _ => false,
-        }
+        };
+        let failure = match model.behaviours.failures.get_mut(&key) {
+            Some((code, n)) if *n > 0 => {
+                *n -= 1;
+                Some(code.clone())
+            }
+            _ => None,
+        };
+        (throttle, failure)
     };
     let (reply, by_front) = if throttle {
         (throttled(&inc.service), true)
+    } else if let Some(code) = failure {
+        (failed(&inc.service, &code), true)
     } else {
         match inc.service.as_str() {
             "codepipeline" => codepipeline::handle(&shared, &inc).await,
@@ -715,6 +738,9 @@ pub fn apply_behaviour(model: &mut Model, b: Behaviour) {
         Behaviour::Throttle { service, op, count } => {
             bh.throttles.insert((service, op), count);
         }
+        Behaviour::Fail { service, op, code, count } => {
+            bh.failures.insert((service, op), (code, count));
+        }
         Behaviour::HoldStack { stack, describes } => {
             bh.holds.insert(stack, describes);
         }
@@ -794,6 +820,10 @@ impl Front {
 
     pub async fn throttle(&self, service: &str, op: &str, count: u32) {
         self.set(Behaviour::Throttle { service: service.into(), op: op.into(), count }).await
+    }
+
+    pub async fn fail(&self, service: &str, op: &str, code: &str, count: u32) {
+        self.set(Behaviour::Fail { service: service.into(), op: op.into(), code: code.into(), count }).await
     }
 
     pub async fn hold_stack(&self, stack: &str, describes: u32) {
