@@ -598,6 +598,64 @@ async fn every_pipeline_type_provisions() {
     server.stop().await;
 }
 
+/// The image builder's stack is its pipeline: a new version updates the stack and waits for a
+/// build that started after the update; an update CloudFormation rolls back fails the version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_builder_rebuilds_for_each_version() {
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let settings = aws_settings(&world, &db, &[]);
+    let server = TestServer::start_with(db, settings).await;
+    let build_context = crate::support::aws::zip_files(&[("Dockerfile", "FROM python:3.11-slim\n")]);
+    world.env.put_object(ASSETS, "custom/custom_image.zip", build_context.clone()).await;
+    world.env.put_object(ASSETS, "custom/custom_image_v2.zip", build_context).await;
+    // The image tag names the pipeline; a new build context makes a new version of it.
+    let mut body = fixture_json("requests/byom_image_builder.json");
+    let out = server.provision(&body).await;
+    assert_eq!(out["message"], "success: stack creation started");
+    let stack_id = out["pipeline_id"].as_str().unwrap().to_string();
+    let p = wait_by_stack_id(&server, &stack_id, "active").await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let stack = p["stages"][0]["outputs"]["stack_name"].as_str().unwrap().to_string();
+    let first_build = p["stages"][0]["outputs"]["pipeline_execution_id"].as_str().unwrap().to_string();
+
+    body["custom_algorithm_docker"] = json!("custom/custom_image_v2.zip");
+    let again = server.provision(&body).await;
+    assert_eq!(again["message"], format!("Pipeline {stack} is being updated."));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let p = loop {
+        let p = server.pipeline(&id).await;
+        if p["version"] == 2 && p["state"] == "active" {
+            break p;
+        }
+        assert_ne!(p["state"], "failed", "{p:#}");
+        assert!(tokio::time::Instant::now() < deadline, "version 2 never became active: {p:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let second_build = p["stages"][0]["outputs"]["pipeline_execution_id"].as_str().unwrap();
+    assert_ne!(second_build, first_build, "version 2 waited for a build of its own");
+    let updates = world.env.front.calls_to("cloudformation", "UpdateStack");
+    assert_eq!(updates.len(), 1);
+    assert!(call_text(&updates[0]).contains("custom_image_v2.zip"), "the update carries the new build context");
+
+    world.env.front.fail_stack_update(&stack, "Resource handler returned message: repository not found").await;
+    body["custom_algorithm_docker"] = json!("custom/custom_image.zip");
+    server.provision(&body).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let p = loop {
+        let p = server.pipeline(&id).await;
+        if p["version"] == 3 && p["state"] == "failed" {
+            break p;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "version 3 did not fail: {p:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let error = p["last_error"].as_str().unwrap();
+    assert!(error.contains("rolled back"), "{error}");
+    assert_eq!(world.env.front.calls_to("cloudformation", "UpdateStack").len(), 2, "no update after the rollback");
+    server.stop().await;
+}
+
 /// With the model registry on, a package deploys only once it is approved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_package_must_be_approved() {

@@ -646,6 +646,13 @@ impl AwsTarget {
             .filter(|e| since.is_none_or(|since| started(e).is_some_and(|t| t >= since)))
             .max_by_key(|e| started(e));
         let Some(execution) = recent else {
+            // CodePipeline runs a pipeline it has just created (or whose source changed) by
+            // itself, and lists the run a moment later: give it a few polls before starting one.
+            let grace = chrono::Duration::from_std(self.poll * 3).unwrap_or(chrono::Duration::seconds(30));
+            let settled = since.is_none_or(|since| crate::store::now() - since > grace);
+            if !settled {
+                return Ok(None);
+            }
             codepipeline
                 .start_pipeline_execution()
                 .name(&name)

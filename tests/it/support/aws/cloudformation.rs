@@ -35,6 +35,8 @@ pub struct StackState {
     /// moto has already forgotten the name).
     pub snapshot: Option<String>,
     pub deleted: bool,
+    /// When the stack was last updated (`LastUpdatedTime`, which moto never reports).
+    pub updated: Option<String>,
 }
 
 impl StackState {
@@ -150,6 +152,7 @@ pub async fn mutate(
                     outcome: fail.map(|r| ("ROLLBACK_COMPLETE".to_string(), r)),
                     snapshot: None,
                     deleted: false,
+                    updated: None,
                 },
             );
             if !failed {
@@ -168,33 +171,58 @@ pub async fn mutate(
             }
             let hold = model.behaviours.holds.remove(&name);
             let fail = model.behaviours.fail_update.remove(&name);
+            let updated = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            if let Some(reason) = fail {
+                // A rolled-back update leaves the stack as it was (template, parameters, tags):
+                // moto never sees it.
+                let snapshot = member_snapshot(shared, &creds, &name).await;
+                let Some(stack_id) = snapshot.as_deref().and_then(|m| xml_text(m, "StackId")) else {
+                    let msg = format!("Stack with id {name} does not exist");
+                    return (Reply::query_error(StatusCode::BAD_REQUEST, "ValidationError", &msg), true);
+                };
+                let body = format!(
+                    "<UpdateStackResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><UpdateStackResult>\
+                     <StackId>{}</StackId></UpdateStackResult><ResponseMetadata><RequestId>{}</RequestId>\
+                     </ResponseMetadata></UpdateStackResponse>",
+                    xml_escape(&stack_id),
+                    request_id()
+                );
+                model.stacks.insert(
+                    key,
+                    StackState {
+                        stack_id,
+                        last_op: StackOp::Update,
+                        hold: hold.unwrap_or(0),
+                        outcome: Some(("UPDATE_ROLLBACK_COMPLETE".to_string(), reason)),
+                        snapshot: None,
+                        deleted: false,
+                        updated,
+                    },
+                );
+                return (Reply::new(StatusCode::OK, "text/xml", body), true);
+            }
             let reply = send(shared, &via, params).await;
             if !reply.is_success() {
                 if let Some(h) = hold {
                     model.behaviours.holds.insert(name.clone(), h);
                 }
-                if let Some(f) = fail {
-                    model.behaviours.fail_update.insert(name.clone(), f);
-                }
                 return (reply, false);
             }
             let stack_id = xml_text(&reply.text(), "StackId").unwrap_or_default();
-            let scripted = hold.is_some() || fail.is_some();
-            let failed = fail.is_some();
+            let scripted = hold.is_some();
             model.stacks.insert(
                 key,
                 StackState {
                     stack_id,
                     last_op: StackOp::Update,
                     hold: hold.unwrap_or(0),
-                    outcome: fail.map(|r| ("UPDATE_ROLLBACK_COMPLETE".to_string(), r)),
+                    outcome: None,
                     snapshot: None,
                     deleted: false,
+                    updated,
                 },
             );
-            if !failed {
-                register(shared, model, account, &creds, &name).await;
-            }
+            register(shared, model, account, &creds, &name).await;
             (reply, scripted)
         }
         "DeleteStack" => {
@@ -211,6 +239,7 @@ pub async fn mutate(
                         outcome: Some(("DELETE_FAILED".to_string(), reason)),
                         snapshot,
                         deleted: false,
+                        updated: None,
                     },
                 );
                 return (empty_response("DeleteStack"), true);
@@ -233,6 +262,7 @@ pub async fn mutate(
                         outcome: None,
                         snapshot: Some(snapshot),
                         deleted: true,
+                        updated: None,
                     },
                 );
             }
@@ -300,6 +330,35 @@ fn rewrite_statuses(
     (out, true)
 }
 
+/// Adds `LastUpdatedTime` to the `Stacks` members of a `DescribeStacks` answer for the stacks
+/// `updated(name, stack_id)` knows an update time of.
+fn add_last_updated(xml: &str, updated: impl Fn(&str, &str) -> Option<String>) -> (String, bool) {
+    let Ok(doc) = roxmltree::Document::parse(xml) else { return (xml.to_string(), false) };
+    let mut edits: Vec<(usize, String)> = Vec::new();
+    for member in
+        doc.descendants().filter(|n| n.has_tag_name("member") && n.parent().is_some_and(|p| p.has_tag_name("Stacks")))
+    {
+        let child = |tag: &str| member.children().find(|c| c.has_tag_name(tag));
+        let name = child("StackName").and_then(|n| n.text()).unwrap_or_default();
+        let id = child("StackId").and_then(|n| n.text()).unwrap_or_default();
+        let Some(time) = updated(name, id) else { continue };
+        if child("LastUpdatedTime").is_some() {
+            continue;
+        }
+        let Some(status) = child("StackStatus") else { continue };
+        edits.push((status.range().start, format!("<LastUpdatedTime>{time}</LastUpdatedTime>")));
+    }
+    if edits.is_empty() {
+        return (xml.to_string(), false);
+    }
+    edits.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    let mut out = xml.to_string();
+    for (at, text) in edits {
+        out.insert_str(at, &text);
+    }
+    (out, true)
+}
+
 async fn describe(shared: &Shared, model: &mut Model, inc: &Incoming) -> (Reply, bool) {
     let reply = shared.forward(inc).await;
     let account = inc.account.clone();
@@ -326,13 +385,21 @@ async fn describe(shared: &Shared, model: &mut Model, inc: &Incoming) -> (Reply,
         return (reply, false);
     }
     let text = reply.text();
-    let (xml, changed) = rewrite_statuses(&text, |name, id| {
+    let (xml, statuses) = rewrite_statuses(&text, |name, id| {
         let st = model.stacks.get_mut(&(account.clone(), name.to_string()))?;
         if !st.stack_id.is_empty() && st.stack_id != id {
             return None;
         }
         st.observe()
     });
+    let (xml, times) = add_last_updated(&xml, |name, id| {
+        let st = model.stacks.get(&(account.clone(), name.to_string()))?;
+        if !st.stack_id.is_empty() && st.stack_id != id {
+            return None;
+        }
+        st.updated.clone()
+    });
+    let changed = statuses || times;
     if !changed {
         return (reply, false);
     }
