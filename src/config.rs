@@ -75,6 +75,9 @@ pub struct AwsSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsEnvironmentSettings {
+    /// Twelve digits. From an environment variable it arrives as a number (figment parses
+    /// `MLOPS_AWS__ENVIRONMENTS__PROD__ACCOUNT_ID=012345678901` as one), so both are taken.
+    #[serde(deserialize_with = "account_id")]
     pub account_id: String,
     /// CloudFormation deployment role in that account.
     pub deploy_role_arn: String,
@@ -365,6 +368,9 @@ impl Settings {
         if self.jobs.poll_interval.is_zero() {
             return Err(ConfigError::new("jobs.poll_interval", "must be non-zero"));
         }
+        if self.jobs.max_wait.is_zero() {
+            return Err(ConfigError::new("jobs.max_wait", "must be non-zero"));
+        }
         if self.target == TargetKind::Aws {
             self.validate_aws()?;
         }
@@ -490,6 +496,20 @@ fn bucket_name_ok(name: &str) -> bool {
 }
 
 /// Durations as human-readable strings (`30s`, `5m`, `1h 30m`).
+/// An AWS account id given as text, or as a number whose leading zeros were lost on the way.
+fn account_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Id::deserialize(d)? {
+        Id::Text(text) => text,
+        Id::Number(n) => format!("{n:012}"),
+    })
+}
+
 mod duration {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -581,6 +601,54 @@ mod tests {
             jail.set_env("MLOPS_UNKNOWN", "1");
             let err = load(&Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("unknown"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[cfg(feature = "aws")]
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn aws_settings_are_checked_naming_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MLOPS_DEV", "true");
+            jail.set_env("MLOPS_TARGET", "aws");
+            let key = || load(&Overrides::default()).unwrap_err().key;
+            assert_eq!(key(), "aws.region");
+            jail.set_env("MLOPS_AWS__REGION", "us-east-1");
+            assert_eq!(key(), "aws.assets_bucket");
+            jail.set_env("MLOPS_AWS__ASSETS_BUCKET", "mlops-assets");
+            jail.set_env("MLOPS_AWS__BLUEPRINT_BUCKET", "mlops-blueprints");
+            jail.set_env("MLOPS_AWS__CLOUDFORMATION_ROLE_ARN", "mlops-cloudformation");
+            jail.set_env("MLOPS_AWS__NOTIFICATION_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:mlops");
+            assert_eq!(key(), "aws.cloudformation_role_arn", "not an ARN");
+            jail.set_env("MLOPS_AWS__CLOUDFORMATION_ROLE_ARN", "arn:aws:iam::123456789012:role/mlops-cloudformation");
+            jail.set_env("MLOPS_AWS__BLUEPRINT_BUCKET", "Blueprints");
+            assert_eq!(key(), "aws.blueprint_bucket");
+            jail.set_env("MLOPS_AWS__BLUEPRINT_BUCKET", "mlops-blueprints");
+            jail.set_env("MLOPS_AWS__STACK_ID_WAIT", "10m");
+            assert_eq!(key(), "aws.stack_id_wait", "longer than a request may take");
+            jail.set_env("MLOPS_AWS__STACK_ID_WAIT", "5s");
+            load(&Overrides::default()).expect("a complete single-account configuration");
+
+            jail.set_env("MLOPS_ENVIRONMENTS", "[dev, prod]");
+            assert_eq!(key(), "environments", "one environment or three");
+            jail.set_env("MLOPS_ENVIRONMENTS", "[dev, staging, prod]");
+            assert_eq!(key(), "aws.environments.dev");
+            for (env, account) in [("DEV", "111111111111"), ("STAGING", "222222222222"), ("PROD", "33x3")] {
+                jail.set_env(format!("MLOPS_AWS__ENVIRONMENTS__{env}__ACCOUNT_ID"), account);
+                let role = format!("arn:aws:iam::{account}:role/mlops");
+                jail.set_env(format!("MLOPS_AWS__ENVIRONMENTS__{env}__DEPLOY_ROLE_ARN"), &role);
+                jail.set_env(format!("MLOPS_AWS__ENVIRONMENTS__{env}__ACTION_ROLE_ARN"), &role);
+            }
+            assert_eq!(key(), "aws.environments.prod.account_id");
+            jail.set_env("MLOPS_AWS__ENVIRONMENTS__PROD__ACCOUNT_ID", "012345678901");
+            jail.set_env("MLOPS_AWS__ENVIRONMENTS__PROD__DEPLOY_ROLE_ARN", "arn:aws:iam::012345678901:role/mlops");
+            jail.set_env("MLOPS_AWS__ENVIRONMENTS__PROD__ACTION_ROLE_ARN", "arn:aws:iam::012345678901:role/mlops");
+            let s = load(&Overrides::default()).expect("a complete three-account configuration");
+            assert_eq!(s.aws.environments["prod"].account_id, "012345678901", "leading zero kept");
+            assert_eq!(s.aws.environments["dev"].account_id, "111111111111");
+            jail.set_env("MLOPS_JOBS__MAX_WAIT", "0s");
+            assert_eq!(key(), "jobs.max_wait");
             Ok(())
         });
     }

@@ -109,6 +109,10 @@ impl Process {
     }
 }
 
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// The `# …` lines the README prints under the CSV invocation of its walkthrough.
 fn readme_predictions() -> Vec<String> {
     let readme = std::fs::read_to_string(repo("README.md")).unwrap();
@@ -124,7 +128,7 @@ fn readme_predictions() -> Vec<String> {
 
 async fn wait_active(http: &reqwest::Client, base: &str, id: &str) -> Value {
     for _ in 0..300 {
-        let pipeline: Value = http.get(format!("{base}/v1/pipelines/{id}")).send().await.unwrap().json().await.unwrap();
+        let pipeline: Value = json_of(http.get(format!("{base}/v1/pipelines/{id}"))).await;
         match pipeline["state"].as_str() {
             Some("active") => return pipeline,
             Some("failed") => panic!("pipeline failed: {pipeline}"),
@@ -170,42 +174,25 @@ async fn readme_walkthrough(kind: Db) {
 
     // 1. Upload the model.
     let model = example("model.tar.gz");
-    let uploaded: Value = http
-        .put(format!("{base}/v1/assets/models/breast-cancer/model.tar.gz"))
-        .body(model.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let uploaded: Value =
+        json_of(http.put(format!("{base}/v1/assets/models/breast-cancer/model.tar.gz")).body(model.clone())).await;
     assert_eq!(uploaded["key"], "models/breast-cancer/model.tar.gz");
     assert_eq!(uploaded["bucket"], "assets");
     assert_eq!(uploaded["size"], model.len());
     assert_eq!(uploaded["sha256"], hex::encode(Sha256::digest(&model)));
 
     // 2. Provision with the solution's body.
-    let response = http.post(format!("{base}/provisionpipeline")).body(example("mlops-config.json")).send().await;
-    let provisioned: Value = response.unwrap().json().await.unwrap();
+    let provisioned = json_of(http.post(format!("{base}/provisionpipeline")).body(example("mlops-config.json"))).await;
     assert_eq!(provisioned["message"], "success: stack creation started", "{provisioned}");
     let id = provisioned["pipeline_id"].as_str().unwrap().to_string();
 
     // 3. Active, in both shapes.
     let pipeline = wait_active(&http, &base, &id).await;
     assert_eq!(pipeline["pipeline_type"], "byom_realtime_builtin");
-    let status: Value = http
-        .post(format!("{base}/pipelinestatus"))
-        .json(&json!({"pipeline_id": id}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = json_of(http.post(format!("{base}/pipelinestatus")).json(&json!({"pipeline_id": id}))).await;
     assert_eq!(status["stageStates"][1]["stageName"], "DeployCloudFormation");
     assert_eq!(status["stageStates"][1]["actionStates"][0]["latestExecution"]["status"], "Succeeded");
-    let events: Value =
-        http.get(format!("{base}/v1/pipelines/{id}/events")).send().await.unwrap().json().await.unwrap();
+    let events = json_of(http.get(format!("{base}/v1/pipelines/{id}/events"))).await;
     assert!(events.to_string().contains("endpoint.in_service"), "{events}");
 
     // 4. Score the rows: CSV answers in CSV, JSON in JSON, and they are what the README prints,
@@ -226,29 +213,24 @@ async fn readme_walkthrough(kind: Db) {
         let want = cases["predictions"][i][0].as_f64().unwrap();
         assert_close(line.parse().unwrap(), want, &format!("row {i} against xgboost"));
     }
-    let scored: Value = http
-        .post(format!("{base}/v1/endpoints/breast-cancer/invocations"))
-        .header("content-type", "application/json")
-        .body(example("rows.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let scored: Value = json_of(
+        http.post(format!("{base}/v1/endpoints/breast-cancer/invocations"))
+            .header("content-type", "application/json")
+            .body(example("rows.json")),
+    )
+    .await;
     let scores: Vec<String> =
         scored["predictions"].as_array().unwrap().iter().map(|p| p["score"].to_string()).collect();
     assert_eq!(scores, printed, "JSON scores");
 
     // The same with the CLI: a re-provision updates the pipeline; invoke prints the predictions.
-    let cli = |args: &[&str]| [args, &["--server", base.as_str()]].concat().iter().map(|s| s.to_string()).collect();
-    let args: Vec<String> = cli(&["provision", "-f", "examples/breast-cancer/mlops-config.json", "--wait"]);
-    let (code, out) = run(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    let client = |args: &[&'static str]| [args, &["--server", base.as_str()]].concat();
+    let (code, out) =
+        run(&client(&["provision", "-f", "examples/breast-cancer/mlops-config.json", "--wait"]), &[]).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("(updated)"), "{out}");
     assert!(out.contains("active"), "{out}");
-    let args: Vec<String> = cli(&["invoke", "breast-cancer", "-f", "examples/breast-cancer/rows.csv"]);
-    let (code, out) = run(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    let (code, out) = run(&client(&["invoke", "breast-cancer", "-f", "examples/breast-cancer/rows.csv"]), &[]).await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.lines().collect::<Vec<_>>(), printed, "mlops invoke");
 

@@ -40,6 +40,18 @@ pub struct StackState {
 }
 
 impl StackState {
+    fn updated(stack_id: String, hold: Option<u32>, outcome: Option<(String, String)>, at: Option<String>) -> Self {
+        StackState {
+            stack_id,
+            last_op: StackOp::Update,
+            hold: hold.unwrap_or(0),
+            outcome,
+            snapshot: None,
+            deleted: false,
+            updated: at,
+        }
+    }
+
     /// One observation of the stack: the status the front shows instead of moto's, if any.
     pub fn observe(&mut self) -> Option<(String, Option<String>)> {
         if self.hold > 0 {
@@ -187,18 +199,8 @@ pub async fn mutate(
                     xml_escape(&stack_id),
                     request_id()
                 );
-                model.stacks.insert(
-                    key,
-                    StackState {
-                        stack_id,
-                        last_op: StackOp::Update,
-                        hold: hold.unwrap_or(0),
-                        outcome: Some(("UPDATE_ROLLBACK_COMPLETE".to_string(), reason)),
-                        snapshot: None,
-                        deleted: false,
-                        updated,
-                    },
-                );
+                let outcome = Some(("UPDATE_ROLLBACK_COMPLETE".to_string(), reason));
+                model.stacks.insert(key, StackState::updated(stack_id, hold, outcome, updated));
                 return (Reply::new(StatusCode::OK, "text/xml", body), true);
             }
             let reply = send(shared, &via, params).await;
@@ -210,18 +212,7 @@ pub async fn mutate(
             }
             let stack_id = xml_text(&reply.text(), "StackId").unwrap_or_default();
             let scripted = hold.is_some();
-            model.stacks.insert(
-                key,
-                StackState {
-                    stack_id,
-                    last_op: StackOp::Update,
-                    hold: hold.unwrap_or(0),
-                    outcome: None,
-                    snapshot: None,
-                    deleted: false,
-                    updated,
-                },
-            );
+            model.stacks.insert(key, StackState::updated(stack_id, hold, None, updated));
             register(shared, model, account, &creds, &name).await;
             (reply, scripted)
         }
