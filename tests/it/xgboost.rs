@@ -106,9 +106,9 @@ fn load(file: &str) -> Booster {
     Booster::load(&fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
-/// 1e-6 relative, with an absolute floor of 1e-7 for values near zero.
+/// Within 1e-6 relative (so a zero must be exactly zero).
 fn close(got: f64, want: f64) -> bool {
-    (got - want).abs() <= 1e-6 * want.abs().max(0.1)
+    (got - want).abs() <= 1e-6 * want.abs()
 }
 
 /// Compares every row of every fixture model in one format; reports all mismatches at once.

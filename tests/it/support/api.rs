@@ -113,6 +113,6 @@ pub fn csv_rows(rows: &[Value]) -> String {
 }
 
 pub fn assert_close(actual: f64, expected: f64, what: &str) {
-    let tolerance = 1e-6 * expected.abs().max(1e-1);
+    let tolerance = 1e-6 * expected.abs();
     assert!((actual - expected).abs() <= tolerance, "{what}: got {actual}, xgboost says {expected}");
 }
