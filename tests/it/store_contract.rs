@@ -284,7 +284,7 @@ on_both_stores!(
     list_filters_and_pages,
 );
 
-/// Runs `a` and `b` at the same moment, many times over; returns how many rounds each won.
+/// Runs `a` and `b` at the same moment, `rounds` times over, and `check`s their results.
 async fn races<A, B, FA, FB>(rounds: usize, mut setup: impl AsyncFnMut() -> (A, B), check: impl Fn(bool, bool))
 where
     A: FnOnce() -> FA,
@@ -308,6 +308,15 @@ where
         });
         check(ta.await.unwrap(), tb.await.unwrap());
     }
+}
+
+/// Provisions `name` again (single environment), telling whether the store accepted it.
+fn reprovision(
+    store: &mlops::store::DynStore,
+    name: &str,
+) -> impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + use<> {
+    let (store, name) = (store.clone(), name.to_string());
+    move || Box::pin(async move { store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.is_ok() })
 }
 
 async fn awaiting_staging(db: &TestDb, name: &str) -> String {
@@ -360,10 +369,7 @@ async fn reprovision_racing_a_delete_never_strands_the_pipeline(db: TestDb) {
             let name = format!("race{round}");
             let p = db.store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.unwrap();
             let id = p.record().id.clone();
-            let provision = {
-                let (store, name) = (store.clone(), name.clone());
-                move || async move { store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.is_ok() }
-            };
+            let provision = reprovision(&store, &name);
             let delete = {
                 let (store, id) = (store.clone(), id.clone());
                 let teardown = JobTemplate { kind: "teardown_pipeline".into(), max_attempts: 3 };
@@ -399,10 +405,7 @@ async fn reprovision_racing_a_stage_completion_neither_deadlocks_nor_errs(db: Te
             let p = db.store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.unwrap();
             let key = StageKey { pipeline_id: p.record().id.clone(), ordinal: 0, version: 1 };
             db.store.begin_stage(&key).await.unwrap();
-            let provision = {
-                let (store, name) = (store.clone(), name.clone());
-                move || async move { store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.is_ok() }
-            };
+            let provision = reprovision(&store, &name);
             let complete = {
                 let store = store.clone();
                 move || async move { store.complete_stage(&key, json!({}), deploy_job()).await.is_ok() }
