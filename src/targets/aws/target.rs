@@ -359,14 +359,13 @@ impl AwsTarget {
     }
 
     /// The deploy action of `stage` in the execution that runs this version's zip.
-    async fn deploy_action(
+    fn deploy_action(
         &self,
         stage: &StageContext,
-        stack: &str,
+        state: &PipelineStateOut,
         zip_version: &str,
     ) -> Result<Option<()>, TargetError> {
-        let Some(state) = self.pipeline_state(stack).await? else { return Ok(None) };
-        let Some(execution) = execution_of(&state, zip_version) else { return Ok(None) };
+        let Some(execution) = execution_of(state, zip_version) else { return Ok(None) };
         let (stage_name, action_name) = self.stage_names(stage.pipeline_type, stage.key.ordinal);
         let Some(deploy_stage) = state.stage(&stage_name) else {
             return Err(TargetError::Permanent(format!("pipeline {} has no stage {stage_name}", state.pipeline_name)));
@@ -391,12 +390,16 @@ impl AwsTarget {
     /// someone decided on a version nobody deploys any more, and this version would wait behind
     /// it. Executions busy deploying are left alone (CodePipeline supersedes them when they leave
     /// their stage; abandoning one mid-update would leave its stack `UPDATE_IN_PROGRESS`).
-    async fn stop_superseded(&self, stage: &StageContext, stack: &str, zip_version: &str) -> Result<(), TargetError> {
+    async fn stop_superseded(
+        &self,
+        stage: &StageContext,
+        state: &PipelineStateOut,
+        zip_version: &str,
+    ) -> Result<(), TargetError> {
         if !self.multi(stage.pipeline_type) {
             return Ok(()); // no approvals to park at
         }
-        let Some(state) = self.pipeline_state(stack).await? else { return Ok(()) };
-        let current = execution_of(&state, zip_version);
+        let current = execution_of(state, zip_version);
         for ordinal in 1..MULTI_ACCOUNT_STAGES.len() as i32 {
             let (holding_stage, approval) = self.approval_names(stage.pipeline_type, ordinal);
             let Some(held) = state.stage(&holding_stage) else { continue };
@@ -451,12 +454,11 @@ impl AwsTarget {
     async fn settle_approval(
         &self,
         stage: &StageContext,
-        stack: &str,
+        state: &PipelineStateOut,
         zip_version: &str,
         decision: &Decision,
     ) -> Result<Option<()>, TargetError> {
-        let Some(state) = self.pipeline_state(stack).await? else { return Ok(None) };
-        let Some(current) = execution_of(&state, zip_version) else { return Ok(None) };
+        let Some(current) = execution_of(state, zip_version) else { return Ok(None) };
         let (previous_stage, action_name) = self.approval_names(stage.pipeline_type, stage.key.ordinal);
         let (_, previous_deploy) = self.stage_names(stage.pipeline_type, stage.key.ordinal - 1);
         let Some(holding) = state.stage(&previous_stage) else { return Ok(None) };
@@ -788,15 +790,19 @@ impl Target for AwsTarget {
         if stage.pipeline_type == PipelineType::ByomImageBuilder {
             return self.deploy_image_builder(stage, &stack).await;
         }
-        let zip_version = if stage.key.ordinal == 0 {
+        // One GetPipelineState per step: every check below reads the same answer.
+        if stage.key.ordinal == 0 {
             self.check_model_package(stage).await?;
             // The zip first: a new CodePipeline starts at once and reads it.
             let zip_version = self.ensure_zip(stage, &stack).await?;
             if self.ensure_wrapper(stage, &stack).await?.is_none() {
                 return self.waiting();
             }
-            self.stop_superseded(stage, &stack, &zip_version).await?;
-            zip_version
+            let Some(state) = self.pipeline_state(&stack).await? else { return self.waiting() };
+            self.stop_superseded(stage, &state, &zip_version).await?;
+            if self.deploy_action(stage, &state, &zip_version)?.is_none() {
+                return self.waiting();
+            }
         } else {
             // Stages after the first only deploy through an approval, which names its approver.
             let Some(decision) = stage.decision.clone() else {
@@ -806,13 +812,12 @@ impl Target for AwsTarget {
                 )));
             };
             let zip_version = self.uploaded_zip(&stack).await?;
-            if self.settle_approval(stage, &stack, &zip_version, &decision).await?.is_none() {
+            let Some(state) = self.pipeline_state(&stack).await? else { return self.waiting() };
+            if self.settle_approval(stage, &state, &zip_version, &decision).await?.is_none()
+                || self.deploy_action(stage, &state, &zip_version)?.is_none()
+            {
                 return self.waiting();
             }
-            zip_version
-        };
-        if self.deploy_action(stage, &stack, &zip_version).await?.is_none() {
-            return self.waiting();
         }
         let clients = self.stage_clients(stage).await;
         let StackPhase::Ready(ReadyStack { id, outputs, .. }) = self.stack(&clients, &stack).await? else {
@@ -851,7 +856,8 @@ impl Target for AwsTarget {
             comment: None,
         });
         let zip_version = self.uploaded_zip(&stack).await?;
-        match self.settle_approval(stage, &stack, &zip_version, &decision).await? {
+        let Some(state) = self.pipeline_state(&stack).await? else { return self.waiting() };
+        match self.settle_approval(stage, &state, &zip_version, &decision).await? {
             Some(()) => Ok(StepOutcome::Done(Value::Null)),
             None => self.waiting(),
         }
