@@ -196,6 +196,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(why) => ApiError::Conflict(why),
+            // A transition the state machines refuse is logged where it happens.
+            StoreError::Workflow(refused) => ApiError::Conflict(refused.to_string()),
+            StoreError::Plan(why) => ApiError::Unprocessable(why),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -3,6 +3,7 @@
 //! everything here is a function of its inputs.
 
 pub mod cron;
+pub mod jobs;
 pub mod names;
 pub mod per_stage;
 pub mod pipeline_type;
@@ -11,6 +12,7 @@ pub mod request;
 pub mod spec;
 pub mod state;
 pub mod values;
+pub mod workflow;
 
 #[cfg(test)]
 mod tests;

@@ -117,6 +117,9 @@ pub enum Decision {
 pub struct ApprovalIn {
     pub decision: Decision,
     pub comment: Option<String>,
+    /// The pipeline version the decision is about (as `/v1/pipelines/{id}` shows it): a
+    /// decision on another version than the current one is refused with 409.
+    pub version: Option<i64>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -328,6 +331,6 @@ async fn decide_approval(
         )
     })?;
     let approve = matches!(input.decision, Decision::Approve);
-    let record = pipelines::decide(&state, &principal, &id, &stage, approve, input.comment).await?;
+    let record = pipelines::decide(&state, &principal, &id, &stage, approve, input.comment, input.version).await?;
     Ok(Json(load(&state, &record.id).await?))
 }

@@ -11,12 +11,7 @@ use crate::store::JobRecord;
 use async_trait::async_trait;
 use std::time::Duration;
 
-/// Deploys one stage of one pipeline version (payload `{"version": n}`).
-pub const DEPLOY_STAGE: &str = "deploy_stage";
-/// Tells the target a stage was rejected (payload `{"version", "actor", "comment"}`).
-pub const REJECT_STAGE: &str = "reject_stage";
-/// Tears down every stage of a pipeline being deleted.
-pub const TEARDOWN_PIPELINE: &str = "teardown_pipeline";
+pub use crate::domain::jobs::JobPayload;
 
 /// How one run of a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

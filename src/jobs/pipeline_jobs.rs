@@ -1,11 +1,12 @@
-//! What each job kind does to a pipeline: deploy one stage, pass a rejection on, or tear all
-//! stages down. The state changes themselves are store transitions; this module decides which to
-//! make from what the target reports.
+//! What each pipeline job does: deploy one stage, pass a rejection on, or tear all stages down.
+//! The state changes themselves are workflow facts the store applies; this module reports them
+//! from what the target says.
 
-use super::{DEPLOY_STAGE, JobHandler, JobOutcome, REJECT_STAGE, TEARDOWN_PIPELINE};
+use super::{JobHandler, JobOutcome, JobPayload};
 use crate::config::JobSettings;
+use crate::domain::workflow::Fact;
 use crate::domain::{PipelineType, StageParams};
-use crate::store::{DynStore, JobRecord, JobTemplate, StageKey, StageRecord};
+use crate::store::{DynStore, JobPolicy, JobRecord, StageKey, StageRecord, StoreError};
 use crate::targets::{Decision, DynTarget, StageContext, StepOutcome, TargetError};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -18,19 +19,6 @@ pub struct PipelineJobs {
 
 pub fn handler(state: &crate::app::AppState) -> Arc<dyn JobHandler> {
     Arc::new(PipelineJobs::new(state.store.clone(), state.target.clone(), state.settings.jobs.clone()))
-}
-
-/// The job that deploys a stage; the store fills in pipeline, stage and version.
-pub fn deploy_job(max_attempts: i32) -> JobTemplate {
-    JobTemplate { kind: DEPLOY_STAGE.into(), max_attempts }
-}
-
-pub fn reject_job(max_attempts: i32) -> JobTemplate {
-    JobTemplate { kind: REJECT_STAGE.into(), max_attempts }
-}
-
-pub fn teardown_job(max_attempts: i32) -> JobTemplate {
-    JobTemplate { kind: TEARDOWN_PIPELINE.into(), max_attempts }
 }
 
 /// What a target step means for the job.
@@ -56,44 +44,52 @@ impl PipelineJobs {
         Self { store, target, settings }
     }
 
-    async fn deploy(&self, job: &JobRecord) -> Result<JobOutcome, String> {
-        let key = stage_key(job)?;
-        let Some(stage) = self.store.begin_stage(&key).await.map_err(|e| e.to_string())? else {
+    fn policy(&self) -> JobPolicy {
+        JobPolicy { max_attempts: self.settings.max_attempts }
+    }
+
+    async fn deploy(&self, job: &JobRecord, key: StageKey, decision: Option<Decision>) -> Result<JobOutcome, String> {
+        let fact = Fact::StageStarted { ordinal: key.ordinal, version: key.version };
+        let applied = match self.store.apply(&key.pipeline_id, &fact, self.policy()).await {
+            Ok(applied) => applied,
+            // Retrying cannot make the state machine accept the transition.
+            Err(e @ StoreError::Workflow(_)) => return Ok(JobOutcome::Fail(e.to_string())),
+            Err(e) => return Err(e.to_string()),
+        };
+        let Some(stage) = applied.stage else {
             tracing::info!(
+                job.id = %job.id,
                 stage = key.ordinal,
                 version = key.version,
-                "stage superseded or already done; nothing to deploy"
+                reason = applied.skipped.as_deref().unwrap_or("stage gone"),
+                "nothing to deploy"
             );
             return Ok(JobOutcome::Done);
         };
-        let context = self.context(&key, &stage, decision(job)).await?;
+        let context = self.context(&key, &stage, decision).await?;
         match next(self.target.deploy_stage(&context).await) {
             Next::Stop(outcome) => Ok(outcome),
             Next::Finished(outputs) => {
-                self.store
-                    .complete_stage(&key, outputs, deploy_job(self.settings.max_attempts))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let fact = Fact::StageDeployed { ordinal: key.ordinal, version: key.version, outputs };
+                self.store.apply(&key.pipeline_id, &fact, self.policy()).await.map_err(|e| e.to_string())?;
                 Ok(JobOutcome::Done)
             }
         }
     }
 
-    async fn reject(&self, job: &JobRecord) -> Result<JobOutcome, String> {
-        let key = stage_key(job)?;
+    async fn reject(&self, key: StageKey, decision: Decision) -> Result<JobOutcome, String> {
         let stages = self.store.stages(&key.pipeline_id).await.map_err(|e| e.to_string())?;
         let Some(stage) = stages.iter().find(|s| s.ordinal == key.ordinal && s.version == key.version) else {
             return Ok(JobOutcome::Done); // re-provisioned since: nothing waits any more
         };
-        let context = self.context(&key, stage, decision(job)).await?;
+        let context = self.context(&key, stage, Some(decision)).await?;
         match next(self.target.reject_stage(&context).await) {
             Next::Stop(outcome) => Ok(outcome),
             Next::Finished(_) => Ok(JobOutcome::Done),
         }
     }
 
-    async fn teardown(&self, job: &JobRecord) -> Result<JobOutcome, String> {
-        let pipeline_id = job.pipeline_id.as_deref().ok_or("teardown job without a pipeline")?;
+    async fn teardown(&self, job: &JobRecord, pipeline_id: &str) -> Result<JobOutcome, String> {
         // A deploy step already running could create what the teardown has just removed: let it
         // finish first (it stops early once it sees the pipeline being deleted).
         if self.store.running_jobs(pipeline_id, &job.id).await.map_err(|e| e.to_string())? > 0 {
@@ -107,7 +103,7 @@ impl PipelineJobs {
                 return Ok(outcome);
             }
         }
-        self.store.complete_delete(pipeline_id).await.map_err(|e| e.to_string())?;
+        self.store.apply(pipeline_id, &Fact::TeardownFinished, self.policy()).await.map_err(|e| e.to_string())?;
         Ok(JobOutcome::Done)
     }
 
@@ -137,36 +133,39 @@ impl PipelineJobs {
             decision,
         })
     }
-}
 
-fn stage_key(job: &JobRecord) -> Result<StageKey, String> {
-    let pipeline_id = job.pipeline_id.clone().ok_or("stage job without a pipeline")?;
-    let ordinal = job.stage_ordinal.ok_or("stage job without a stage")?;
-    let version = job.payload.0.get("version").and_then(|v| v.as_i64()).ok_or("stage job without a version")?;
-    Ok(StageKey { pipeline_id, ordinal, version })
-}
-
-/// The approval decision an approval job carries, if any.
-fn decision(job: &JobRecord) -> Option<Decision> {
-    let payload = &job.payload.0;
-    Some(Decision {
-        approve: payload.get("approve")?.as_bool()?,
-        actor: payload.get("actor")?.as_str()?.to_string(),
-        comment: payload.get("comment").and_then(|c| c.as_str()).map(str::to_string),
-    })
+    /// Runs one job; `Err` is a store error on the way, which is transient.
+    async fn dispatch(&self, job: &JobRecord) -> Result<JobOutcome, String> {
+        let payload = match JobPayload::parse(&job.kind, &job.payload.0) {
+            Ok(payload) => payload,
+            Err(e) => return Ok(JobOutcome::Fail(e.to_string())),
+        };
+        let Some(pipeline_id) = job.pipeline_id.clone() else {
+            return Ok(JobOutcome::Fail(format!("{} job without a pipeline", job.kind)));
+        };
+        let stage_key = |version| match job.stage_ordinal {
+            Some(ordinal) => Ok(StageKey { pipeline_id: pipeline_id.clone(), ordinal, version }),
+            None => Err(format!("{} job without a stage", job.kind)),
+        };
+        match payload {
+            JobPayload::DeployStage { version, decision } => match stage_key(version) {
+                Ok(key) => self.deploy(job, key, decision).await,
+                Err(e) => Ok(JobOutcome::Fail(e)),
+            },
+            JobPayload::RejectStage { version, decision } => match stage_key(version) {
+                Ok(key) => self.reject(key, decision).await,
+                Err(e) => Ok(JobOutcome::Fail(e)),
+            },
+            JobPayload::TeardownPipeline { .. } => self.teardown(job, &pipeline_id).await,
+        }
+    }
 }
 
 #[async_trait]
 impl JobHandler for PipelineJobs {
     async fn run(&self, job: &JobRecord) -> JobOutcome {
-        let result = match job.kind.as_str() {
-            DEPLOY_STAGE => self.deploy(job).await,
-            REJECT_STAGE => self.reject(job).await,
-            TEARDOWN_PIPELINE => self.teardown(job).await,
-            other => Ok(JobOutcome::Fail(format!("unknown job kind {other:?}"))),
-        };
         // Store errors on the way are transient: the job runs again.
-        let outcome = result.unwrap_or_else(JobOutcome::Retry);
+        let outcome = self.dispatch(job).await.unwrap_or_else(JobOutcome::Retry);
         let waited = (crate::store::now() - job.created_at).to_std().unwrap_or_default();
         match outcome {
             JobOutcome::PollAgain(_) if waited > self.settings.max_wait => JobOutcome::Fail(format!(

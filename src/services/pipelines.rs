@@ -4,10 +4,13 @@
 
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::domain::jobs::Decision;
+use crate::domain::workflow::Fact;
 use crate::domain::{self, PipelineSpec, Plan, RequestContext, RequestErrors, StageParams};
 use crate::error::{ApiError, FieldProblem};
-use crate::jobs::pipeline_jobs::{deploy_job, reject_job, teardown_job};
-use crate::store::{ApprovalDecision, NewEndpoint, NewPipeline, NewStage, PipelineRecord, Provisioned, StageRecord};
+use crate::store::{
+    JobPolicy, NewEndpoint, NewPipeline, NewStage, PipelineRecord, PlannedStages, Provisioned, StageRecord,
+};
 use serde_json::Value;
 
 pub fn request_context(state: &AppState) -> RequestContext {
@@ -63,27 +66,35 @@ pub async fn plan_request(state: &AppState, body: &Value) -> Result<Planned, Api
     Ok(Planned { spec, plan, warnings: validated.warnings, version })
 }
 
-pub async fn provision(state: &AppState, principal: &Principal, body: &Value) -> Result<ProvisionResult, ApiError> {
-    let planned = plan_request(state, body).await?;
-    let spec_json = serde_json::to_value(&planned.spec).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut stages = Vec::new();
-    let mut endpoints = Vec::new();
-    for stage in &planned.plan.stages {
+fn job_policy(state: &AppState) -> JobPolicy {
+    JobPolicy { max_attempts: state.settings.jobs.max_attempts }
+}
+
+/// The stages (and, on a target that serves them, the endpoint names) of a plan, as stored.
+fn planned_stages(plan: &Plan, hosts_endpoints: bool) -> Result<PlannedStages, String> {
+    let mut planned = PlannedStages::default();
+    for stage in &plan.stages {
         if let StageParams::Realtime(realtime) = &stage.params
-            && state.target.hosts_endpoints()
+            && hosts_endpoints
         {
-            endpoints.push(NewEndpoint {
+            planned.endpoints.push(NewEndpoint {
                 environment: stage.environment.clone(),
                 name: realtime.endpoint_name.as_str().to_string(),
                 stage_ordinal: stage.ordinal as i32,
             });
         }
-        stages.push(NewStage {
+        planned.stages.push(NewStage {
             environment: stage.environment.clone(),
             requires_approval: stage.requires_approval,
-            params: serde_json::to_value(&stage.params).map_err(|e| ApiError::Internal(e.to_string()))?,
+            params: serde_json::to_value(&stage.params).map_err(|e| e.to_string())?,
         });
     }
+    Ok(planned)
+}
+
+pub async fn provision(state: &AppState, principal: &Principal, body: &Value) -> Result<ProvisionResult, ApiError> {
+    let planned = plan_request(state, body).await?;
+    let spec_json = serde_json::to_value(&planned.spec).map_err(|e| ApiError::Internal(e.to_string()))?;
     let new = NewPipeline {
         id: uuid::Uuid::now_v7().to_string(),
         name: planned.spec.name.clone(),
@@ -92,10 +103,17 @@ pub async fn provision(state: &AppState, principal: &Principal, body: &Value) ->
         spec: spec_json,
         request: body.clone(),
         actor: principal.name.clone(),
-        stages,
-        endpoints,
     };
-    let provisioned = state.store.provision(new, deploy_job(state.settings.jobs.max_attempts)).await?;
+    // The plan is made again inside the store's transaction, for the version it fixes there:
+    // generated names (SageMaker job names) depend on it.
+    let ctx = request_context(state);
+    let hosts_endpoints = state.target.hosts_endpoints();
+    let spec = &planned.spec;
+    let planner = move |version: i64| {
+        let plan = domain::plan(spec, &ctx, version as u64).map_err(|e| e.to_string())?;
+        planned_stages(&plan, hosts_endpoints)
+    };
+    let provisioned = state.store.provision(new, &planner, job_policy(state)).await?;
     let created = matches!(provisioned, Provisioned::Created(_));
     let record = match provisioned {
         Provisioned::Created(r) | Provisioned::Updated(r) => r,
@@ -150,6 +168,7 @@ pub async fn decide(
     stage: &str,
     approve: bool,
     comment: Option<String>,
+    version: Option<i64>,
 ) -> Result<PipelineRecord, ApiError> {
     let pipeline = find(state, pipeline_id).await?;
     let stages = state.store.stages(&pipeline.id).await?;
@@ -157,20 +176,17 @@ pub async fn decide(
         let known: Vec<_> = stages.iter().map(|s| s.environment.as_str()).collect();
         ApiError::NotFound(format!("pipeline {pipeline_id} has no stage {stage:?} (stages: {})", known.join(", ")))
     })?;
-    let decision = ApprovalDecision { approve, actor: principal.name.clone(), comment };
-    let attempts = state.settings.jobs.max_attempts;
-    let job = if approve { deploy_job(attempts) } else { reject_job(attempts) };
-    let record = state.store.decide_approval(&pipeline.id, stage.ordinal, &decision, job).await?;
+    let decision = Decision { approve, actor: principal.name.clone(), comment };
+    let fact = Fact::Decided { ordinal: stage.ordinal, decision, version };
+    let record = state.store.apply(&pipeline.id, &fact, job_policy(state)).await?.pipeline;
     tracing::info!(pipeline.id = %record.id, stage = %stage.environment, approve, actor = %principal.name, "approval decided");
     Ok(record)
 }
 
 pub async fn delete(state: &AppState, principal: &Principal, pipeline_id: &str) -> Result<PipelineRecord, ApiError> {
     let pipeline = find(state, pipeline_id).await?;
-    let record = state
-        .store
-        .request_delete(&pipeline.id, &principal.name, teardown_job(state.settings.jobs.max_attempts))
-        .await?;
+    let fact = Fact::DeleteRequested { actor: principal.name.clone() };
+    let record = state.store.apply(&pipeline.id, &fact, job_policy(state)).await?.pipeline;
     tracing::info!(pipeline.id = %record.id, actor = %principal.name, "pipeline deletion requested");
     Ok(record)
 }

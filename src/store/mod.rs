@@ -15,6 +15,7 @@ pub use postgres::PostgresStore;
 pub use records::*;
 pub use sqlite::SqliteStore;
 
+use crate::domain::workflow::{Fact, WorkflowError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -43,6 +44,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database url {0:?}: expected postgres://… or sqlite://…")]
     UnsupportedUrl(String),
+    /// The workflow refused the fact: it does not fit the pipeline's state.
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    /// The planner refused the request while provisioning.
+    #[error("{0}")]
+    Plan(String),
 }
 
 /// Opens the database named by `url` (`postgres://…` or `sqlite://…`).
@@ -73,10 +80,16 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 
     // Pipelines ----------------------------------------------------------------------------
-    /// Creates the pipeline, or — when a live pipeline of the same type and name exists — replaces
-    /// its spec and stages (version + 1), cancels its queued jobs and redeploys from the first
-    /// stage. Endpoint names are reserved here so two pipelines cannot claim one endpoint.
-    async fn provision(&self, new: NewPipeline, job: JobTemplate) -> Result<Provisioned, StoreError>;
+    /// Creates the pipeline, or — when a live pipeline of the same type and name exists — makes a
+    /// new version of it, as `domain::workflow::provision` decides. Under the pipeline's lock the
+    /// version is fixed, `planner` plans the stages for it, and the plan is applied in one
+    /// transaction. Endpoint names are reserved here so two pipelines cannot claim one endpoint.
+    async fn provision(
+        &self,
+        new: NewPipeline,
+        planner: &StagePlanner<'_>,
+        jobs: JobPolicy,
+    ) -> Result<Provisioned, StoreError>;
     async fn pipeline(&self, id: &str) -> Result<Option<PipelineRecord>, StoreError>;
     /// The pipeline a target knows by `external_id` (aws: a StackId).
     async fn pipeline_by_external_id(&self, external_id: &str) -> Result<Option<PipelineRecord>, StoreError>;
@@ -93,36 +106,10 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<EventRecord>, StoreError>;
 
-    /// Marks a stage as deploying (and the pipeline as provisioning). Returns `None` when the
-    /// stage no longer belongs to `key.version` or is not deployable: the job is superseded.
-    async fn begin_stage(&self, key: &StageKey) -> Result<Option<StageRecord>, StoreError>;
-    /// Marks a deploying stage as deployed and moves the pipeline on: the next stage waits for
-    /// approval (or is enqueued with `next_job` when it needs none), or the pipeline is active.
-    async fn complete_stage(
-        &self,
-        key: &StageKey,
-        outputs: serde_json::Value,
-        next_job: JobTemplate,
-    ) -> Result<Option<PipelineRecord>, StoreError>;
-    /// Approves or rejects a stage awaiting approval, enqueueing `job` for the stage with the
-    /// decision in its payload (`approve`, `actor`, `comment`): on approval the job deploys the
-    /// stage; on rejection it tells the target.
-    async fn decide_approval(
-        &self,
-        pipeline_id: &str,
-        ordinal: i32,
-        decision: &ApprovalDecision,
-        job: JobTemplate,
-    ) -> Result<PipelineRecord, StoreError>;
-    /// Starts tearing a pipeline down: state `deleting`, queued jobs cancelled, `job` enqueued.
-    async fn request_delete(
-        &self,
-        pipeline_id: &str,
-        actor: &str,
-        job: JobTemplate,
-    ) -> Result<PipelineRecord, StoreError>;
-    /// Finishes a teardown: endpoints released, pipeline `deleted`.
-    async fn complete_delete(&self, pipeline_id: &str) -> Result<(), StoreError>;
+    /// Applies `fact` to the pipeline: reads it under its row lock, asks
+    /// `domain::workflow::decide` what follows, and applies that plan in the same transaction.
+    /// A transition the state machines refuse is logged and returned as `Workflow`.
+    async fn apply(&self, pipeline_id: &str, fact: &Fact, jobs: JobPolicy) -> Result<Applied, StoreError>;
 
     // Endpoints ----------------------------------------------------------------------------
     async fn endpoint(&self, environment: &str, name: &str) -> Result<Option<EndpointRecord>, StoreError>;

@@ -114,16 +114,29 @@ pub struct NewPipeline {
     pub spec: Value,
     pub request: Value,
     pub actor: String,
+}
+
+/// The stages (and endpoint names) of one pipeline version, as the planner makes them.
+#[derive(Debug, Clone, Default)]
+pub struct PlannedStages {
     pub stages: Vec<NewStage>,
     pub endpoints: Vec<NewEndpoint>,
 }
 
+/// Plans the stages of a pipeline for a version. The store calls it inside the provisioning
+/// transaction, once it knows the version under the pipeline's lock, so two concurrent
+/// re-provisions never plan (and name their jobs) for the same version. An error is a request
+/// the planner refuses.
+pub type StagePlanner<'a> = dyn Fn(i64) -> Result<PlannedStages, String> + Send + Sync + 'a;
+
+#[derive(Debug, Clone)]
 pub struct NewStage {
     pub environment: String,
     pub requires_approval: bool,
     pub params: Value,
 }
 
+#[derive(Debug, Clone)]
 pub struct NewEndpoint {
     pub environment: String,
     pub name: String,
@@ -144,12 +157,21 @@ impl Provisioned {
     }
 }
 
-/// A job the store creates itself as part of a transition; it fills in the pipeline, stage and
-/// version.
-#[derive(Debug, Clone)]
-pub struct JobTemplate {
-    pub kind: String,
+/// How the jobs a workflow plan enqueues are run.
+#[derive(Debug, Clone, Copy)]
+pub struct JobPolicy {
     pub max_attempts: i32,
+}
+
+/// The result of applying a fact to a pipeline.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The pipeline after the change.
+    pub pipeline: PipelineRecord,
+    /// The stage the fact named, after the change (`None` when skipped or none was named).
+    pub stage: Option<StageRecord>,
+    /// Why nothing changed, when nothing did (superseded or finished work).
+    pub skipped: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -188,13 +210,6 @@ pub struct StageKey {
     pub pipeline_id: String,
     pub ordinal: i32,
     pub version: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct ApprovalDecision {
-    pub approve: bool,
-    pub actor: String,
-    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

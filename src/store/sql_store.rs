@@ -36,120 +36,166 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            /// Moves a pipeline to `to` when the state machine allows it, recording the event.
-            /// Returns the previous state, or `None` when nothing changed.
-            async fn transition_pipeline(
+            /// Reads the pipeline (already locked) and its stages as the workflow sees them.
+            async fn snapshot(
                 tx: &mut Tx,
-                id: &str,
-                to: PipelineState,
-                actor: &str,
-                message: Option<&str>,
-            ) -> Result<Option<PipelineState>, StoreError> {
-                let current: Option<String> =
-                    sqlx::query_scalar("SELECT state FROM pipelines WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut **tx)
+                pipeline: &PipelineRecord,
+            ) -> Result<crate::domain::workflow::Snapshot, StoreError> {
+                let stages: Vec<StageRecord> =
+                    sqlx::query_as("SELECT * FROM stages WHERE pipeline_id = $1 ORDER BY ordinal")
+                        .bind(&pipeline.id)
+                        .fetch_all(&mut **tx)
                         .await?;
-                let Some(current) = current else {
-                    return Err(StoreError::NotFound(format!("pipeline {id}")));
-                };
-                let from: PipelineState = current.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?;
-                if from == to || !from.can_transition_to(to) {
-                    return Ok(None);
-                }
-                let error = if to == PipelineState::Failed { message } else { None };
-                let changed = sqlx::query(
-                    "UPDATE pipelines SET state = $2, last_error = $4, updated_at = $5 WHERE id = $1 AND state = $3",
-                )
-                .bind(id)
-                .bind(to.as_str())
-                .bind(from.as_str())
-                .bind(error)
-                .bind(crate::store::now())
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-                if changed == 0 {
-                    return Err(StoreError::Conflict(format!("pipeline {id} changed concurrently")));
-                }
-                Self::insert_event(tx, crate::store::sql_store::Event {
-                    pipeline_id: id,
-                    stage_ordinal: None,
-                    kind: "pipeline.state_changed",
-                    from_state: Some(from.as_str()),
-                    to_state: Some(to.as_str()),
-                    actor,
-                    message,
-                })
-                .await?;
-                Ok(Some(from))
+                Ok(crate::store::sql_store::snapshot(pipeline, &stages))
             }
 
-            /// Moves a stage of the given version to `to` when allowed, recording the event.
-            async fn transition_stage(
+            /// Applies a workflow plan inside the caller's transaction. Transitions are fenced on
+            /// the state the plan moves from: the row is locked, so a mismatch means the plan was
+            /// made from stale rows, and the whole transaction is refused.
+            async fn apply_plan(
                 tx: &mut Tx,
-                key: &StageKey,
-                to: StageState,
-                actor: &str,
-                message: Option<&str>,
-            ) -> Result<Option<StageState>, StoreError> {
-                let current: Option<String> = sqlx::query_scalar(
-                    "SELECT state FROM stages WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3",
-                )
-                .bind(&key.pipeline_id)
-                .bind(key.ordinal)
-                .bind(key.version)
-                .fetch_optional(&mut **tx)
-                .await?;
-                let Some(current) = current else { return Ok(None) };
-                let from: StageState = current.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?;
-                if from == to || !from.can_transition_to(to) {
-                    return Ok(None);
+                pipeline_id: &str,
+                plan: &crate::domain::workflow::Plan,
+                jobs: JobPolicy,
+            ) -> Result<bool, StoreError> {
+                use crate::domain::workflow::{Change, event_kind};
+                let mut enqueued = false;
+                for change in &plan.changes {
+                    let now = crate::store::now();
+                    match change {
+                        Change::Pipeline { from, to, actor, message } => {
+                            let error = if *to == PipelineState::Failed { message.as_deref() } else { None };
+                            let changed = sqlx::query(
+                                "UPDATE pipelines SET state = $2, last_error = $4, updated_at = $5 WHERE id = $1 AND state = $3",
+                            )
+                            .bind(pipeline_id)
+                            .bind(to.as_str())
+                            .bind(from.as_str())
+                            .bind(error)
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await?
+                            .rows_affected();
+                            if changed == 0 {
+                                return Err(StoreError::Conflict(format!(
+                                    "pipeline {pipeline_id} is no longer {from}"
+                                )));
+                            }
+                            Self::insert_event(tx, crate::store::sql_store::Event {
+                                pipeline_id,
+                                stage_ordinal: None,
+                                kind: event_kind::PIPELINE_STATE_CHANGED,
+                                from_state: Some(from.as_str()),
+                                to_state: Some(to.as_str()),
+                                actor,
+                                message: message.as_deref(),
+                            })
+                            .await?;
+                        }
+                        Change::Stage { ordinal, version, from, to, actor, message } => {
+                            let error = if *to == StageState::Failed { message.as_deref() } else { None };
+                            let changed = sqlx::query(
+                                "UPDATE stages SET state = $4, last_error = $6, updated_at = $7 \
+                                 WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3 AND state = $5",
+                            )
+                            .bind(pipeline_id)
+                            .bind(ordinal)
+                            .bind(version)
+                            .bind(to.as_str())
+                            .bind(from.as_str())
+                            .bind(error)
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await?
+                            .rows_affected();
+                            if changed == 0 {
+                                return Err(StoreError::Conflict(format!(
+                                    "stage {ordinal} of pipeline {pipeline_id} is no longer {from}"
+                                )));
+                            }
+                            Self::insert_event(tx, crate::store::sql_store::Event {
+                                pipeline_id,
+                                stage_ordinal: Some(*ordinal),
+                                kind: event_kind::STAGE_STATE_CHANGED,
+                                from_state: Some(from.as_str()),
+                                to_state: Some(to.as_str()),
+                                actor,
+                                message: message.as_deref(),
+                            })
+                            .await?;
+                        }
+                        Change::Event { ordinal, kind, to_state, actor, message } => {
+                            Self::insert_event(tx, crate::store::sql_store::Event {
+                                pipeline_id,
+                                stage_ordinal: *ordinal,
+                                kind,
+                                from_state: None,
+                                to_state: *to_state,
+                                actor,
+                                message: message.as_deref(),
+                            })
+                            .await?;
+                        }
+                        Change::StageOutputs { ordinal, version, outputs } => {
+                            sqlx::query(
+                                "UPDATE stages SET outputs = $4 WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3",
+                            )
+                            .bind(pipeline_id)
+                            .bind(ordinal)
+                            .bind(version)
+                            .bind(sqlx::types::Json(outputs))
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        Change::Approved { ordinal, version, actor } => {
+                            sqlx::query(
+                                "UPDATE stages SET approved_by = $4, approved_at = $5 \
+                                 WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3",
+                            )
+                            .bind(pipeline_id)
+                            .bind(ordinal)
+                            .bind(version)
+                            .bind(actor)
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        Change::CancelQueuedJobs => {
+                            sqlx::query(
+                                "UPDATE jobs SET status = 'cancelled', updated_at = $2 WHERE pipeline_id = $1 AND status = 'queued'",
+                            )
+                            .bind(pipeline_id)
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        Change::Enqueue { ordinal, payload } => {
+                            Self::insert_job(tx, &NewJob {
+                                kind: payload.kind().to_string(),
+                                payload: payload.to_json(),
+                                max_attempts: jobs.max_attempts,
+                                run_at: now,
+                                idempotency_key: None,
+                                pipeline_id: Some(pipeline_id.to_string()),
+                                stage_ordinal: *ordinal,
+                            })
+                            .await?;
+                            enqueued = true;
+                        }
+                        Change::ReleaseEndpoints => {
+                            sqlx::query("DELETE FROM endpoints WHERE pipeline_id = $1")
+                                .bind(pipeline_id)
+                                .execute(&mut **tx)
+                                .await?;
+                        }
+                    }
                 }
-                let error = if to == StageState::Failed { message } else { None };
-                let changed = sqlx::query(
-                    "UPDATE stages SET state = $4, last_error = $6, updated_at = $7 \
-                     WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3 AND state = $5",
-                )
-                .bind(&key.pipeline_id)
-                .bind(key.ordinal)
-                .bind(key.version)
-                .bind(to.as_str())
-                .bind(from.as_str())
-                .bind(error)
-                .bind(crate::store::now())
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-                if changed == 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "stage {} of pipeline {} changed concurrently",
-                        key.ordinal, key.pipeline_id
-                    )));
-                }
-                Self::insert_event(tx, crate::store::sql_store::Event {
-                    pipeline_id: &key.pipeline_id,
-                    stage_ordinal: Some(key.ordinal),
-                    kind: "stage.state_changed",
-                    from_state: Some(from.as_str()),
-                    to_state: Some(to.as_str()),
-                    actor,
-                    message,
-                })
-                .await?;
-                Ok(Some(from))
+                Ok(enqueued)
             }
 
             /// Locks the pipeline's row for the rest of the transaction.
             async fn lock_pipeline(tx: &mut Tx, pipeline_id: &str) -> Result<Option<PipelineRecord>, StoreError> {
                 Ok(sqlx::query_as(Self::LOCK_PIPELINE_SQL).bind(pipeline_id).fetch_optional(&mut **tx).await?)
-            }
-
-            /// Locks the pipeline and tells whether deploy work still matters: it stops once the
-            /// pipeline is being torn down.
-            async fn lock_deployable(tx: &mut Tx, pipeline_id: &str) -> Result<bool, StoreError> {
-                let pipeline = Self::lock_pipeline(tx, pipeline_id).await?;
-                Ok(pipeline.is_some_and(|p| !matches!(p.state, PipelineState::Deleting | PipelineState::Deleted)))
             }
 
             async fn insert_job(tx: &mut Tx, job: &NewJob) -> Result<JobRecord, StoreError> {
@@ -182,68 +228,28 @@ macro_rules! impl_sql_store {
                     .await?)
             }
 
-            async fn insert_stage_job(
-                tx: &mut Tx,
-                template: &JobTemplate,
-                pipeline_id: &str,
-                ordinal: Option<i32>,
-                version: i64,
-            ) -> Result<JobRecord, StoreError> {
-                Self::insert_job_with(tx, template, pipeline_id, ordinal, serde_json::json!({ "version": version })).await
-            }
-
-            async fn insert_job_with(
-                tx: &mut Tx,
-                template: &JobTemplate,
-                pipeline_id: &str,
-                ordinal: Option<i32>,
-                payload: serde_json::Value,
-            ) -> Result<JobRecord, StoreError> {
-                Self::insert_job(tx, &NewJob {
-                    kind: template.kind.clone(),
-                    payload,
-                    max_attempts: template.max_attempts,
-                    run_at: crate::store::now(),
-                    idempotency_key: None,
-                    pipeline_id: Some(pipeline_id.to_string()),
-                    stage_ordinal: ordinal,
-                })
-                .await
-            }
-
-            async fn cancel_queued_jobs(tx: &mut Tx, pipeline_id: &str) -> Result<(), sqlx::Error> {
-                sqlx::query(
-                    "UPDATE jobs SET status = 'cancelled', updated_at = $2 WHERE pipeline_id = $1 AND status = 'queued'",
-                )
-                .bind(pipeline_id)
-                .bind(crate::store::now())
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
-            /// What a permanently failed job means for its pipeline: the stage it was deploying
-            /// and the pipeline fail, with the reason.
+            /// What a job that failed for good means for its pipeline, as the workflow decides.
+            /// The job's own failure is recorded whatever the workflow says: a refusal is logged.
             async fn apply_job_failure(tx: &mut Tx, job: &JobRecord, error: &str) -> Result<(), StoreError> {
                 let Some(pipeline_id) = job.pipeline_id.as_deref() else { return Ok(()) };
-                let version = job.payload.0.get("version").and_then(|v| v.as_i64());
-                let current = Self::lock_pipeline(tx, pipeline_id).await?.map(|p| p.version);
-                if current.is_none() || (version.is_some() && version != current) {
-                    return Ok(()); // superseded by a newer version: nothing to fail
+                let Some(pipeline) = Self::lock_pipeline(tx, pipeline_id).await? else { return Ok(()) };
+                let snapshot = Self::snapshot(tx, &pipeline).await?;
+                let fact = crate::domain::workflow::Fact::JobFailed(crate::store::sql_store::failed_job(job, error));
+                match crate::domain::workflow::decide(&snapshot, &fact) {
+                    Ok(plan) => {
+                        crate::store::sql_store::log_skipped(pipeline_id, &fact, &plan);
+                        Self::apply_plan(tx, pipeline_id, &plan, JobPolicy { max_attempts: job.max_attempts }).await?;
+                    }
+                    Err(e) => tracing::error!(pipeline.id = %pipeline_id, job.id = %job.id, error = %e, "the workflow refused a job failure"),
                 }
-                let message = format!("job {} ({}) failed: {error}", job.id, job.kind);
-                if let (Some(ordinal), Some(version)) = (job.stage_ordinal, current) {
-                    let key = StageKey { pipeline_id: pipeline_id.to_string(), ordinal, version };
-                    Self::transition_stage(tx, &key, StageState::Failed, "system", Some(&message)).await?;
-                }
-                Self::transition_pipeline(tx, pipeline_id, PipelineState::Failed, "system", Some(&message)).await?;
                 Ok(())
             }
 
             async fn provision_once(
                 &self,
                 new: &NewPipeline,
-                job: &JobTemplate,
+                planner: &StagePlanner<'_>,
+                jobs: JobPolicy,
             ) -> Result<Provisioned, StoreError> {
                 let now = crate::store::now();
                 let mut tx = self.begin_write().await?;
@@ -252,48 +258,38 @@ macro_rules! impl_sql_store {
                     .bind(&new.name)
                     .fetch_optional(&mut *tx)
                     .await?;
-                let (record, created) = match existing {
+                let snapshot = match &existing {
+                    Some(p) => Some(Self::snapshot(&mut tx, p).await?),
+                    None => None,
+                };
+                let decided = crate::domain::workflow::provision(snapshot.as_ref(), &new.actor)
+                    .map_err(|e| crate::store::sql_store::refused(&new.id, e))?;
+                let planned = planner(decided.version).map_err(StoreError::Plan)?;
+                let id = match &existing {
                     Some(old) => {
-                        if !old.state.accepts_update() {
-                            return Err(StoreError::Conflict(format!(
-                                "pipeline {} is {}; wait until it is deleted, then provision again",
-                                old.id, old.state
-                            )));
-                        }
-                        let updated: PipelineRecord = sqlx::query_as(
-                            "UPDATE pipelines SET spec = $2, request = $3, target = $4, version = version + 1, \
-                             updated_at = $5 WHERE id = $1 RETURNING *",
+                        sqlx::query(
+                            "UPDATE pipelines SET spec = $2, request = $3, target = $4, version = $5, \
+                             updated_at = $6 WHERE id = $1",
                         )
                         .bind(&old.id)
                         .bind(sqlx::types::Json(&new.spec))
                         .bind(sqlx::types::Json(&new.request))
                         .bind(&new.target)
+                        .bind(decided.version)
                         .bind(now)
-                        .fetch_one(&mut *tx)
+                        .execute(&mut *tx)
                         .await?;
-                        Self::insert_event(&mut tx, crate::store::sql_store::Event {
-                            pipeline_id: &old.id,
-                            stage_ordinal: None,
-                            kind: "pipeline.updated",
-                            from_state: None,
-                            to_state: None,
-                            actor: &new.actor,
-                            message: Some(&format!("re-provisioned as version {}", updated.version)),
-                        })
-                        .await?;
-                        Self::transition_pipeline(&mut tx, &old.id, PipelineState::Pending, &new.actor, None).await?;
-                        Self::cancel_queued_jobs(&mut tx, &old.id).await?;
                         sqlx::query("DELETE FROM stages WHERE pipeline_id = $1")
                             .bind(&old.id)
                             .execute(&mut *tx)
                             .await?;
-                        (updated, false)
+                        old.id.clone()
                     }
                     None => {
-                        let inserted: PipelineRecord = sqlx::query_as(
+                        sqlx::query(
                             "INSERT INTO pipelines (id, name, pipeline_type, target, spec, request, state, version, \
                              created_by, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 1, $7, $8, $8) RETURNING *",
+                             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $9)",
                         )
                         .bind(&new.id)
                         .bind(&new.name)
@@ -301,35 +297,26 @@ macro_rules! impl_sql_store {
                         .bind(&new.target)
                         .bind(sqlx::types::Json(&new.spec))
                         .bind(sqlx::types::Json(&new.request))
+                        .bind(decided.version)
                         .bind(&new.actor)
                         .bind(now)
-                        .fetch_one(&mut *tx)
+                        .execute(&mut *tx)
                         .await?;
-                        Self::insert_event(&mut tx, crate::store::sql_store::Event {
-                            pipeline_id: &new.id,
-                            stage_ordinal: None,
-                            kind: "pipeline.created",
-                            from_state: None,
-                            to_state: Some("pending"),
-                            actor: &new.actor,
-                            message: None,
-                        })
-                        .await?;
-                        (inserted, true)
+                        new.id.clone()
                     }
                 };
 
-                for (ordinal, stage) in new.stages.iter().enumerate() {
+                for (ordinal, stage) in planned.stages.iter().enumerate() {
                     sqlx::query(
                         "INSERT INTO stages (pipeline_id, ordinal, environment, state, requires_approval, params, \
                          version, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)",
                     )
-                    .bind(&record.id)
+                    .bind(&id)
                     .bind(ordinal as i32)
                     .bind(&stage.environment)
                     .bind(stage.requires_approval)
                     .bind(sqlx::types::Json(&stage.params))
-                    .bind(record.version)
+                    .bind(decided.version)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
@@ -338,10 +325,10 @@ macro_rules! impl_sql_store {
                 // Endpoints the new version no longer names stop existing; the ones it keeps go
                 // on serving the previous model until the new stage deploys.
                 let kept: Vec<(String, String)> =
-                    new.endpoints.iter().map(|e| (e.environment.clone(), e.name.clone())).collect();
+                    planned.endpoints.iter().map(|e| (e.environment.clone(), e.name.clone())).collect();
                 let owned: Vec<(String, String)> =
                     sqlx::query_as("SELECT environment, name FROM endpoints WHERE pipeline_id = $1")
-                        .bind(&record.id)
+                        .bind(&id)
                         .fetch_all(&mut *tx)
                         .await?;
                 for (environment, name) in owned.iter().filter(|e| !kept.contains(e)) {
@@ -351,7 +338,7 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                for endpoint in &new.endpoints {
+                for endpoint in &planned.endpoints {
                     let reserved = sqlx::query(
                         "INSERT INTO endpoints (environment, name, pipeline_id, stage_ordinal, state, config, revision, \
                          created_at, updated_at) VALUES ($1, $2, $3, $4, 'creating', $5, 0, $6, $6) \
@@ -360,7 +347,7 @@ macro_rules! impl_sql_store {
                     )
                     .bind(&endpoint.environment)
                     .bind(&endpoint.name)
-                    .bind(&record.id)
+                    .bind(&id)
                     .bind(endpoint.stage_ordinal)
                     .bind(sqlx::types::Json(serde_json::json!({})))
                     .bind(now)
@@ -375,14 +362,14 @@ macro_rules! impl_sql_store {
                     }
                 }
 
-                Self::insert_stage_job(&mut tx, job, &record.id, Some(0), record.version).await?;
+                Self::apply_plan(&mut tx, &id, &decided.plan, jobs).await?;
                 let record: PipelineRecord = sqlx::query_as("SELECT * FROM pipelines WHERE id = $1")
-                    .bind(&record.id)
+                    .bind(&id)
                     .fetch_one(&mut *tx)
                     .await?;
                 tx.commit().await?;
                 self.wake.notify_waiters();
-                Ok(if created { Provisioned::Created(record) } else { Provisioned::Updated(record) })
+                Ok(if decided.created { Provisioned::Created(record) } else { Provisioned::Updated(record) })
             }
         }
 
@@ -419,12 +406,17 @@ macro_rules! impl_sql_store {
                 self.pool.close().await;
             }
 
-            async fn provision(&self, new: NewPipeline, job: JobTemplate) -> Result<Provisioned, StoreError> {
+            async fn provision(
+                &self,
+                new: NewPipeline,
+                planner: &StagePlanner<'_>,
+                jobs: JobPolicy,
+            ) -> Result<Provisioned, StoreError> {
                 // Two first-time provisions of one name race on the unique index; the loser
                 // retries and finds the winner's row, so it becomes an update.
                 let mut attempt = 0;
                 loop {
-                    match self.provision_once(&new, &job).await {
+                    match self.provision_once(&new, planner, jobs).await {
                         Err(StoreError::Database(sqlx::Error::Database(e)))
                             if e.is_unique_violation() && attempt < 2 =>
                         {
@@ -516,217 +508,41 @@ macro_rules! impl_sql_store {
                 .await?)
             }
 
-            async fn begin_stage(&self, key: &StageKey) -> Result<Option<StageRecord>, StoreError> {
-                let mut tx = self.begin_write().await?;
-                if !Self::lock_deployable(&mut tx, &key.pipeline_id).await? {
-                    return Ok(None);
-                }
-                let stage: Option<StageRecord> = sqlx::query_as(
-                    "SELECT * FROM stages WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3",
-                )
-                .bind(&key.pipeline_id)
-                .bind(key.ordinal)
-                .bind(key.version)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(stage) = stage else { return Ok(None) };
-                match stage.state {
-                    StageState::Pending => {
-                        Self::transition_stage(&mut tx, key, StageState::Deploying, "system", None).await?;
-                    }
-                    // Approved stages are already deploying; a retried job finds its own stage so.
-                    StageState::Deploying => {}
-                    _ => return Ok(None),
-                }
-                Self::transition_pipeline(&mut tx, &key.pipeline_id, PipelineState::Provisioning, "system", None)
-                    .await?;
-                let stage = sqlx::query_as(
-                    "SELECT * FROM stages WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3",
-                )
-                .bind(&key.pipeline_id)
-                .bind(key.ordinal)
-                .bind(key.version)
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(Some(stage))
-            }
-
-            async fn complete_stage(
-                &self,
-                key: &StageKey,
-                outputs: serde_json::Value,
-                next_job: JobTemplate,
-            ) -> Result<Option<PipelineRecord>, StoreError> {
-                let mut tx = self.begin_write().await?;
-                if !Self::lock_deployable(&mut tx, &key.pipeline_id).await? {
-                    return Ok(None);
-                }
-                let changed = sqlx::query(
-                    "UPDATE stages SET outputs = $4 WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3 \
-                     AND state = 'deploying'",
-                )
-                .bind(&key.pipeline_id)
-                .bind(key.ordinal)
-                .bind(key.version)
-                .bind(sqlx::types::Json(&outputs))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if changed == 0 {
-                    return Ok(None);
-                }
-                Self::transition_stage(&mut tx, key, StageState::Deployed, "system", None).await?;
-                let next: Option<StageRecord> = sqlx::query_as(
-                    "SELECT * FROM stages WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3",
-                )
-                .bind(&key.pipeline_id)
-                .bind(key.ordinal + 1)
-                .bind(key.version)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match next {
-                    Some(next) if next.requires_approval => {
-                        let next_key = StageKey { ordinal: next.ordinal, ..key.clone() };
-                        let message = format!("waiting for approval to deploy to {}", next.environment);
-                        Self::transition_stage(&mut tx, &next_key, StageState::AwaitingApproval, "system", Some(&message))
-                            .await?;
-                        Self::transition_pipeline(
-                            &mut tx,
-                            &key.pipeline_id,
-                            PipelineState::AwaitingApproval,
-                            "system",
-                            Some(&message),
-                        )
-                        .await?;
-                    }
-                    Some(next) => {
-                        Self::insert_stage_job(&mut tx, &next_job, &key.pipeline_id, Some(next.ordinal), key.version)
-                            .await?;
-                    }
-                    None => {
-                        Self::transition_pipeline(&mut tx, &key.pipeline_id, PipelineState::Active, "system", None)
-                            .await?;
-                    }
-                }
-                let record = sqlx::query_as("SELECT * FROM pipelines WHERE id = $1")
-                    .bind(&key.pipeline_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                self.wake.notify_waiters();
-                Ok(Some(record))
-            }
-
-            async fn decide_approval(
+            async fn apply(
                 &self,
                 pipeline_id: &str,
-                ordinal: i32,
-                decision: &ApprovalDecision,
-                job: JobTemplate,
-            ) -> Result<PipelineRecord, StoreError> {
+                fact: &crate::domain::workflow::Fact,
+                jobs: JobPolicy,
+            ) -> Result<Applied, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let pipeline = Self::lock_pipeline(&mut tx, pipeline_id).await?;
-                let pipeline = pipeline.ok_or_else(|| StoreError::NotFound(format!("pipeline {pipeline_id}")))?;
-                let stage: Option<StageRecord> = sqlx::query_as(
-                    "SELECT * FROM stages WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3",
-                )
-                .bind(pipeline_id)
-                .bind(ordinal)
-                .bind(pipeline.version)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let stage = stage.ok_or_else(|| StoreError::NotFound(format!("stage {ordinal} of pipeline {pipeline_id}")))?;
-                if stage.state != StageState::AwaitingApproval {
-                    return Err(StoreError::Conflict(format!(
-                        "stage {} ({}) is {}, not awaiting approval",
-                        ordinal, stage.environment, stage.state
-                    )));
-                }
-                let key = StageKey { pipeline_id: pipeline_id.to_string(), ordinal, version: pipeline.version };
-                let now = crate::store::now();
-                let (kind, stage_to, pipeline_to) = if decision.approve {
-                    ("stage.approved", StageState::Deploying, PipelineState::Provisioning)
-                } else {
-                    ("stage.rejected", StageState::Rejected, PipelineState::Rejected)
-                };
-                Self::insert_event(&mut tx, crate::store::sql_store::Event {
-                    pipeline_id,
-                    stage_ordinal: Some(ordinal),
-                    kind,
-                    from_state: None,
-                    to_state: None,
-                    actor: &decision.actor,
-                    message: decision.comment.as_deref(),
-                })
-                .await?;
-                Self::transition_stage(&mut tx, &key, stage_to, &decision.actor, decision.comment.as_deref()).await?;
-                if decision.approve {
-                    sqlx::query(
-                        "UPDATE stages SET approved_by = $3, approved_at = $4 WHERE pipeline_id = $1 AND ordinal = $2",
+                let pipeline = Self::lock_pipeline(&mut tx, pipeline_id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("pipeline {pipeline_id}")))?;
+                let snapshot = Self::snapshot(&mut tx, &pipeline).await?;
+                let plan = crate::domain::workflow::decide(&snapshot, fact)
+                    .map_err(|e| crate::store::sql_store::refused(pipeline_id, e))?;
+                crate::store::sql_store::log_skipped(pipeline_id, fact, &plan);
+                let enqueued = Self::apply_plan(&mut tx, pipeline_id, &plan, jobs).await?;
+                let pipeline: PipelineRecord = sqlx::query_as("SELECT * FROM pipelines WHERE id = $1")
+                    .bind(pipeline_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let stage = match crate::store::sql_store::named_stage(fact, &pipeline) {
+                    Some((ordinal, version)) if plan.skipped.is_none() => sqlx::query_as(
+                        "SELECT * FROM stages WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3",
                     )
                     .bind(pipeline_id)
                     .bind(ordinal)
-                    .bind(&decision.actor)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                // The decision travels with the job: a target passes it on (aws: the approval's
-                // summary names the approver).
-                let payload = serde_json::json!({
-                    "version": pipeline.version,
-                    "approve": decision.approve,
-                    "actor": decision.actor,
-                    "comment": decision.comment,
-                });
-                Self::insert_job_with(&mut tx, &job, pipeline_id, Some(ordinal), payload).await?;
-                Self::transition_pipeline(&mut tx, pipeline_id, pipeline_to, &decision.actor, decision.comment.as_deref())
-                    .await?;
-                let record = sqlx::query_as("SELECT * FROM pipelines WHERE id = $1")
-                    .bind(pipeline_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                self.wake.notify_waiters();
-                Ok(record)
-            }
-
-            async fn request_delete(
-                &self,
-                pipeline_id: &str,
-                actor: &str,
-                job: JobTemplate,
-            ) -> Result<PipelineRecord, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let pipeline = match Self::lock_pipeline(&mut tx, pipeline_id).await? {
-                    Some(p) if p.state != PipelineState::Deleted => p,
-                    _ => return Err(StoreError::NotFound(format!("pipeline {pipeline_id}"))),
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?,
+                    _ => None,
                 };
-                if pipeline.state != PipelineState::Deleting {
-                    Self::transition_pipeline(&mut tx, pipeline_id, PipelineState::Deleting, actor, None).await?;
-                    Self::cancel_queued_jobs(&mut tx, pipeline_id).await?;
-                    Self::insert_stage_job(&mut tx, &job, pipeline_id, None, pipeline.version).await?;
+                tx.commit().await?;
+                if enqueued {
+                    self.wake.notify_waiters();
                 }
-                let record = sqlx::query_as("SELECT * FROM pipelines WHERE id = $1")
-                    .bind(pipeline_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                self.wake.notify_waiters();
-                Ok(record)
-            }
-
-            async fn complete_delete(&self, pipeline_id: &str) -> Result<(), StoreError> {
-                let mut tx = self.begin_write().await?;
-                Self::lock_pipeline(&mut tx, pipeline_id).await?;
-                sqlx::query("DELETE FROM endpoints WHERE pipeline_id = $1")
-                    .bind(pipeline_id)
-                    .execute(&mut *tx)
-                    .await?;
-                Self::transition_pipeline(&mut tx, pipeline_id, PipelineState::Deleted, "system", None).await?;
-                tx.commit().await?;
-                Ok(())
+                Ok(Applied { pipeline, stage, skipped: plan.skipped })
             }
 
             async fn endpoint(&self, environment: &str, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
@@ -944,6 +760,69 @@ macro_rules! impl_sql_store {
 }
 
 pub(crate) use impl_sql_store;
+
+use crate::domain::workflow::{Fact, FailedJob, PipelineSnapshot, Plan, Snapshot, StageSnapshot, WorkflowError};
+use crate::store::{JobRecord, PipelineRecord, StageRecord, StoreError};
+
+pub(crate) fn snapshot(pipeline: &PipelineRecord, stages: &[StageRecord]) -> Snapshot {
+    Snapshot {
+        pipeline: PipelineSnapshot { id: pipeline.id.clone(), state: pipeline.state, version: pipeline.version },
+        stages: stages
+            .iter()
+            .map(|s| StageSnapshot {
+                ordinal: s.ordinal,
+                environment: s.environment.clone(),
+                state: s.state,
+                requires_approval: s.requires_approval,
+                version: s.version,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn failed_job(job: &JobRecord, error: &str) -> FailedJob {
+    let version = crate::domain::jobs::JobPayload::parse(&job.kind, &job.payload.0)
+        .map(|p| p.version())
+        .ok()
+        .or_else(|| job.payload.0.get("version").and_then(|v| v.as_i64()));
+    FailedJob {
+        id: job.id.clone(),
+        kind: job.kind.clone(),
+        ordinal: job.stage_ordinal,
+        version,
+        error: error.to_string(),
+    }
+}
+
+/// The stage a fact is about, at the version it names (a decision is about the current one).
+pub(crate) fn named_stage(fact: &Fact, pipeline: &PipelineRecord) -> Option<(i32, i64)> {
+    match fact {
+        Fact::StageStarted { ordinal, version } | Fact::StageDeployed { ordinal, version, .. } => {
+            Some((*ordinal, *version))
+        }
+        Fact::Decided { ordinal, .. } => Some((*ordinal, pipeline.version)),
+        _ => None,
+    }
+}
+
+/// A refusal by the workflow. One the state machines make is a surprise worth an error in the
+/// log; a request that does not fit the pipeline's state is the caller's to report.
+pub(crate) fn refused(pipeline_id: &str, error: WorkflowError) -> StoreError {
+    match error {
+        WorkflowError::Conflict(why) => StoreError::Conflict(why),
+        WorkflowError::NotFound(what) => StoreError::NotFound(what),
+        illegal => {
+            tracing::error!(pipeline.id = %pipeline_id, error = %illegal, "the workflow refused a transition");
+            StoreError::Workflow(illegal)
+        }
+    }
+}
+
+pub(crate) fn log_skipped(pipeline_id: &str, fact: &Fact, plan: &Plan) {
+    if let Some(reason) = &plan.skipped {
+        tracing::info!(pipeline.id = %pipeline_id, fact = fact.name(), %reason, "nothing to do");
+    }
+}
 
 /// One audit event, as written inside a transition's transaction.
 pub(crate) struct Event<'a> {

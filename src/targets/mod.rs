@@ -30,12 +30,7 @@ pub struct StageContext {
     pub decision: Option<Decision>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub approve: bool,
-    pub actor: String,
-    pub comment: Option<String>,
-}
+pub use crate::domain::jobs::Decision;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {

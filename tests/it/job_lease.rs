@@ -2,7 +2,7 @@
 //! worker killed mid-job.
 
 use crate::on_both_stores;
-use crate::store_contract::{deploy_job, new_pipeline};
+use crate::store_contract::{begin_stage, new_pipeline, provision, provision_with};
 use crate::support::TestDb;
 use async_trait::async_trait;
 use mlops::config::JobSettings;
@@ -76,13 +76,9 @@ async fn transitions_are_fenced_to_the_lease_holder(db: TestDb) {
 }
 
 async fn reaper_requeues_expired_leases_then_fails_past_the_cap(db: TestDb) {
-    let p = db
-        .store
-        .provision(new_pipeline("churn", &["dev"]), JobTemplate { kind: "deploy_stage".into(), max_attempts: 2 })
-        .await
-        .unwrap();
+    let p = provision_with(&db.store, new_pipeline("churn", &["dev"]), JobPolicy { max_attempts: 2 }).await.unwrap();
     let id = p.record().id.clone();
-    db.store.begin_stage(&StageKey { pipeline_id: id.clone(), ordinal: 0, version: 1 }).await.unwrap();
+    begin_stage(&db.store, &StageKey { pipeline_id: id.clone(), ordinal: 0, version: 1 }).await.unwrap();
 
     let expire = Duration::ZERO;
     let first = db.store.claim_jobs("a", 1, expire).await.unwrap();
@@ -110,7 +106,7 @@ async fn reaper_requeues_expired_leases_then_fails_past_the_cap(db: TestDb) {
 }
 
 async fn retries_back_off_and_reschedules_do_not_count(db: TestDb) {
-    let p = db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    let p = provision(&db.store, new_pipeline("churn", &["dev"])).await.unwrap();
     let id = p.record().id.clone();
     let j = db.store.claim_jobs("a", 1, LEASE).await.unwrap().remove(0);
 

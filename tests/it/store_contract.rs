@@ -2,42 +2,105 @@
 
 use crate::on_both_stores;
 use crate::support::TestDb;
+use mlops::domain::jobs::Decision;
 use mlops::domain::state::{PipelineState, StageState};
+use mlops::domain::workflow::Fact;
 use mlops::store::*;
 use serde_json::json;
 
-pub fn new_pipeline(name: &str, environments: &[&str]) -> NewPipeline {
-    NewPipeline {
-        id: uuid::Uuid::now_v7().to_string(),
-        name: name.into(),
-        pipeline_type: "byom_realtime_builtin".into(),
-        target: "local".into(),
-        spec: json!({"model_name": name}),
-        request: json!({"pipeline_type": "byom_realtime_builtin", "model_name": name}),
-        actor: "alice".into(),
-        stages: environments
-            .iter()
-            .enumerate()
-            .map(|(i, env)| NewStage {
-                environment: env.to_string(),
-                requires_approval: i > 0,
-                params: json!({"env": env}),
-            })
-            .collect(),
-        endpoints: environments
-            .iter()
-            .enumerate()
-            .map(|(i, env)| NewEndpoint {
-                environment: env.to_string(),
-                name: format!("{name}-ep"),
-                stage_ordinal: i as i32,
-            })
-            .collect(),
+/// A pipeline to provision, with the stages its planner returns for every version (each
+/// stage's params name the version they were planned for).
+pub struct TestPipeline {
+    pub new: NewPipeline,
+    pub planned: PlannedStages,
+}
+
+pub fn new_pipeline(name: &str, environments: &[&str]) -> TestPipeline {
+    TestPipeline {
+        new: NewPipeline {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.into(),
+            pipeline_type: "byom_realtime_builtin".into(),
+            target: "local".into(),
+            spec: json!({"model_name": name}),
+            request: json!({"pipeline_type": "byom_realtime_builtin", "model_name": name}),
+            actor: "alice".into(),
+        },
+        planned: PlannedStages {
+            stages: environments
+                .iter()
+                .enumerate()
+                .map(|(i, env)| NewStage {
+                    environment: env.to_string(),
+                    requires_approval: i > 0,
+                    params: json!({"env": env}),
+                })
+                .collect(),
+            endpoints: environments
+                .iter()
+                .enumerate()
+                .map(|(i, env)| NewEndpoint {
+                    environment: env.to_string(),
+                    name: format!("{name}-ep"),
+                    stage_ordinal: i as i32,
+                })
+                .collect(),
+        },
     }
 }
 
-pub fn deploy_job() -> JobTemplate {
-    JobTemplate { kind: "deploy_stage".into(), max_attempts: 3 }
+pub const POLICY: JobPolicy = JobPolicy { max_attempts: 3 };
+
+/// Provisions with a planner that records the version in each stage's params, as the real
+/// planner's generated names do.
+pub async fn provision(store: &DynStore, p: TestPipeline) -> Result<Provisioned, StoreError> {
+    provision_with(store, p, POLICY).await
+}
+
+pub async fn provision_with(store: &DynStore, p: TestPipeline, policy: JobPolicy) -> Result<Provisioned, StoreError> {
+    let planned = p.planned;
+    let planner = move |version: i64| {
+        let mut stages = planned.clone();
+        for stage in &mut stages.stages {
+            stage.params["planned_for"] = json!(version);
+        }
+        Ok(stages)
+    };
+    store.provision(p.new, &planner, policy).await
+}
+
+pub async fn begin_stage(store: &DynStore, key: &StageKey) -> Result<Option<StageRecord>, StoreError> {
+    let fact = Fact::StageStarted { ordinal: key.ordinal, version: key.version };
+    Ok(store.apply(&key.pipeline_id, &fact, POLICY).await?.stage)
+}
+
+/// The pipeline after the stage completed, `None` when the completion was superseded.
+pub async fn complete_stage(
+    store: &DynStore,
+    key: &StageKey,
+    outputs: serde_json::Value,
+) -> Result<Option<PipelineRecord>, StoreError> {
+    let fact = Fact::StageDeployed { ordinal: key.ordinal, version: key.version, outputs };
+    let applied = store.apply(&key.pipeline_id, &fact, POLICY).await?;
+    Ok(applied.skipped.is_none().then_some(applied.pipeline))
+}
+
+pub async fn decide(
+    store: &DynStore,
+    id: &str,
+    ordinal: i32,
+    decision: &Decision,
+) -> Result<PipelineRecord, StoreError> {
+    let fact = Fact::Decided { ordinal, decision: decision.clone(), version: None };
+    Ok(store.apply(id, &fact, POLICY).await?.pipeline)
+}
+
+pub async fn request_delete(store: &DynStore, id: &str, actor: &str) -> Result<PipelineRecord, StoreError> {
+    Ok(store.apply(id, &Fact::DeleteRequested { actor: actor.into() }, POLICY).await?.pipeline)
+}
+
+pub async fn complete_delete(store: &DynStore, id: &str) -> Result<(), StoreError> {
+    store.apply(id, &Fact::TeardownFinished, POLICY).await.map(|_| ())
 }
 
 async fn event_kinds(db: &TestDb, id: &str) -> Vec<String> {
@@ -58,7 +121,7 @@ async fn event_kinds(db: &TestDb, id: &str) -> Vec<String> {
 async fn provision_creates_everything_in_one_transaction(db: TestDb) {
     let before = db.store.row_counts().await.unwrap();
     assert_eq!(before, RowCounts::default());
-    let p = db.store.provision(new_pipeline("churn", &["dev", "staging"]), deploy_job()).await.unwrap();
+    let p = provision(&db.store, new_pipeline("churn", &["dev", "staging"])).await.unwrap();
     let Provisioned::Created(p) = p else { panic!("expected a new pipeline") };
     assert_eq!(p.state, PipelineState::Pending);
     assert_eq!(p.version, 1);
@@ -71,7 +134,7 @@ async fn provision_creates_everything_in_one_transaction(db: TestDb) {
         [("dev", false), ("staging", true)]
     );
     assert!(stages.iter().all(|s| s.state == StageState::Pending && s.version == 1));
-    assert_eq!(stages[1].params.0, json!({"env": "staging"}));
+    assert_eq!(stages[1].params.0, json!({"env": "staging", "planned_for": 1}));
     assert_eq!(event_kinds(&db, &p.id).await, ["pipeline.created"]);
     let fetched = db.store.pipeline(&p.id).await.unwrap().unwrap();
     assert_eq!(fetched.spec.0, json!({"model_name": "churn"}));
@@ -81,10 +144,10 @@ async fn provision_creates_everything_in_one_transaction(db: TestDb) {
 }
 
 async fn reprovision_updates_and_supersedes_queued_work(db: TestDb) {
-    let first = db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    let first = provision(&db.store, new_pipeline("churn", &["dev"])).await.unwrap();
     let mut again = new_pipeline("churn", &["dev"]);
-    again.spec = json!({"model_name": "churn", "v": 2});
-    let second = db.store.provision(again, deploy_job()).await.unwrap();
+    again.new.spec = json!({"model_name": "churn", "v": 2});
+    let second = provision(&db.store, again).await.unwrap();
     let Provisioned::Updated(p) = second else { panic!("expected an update") };
     assert_eq!(p.id, first.record().id);
     assert_eq!(p.version, 2);
@@ -96,43 +159,43 @@ async fn reprovision_updates_and_supersedes_queued_work(db: TestDb) {
     // Only the new version's job is runnable; the first was cancelled.
     let claimed = db.store.claim_jobs("w1", 10, std::time::Duration::from_secs(30)).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].payload.0, json!({"version": 2}));
+    assert_eq!(claimed[0].payload.0, json!({"kind": "deploy_stage", "version": 2}));
     assert!(event_kinds(&db, &p.id).await.contains(&"pipeline.updated".to_string()));
 }
 
 async fn endpoint_owned_by_another_pipeline_is_a_conflict_and_stores_nothing(db: TestDb) {
-    db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    provision(&db.store, new_pipeline("churn", &["dev"])).await.unwrap();
     let before = db.store.row_counts().await.unwrap();
     let mut other = new_pipeline("other", &["dev"]);
-    other.endpoints[0].name = "churn-ep".into();
-    let err = db.store.provision(other, deploy_job()).await.unwrap_err();
+    other.planned.endpoints[0].name = "churn-ep".into();
+    let err = provision(&db.store, other).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("churn-ep")), "{err}");
     assert_eq!(db.store.row_counts().await.unwrap(), before, "the failed transaction left rows behind");
     // The same name in another environment is a different endpoint.
     let mut prod = new_pipeline("other", &["prod"]);
-    prod.endpoints[0].name = "churn-ep".into();
-    db.store.provision(prod, deploy_job()).await.unwrap();
+    prod.planned.endpoints[0].name = "churn-ep".into();
+    provision(&db.store, prod).await.unwrap();
 }
 
 async fn promotion_with_approval_reaches_active(db: TestDb) {
-    let p = db.store.provision(new_pipeline("churn", &["dev", "staging", "prod"]), deploy_job()).await.unwrap();
+    let p = provision(&db.store, new_pipeline("churn", &["dev", "staging", "prod"])).await.unwrap();
     let id = p.record().id.clone();
     let key = |ordinal| StageKey { pipeline_id: id.clone(), ordinal, version: 1 };
 
-    let stage = db.store.begin_stage(&key(0)).await.unwrap().expect("stage 0 deployable");
+    let stage = begin_stage(&db.store, &key(0)).await.unwrap().expect("stage 0 deployable");
     assert_eq!(stage.state, StageState::Deploying);
     assert_eq!(db.store.pipeline(&id).await.unwrap().unwrap().state, PipelineState::Provisioning);
     // Approval is refused while the stage is not waiting for it.
-    let approve = ApprovalDecision { approve: true, actor: "boss".into(), comment: Some("ship it".into()) };
-    assert!(matches!(db.store.decide_approval(&id, 1, &approve, deploy_job()).await, Err(StoreError::Conflict(_))));
-    let after = db.store.complete_stage(&key(0), json!({"endpoint": "x"}), deploy_job()).await.unwrap().unwrap();
+    let approve = Decision { approve: true, actor: "boss".into(), comment: Some("ship it".into()) };
+    assert!(matches!(decide(&db.store, &id, 1, &approve).await, Err(StoreError::Conflict(_))));
+    let after = complete_stage(&db.store, &key(0), json!({"endpoint": "x"})).await.unwrap().unwrap();
     assert_eq!(after.state, PipelineState::AwaitingApproval);
     let stages = db.store.stages(&id).await.unwrap();
     assert_eq!(stages[0].state, StageState::Deployed);
     assert_eq!(stages[0].outputs.as_ref().unwrap().0, json!({"endpoint": "x"}));
     assert_eq!(stages[1].state, StageState::AwaitingApproval);
 
-    let after = db.store.decide_approval(&id, 1, &approve, deploy_job()).await.unwrap();
+    let after = decide(&db.store, &id, 1, &approve).await.unwrap();
     assert_eq!(after.state, PipelineState::Provisioning);
     let stages = db.store.stages(&id).await.unwrap();
     assert_eq!(stages[1].state, StageState::Deploying);
@@ -141,11 +204,11 @@ async fn promotion_with_approval_reaches_active(db: TestDb) {
     let jobs = db.store.claim_jobs("w", 10, std::time::Duration::from_secs(30)).await.unwrap();
     assert_eq!(jobs.iter().filter(|j| j.stage_ordinal == Some(1)).count(), 1, "approval enqueued the stage's job");
 
-    assert!(db.store.begin_stage(&key(1)).await.unwrap().is_some(), "an approved stage is deployable");
-    db.store.complete_stage(&key(1), json!({}), deploy_job()).await.unwrap();
-    db.store.decide_approval(&id, 2, &approve, deploy_job()).await.unwrap();
-    db.store.begin_stage(&key(2)).await.unwrap().unwrap();
-    let done = db.store.complete_stage(&key(2), json!({}), deploy_job()).await.unwrap().unwrap();
+    assert!(begin_stage(&db.store, &key(1)).await.unwrap().is_some(), "an approved stage is deployable");
+    complete_stage(&db.store, &key(1), json!({})).await.unwrap();
+    decide(&db.store, &id, 2, &approve).await.unwrap();
+    begin_stage(&db.store, &key(2)).await.unwrap().unwrap();
+    let done = complete_stage(&db.store, &key(2), json!({})).await.unwrap().unwrap();
     assert_eq!(done.state, PipelineState::Active);
 
     let events = db.store.events(&id, None, 1000).await.unwrap();
@@ -172,71 +235,66 @@ async fn promotion_with_approval_reaches_active(db: TestDb) {
 }
 
 async fn rejection_stops_the_pipeline(db: TestDb) {
-    let p = db.store.provision(new_pipeline("churn", &["dev", "prod"]), deploy_job()).await.unwrap();
+    let p = provision(&db.store, new_pipeline("churn", &["dev", "prod"])).await.unwrap();
     let id = p.record().id.clone();
     let key = StageKey { pipeline_id: id.clone(), ordinal: 0, version: 1 };
-    db.store.begin_stage(&key).await.unwrap();
-    db.store.complete_stage(&key, json!({}), deploy_job()).await.unwrap();
-    let reject = ApprovalDecision { approve: false, actor: "boss".into(), comment: Some("not yet".into()) };
-    let reject_job = JobTemplate { kind: "reject_stage".into(), max_attempts: 3 };
-    let p = db.store.decide_approval(&id, 1, &reject, reject_job).await.unwrap();
+    begin_stage(&db.store, &key).await.unwrap();
+    complete_stage(&db.store, &key, json!({})).await.unwrap();
+    let reject = Decision { approve: false, actor: "boss".into(), comment: Some("not yet".into()) };
+    let p = decide(&db.store, &id, 1, &reject).await.unwrap();
     assert_eq!(p.state, PipelineState::Rejected);
     assert_eq!(db.store.stages(&id).await.unwrap()[1].state, StageState::Rejected);
     let jobs = db.store.claim_jobs("w", 10, std::time::Duration::from_secs(30)).await.unwrap();
     let stage_jobs: Vec<_> = jobs.iter().filter(|j| j.stage_ordinal == Some(1)).collect();
     assert_eq!(stage_jobs.len(), 1);
     assert_eq!(stage_jobs[0].kind, "reject_stage", "a rejected stage must not deploy");
-    assert_eq!(stage_jobs[0].payload.0, json!({"version": 1, "approve": false, "actor": "boss", "comment": "not yet"}));
+    assert_eq!(
+        stage_jobs[0].payload.0,
+        json!({"kind": "reject_stage", "version": 1, "approve": false, "actor": "boss", "comment": "not yet"})
+    );
     assert!(event_kinds(&db, &id).await.contains(&"stage.rejected".to_string()));
 }
 
 async fn stale_versions_are_superseded(db: TestDb) {
-    let p = db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    let p = provision(&db.store, new_pipeline("churn", &["dev"])).await.unwrap();
     let id = p.record().id.clone();
     let v1 = StageKey { pipeline_id: id.clone(), ordinal: 0, version: 1 };
-    db.store.begin_stage(&v1).await.unwrap().unwrap();
-    db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    begin_stage(&db.store, &v1).await.unwrap().unwrap();
+    provision(&db.store, new_pipeline("churn", &["dev"])).await.unwrap();
     // The v1 deploy finishing late changes nothing.
-    assert!(db.store.complete_stage(&v1, json!({}), deploy_job()).await.unwrap().is_none());
-    assert!(db.store.begin_stage(&v1).await.unwrap().is_none());
+    assert!(complete_stage(&db.store, &v1, json!({})).await.unwrap().is_none());
+    assert!(begin_stage(&db.store, &v1).await.unwrap().is_none());
     let err = db.store.activate_endpoint(&v1, "dev", "churn-ep", json!({})).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)));
     let v2 = StageKey { version: 2, ..v1 };
-    db.store.begin_stage(&v2).await.unwrap().unwrap();
+    begin_stage(&db.store, &v2).await.unwrap().unwrap();
     let ep = db.store.activate_endpoint(&v2, "dev", "churn-ep", json!({"model": "m"})).await.unwrap();
     assert_eq!(ep.state, endpoint_state::IN_SERVICE);
     assert_eq!(ep.revision, 1);
-    assert_eq!(
-        db.store.complete_stage(&v2, json!({}), deploy_job()).await.unwrap().unwrap().state,
-        PipelineState::Active
-    );
+    assert_eq!(complete_stage(&db.store, &v2, json!({})).await.unwrap().unwrap().state, PipelineState::Active);
 }
 
 async fn delete_releases_endpoints_and_frees_the_name(db: TestDb) {
-    let p = db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    let p = provision(&db.store, new_pipeline("churn", &["dev"])).await.unwrap();
     let id = p.record().id.clone();
-    let teardown = JobTemplate { kind: "teardown_pipeline".into(), max_attempts: 3 };
     let key = StageKey { pipeline_id: id.clone(), ordinal: 0, version: 1 };
-    db.store.begin_stage(&key).await.unwrap().unwrap();
-    let p = db.store.request_delete(&id, "alice", teardown.clone()).await.unwrap();
+    begin_stage(&db.store, &key).await.unwrap().unwrap();
+    let p = request_delete(&db.store, &id, "alice").await.unwrap();
     assert_eq!(p.state, PipelineState::Deleting);
     // A deploy that was already running finds nothing left to do.
-    assert!(db.store.complete_stage(&key, json!({}), deploy_job()).await.unwrap().is_none());
-    assert!(db.store.begin_stage(&key).await.unwrap().is_none());
+    assert!(complete_stage(&db.store, &key, json!({})).await.unwrap().is_none());
+    assert!(begin_stage(&db.store, &key).await.unwrap().is_none());
     assert_eq!(db.store.pipeline(&id).await.unwrap().unwrap().state, PipelineState::Deleting);
     // Asking twice is harmless; re-provisioning meanwhile is refused.
-    db.store.request_delete(&id, "alice", teardown.clone()).await.unwrap();
-    assert!(matches!(
-        db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await,
-        Err(StoreError::Conflict(_))
-    ));
+    request_delete(&db.store, &id, "alice").await.unwrap();
+    assert!(matches!(provision(&db.store, new_pipeline("churn", &["dev"])).await, Err(StoreError::Conflict(_))));
     let jobs = db.store.claim_jobs("w", 10, std::time::Duration::from_secs(30)).await.unwrap();
     assert_eq!(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>(), ["teardown_pipeline"], "deploy job cancelled");
-    db.store.complete_delete(&id).await.unwrap();
+    complete_delete(&db.store, &id).await.unwrap();
     assert_eq!(db.store.pipeline(&id).await.unwrap().unwrap().state, PipelineState::Deleted);
     assert!(db.store.endpoint("dev", "churn-ep").await.unwrap().is_none());
-    assert!(matches!(db.store.request_delete(&id, "alice", teardown).await, Err(StoreError::NotFound(_))));
-    let again = db.store.provision(new_pipeline("churn", &["dev"]), deploy_job()).await.unwrap();
+    assert!(matches!(request_delete(&db.store, &id, "alice").await, Err(StoreError::NotFound(_))));
+    let again = provision(&db.store, new_pipeline("churn", &["dev"])).await.unwrap();
     assert!(matches!(again, Provisioned::Created(_)), "a deleted pipeline's name can be used again");
 }
 
@@ -245,9 +303,9 @@ async fn list_filters_and_pages(db: TestDb) {
     for i in 0..5 {
         let mut p = new_pipeline(&format!("m{i}"), &["dev"]);
         if i % 2 == 0 {
-            p.pipeline_type = "byom_batch_builtin".into();
+            p.new.pipeline_type = "byom_batch_builtin".into();
         }
-        ids.push(db.store.provision(p, deploy_job()).await.unwrap().record().id.clone());
+        ids.push(provision(&db.store, p).await.unwrap().record().id.clone());
     }
     let page = |after: Option<String>, limit| PipelineFilter { after_id: after, limit, ..Default::default() };
     let first = db.store.list_pipelines(&page(None, 2)).await.unwrap();
@@ -316,15 +374,15 @@ fn reprovision(
     name: &str,
 ) -> impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + use<> {
     let (store, name) = (store.clone(), name.to_string());
-    move || Box::pin(async move { store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.is_ok() })
+    move || Box::pin(async move { provision(&store, new_pipeline(&name, &["dev"])).await.is_ok() })
 }
 
 async fn awaiting_staging(db: &TestDb, name: &str) -> String {
-    let p = db.store.provision(new_pipeline(name, &["dev", "staging"]), deploy_job()).await.unwrap();
+    let p = provision(&db.store, new_pipeline(name, &["dev", "staging"])).await.unwrap();
     let id = p.record().id.clone();
     let key = StageKey { pipeline_id: id.clone(), ordinal: 0, version: 1 };
-    db.store.begin_stage(&key).await.unwrap();
-    db.store.complete_stage(&key, json!({}), deploy_job()).await.unwrap();
+    begin_stage(&db.store, &key).await.unwrap();
+    complete_stage(&db.store, &key, json!({})).await.unwrap();
     id
 }
 
@@ -336,19 +394,15 @@ async fn concurrent_decisions_on_one_stage_admit_exactly_one(db: TestDb) {
         async || {
             round += 1;
             let id = awaiting_staging(&db, &format!("race{round}")).await;
-            let decide = |approve: bool, actor: &'static str| {
+            let decision_by = |approve: bool, actor: &'static str| {
                 let (store, id) = (store.clone(), id.clone());
                 move || async move {
-                    let decision = ApprovalDecision { approve, actor: actor.into(), comment: None };
-                    let job = JobTemplate {
-                        kind: if approve { "deploy_stage" } else { "reject_stage" }.into(),
-                        max_attempts: 3,
-                    };
-                    store.decide_approval(&id, 1, &decision, job).await.is_ok()
+                    let decision = Decision { approve, actor: actor.into(), comment: None };
+                    decide(&store, &id, 1, &decision).await.is_ok()
                 }
             };
             // Alternate approve+approve and approve+reject rounds.
-            (decide(true, "ann"), decide(round % 2 == 0, "bob"))
+            (decision_by(true, "ann"), decision_by(round % 2 == 0, "bob"))
         },
         |a, b| assert!(a ^ b, "exactly one decision is accepted (got {a}, {b})"),
     )
@@ -367,13 +421,12 @@ async fn reprovision_racing_a_delete_never_strands_the_pipeline(db: TestDb) {
         async || {
             round += 1;
             let name = format!("race{round}");
-            let p = db.store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.unwrap();
+            let p = provision(&db.store, new_pipeline(&name, &["dev"])).await.unwrap();
             let id = p.record().id.clone();
             let provision = reprovision(&store, &name);
             let delete = {
                 let (store, id) = (store.clone(), id.clone());
-                let teardown = JobTemplate { kind: "teardown_pipeline".into(), max_attempts: 3 };
-                move || async move { store.request_delete(&id, "alice", teardown).await.is_ok() }
+                move || async move { request_delete(&store, &id, "alice").await.is_ok() }
             };
             (provision, delete)
         },
@@ -402,13 +455,13 @@ async fn reprovision_racing_a_stage_completion_neither_deadlocks_nor_errs(db: Te
         async || {
             round += 1;
             let name = format!("race{round}");
-            let p = db.store.provision(new_pipeline(&name, &["dev"]), deploy_job()).await.unwrap();
+            let p = provision(&db.store, new_pipeline(&name, &["dev"])).await.unwrap();
             let key = StageKey { pipeline_id: p.record().id.clone(), ordinal: 0, version: 1 };
-            db.store.begin_stage(&key).await.unwrap();
+            begin_stage(&db.store, &key).await.unwrap();
             let provision = reprovision(&store, &name);
             let complete = {
                 let store = store.clone();
-                move || async move { store.complete_stage(&key, json!({}), deploy_job()).await.is_ok() }
+                move || async move { complete_stage(&store, &key, json!({})).await.is_ok() }
             };
             (provision, complete)
         },
@@ -417,7 +470,38 @@ async fn reprovision_racing_a_stage_completion_neither_deadlocks_nor_errs(db: Te
     .await;
 }
 
+/// Two re-provisions of one pipeline at once: each plans its stages (and so its generated job
+/// names) for the version it is stored as, never both for the same one.
+async fn concurrent_reprovisions_plan_for_distinct_versions(db: TestDb) {
+    let store = db.store.clone();
+    let mut round = 0;
+    races(
+        12,
+        async || {
+            round += 1;
+            let name = format!("race{round}");
+            provision(&db.store, new_pipeline(&name, &["dev"])).await.unwrap();
+            (reprovision(&store, &name), reprovision(&store, &name))
+        },
+        |a, b| assert!(a && b, "both re-provisions are accepted ({a}, {b})"),
+    )
+    .await;
+    let jobs = db.store.claim_jobs("w", 1000, std::time::Duration::from_secs(60)).await.unwrap();
+    let pipelines = db.store.list_pipelines(&PipelineFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(pipelines.len(), 12);
+    for p in pipelines {
+        assert_eq!(p.version, 3, "{}", p.name);
+        let stages = db.store.stages(&p.id).await.unwrap();
+        assert_eq!(stages[0].version, 3);
+        assert_eq!(stages[0].params.0["planned_for"], 3, "{}: stages planned for another version", p.name);
+        let runnable: Vec<_> = jobs.iter().filter(|j| j.pipeline_id.as_deref() == Some(&p.id)).collect();
+        assert_eq!(runnable.len(), 1, "{}: only the last version's deploy is runnable", p.name);
+        assert_eq!(runnable[0].payload.0["version"], 3);
+    }
+}
+
 on_both_stores!(
+    concurrent_reprovisions_plan_for_distinct_versions,
     concurrent_decisions_on_one_stage_admit_exactly_one,
     reprovision_racing_a_delete_never_strands_the_pipeline,
     reprovision_racing_a_stage_completion_neither_deadlocks_nor_errs,
