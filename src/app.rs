@@ -60,12 +60,9 @@ impl AppState {
         settings.require_auth()?;
         if settings.dev {
             tracing::warn!("authentication is OFF (--dev): every caller is an admin. Never expose this server.");
-            if !settings.auth.tokens.is_empty() {
-                tracing::warn!(tokens = settings.auth.tokens.len(), "--dev ignores the configured auth.tokens");
-            }
         }
         let store = open_store(&settings).await?;
-        let tokens = Arc::new(TokenRegistry::from_settings(&settings.auth, settings.dev));
+        let tokens = Arc::new(TokenRegistry::new(settings.auth.principals(), settings.dev));
         let artifacts = match settings.target {
             // The aws target's assets are the assets bucket in S3, where its templates point.
             #[cfg(feature = "aws")]

@@ -2,7 +2,6 @@
 //! kept only as SHA-256 digests; they are long random secrets, so a fast hash is the right tool
 //! (no password stretching needed).
 
-use crate::config::AuthSettings;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -87,20 +86,9 @@ pub enum AuthError {
 }
 
 impl TokenRegistry {
-    pub fn from_settings(settings: &AuthSettings, open: bool) -> Self {
-        let by_digest = settings
-            .tokens
-            .iter()
-            .filter_map(|t| {
-                let digest = match (&t.token, &t.sha256) {
-                    (Some(token), _) => digest(token),
-                    (None, Some(hex_digest)) => hex::decode(hex_digest).ok()?.try_into().ok()?,
-                    (None, None) => return None,
-                };
-                Some((digest, Principal { name: t.name.clone(), role: t.role }))
-            })
-            .collect();
-        Self { by_digest, open }
+    /// Tokens as `(SHA-256 of the token, who it belongs to)`; `open` is `--dev`.
+    pub fn new(tokens: impl IntoIterator<Item = ([u8; 32], Principal)>, open: bool) -> Self {
+        Self { by_digest: tokens.into_iter().collect(), open }
     }
 
     pub fn is_open(&self) -> bool {
@@ -149,24 +137,16 @@ pub fn digest(token: &str) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TokenSettings;
 
     fn registry() -> TokenRegistry {
-        let tokens = vec![
-            TokenSettings {
-                name: "ops".into(),
-                role: Role::Operator,
-                token: Some("operator-token-123456".into()),
-                sha256: None,
-            },
-            TokenSettings {
-                name: "boss".into(),
-                role: Role::Approver,
-                token: None,
-                sha256: Some(hex::encode(digest("approver-token-123456"))),
-            },
-        ];
-        TokenRegistry::from_settings(&AuthSettings { tokens }, false)
+        let principal = |name: &str, role| Principal { name: name.into(), role };
+        TokenRegistry::new(
+            [
+                (digest("operator-token-123456"), principal("ops", Role::Operator)),
+                (digest("approver-token-123456"), principal("boss", Role::Approver)),
+            ],
+            false,
+        )
     }
 
     #[test]
@@ -196,7 +176,7 @@ mod tests {
 
     #[test]
     fn open_registry_lets_everyone_in_as_admin() {
-        let r = TokenRegistry::from_settings(&AuthSettings::default(), true);
+        let r = TokenRegistry::new([], true);
         assert_eq!(r.authorize(None, Permission::Approve).unwrap(), Principal::anonymous_admin());
     }
 }

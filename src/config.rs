@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Address the API listens on.
@@ -19,7 +19,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite://…`; default `sqlite://{data_dir}/mlops.db`.
     pub database_url: Option<String>,
-    /// Run without authentication (every caller is an admin). For a laptop only.
+    /// Run without authentication (every caller is an admin). For a laptop only: set by the
+    /// `--dev` flag alone, never from a file or the environment, where it could be left on.
+    #[serde(skip)]
     pub dev: bool,
     pub target: TargetKind,
     /// Promotion order, e.g. `["dev", "staging", "prod"]`; none or one means single environment.
@@ -173,15 +175,106 @@ pub struct AuthSettings {
     pub tokens: Vec<TokenSettings>,
 }
 
-/// One API token. Give either `token` (hashed at start, never stored) or `sha256` (hex of the
+/// One API token. Give either `token` (hashed at load and dropped) or `sha256` (hex of the
 /// SHA-256 of the token, so the secret itself never sits in a config file).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
     pub name: String,
     pub role: Role,
     pub token: Option<String>,
     pub sha256: Option<String>,
+}
+
+impl AuthSettings {
+    /// Replaces every plaintext `token` by its `sha256` (the secret is dropped), refusing
+    /// tokens shorter than [`MIN_TOKEN_CHARS`] and digests that are not 64 hex digits.
+    pub fn hash_tokens(&mut self) -> Result<(), ConfigError> {
+        for (i, entry) in self.tokens.iter_mut().enumerate() {
+            let key = |field: &str| format!("auth.tokens[{i}].{field}");
+            match (entry.token.take(), &entry.sha256) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::new(key("token"), "give token or sha256, not both"));
+                }
+                (Some(token), None) => {
+                    if token.chars().count() < MIN_TOKEN_CHARS {
+                        return Err(ConfigError::new(
+                            key("token"),
+                            format!("{:?}'s token is shorter than {MIN_TOKEN_CHARS} characters", entry.name),
+                        ));
+                    }
+                    entry.sha256 = Some(hex::encode(crate::auth::digest(&token)));
+                }
+                (None, Some(digest)) => {
+                    if digest.len() != 64 || hex::decode(digest).is_err() {
+                        return Err(ConfigError::new(key("sha256"), "must be 64 hex digits (a SHA-256)"));
+                    }
+                }
+                (None, None) => return Err(ConfigError::new(key("token"), "give token or sha256")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Each configured token's digest and who it belongs to.
+    pub fn principals(&self) -> Vec<([u8; 32], crate::auth::Principal)> {
+        self.tokens
+            .iter()
+            .filter_map(|t| {
+                let digest = match (&t.token, &t.sha256) {
+                    (Some(token), _) => crate::auth::digest(token),
+                    (None, Some(hex_digest)) => hex::decode(hex_digest).ok()?.try_into().ok()?,
+                    (None, None) => return None,
+                };
+                Some((digest, crate::auth::Principal { name: t.name.clone(), role: t.role }))
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for TokenSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSettings")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(redact_url_password))
+            .field("dev", &self.dev)
+            .field("target", &self.target)
+            .field("environments", &self.environments)
+            .field("use_model_registry", &self.use_model_registry)
+            .field("http", &self.http)
+            .field("assets", &self.assets)
+            .field("jobs", &self.jobs)
+            .field("capture", &self.capture)
+            .field("serving", &self.serving)
+            .field("auth", &self.auth)
+            .field("log", &self.log)
+            .field("aws", &self.aws)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:<redacted>@host/db`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_string() };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return url.to_string() };
+    match rest[..at].find(':') {
+        Some(colon) => format!("{}{}:<redacted>{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
+        None => url.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,9 +389,13 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// `--dev`: the only way to turn authentication off.
+    #[serde(skip)]
     pub dev: bool,
 }
+
+/// Shortest plaintext token accepted: 32 characters of a random secret are beyond guessing.
+pub const MIN_TOKEN_CHARS: usize = 32;
 
 impl Settings {
     /// Loads the layers from the process environment.
@@ -314,10 +411,18 @@ impl Settings {
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
             .merge(Env::prefixed("MLOPS_").split("__").ignore(&["server", "token", "config"]))
             .merge(Serialized::defaults(overrides));
-        let settings: Settings = figment.extract().map_err(|e| {
+        if figment.contains("dev") {
+            return Err(ConfigError::new(
+                "dev",
+                "authentication can be turned off only with the --dev flag of `mlops serve`, not from a file or MLOPS_DEV",
+            ));
+        }
+        let mut settings: Settings = figment.extract().map_err(|e| {
             let key = e.path.join(".");
             ConfigError::new(if key.is_empty() { "config".into() } else { key }, e.kind.to_string())
         })?;
+        settings.dev = overrides.dev;
+        settings.auth.hash_tokens()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -475,9 +580,22 @@ impl Settings {
         Ok(())
     }
 
-    /// A server must either authenticate or say loudly that it does not (`--dev`). Checked by
-    /// the processes that serve or work, not by `migrate`.
+    /// A server must either authenticate or say loudly that it does not (`--dev`), and `--dev`
+    /// only on a loopback address with no tokens configured (tokens mean someone meant to
+    /// authenticate). Checked by the processes that serve or work, not by `migrate`.
     pub fn require_auth(&self) -> Result<(), ConfigError> {
+        if self.dev && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::new(
+                "listen",
+                format!("--dev turns authentication off and listens only on a loopback address, not {}", self.listen),
+            ));
+        }
+        if self.dev && !self.auth.tokens.is_empty() {
+            return Err(ConfigError::new(
+                "auth.tokens",
+                "--dev turns authentication off, but API tokens are configured: drop --dev or the tokens",
+            ));
+        }
         if !self.dev && self.auth.tokens.is_empty() {
             return Err(ConfigError::new(
                 "auth.tokens",
@@ -542,6 +660,8 @@ mod tests {
             let err = load(&Overrides::default()).unwrap().require_auth().unwrap_err();
             assert_eq!(err.key, "auth.tokens");
             let s = load(&Overrides { dev: true, ..Default::default() }).unwrap();
+            assert!(s.dev);
+            s.require_auth().unwrap();
             assert_eq!(s.database_url(), "sqlite://mlops-data/mlops.db");
             assert_eq!(s.environment_names(), vec!["default"]);
             Ok(())
@@ -562,7 +682,7 @@ mod tests {
                 [[auth.tokens]]
                 name = "ops"
                 role = "operator"
-                token = "0123456789abcdef0123"
+                token = "0123456789abcdef0123456789abcdef"
                 "#,
             )?;
             jail.set_env("MLOPS_JOBS__WORKERS", "7");
@@ -590,7 +710,6 @@ mod tests {
     #[allow(clippy::result_large_err)]
     fn semantic_checks_name_the_key() {
         Jail::expect_with(|jail| {
-            jail.set_env("MLOPS_DEV", "true");
             jail.set_env("MLOPS_ENVIRONMENTS", "[dev, Prod]");
             let err = load(&Overrides::default()).unwrap_err();
             assert_eq!(err.key, "environments[1]");
@@ -610,7 +729,6 @@ mod tests {
     #[allow(clippy::result_large_err)]
     fn aws_settings_are_checked_naming_the_key() {
         Jail::expect_with(|jail| {
-            jail.set_env("MLOPS_DEV", "true");
             jail.set_env("MLOPS_TARGET", "aws");
             let key = || load(&Overrides::default()).unwrap_err().key;
             assert_eq!(key(), "aws.region");
@@ -651,5 +769,79 @@ mod tests {
             assert_eq!(key(), "jobs.max_wait");
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn authentication_is_off_only_by_the_dev_flag() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MLOPS_DEV", "true");
+            assert_eq!(load(&Overrides::default()).unwrap_err().key, "dev", "not from the environment");
+            jail.clear_env();
+            jail.create_file("dev.toml", "dev = true")?;
+            let err = Settings::load(Some(Path::new("dev.toml")), &Overrides::default()).unwrap_err();
+            assert_eq!(err.key, "dev", "not from a file");
+            assert!(err.message.contains("--dev flag"), "{err}");
+
+            let dev =
+                |listen: &str| Overrides { dev: true, listen: Some(listen.parse().unwrap()), ..Default::default() };
+            assert!(load(&dev("127.0.0.1:8080")).unwrap().require_auth().is_ok());
+            assert!(load(&dev("[::1]:8080")).unwrap().require_auth().is_ok());
+            let err = load(&dev("0.0.0.0:8080")).unwrap().require_auth().unwrap_err();
+            assert_eq!(err.key, "listen", "{err}");
+            let err = load(&dev("10.1.2.3:8080")).unwrap().require_auth().unwrap_err();
+            assert!(err.message.contains("loopback"), "{err}");
+
+            jail.set_env(
+                "MLOPS_AUTH__TOKENS",
+                r#"[{name="ops", role="operator", token="0123456789abcdef0123456789abcdef"}]"#,
+            );
+            let err = load(&dev("127.0.0.1:8080")).unwrap().require_auth().unwrap_err();
+            assert_eq!(err.key, "auth.tokens", "{err}");
+            assert!(load(&Overrides::default()).unwrap().require_auth().is_ok());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn plaintext_tokens_are_hashed_at_load_and_short_ones_refused() {
+        Jail::expect_with(|jail| {
+            let secret = "0123456789abcdef0123456789abcdef";
+            jail.set_env("MLOPS_AUTH__TOKENS", format!(r#"[{{name="ops", role="operator", token="{secret}"}}]"#));
+            jail.set_env("DATABASE_URL", "postgres://mlops:hunter2-db-password@db.internal:5432/mlops");
+            let s = load(&Overrides::default()).unwrap();
+            assert!(s.auth.tokens[0].token.is_none(), "the plaintext is dropped");
+            assert_eq!(s.auth.tokens[0].sha256.as_deref(), Some(hex::encode(crate::auth::digest(secret)).as_str()));
+            assert_eq!(s.auth.principals()[0].0, crate::auth::digest(secret));
+            let debug = format!("{s:?}");
+            assert!(!debug.contains(secret) && !debug.contains("hunter2"), "{debug}");
+            assert!(debug.contains("postgres://mlops:<redacted>@db.internal:5432/mlops"), "{debug}");
+
+            jail.set_env(
+                "MLOPS_AUTH__TOKENS",
+                r#"[{name="ops", role="operator", token="0123456789abcdef0123456789abcde"}]"#,
+            );
+            let err = load(&Overrides::default()).unwrap_err();
+            assert_eq!(err.key, "auth.tokens[0].token");
+            assert!(err.message.contains("shorter than 32"), "{err}");
+            jail.set_env("MLOPS_AUTH__TOKENS", r#"[{name="ops", role="operator", sha256="abc"}]"#);
+            assert_eq!(load(&Overrides::default()).unwrap_err().key, "auth.tokens[0].sha256");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_of_a_token_never_shows_it() {
+        let t = TokenSettings {
+            name: "ops".into(),
+            role: Role::Operator,
+            token: Some("s3cr3t-value".into()),
+            sha256: None,
+        };
+        assert!(!format!("{t:?}").contains("s3cr3t-value"));
+        assert_eq!(redact_url_password("sqlite://data/mlops.db"), "sqlite://data/mlops.db");
+        assert_eq!(redact_url_password("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_url_password("postgres://u:p@ss@h/d"), "postgres://u:<redacted>@h/d");
     }
 }

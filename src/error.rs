@@ -143,6 +143,11 @@ impl ApiError {
             ApiError::Internal(_) => {
                 "an internal error occurred; the request id identifies it in the server log".into()
             }
+            // The upstream's own text may name internals: it is logged, not sent.
+            ApiError::Upstream(e) => format!(
+                "the target's {} call failed with {}; the request id identifies the cause in the server log",
+                e.operation, e.code
+            ),
             other => other.to_string(),
         };
         let code = match self {
@@ -177,8 +182,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = %cause, "request failed");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(error = %cause, "request failed"),
+            ApiError::Upstream(e) => tracing::error!(error = %e, "the target's API failed"),
+            _ => {}
         }
         let status = self.status();
         let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();

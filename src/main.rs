@@ -24,7 +24,7 @@ struct ServerFlags {
     /// Directory for the SQLite file and local artifacts [env: MLOPS_DATA_DIR; default ./mlops-data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Run without authentication (every caller is an admin) [env: MLOPS_DEV].
+    /// Run without authentication (every caller is an admin); loopback only, no tokens configured.
     #[arg(long)]
     dev: bool,
 }

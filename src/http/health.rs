@@ -28,6 +28,10 @@ async fn healthz() -> Json<HealthOut> {
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses((status = 200, body = HealthOut), (status = 503, body = crate::error::Problem)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
-    state.store.ping().await.map_err(|e| ApiError::Unavailable(format!("database is not reachable: {e}")))?;
+    if let Err(e) = state.store.ping().await {
+        // The cause stays in the log (with the request id): a probe needs no database internals.
+        tracing::error!(error = %e, "readiness check: the database is not reachable");
+        return Err(ApiError::Unavailable("the database is not reachable".into()));
+    }
     Ok(Json(HealthOut { status: "ready" }))
 }

@@ -51,12 +51,14 @@ pub enum TargetError {
 }
 
 /// A call to the target's own API failed while answering a request (aws: an AWS error, whose code
-/// the problem body keeps).
+/// and operation the problem body keeps; its message goes to the log only).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{code}: {message}")]
+#[error("{operation}: {code}: {message}")]
 pub struct UpstreamError {
     /// HTTP status the upstream answered with (502 when there was no answer).
     pub status: u16,
+    /// The call that failed, e.g. `GetPipelineState`.
+    pub operation: String,
     pub code: String,
     pub message: String,
 }

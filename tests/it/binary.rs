@@ -280,3 +280,24 @@ async fn a_bad_setting_stops_serve_naming_the_key() {
     assert_ne!(code, 0);
     assert!(out.contains("jobs.workers"), "{out}");
 }
+
+#[tokio::test]
+async fn serve_dev_refuses_a_public_address_and_configured_tokens() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let data = db.dir.path().join("data");
+    let data_dir = data.to_str().unwrap();
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let (code, out) = run(&["serve", "--dev", "--listen", "0.0.0.0:0", "--data-dir", data_dir], &env).await;
+    assert_ne!(code, 0);
+    assert!(out.contains("listen") && out.contains("loopback"), "{out}");
+    let tokens = r#"[{name="ops", role="operator", token="0123456789abcdef0123456789abcdef"}]"#;
+    let env = [("DATABASE_URL", db.url.as_str()), ("MLOPS_AUTH__TOKENS", tokens)];
+    let (code, out) = run(&["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", data_dir], &env).await;
+    assert_ne!(code, 0);
+    assert!(out.contains("auth.tokens") && out.contains("--dev"), "{out}");
+    // Turning authentication off from the environment is refused, naming the key.
+    let env = [("DATABASE_URL", db.url.as_str()), ("MLOPS_DEV", "true")];
+    let (code, out) = run(&["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir], &env).await;
+    assert_ne!(code, 0);
+    assert!(out.contains("dev: authentication can be turned off only with the --dev flag"), "{out}");
+}

@@ -313,6 +313,7 @@ async fn dev_server_needs_no_token() {
     let db = TestDb::new(Db::Sqlite).await;
     let mut settings = test_settings(&db);
     settings.dev = true;
+    settings.auth.tokens.clear();
     let server = TestServer::start_with(db, settings).await;
     let run = mlops_with_input(&server.base, None, &["pipelines"], None).await;
     run.ok().stdout_has("no pipelines");

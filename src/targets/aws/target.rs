@@ -843,8 +843,9 @@ impl Target for AwsTarget {
     async fn reported_state(&self, pipeline: &PipelineRecord) -> Result<Option<PipelineStateOut>, UpstreamError> {
         self.state_of(pipeline).await.map_err(|e| UpstreamError {
             status: e.status.unwrap_or(502),
+            operation: e.operation.to_string(),
             code: e.code,
-            message: format!("{}: {}", e.operation, e.message),
+            message: e.message,
         })
     }
 

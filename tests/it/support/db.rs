@@ -19,7 +19,7 @@ pub struct TestDb {
     pg_database: Option<(String, String)>,
 }
 
-fn postgres_server_url() -> String {
+pub fn postgres_server_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .or_else(|_| std::env::var("DATABASE_URL"))
         .ok()
