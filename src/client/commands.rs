@@ -57,6 +57,10 @@ pub enum ClientCommand {
         /// Recorded with the decision.
         #[arg(long, value_name = "TEXT")]
         comment: Option<String>,
+        /// The pipeline version you decide on (`mlops status` shows it); default: the current
+        /// one, read first. The server refuses a decision on any other version.
+        #[arg(long, value_name = "N")]
+        version: Option<i64>,
     },
     /// Delete a pipeline; its endpoints are torn down.
     Delete {
@@ -137,8 +141,8 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Status { connection, id, wait, json } => {
             status(&Client::new(&connection)?, &id, wait, json).await
         }
-        ClientCommand::Approve { connection, id, stage, reject, comment } => {
-            approve(&Client::new(&connection)?, &id, &stage, reject, comment).await
+        ClientCommand::Approve { connection, id, stage, reject, comment, version } => {
+            approve(&Client::new(&connection)?, &id, &stage, reject, comment, version).await
         }
         ClientCommand::Delete { connection, id, wait } => delete(&Client::new(&connection)?, &id, wait).await,
         ClientCommand::Pipelines { connection, state, pipeline_type } => {
@@ -281,18 +285,35 @@ fn print_pipeline(p: &Pipeline) {
     }
 }
 
-async fn approve(client: &Client, id: &str, stage: &str, reject: bool, comment: Option<String>) -> anyhow::Result<()> {
-    let body = json!({ "decision": if reject { "reject" } else { "approve" }, "comment": comment });
+async fn approve(
+    client: &Client,
+    id: &str,
+    stage: &str,
+    reject: bool,
+    comment: Option<String>,
+    version: Option<i64>,
+) -> anyhow::Result<()> {
+    let version = match version {
+        Some(version) => version,
+        None => {
+            let current: Pipeline = client.send_json(Method::GET, &["v1", "pipelines", id], &[], None).await?;
+            current.version
+        }
+    };
+    let body = json!({ "decision": if reject { "reject" } else { "approve" }, "comment": comment, "version": version });
     let segments = ["v1", "pipelines", id, "stages", stage, "approval"];
     let pipeline: Pipeline = client.send_json(Method::POST, &segments, &[], Some(&body)).await?;
     let decided = pipeline.stages.iter().find(|s| s.environment == stage || s.ordinal.to_string() == stage);
     let environment = decided.map_or(stage, |s| &s.environment);
     if reject {
-        println!("rejected stage {environment} of pipeline {}; the pipeline is {}", pipeline.id, pipeline.state);
+        println!(
+            "rejected stage {environment} of pipeline {} version {version}; the pipeline is {}",
+            pipeline.id, pipeline.state
+        );
     } else {
         let by = decided.and_then(|s| s.approved_by.as_deref()).unwrap_or("you");
         println!(
-            "approved stage {environment} of pipeline {} (by {by}); the pipeline is {}",
+            "approved stage {environment} of pipeline {} version {version} (by {by}); the pipeline is {}",
             pipeline.id, pipeline.state
         );
         println!("follow it with: mlops status {} --wait", pipeline.id);

@@ -118,8 +118,9 @@ pub struct ApprovalIn {
     pub decision: Decision,
     pub comment: Option<String>,
     /// The pipeline version the decision is about (as `/v1/pipelines/{id}` shows it): a
-    /// decision on another version than the current one is refused with 409.
-    pub version: Option<i64>,
+    /// decision on another version than the current one is refused with 409, so an approver
+    /// never approves a version they did not look at.
+    pub version: i64,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -316,7 +317,8 @@ async fn list_events(
         (status = 200, body = PipelineOut),
         (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The stage is not waiting for approval", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not a decision (`decision`, `version`, `comment`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The stage is not waiting for approval, or `version` is not the pipeline's current version", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn decide_approval(
     State(state): State<AppState>,
@@ -325,12 +327,16 @@ async fn decide_approval(
     JsonBody(body): JsonBody,
 ) -> Result<Json<PipelineOut>, ApiError> {
     let input: ApprovalIn = serde_json::from_value(body).map_err(|e| {
+        let field = ["version", "comment"].into_iter().find(|f| e.to_string().contains(&format!("`{f}`")));
         ApiError::bad_request(
-            "/decision",
-            format!("expected {{\"decision\": \"approve\" | \"reject\", \"comment\": \"…\"}}: {e}"),
+            &format!("/{}", field.unwrap_or("decision")),
+            format!(
+                "expected {{\"decision\": \"approve\" | \"reject\", \"version\": <pipeline version>, \"comment\": \"…\"}}: {e}"
+            ),
         )
     })?;
     let approve = matches!(input.decision, Decision::Approve);
-    let record = pipelines::decide(&state, &principal, &id, &stage, approve, input.comment, input.version).await?;
+    let record =
+        pipelines::decide(&state, &principal, &id, &stage, approve, input.comment, Some(input.version)).await?;
     Ok(Json(load(&state, &record.id).await?))
 }

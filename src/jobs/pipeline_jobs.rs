@@ -123,6 +123,15 @@ impl PipelineJobs {
             .ok_or_else(|| format!("pipeline {} vanished", key.pipeline_id))?;
         let pipeline_type: PipelineType =
             pipeline.pipeline_type.parse().map_err(|_| format!("unknown pipeline type {}", pipeline.pipeline_type))?;
+        let promoted_from = if key.ordinal > 0 {
+            let stages = self.store.stages(&key.pipeline_id).await.map_err(|e| e.to_string())?;
+            stages
+                .into_iter()
+                .find(|s| s.ordinal == 0 && s.version == key.version)
+                .and_then(|first| first.outputs.map(|o| o.0))
+        } else {
+            None
+        };
         Ok(StageContext {
             key: key.clone(),
             pipeline_type,
@@ -131,6 +140,7 @@ impl PipelineJobs {
             params,
             started_at: stage.updated_at,
             decision,
+            promoted_from,
         })
     }
 

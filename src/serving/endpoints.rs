@@ -132,6 +132,25 @@ impl EndpointRegistry {
         Ok(loaded)
     }
 
+    /// Loads the snapshot a previous stage deployed: a promotion deploys exactly those bytes,
+    /// whatever the asset holds now.
+    pub async fn promoted_model(&self, key: &str, sha256: &str) -> Result<LoadedModel, ModelError> {
+        let bytes = self
+            .artifacts
+            .read_path(&snapshot_path(sha256), self.max_model_bytes)
+            .await
+            .map_err(|source| ModelError::Storage { key: key.to_string(), source })?;
+        let loaded = self.parse(key, bytes).await?;
+        if loaded.sha256 != sha256 {
+            return Err(ModelError::Damaged {
+                key: key.to_string(),
+                expected: sha256.to_string(),
+                actual: loaded.sha256,
+            });
+        }
+        Ok(loaded)
+    }
+
     /// Reads, unpacks and parses a model (parsing runs on the blocking pool: a large JSON model
     /// takes a while).
     async fn parse(&self, key: &str, bytes: bytes::Bytes) -> Result<LoadedModel, ModelError> {

@@ -28,6 +28,9 @@ pub struct StageContext {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// For a stage that waited for approval: who decided, and how.
     pub decision: Option<Decision>,
+    /// For a later stage of a promotion: the outputs the first stage of this version recorded,
+    /// so the stage deploys exactly what the first one did (local: the model's SHA-256).
+    pub promoted_from: Option<serde_json::Value>,
 }
 
 pub use crate::domain::jobs::Decision;

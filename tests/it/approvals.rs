@@ -16,9 +16,12 @@ async fn start_three_environments(db: TestDb) -> TestServer {
 }
 
 async fn approve(server: &TestServer, id: &str, stage: &str, token: &str, decision: &str) -> reqwest::Response {
+    let current: serde_json::Value =
+        server.get(&format!("/v1/pipelines/{id}"), token).send().await.unwrap().json().await.unwrap();
+    let version = current["version"].clone();
     server
         .post(&format!("/v1/pipelines/{id}/stages/{stage}/approval"), token)
-        .json(&json!({"decision": decision, "comment": format!("{decision} {stage}")}))
+        .json(&json!({"decision": decision, "version": version, "comment": format!("{decision} {stage}")}))
         .send()
         .await
         .unwrap()
@@ -158,4 +161,67 @@ async fn rejection_stops_promotion(db: TestDb) {
     server.stop().await;
 }
 
-on_both_stores!(promotion_needs_an_approver_at_each_step, rejection_stops_promotion);
+/// Every later stage deploys the bytes the first stage deployed: replacing the asset after dev
+/// changes nothing for staging or prod.
+async fn promotion_deploys_the_bytes_the_first_stage_deployed(db: TestDb) {
+    let server = start_three_environments(db).await;
+    let id = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await["pipeline_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = server.wait_for(&id, "awaiting_approval").await;
+    let dev_sha = p["stages"][0]["outputs"]["model_sha256"].as_str().unwrap().to_string();
+    // Someone replaces the artifact while staging waits for its approval.
+    server.upload_fixture("models/churn/model.tar.gz", "xgboost/count_poisson.json").await;
+    assert_eq!(approve(&server, &id, "staging", APPROVER, "approve").await.status(), 200);
+    server.wait_until(&id, |p| p["stages"][2]["state"] == "awaiting_approval").await;
+    assert_eq!(approve(&server, &id, "prod", APPROVER, "approve").await.status(), 200);
+    let p = server.wait_for(&id, "active").await;
+    for stage in 1..3 {
+        assert_eq!(p["stages"][stage]["outputs"]["model_sha256"], dev_sha.as_str(), "stage {stage}");
+    }
+    // The same rows give the same answers in every environment.
+    let rows = fixture_json("xgboost/binary_logistic.cases.json")["rows"].as_array().unwrap()[..5].to_vec();
+    let mut answers = Vec::new();
+    for env in ["dev", "staging", "prod"] {
+        let response = server.invoke(&format!("{env}.churn-endpoint"), "text/csv", csv_rows(&rows), INVOKER).await;
+        assert_eq!(response.status(), 200);
+        answers.push(response.text().await.unwrap());
+    }
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+    server.stop().await;
+}
+
+/// An approval names the version it approves: another version is a 409, none is a 400.
+async fn approvals_name_the_version_they_approve(db: TestDb) {
+    let server = start_three_environments(db).await;
+    let id = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await["pipeline_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.wait_for(&id, "awaiting_approval").await;
+    let url = format!("/v1/pipelines/{id}/stages/staging/approval");
+    let missing = server.post(&url, APPROVER).json(&json!({"decision": "approve"})).send().await.unwrap();
+    assert_eq!(missing.status(), 400);
+    let problem: Value = missing.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["pointer"], "/version", "{problem:#}");
+    // The operator re-provisions (version 2) while the approver looks at version 1.
+    server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await;
+    server.wait_until(&id, |p| p["version"] == 2 && p["state"] == "awaiting_approval").await;
+    let stale = server.post(&url, APPROVER).json(&json!({"decision": "approve", "version": 1})).send().await.unwrap();
+    assert_eq!(stale.status(), 409);
+    let problem: Value = stale.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("version 1"), "{problem:#}");
+    let p = server.pipeline(&id).await;
+    assert_eq!(p["stages"][1]["state"], "awaiting_approval", "the stale decision changed nothing");
+    let current = server.post(&url, APPROVER).json(&json!({"decision": "approve", "version": 2})).send().await.unwrap();
+    assert_eq!(current.status(), 200);
+    server.stop().await;
+}
+
+on_both_stores!(
+    promotion_needs_an_approver_at_each_step,
+    rejection_stops_promotion,
+    promotion_deploys_the_bytes_the_first_stage_deployed,
+    approvals_name_the_version_they_approve,
+);

@@ -182,9 +182,12 @@ async fn single_account_realtime_pipeline_deploys_and_deletes() {
 }
 
 async fn approve(server: &TestServer, id: &str, stage: &str, token: &str, decision: &str) -> reqwest::StatusCode {
+    let current: serde_json::Value =
+        server.get(&format!("/v1/pipelines/{id}"), token).send().await.unwrap().json().await.unwrap();
+    let version = current["version"].clone();
     server
         .post(&format!("/v1/pipelines/{id}/stages/{stage}/approval"), token)
-        .json(&json!({"decision": decision, "comment": format!("{decision} {stage}")}))
+        .json(&json!({"decision": decision, "version": version, "comment": format!("{decision} {stage}")}))
         .send()
         .await
         .unwrap()

@@ -230,7 +230,7 @@ async fn promotion_with_approvals(db: TestDb) {
     early.failed().stderr_has("409 Conflict: ").stderr_has("not awaiting approval");
 
     let approved = mlops(&server, APPROVER, &["approve", &id, "staging", "--comment", "looks good"]).await;
-    approved.ok().stdout_has(&format!("approved stage staging of pipeline {id} (by anna-approver)"));
+    approved.ok().stdout_has(&format!("approved stage staging of pipeline {id} version 1 (by anna-approver)"));
     let followed = mlops(&server, VIEWER, &["status", &id, "--wait"]).await;
     followed
         .ok()
@@ -238,9 +238,12 @@ async fn promotion_with_approvals(db: TestDb) {
         .stdout_has("approved by anna-approver")
         .stdout_has("waiting for approval of stage prod");
 
+    // A decision on another version than the current one is refused.
+    let stale = mlops(&server, APPROVER, &["approve", &id, "prod", "--version", "7"]).await;
+    stale.failed().stderr_has("409 Conflict: ").stderr_has("the decision is for version 7");
     // A rejection ends the wait with a non-zero exit and who rejected it, and why.
     let rejected = mlops(&server, APPROVER, &["approve", &id, "2", "--reject", "--comment", "not before Monday"]).await;
-    rejected.ok().stdout_has(&format!("rejected stage prod of pipeline {id}; the pipeline is rejected"));
+    rejected.ok().stdout_has(&format!("rejected stage prod of pipeline {id} version 1; the pipeline is rejected"));
     let status = mlops(&server, VIEWER, &["status", &id, "--wait", "--json"]).await;
     status.failed().stderr_has(&format!(
         "error: pipeline {id} was rejected: stage prod was rejected by anna-approver: not before Monday"

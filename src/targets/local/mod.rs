@@ -30,7 +30,24 @@ impl LocalTarget {
         let ModelSource::BuiltIn { framework, artifact, .. } = &params.model else {
             return Err(TargetError::Permanent("the local target serves built-in models only".into()));
         };
-        let loaded = self.endpoints.snapshot_model(artifact.as_str()).await.map_err(model_error)?;
+        // Promotion integrity: a later stage deploys the bytes the first stage deployed, not
+        // whatever the asset holds by the time it is approved.
+        let loaded = if stage.key.ordinal == 0 {
+            self.endpoints.snapshot_model(artifact.as_str()).await.map_err(model_error)?
+        } else {
+            let sha256 = stage
+                .promoted_from
+                .as_ref()
+                .and_then(|outputs| outputs.get("model_sha256"))
+                .and_then(|sha| sha.as_str())
+                .ok_or_else(|| {
+                    TargetError::Permanent(format!(
+                        "stage {} promotes the first stage's model, but the first stage recorded none",
+                        stage.key.ordinal
+                    ))
+                })?;
+            self.endpoints.promoted_model(artifact.as_str(), sha256).await.map_err(model_error)?
+        };
         let config = EndpointConfig {
             model_name: params.model_name.clone(),
             framework: framework.clone(),

@@ -72,6 +72,19 @@ impl TestServer {
         }
     }
 
+    /// Polls until `ready` holds for the pipeline (10 s at most).
+    pub async fn wait_until(&self, id: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let p = self.pipeline(id).await;
+            if ready(&p) {
+                return p;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "pipeline {id} never got there: {p:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `POST /pipelinestatus`: the CodePipeline-shaped state.
     pub async fn compat_status(&self, id: &str) -> Value {
         let response = self.post("/pipelinestatus", VIEWER).json(&json!({"pipeline_id": id})).send().await.unwrap();

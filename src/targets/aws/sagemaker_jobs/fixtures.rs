@@ -30,6 +30,7 @@ pub(super) fn stage_of(body: &serde_json::Value) -> StageContext {
         params: stage.params,
         started_at: chrono::Utc::now(),
         decision: None,
+        promoted_from: None,
     }
 }
 
