@@ -144,13 +144,16 @@ pub async fn start(
     let grace = settings.http.shutdown_grace;
     let deadline = Arc::new(std::sync::OnceLock::<tokio::time::Instant>::new());
     let (stop_http, deadline_set) = (stop.clone(), deadline.clone());
-    let serve = axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            deadline_set.get_or_init(|| tokio::time::Instant::now() + grace);
-            stop_http.cancel();
-        })
-        .into_future();
+    let limits = crate::server::ConnectionLimits {
+        max_connections: settings.http.max_connections,
+        header_read_timeout: settings.http.header_read_timeout,
+        idle_timeout: settings.http.idle_timeout,
+    };
+    let serve = crate::server::serve(listener, router(state.clone()), limits, async move {
+        shutdown.await;
+        deadline_set.get_or_init(|| tokio::time::Instant::now() + grace);
+        stop_http.cancel();
+    });
     let deadline_at = || *deadline.get_or_init(|| tokio::time::Instant::now() + grace);
     let served = tokio::select! {
         served = serve => served,

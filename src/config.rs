@@ -115,6 +115,15 @@ pub struct HttpSettings {
     /// How long a graceful shutdown may take before in-flight work is abandoned.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// Open client connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// From a request's first byte to its complete headers; a slower client is dropped.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection without requests is closed after this. Keep it above the idle
+    /// timeout of a load balancer in front (ALB: 60 s).
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -321,6 +330,9 @@ impl Default for HttpSettings {
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(25),
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
         }
     }
 }
@@ -472,6 +484,15 @@ impl Settings {
         }
         if self.jobs.poll_interval.is_zero() {
             return Err(ConfigError::new("jobs.poll_interval", "must be non-zero"));
+        }
+        for (key, zero) in [
+            ("http.max_connections", self.http.max_connections == 0),
+            ("http.header_read_timeout", self.http.header_read_timeout.is_zero()),
+            ("http.idle_timeout", self.http.idle_timeout.is_zero()),
+        ] {
+            if zero {
+                return Err(ConfigError::new(key, "must be non-zero"));
+            }
         }
         if self.jobs.max_wait.is_zero() {
             return Err(ConfigError::new("jobs.max_wait", "must be non-zero"));

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod openapi;
+pub mod server;
 pub mod services;
 pub mod serving;
 pub mod storage;

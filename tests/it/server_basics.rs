@@ -50,3 +50,72 @@ async fn readiness_failure_names_no_database_internals() {
     sql(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).execute(&mut admin).await.unwrap();
     server.stop().await;
 }
+
+/// A client that sends its headers one byte a second is dropped within the header timeout; an
+/// idle kept-alive connection is closed after the idle timeout; past the connection cap a
+/// client waits until a slot frees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_dropped_and_connections_capped() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::new(crate::support::Db::Sqlite).await;
+    let mut settings = crate::support::server::test_settings(&db);
+    settings.http.header_read_timeout = Duration::from_secs(2);
+    settings.http.idle_timeout = Duration::from_secs(3);
+    settings.http.max_connections = 3;
+    let server = TestServer::start_with(db, settings).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+
+    // Slowloris: one header byte a second. The server closes the socket within the timeout.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let started = Instant::now();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut closed_after = None;
+    for byte in request {
+        if slow.write_all(&[*byte]).await.is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(1), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            Ok(Ok(_)) => panic!("the server answered a request whose headers never completed"),
+            Err(_) => {} // nothing yet: send the next byte
+        }
+    }
+    let closed_after = closed_after.expect("the slow client was never dropped");
+    assert!(closed_after < Duration::from_secs(5), "dropped only after {closed_after:?}");
+
+    // Idle keep-alive: one request, then silence; the server closes after the idle timeout.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut response = vec![0u8; 1024];
+    let n = idle.read(&mut response).await.unwrap();
+    assert!(String::from_utf8_lossy(&response[..n]).starts_with("HTTP/1.1 200"));
+    let quiet = Instant::now();
+    let eof = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut response)).await;
+    assert!(matches!(eof, Ok(Ok(0)) | Ok(Err(_))), "idle connection left open: {eof:?}");
+    let idle_for = quiet.elapsed();
+    assert!(idle_for >= Duration::from_millis(2500) && idle_for < Duration::from_secs(6), "{idle_for:?}");
+
+    // The cap: three open connections hold every slot; a fourth client is served only once one
+    // of them goes away.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let n = c.read(&mut response).await.unwrap();
+        assert!(n > 0);
+        held.push(c);
+    }
+    let fourth = server.http.get(server.url("/healthz")).timeout(Duration::from_millis(800)).send().await;
+    assert!(fourth.is_err(), "a fourth connection was served past the cap");
+    held.pop();
+    let fourth = server.http.get(server.url("/healthz")).timeout(Duration::from_secs(5)).send().await.unwrap();
+    assert_eq!(fourth.status(), 200);
+    drop(held);
+    server.stop().await;
+}
