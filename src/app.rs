@@ -1,13 +1,13 @@
 //! Start-up and shutdown: wires settings, store, workers and the HTTP router, then serves until
 //! the shutdown future resolves, and stops everything within the configured grace period.
 
+use crate::artifacts::{ArtifactStore, StorageError};
 use crate::auth::TokenRegistry;
 use crate::config::{Settings, TargetKind};
 use crate::error::ApiError;
 use crate::jobs::Runner;
 use crate::serving::capture::{CaptureConfig, CaptureWriter};
 use crate::serving::endpoints::EndpointRegistry;
-use crate::storage::{ArtifactStore, StorageError};
 use crate::store::{Backend, DynStore, StoreError};
 use crate::targets::DynTarget;
 use crate::targets::local::LocalTarget;
@@ -52,6 +52,10 @@ pub enum StartError {
     Serve(#[from] std::io::Error),
 }
 
+/// A staging file untouched this long belongs to no write in flight (a stalled upload that
+/// resumes later than this fails and is retried by its client).
+const STAGING_FILE_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl AppState {
@@ -71,7 +75,23 @@ impl AppState {
                 &settings.aws.assets_bucket,
                 settings.aws.endpoint_url.as_deref(),
             )?,
-            _ => ArtifactStore::local(&settings.objects_root(), &settings.assets.bucket)?,
+            _ => {
+                let root = settings.objects_root();
+                let store = ArtifactStore::local(&root, &settings.assets.bucket)?;
+                // In the background: a large object tree takes a while to walk.
+                tokio::task::spawn_blocking(move || {
+                    match ArtifactStore::sweep_staging_files(&root, STAGING_FILE_AGE) {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(files = n, root = %root.display(), "removed staging files a crash left behind")
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, root = %root.display(), "sweeping leftover staging files failed")
+                        }
+                    }
+                });
+                store
+            }
         };
         let endpoints = Arc::new(EndpointRegistry::new(
             store.clone(),

@@ -4,6 +4,7 @@
 //! `targets` → `store` → notifications. See `docs/ARCHITECTURE.md`.
 
 pub mod app;
+pub mod artifacts;
 pub mod auth;
 pub mod client;
 pub mod config;
@@ -15,7 +16,6 @@ pub mod openapi;
 pub mod server;
 pub mod services;
 pub mod serving;
-pub mod storage;
 pub mod store;
 pub mod targets;
 pub mod telemetry;

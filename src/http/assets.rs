@@ -4,9 +4,9 @@
 
 use super::extract::{ApiPath, Caller, ToOperate, ToRead};
 use crate::app::AppState;
+use crate::artifacts::StorageError;
 use crate::domain::AssetKey;
 use crate::error::ApiError;
-use crate::storage::StorageError;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;

@@ -5,6 +5,7 @@
 use super::{JobHandler, JobOutcome};
 use crate::config::JobSettings;
 use crate::store::{DynStore, JobFinish, JobRecord, StoreError};
+use futures::FutureExt;
 use rand::RngExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,8 +142,18 @@ impl Runner {
                 self.settings.clone(),
                 lost.clone(),
             )));
+            // A panic in a handler is a bug: it fails the job, logged with the job's id, instead
+            // of killing the task and leaving the lease to expire.
+            let run = std::panic::AssertUnwindSafe(self.handler.run(&job)).catch_unwind();
+            let run = async {
+                run.await.unwrap_or_else(|panic| {
+                    let message = panic_message(panic.as_ref());
+                    tracing::error!(job.id = %job.id, job.kind = %job.kind, panic = %message, "job handler panicked");
+                    JobOutcome::Fail(format!("the job handler panicked: {message}"))
+                })
+            };
             let outcome = tokio::select! {
-                outcome = self.handler.run(&job) => Some(outcome),
+                outcome = run => Some(outcome),
                 _ = lost.cancelled() => None,
             };
             drop(_heartbeat);
@@ -206,6 +217,14 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 fn at(after: Duration) -> chrono::DateTime<chrono::Utc> {

@@ -264,7 +264,7 @@ fn hour_folder(dest: &CaptureDestination, time: DateTime<Utc>) -> Result<Path, C
     } else {
         format!("{prefix}/{}/{}/{hour}", dest.endpoint, dest.variant)
     };
-    crate::storage::location_path(&dest.bucket, &under_bucket)
+    crate::artifacts::location_path(&dest.bucket, &under_bucket)
         .map_err(|e| CaptureError::InvalidDestination(e.to_string()))
 }
 

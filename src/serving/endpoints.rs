@@ -8,7 +8,7 @@
 
 use super::model_archive;
 use super::xgboost::Booster;
-use crate::storage::{ArtifactStore, StorageError};
+use crate::artifacts::{ArtifactStore, StorageError};
 use crate::store::{DynStore, EndpointRecord, StoreError, endpoint_state};
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};

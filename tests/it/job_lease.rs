@@ -238,7 +238,33 @@ async fn runner_wakes_on_enqueue_and_releases_work_at_shutdown(db: TestDb) {
     assert_eq!((released.status.as_str(), released.locked_by, released.attempts), (job_status::QUEUED, None, 0));
 }
 
+struct PanicsOnBadInput;
+
+#[async_trait]
+impl JobHandler for PanicsOnBadInput {
+    async fn run(&self, job: &JobRecord) -> JobOutcome {
+        if job.payload.0["bad"] == true {
+            panic!("unexpected input {}", job.payload.0);
+        }
+        JobOutcome::Done
+    }
+}
+
+/// A panicking handler fails its job with the panic's message; the runner goes on.
+async fn a_panicking_job_fails_and_the_runner_goes_on(db: TestDb) {
+    let bad = db.store.enqueue_job(NewJob { payload: json!({"bad": true}), ..job("work", 3) }).await.unwrap();
+    let good = db.store.enqueue_job(job("work", 3)).await.unwrap();
+    let runner = Runner::new(db.store.clone(), Arc::new(PanicsOnBadInput), fast_settings());
+    assert_eq!(runner.run_until_empty().await.unwrap(), 2, "each job ran once");
+    let bad = db.store.job(&bad.id).await.unwrap().unwrap();
+    assert_eq!(bad.status, job_status::FAILED);
+    let error = bad.last_error.unwrap();
+    assert!(error.contains("panicked") && error.contains("unexpected input"), "{error}");
+    assert_eq!(db.store.job(&good.id).await.unwrap().unwrap().status, job_status::SUCCEEDED);
+}
+
 on_both_stores!(
+    a_panicking_job_fails_and_the_runner_goes_on,
     concurrent_claims_never_share_a_job,
     transitions_are_fenced_to_the_lease_holder,
     reaper_requeues_expired_leases_then_fails_past_the_cap,

@@ -3,11 +3,11 @@
 //! everything else is refused up front with a 422 rather than accepted and failed later.
 
 use super::{StageContext, StepOutcome, Target, TargetError};
+use crate::artifacts::StorageError;
 use crate::domain::plan::RealtimeStage;
 use crate::domain::spec::{ModelSource, PipelineParams, PipelineSpec};
 use crate::domain::{PipelineType, StageParams};
 use crate::serving::endpoints::{CaptureLocation, EndpointConfig, EndpointRegistry, LiveEndpoint, ModelError};
-use crate::storage::StorageError;
 use crate::store::{DynStore, StoreError};
 use async_trait::async_trait;
 use serde_json::json;

@@ -80,6 +80,41 @@ impl ArtifactStore {
         Ok(Self { store: Arc::new(store), assets_bucket: bucket.into(), folder_per_bucket: false })
     }
 
+    /// Removes the staging files a crash left under a local root: the local backend writes every
+    /// object to `{name}#{n}` and renames it into place, so a process killed mid-write leaves the
+    /// staging file behind. Only files untouched for `older_than` go, so a write in flight in
+    /// another process sharing the directory is left alone. Returns how many were removed.
+    pub fn sweep_staging_files(root: &std::path::Path, older_than: std::time::Duration) -> std::io::Result<usize> {
+        let cutoff = std::time::SystemTime::now() - older_than;
+        let mut removed = 0;
+        let mut folders = vec![root.to_path_buf()];
+        while let Some(folder) = folders.pop() {
+            let entries = match std::fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    folders.push(entry.path());
+                    continue;
+                }
+                let name = entry.file_name();
+                let is_staging = name
+                    .to_str()
+                    .and_then(|n| n.rsplit_once('#'))
+                    .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                if is_staging && entry.metadata()?.modified()? < cutoff {
+                    std::fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         Arc::clone(&self.store)
     }
@@ -306,6 +341,30 @@ mod tests {
         walk(&root, &root, &mut out);
         out.sort();
         out
+    }
+
+    #[test]
+    fn leftover_staging_files_are_swept_and_fresh_ones_and_objects_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("objects");
+        std::fs::create_dir_all(root.join("assets/models")).unwrap();
+        let write = |path: &str, age: std::time::Duration| {
+            let file = std::fs::File::create(root.join(path)).unwrap();
+            file.set_modified(std::time::SystemTime::now() - age).unwrap();
+        };
+        let hour = std::time::Duration::from_secs(3600);
+        write("assets/models/model.tar.gz#1", hour);
+        write("assets/models/model.tar.gz#12", hour);
+        write("assets/models/model.tar.gz", hour);
+        write("assets/models/in-flight.json#1", std::time::Duration::ZERO);
+        write("assets/models/not#staging", hour);
+        let removed = ArtifactStore::sweep_staging_files(&root, std::time::Duration::from_secs(300)).unwrap();
+        assert_eq!(removed, 2);
+        assert_eq!(
+            files(&dir),
+            ["assets/models/in-flight.json#1", "assets/models/model.tar.gz", "assets/models/not#staging"]
+        );
+        assert_eq!(ArtifactStore::sweep_staging_files(&dir.path().join("missing"), hour).unwrap(), 0);
     }
 
     #[tokio::test]
