@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
                        Speaks the AWS MLOps Workload Orchestrator API (`/provisionpipeline`, `/pipelinestatus`) and a resource API under `/v1`."
     ),
     paths(crate::http::assets::put_asset, crate::http::assets::get_asset),
+    components(schemas(crate::domain::PipelineType)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -69,14 +70,29 @@ fn add_common_responses(document: &mut utoipa::openapi::OpenApi) {
             )
             .build()
     };
-    for item in document.paths.paths.values_mut() {
+    for (path, item) in document.paths.paths.iter_mut() {
         let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        // Asset transfers are bounded by size, not time; invocations enforce their own body
+        // limit and document it.
+        let assets = path.starts_with("/v1/assets/");
+        let invocation = path.ends_with("/invocations");
         for operation in operations.into_iter().flatten() {
+            let json_body = operation.request_body.is_some() && !assets && !invocation;
             let public = operation.security.as_ref().is_some_and(|s| s.contains(&SecurityRequirement::default()));
             let responses = &mut operation.responses.responses;
             if !public {
                 responses.entry("401".into()).or_insert_with(|| problem("Missing or invalid bearer token").into());
                 responses.entry("403".into()).or_insert_with(|| problem("The token's role may not do this").into());
+            }
+            if json_body {
+                responses
+                    .entry("413".into())
+                    .or_insert_with(|| problem("The body is larger than http.body_limit_bytes").into());
+            }
+            if !assets {
+                responses.entry("503".into()).or_insert_with(|| {
+                    problem("Timed out (http.request_timeout), or a dependency is unavailable").into()
+                });
             }
             responses
                 .entry("500".into())

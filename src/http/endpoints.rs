@@ -240,7 +240,15 @@ async fn invoke_endpoint(
 #[utoipa::path(post, path = "/endpoints/{name}/invocations", tag = "endpoints",
     params(("name" = String, Path, description = "`name`, or `environment.name` with several environments")),
     request_body(description = "Rows to score", content((String = "text/csv"), (String = "application/json"), (String = "application/jsonlines"))),
-    responses((status = 200, description = "Predictions", content((String = "text/csv"), (String = "application/json"), (String = "application/jsonlines")))))]
+    responses(
+        (status = 200, description = "Predictions", content((String = "text/csv"), (String = "application/json"), (String = "application/jsonlines"))),
+        (status = 400, description = "A malformed row, named by row and column", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 406, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not in service yet", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
 async fn invoke_sagemaker_style(
     State(state): State<AppState>,
     _caller: Caller<ToInvoke>,

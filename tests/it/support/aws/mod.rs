@@ -70,6 +70,7 @@ impl AwsTestEnv {
 
     /// Sets the standard variables so an AWS SDK's default chain finds the dummy credentials.
     /// Process-wide: fine under nextest (one process per test).
+    #[allow(unsafe_code)]
     pub fn export_credentials(&self) {
         // SAFETY: the test harness sets these once, before any SDK client reads them.
         unsafe {
