@@ -98,6 +98,7 @@ impl AppState {
             artifacts.clone(),
             settings.serving.endpoint_refresh,
             settings.serving.max_model_bytes,
+            settings.serving.model_limits,
         ));
         let capture = CaptureWriter::start(
             artifacts.object_store(),

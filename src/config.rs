@@ -176,6 +176,9 @@ pub struct ServingSettings {
     pub endpoint_refresh: Duration,
     /// Largest model file (after decompression) the local target loads.
     pub max_model_bytes: u64,
+    /// Bounds on what a model may declare (classes, targets, trees, nodes, features) and on the
+    /// memory its decoding may take.
+    pub model_limits: crate::serving::xgboost::ModelLimits,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -370,6 +373,7 @@ impl Default for ServingSettings {
             max_request_bytes: 6 * 1024 * 1024,
             endpoint_refresh: Duration::from_secs(2),
             max_model_bytes: 1024 * 1024 * 1024,
+            model_limits: Default::default(),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! the running endpoint, on any replica, until the pipeline is provisioned again.
 
 use super::model_archive;
-use super::xgboost::Booster;
+use super::xgboost::{Booster, ModelLimits};
 use crate::artifacts::{ArtifactStore, StorageError};
 use crate::store::{DynStore, EndpointRecord, StoreError, endpoint_state};
 use object_store::ObjectStoreExt;
@@ -89,6 +89,7 @@ pub struct EndpointRegistry {
     artifacts: ArtifactStore,
     refresh: Duration,
     max_model_bytes: u64,
+    limits: ModelLimits,
     cache: RwLock<HashMap<(String, String), Cached>>,
     /// Loads one model at a time, so a burst of first requests loads it once.
     loading: tokio::sync::Mutex<()>,
@@ -101,12 +102,19 @@ pub struct LoadedModel {
 }
 
 impl EndpointRegistry {
-    pub fn new(store: DynStore, artifacts: ArtifactStore, refresh: Duration, max_model_bytes: u64) -> Self {
+    pub fn new(
+        store: DynStore,
+        artifacts: ArtifactStore,
+        refresh: Duration,
+        max_model_bytes: u64,
+        limits: ModelLimits,
+    ) -> Self {
         Self {
             store,
             artifacts,
             refresh,
             max_model_bytes,
+            limits,
             cache: RwLock::new(HashMap::new()),
             loading: tokio::sync::Mutex::new(()),
         }
@@ -155,16 +163,25 @@ impl EndpointRegistry {
     /// takes a while).
     async fn parse(&self, key: &str, bytes: bytes::Bytes) -> Result<LoadedModel, ModelError> {
         let limit = self.max_model_bytes;
+        let limits = self.limits;
         let key_owned = key.to_string();
         tokio::task::spawn_blocking(move || {
             let sha256 = hex::encode(Sha256::digest(&bytes));
             let file = model_archive::extract_model_file_with_limit(&bytes, limit)
                 .map_err(|source| ModelError::Archive { key: key_owned.clone(), source })?;
-            let booster = Booster::load(&file).map_err(|source| ModelError::Load { key: key_owned, source })?;
+            let booster =
+                Booster::load_within(&file, &limits).map_err(|source| ModelError::Load { key: key_owned, source })?;
             Ok(LoadedModel { booster, sha256 })
         })
         .await
-        .expect("model loading does not panic")
+        // A panic while parsing a hostile file is a failed load, not a dead request.
+        .map_err(|e| ModelError::Load {
+            key: key.to_string(),
+            source: super::xgboost::LoadError::Invalid {
+                path: String::new(),
+                reason: format!("loading panicked: {e}"),
+            },
+        })?
     }
 
     /// The endpoint, loaded and current to within `refresh`.

@@ -154,7 +154,51 @@ async fn a_replaced_asset_does_not_change_a_deployed_endpoint(db: TestDb) {
     server.stop().await;
 }
 
+/// Hostile model files fail the deploy with a clear message, and the server goes on serving.
+async fn hostile_models_fail_the_deploy_and_the_server_lives_on(db: TestDb) {
+    use flate2::{Compression, write::GzEncoder};
+    let mut settings = crate::support::server::test_settings(&db);
+    let cap: usize = 8 * 1024 * 1024;
+    settings.serving.max_model_bytes = cap as u64;
+    settings.serving.model_limits.max_memory_bytes = 64 * 1024 * 1024;
+    let server = TestServer::start_with(db, settings).await;
+
+    // A few kilobytes of model.tar.gz that unpack to the size cap (the tar's header and end
+    // blocks take the last 4 KiB): a UBJSON array of nulls, which would take 32 bytes of memory
+    // per input byte if decoded naively.
+    let mut ubjson = b"{i\x07learner[".to_vec();
+    ubjson.resize(cap - 4096 - 2, b'Z');
+    ubjson.extend_from_slice(b"]}");
+    let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::best()));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(ubjson.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "xgboost-model", ubjson.as_slice()).unwrap();
+    let bomb = tar.into_inner().unwrap().finish().unwrap();
+    assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+    assert_eq!(server.put_asset("models/bomb", bomb).await.status(), 201);
+
+    // A model declaring 2^40 classes (one base score would be allocated per class).
+    let mut huge = fixture_json("xgboost/multi_softprob.json");
+    huge["learner"]["learner_model_param"]["num_class"] = json!((1u64 << 40).to_string());
+    assert_eq!(server.put_asset("models/huge.json", serde_json::to_vec(&huge).unwrap()).await.status(), 201);
+
+    for (name, key, expected) in [
+        ("bomb", "models/bomb", "serving.model_limits.max_memory_bytes"),
+        ("huge", "models/huge.json", "serving.model_limits.max_classes"),
+    ] {
+        let out = server.provision(&realtime_body(name, key)).await;
+        let p = server.wait_for(out["pipeline_id"].as_str().unwrap(), "failed").await;
+        let error = p["last_error"].as_str().unwrap();
+        assert!(error.contains(expected), "{name}: {error}");
+    }
+    assert_eq!(server.http.get(server.url("/healthz")).send().await.unwrap().status(), 200, "still serving");
+    server.stop().await;
+}
+
 on_both_stores!(
+    hostile_models_fail_the_deploy_and_the_server_lives_on,
     a_replaced_asset_does_not_change_a_deployed_endpoint,
     reprovision_redeploys_and_delete_tears_down,
     unloadable_models_fail_the_pipeline_with_the_reason,

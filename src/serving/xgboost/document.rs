@@ -1,20 +1,19 @@
 //! Reads XGBoost's model document (the same tree of values whether it came from JSON or
 //! UBJSON; schema in `doc/model.schema` of dmlc/xgboost) into a checked `Booster`.
 
-use serde_json::Value;
-
+use super::doc::Doc;
 use super::objective::{self, Objective};
 use super::tree::{Node, Tree};
-use super::{Booster, LoadError, ModelFormat};
+use super::{Booster, LoadError, ModelFormat, ModelLimits};
 
 /// A value and where it sits in the document, so errors can name the field.
 struct At<'a> {
-    value: &'a Value,
+    value: &'a Doc,
     path: String,
 }
 
 impl<'a> At<'a> {
-    fn root(value: &'a Value) -> At<'a> {
+    fn root(value: &'a Doc) -> At<'a> {
         At { value, path: String::new() }
     }
 
@@ -23,7 +22,7 @@ impl<'a> At<'a> {
     }
 
     fn opt(&self, key: &str) -> Option<At<'a>> {
-        let value = self.value.as_object()?.get(key)?;
+        let value = self.value.get(key)?;
         Some(At { value, path: join(&self.path, key) })
     }
 
@@ -38,8 +37,12 @@ impl<'a> At<'a> {
         self.value.as_str().ok_or_else(|| self.invalid("is not a string"))
     }
 
-    fn array(&self) -> Result<&'a [Value], LoadError> {
-        self.value.as_array().map(Vec::as_slice).ok_or_else(|| self.invalid("is not an array"))
+    fn array(&self) -> Result<&'a [Doc], LoadError> {
+        self.value.as_list().ok_or_else(|| self.invalid("is not an array of objects or strings"))
+    }
+
+    fn len(&self) -> Result<usize, LoadError> {
+        self.value.len().ok_or_else(|| self.invalid("is not an array"))
     }
 
     fn items(&self) -> Result<Vec<At<'a>>, LoadError> {
@@ -54,44 +57,53 @@ impl<'a> At<'a> {
     /// XGBoost writes most parameters as strings ("30"); accept plain numbers too.
     fn param_usize(&self) -> Result<usize, LoadError> {
         let parsed = match self.value {
-            Value::String(s) => s.trim().parse::<usize>().ok(),
-            Value::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+            Doc::Str(s) => s.trim().parse::<usize>().ok(),
+            Doc::Int(n) => usize::try_from(*n).ok(),
             _ => None,
         };
         parsed.ok_or_else(|| self.invalid("is not a non-negative integer"))
     }
 
     fn f32s(&self) -> Result<Vec<f32>, LoadError> {
-        self.array()?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v.as_f64() {
-                Some(x) => Ok(x as f32),
-                None => Err(self.invalid(format!("[{i}] is not a finite number"))),
-            })
-            .collect()
+        match self.value.f32s() {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(i)) => Err(self.invalid(format!("[{i}] is not a finite number"))),
+            None => Err(self.invalid("is not an array")),
+        }
     }
 
     fn i64s(&self) -> Result<Vec<i64>, LoadError> {
-        self.array()?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v.as_i64().ok_or_else(|| self.invalid(format!("[{i}] is not an integer"))))
-            .collect()
+        match self.value.integers() {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(i)) => Err(self.invalid(format!("[{i}] is not an integer"))),
+            None => Err(self.invalid("is not an array")),
+        }
     }
 
     /// `default_left` is 0/1 integers in current XGBoost, booleans in some older writers.
     fn flags(&self) -> Result<Vec<bool>, LoadError> {
-        self.array()?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::Bool(b) => Ok(*b),
-                Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
-                Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
-                _ => Err(self.invalid(format!("[{i}] is not 0, 1, true or false"))),
-            })
-            .collect()
+        let flag = |i: usize, v: i64| match v {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.invalid(format!("[{i}] is not 0, 1, true or false"))),
+        };
+        match self.value {
+            Doc::Bytes(v) => v.iter().enumerate().map(|(i, &b)| flag(i, i64::from(b))).collect(),
+            Doc::List(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Doc::Bool(b) => Ok(*b),
+                    Doc::Int(n) => flag(i, *n),
+                    _ => Err(self.invalid(format!("[{i}] is not 0, 1, true or false"))),
+                })
+                .collect(),
+            other => match other.integers() {
+                Some(Ok(v)) => v.into_iter().enumerate().map(|(i, n)| flag(i, n)).collect(),
+                Some(Err(i)) => Err(self.invalid(format!("[{i}] is not 0, 1, true or false"))),
+                None => Err(self.invalid("is not an array")),
+            },
+        }
     }
 }
 
@@ -103,7 +115,7 @@ fn unsupported(feature: impl Into<String>) -> LoadError {
     LoadError::Unsupported { feature: feature.into() }
 }
 
-pub(super) fn read(doc: &Value, format: ModelFormat) -> Result<Booster, LoadError> {
+pub(super) fn read(doc: &Doc, format: ModelFormat, limits: &ModelLimits) -> Result<Booster, LoadError> {
     let learner = At::root(doc).get("learner")?;
 
     let objective_name = learner.get("objective")?.get("name")?.str()?.to_owned();
@@ -124,6 +136,16 @@ pub(super) fn read(doc: &Value, format: ModelFormat) -> Result<Booster, LoadErro
         Some(v) => v.param_usize()?,
         None => 1,
     };
+    for (key, value, limit, setting) in [
+        ("num_feature", num_features, limits.max_features, "max_features"),
+        ("num_class", num_class, limits.max_classes, "max_classes"),
+        ("num_target", num_target, limits.max_targets, "max_targets"),
+    ] {
+        if value > limit {
+            let reason = format!("is {value}, more than {limit}");
+            return Err(LoadError::TooLarge { path: join(&params.path, key), reason, setting });
+        }
+    }
     let num_groups = if objective.is_multiclass() {
         if num_class == 0 {
             return Err(params.invalid(format!("num_class must be at least 1 for `{objective_name}`")));
@@ -146,6 +168,7 @@ pub(super) fn read(doc: &Value, format: ModelFormat) -> Result<Booster, LoadErro
     };
 
     if let Some(types) = learner.opt("feature_types")
+        && types.len()? > 0
         && types.array()?.iter().any(|t| t.as_str() == Some("c"))
     {
         return Err(unsupported("categorical features (`feature_types` contains \"c\")"));
@@ -162,17 +185,22 @@ pub(super) fn read(doc: &Value, format: ModelFormat) -> Result<Booster, LoadErro
     };
 
     if let Some(enc) = model.opt("cats").and_then(|cats| cats.opt("enc"))
-        && !enc.array()?.is_empty()
+        && enc.len()? > 0
     {
         return Err(unsupported("categorical features (the model has a category encoder)"));
     }
 
-    let trees = model
-        .get("trees")?
+    let trees_at = model.get("trees")?;
+    let count = trees_at.len()?;
+    if count > limits.max_trees {
+        return Err(too_large(&trees_at, format!("holds {count} trees, more than {}", limits.max_trees), "max_trees"));
+    }
+    let mut nodes_left = limits.max_nodes;
+    let trees = trees_at
         .items()?
         .iter()
         .enumerate()
-        .map(|(i, at)| read_tree(at, i, num_features))
+        .map(|(i, at)| read_tree(at, i, num_features, &mut nodes_left, limits.max_nodes))
         .collect::<Result<Vec<_>, _>>()?;
 
     if let Some(n) = model.opt("gbtree_model_param").and_then(|param| param.opt("num_trees")) {
@@ -231,8 +259,8 @@ pub(super) fn read(doc: &Value, format: ModelFormat) -> Result<Booster, LoadErro
 /// ("[1E-1,2E-1,7E-1]") in newer versions. Older writers may use a plain number.
 fn base_margins(at: &At<'_>, objective: Objective, num_groups: usize) -> Result<Vec<f32>, LoadError> {
     let scores: Vec<f32> = match at.value {
-        Value::Number(n) => vec![n.as_f64().unwrap_or(f64::NAN) as f32],
-        Value::String(s) => {
+        Doc::Int(_) | Doc::Float(_) => vec![at.value.as_f64().unwrap_or(f64::NAN) as f32],
+        Doc::Str(s) => {
             let inner = s.trim();
             let inner = inner.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')).unwrap_or(inner);
             let mut scores = Vec::new();
@@ -275,7 +303,17 @@ fn check_indptr(indptr: &[i64], n_trees: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn read_tree(at: &At<'_>, index: usize, num_features: usize) -> Result<Tree, LoadError> {
+fn too_large(at: &At<'_>, reason: String, setting: &'static str) -> LoadError {
+    LoadError::TooLarge { path: at.path.clone(), reason, setting }
+}
+
+fn read_tree(
+    at: &At<'_>,
+    index: usize,
+    num_features: usize,
+    nodes_left: &mut usize,
+    max_nodes: usize,
+) -> Result<Tree, LoadError> {
     if at.opt("leaf_weights").is_some() {
         return Err(vector_leaf(index));
     }
@@ -308,6 +346,12 @@ fn read_tree(at: &At<'_>, index: usize, num_features: usize) -> Result<Tree, Loa
     let default_left = default_at.flags()?;
 
     let n = num_nodes.unwrap_or(left.len());
+    match nodes_left.checked_sub(n) {
+        Some(left) => *nodes_left = left,
+        None => {
+            return Err(too_large(at, format!("takes the model past {max_nodes} nodes in all"), "max_nodes"));
+        }
+    }
     for (field, len) in [
         (&left_at, left.len()),
         (&right_at, right.len()),

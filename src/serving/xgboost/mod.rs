@@ -12,6 +12,7 @@
 //! binary format, `gblinear`, categorical features or splits, vector-leaf trees
 //! (`multi_strategy="multi_output_tree"`), and objectives not in the supported list.
 
+mod doc;
 mod document;
 mod objective;
 mod tree;
@@ -55,6 +56,39 @@ pub enum LoadError {
     Unsupported { feature: String },
     #[error("unsupported XGBoost objective `{name}` (supported: {supported})")]
     UnsupportedObjective { name: String, supported: String },
+    #[error("the model is beyond this server's limits: `{path}` {reason} (serving.model_limits.{setting})")]
+    TooLarge { path: String, reason: String, setting: &'static str },
+}
+
+/// Bounds a model must stay within to be loaded; an untrusted file cannot make the process
+/// allocate more than they allow (`serving.model_limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelLimits {
+    /// `num_class`.
+    pub max_classes: usize,
+    /// `num_target`.
+    pub max_targets: usize,
+    pub max_trees: usize,
+    /// Nodes of all trees together.
+    pub max_nodes: usize,
+    /// `num_feature`.
+    pub max_features: usize,
+    /// Memory the decoded document may take before it becomes trees.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for ModelLimits {
+    fn default() -> Self {
+        Self {
+            max_classes: 10_000,
+            max_targets: 10_000,
+            max_trees: 1_000_000,
+            max_nodes: 200_000_000,
+            max_features: 10_000_000,
+            max_memory_bytes: 4 * 1024 * 1024 * 1024,
+        }
+    }
 }
 
 /// How the model file was encoded.
@@ -101,14 +135,33 @@ impl Booster {
     /// legacy binary format give a clear error that says to re-save with
     /// `booster.save_model("model.json")`.
     pub fn load(bytes: &[u8]) -> Result<Booster, LoadError> {
+        Self::load_within(bytes, &ModelLimits::default())
+    }
+
+    /// [`Booster::load`] within `limits`.
+    pub fn load_within(bytes: &[u8], limits: &ModelLimits) -> Result<Booster, LoadError> {
         let format = detect_format(bytes)?;
         let doc = match format {
-            ModelFormat::Json => serde_json::from_slice(bytes).map_err(|e| LoadError::Json(e.to_string()))?,
-            ModelFormat::Ubjson => {
-                ubjson::parse(bytes).map_err(|e| LoadError::Ubjson { offset: e.offset, reason: e.reason })?
+            ModelFormat::Json => {
+                // Every JSON value may become one document node: refuse what cannot fit before
+                // building any of it.
+                let bound = doc::json_value_bound(bytes).saturating_mul(std::mem::size_of::<doc::Doc>());
+                if bound > limits.max_memory_bytes {
+                    return Err(LoadError::TooLarge {
+                        path: String::new(),
+                        reason: format!(
+                            "may need up to {bound} bytes of memory to decode, more than {}",
+                            limits.max_memory_bytes
+                        ),
+                        setting: "max_memory_bytes",
+                    });
+                }
+                serde_json::from_slice(bytes).map_err(|e| LoadError::Json(e.to_string()))?
             }
+            ModelFormat::Ubjson => ubjson::parse(bytes, limits.max_memory_bytes)
+                .map_err(|e| LoadError::Ubjson { offset: e.offset, reason: e.reason })?,
         };
-        document::read(&doc, format)
+        document::read(&doc, format, limits)
     }
 
     pub fn format(&self) -> ModelFormat {
@@ -275,7 +328,7 @@ mod tests {
         })
     }
 
-    fn load(doc: &Value) -> Result<Booster, LoadError> {
+    fn load(doc: &serde_json::Value) -> Result<Booster, LoadError> {
         Booster::load(&serde_json::to_vec(doc).unwrap())
     }
 
@@ -394,6 +447,30 @@ mod tests {
 
         set(&mut doc, "/learner/gradient_booster/weight_drop", json!([1.0]));
         assert!(err(&doc).contains("weight_drop"), "{}", err(&doc));
+    }
+
+    #[test]
+    fn declared_sizes_beyond_the_limits_are_refused_before_allocating() {
+        let bytes = |doc: &Value| serde_json::to_vec(doc).unwrap();
+        let within = |doc: &Value, limits: ModelLimits| Booster::load_within(&bytes(doc), &limits);
+        let too_large = |result: Result<Booster, LoadError>, setting: &str| match result {
+            Err(e @ LoadError::TooLarge { .. }) => assert!(e.to_string().contains(setting), "{e}"),
+            other => panic!("expected a {setting} refusal, got {other:?}"),
+        };
+        let doc = model("reg:squarederror");
+        let defaults = ModelLimits::default();
+        within(&doc, defaults).unwrap();
+        too_large(within(&doc, ModelLimits { max_trees: 1, ..defaults }), "max_trees");
+        too_large(within(&doc, ModelLimits { max_nodes: 3, ..defaults }), "max_nodes");
+        too_large(within(&doc, ModelLimits { max_features: 0, ..defaults }), "max_features");
+        too_large(within(&doc, ModelLimits { max_memory_bytes: 1000, ..defaults }), "max_memory_bytes");
+
+        let mut huge = model("multi:softprob");
+        set(&mut huge, "/learner/learner_model_param/num_class", json!((1u64 << 40).to_string()));
+        too_large(Booster::load(&bytes(&huge)), "serving.model_limits.max_classes");
+        let mut targets = model("reg:squarederror");
+        set(&mut targets, "/learner/learner_model_param/num_target", json!("100000"));
+        too_large(Booster::load(&bytes(&targets)), "max_targets");
     }
 
     #[test]

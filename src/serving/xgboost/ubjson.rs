@@ -1,11 +1,12 @@
-//! A small UBJSON (draft 12) reader producing `serde_json::Value`, enough for XGBoost's `.ubj`
-//! models: big-endian scalars, `S` strings, and the optimized containers XGBoost writes
-//! (`[$d#L<count>` typed arrays, `{L<len>key...}` objects).
+//! A small UBJSON (draft 12) reader producing a [`Doc`], enough for XGBoost's `.ubj` models:
+//! big-endian scalars, `S` strings, and the optimized containers XGBoost writes (`[$d#L<count>`
+//! typed arrays, decoded straight into typed vectors; `{L<len>key...}` objects).
 //!
 //! Untrusted input: every count is checked against the bytes left before anything is allocated,
-//! and nesting is bounded, so a hostile file fails with an error instead of exhausting memory.
+//! everything decoded is charged to a memory budget as it is built, and nesting is bounded, so a
+//! hostile file fails with an error instead of exhausting memory.
 
-use serde_json::{Map, Number, Value};
+use super::doc::{ArrayBuilder, Doc};
 
 const MAX_DEPTH: usize = 128;
 
@@ -17,8 +18,9 @@ pub(crate) struct UbjsonError {
 
 type Result<T> = std::result::Result<T, UbjsonError>;
 
-pub(crate) fn parse(bytes: &[u8]) -> Result<Value> {
-    let mut reader = Reader { bytes, pos: 0 };
+/// Decodes `bytes`, using at most about `budget` bytes of memory for the document.
+pub(crate) fn parse(bytes: &[u8], budget: usize) -> Result<Doc> {
+    let mut reader = Reader { bytes, pos: 0, budget, limit: budget };
     let value = reader.value(0)?;
     if reader.pos != bytes.len() {
         return Err(
@@ -31,11 +33,28 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Value> {
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Bytes of memory the document may still take.
+    budget: usize,
+    limit: usize,
 }
 
 impl Reader<'_> {
     fn error(&self, reason: impl Into<String>) -> UbjsonError {
         UbjsonError { offset: self.pos, reason: reason.into() }
+    }
+
+    /// Charges `bytes` of memory to the budget before they are allocated.
+    fn charge(&mut self, bytes: usize) -> Result<()> {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(self.error(format!(
+                "decoding the model needs more than {} bytes of memory (serving.model_limits.max_memory_bytes)",
+                self.limit
+            ))),
+        }
     }
 
     fn remaining(&self) -> usize {
@@ -75,23 +94,26 @@ impl Reader<'_> {
         self.bytes.get(self.pos).copied()
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value> {
+    fn value(&mut self, depth: usize) -> Result<Doc> {
         let marker = self.marker()?;
         self.value_of(marker, depth)
     }
 
-    fn value_of(&mut self, marker: u8, depth: usize) -> Result<Value> {
+    fn value_of(&mut self, marker: u8, depth: usize) -> Result<Doc> {
         Ok(match marker {
-            b'Z' => Value::Null,
-            b'T' => Value::Bool(true),
-            b'F' => Value::Bool(false),
-            b'i' | b'U' | b'I' | b'l' | b'L' => Value::Number(Number::from(self.integer(marker)?)),
+            b'Z' => Doc::Null,
+            b'T' => Doc::Bool(true),
+            b'F' => Doc::Bool(false),
+            b'i' | b'U' | b'I' | b'l' | b'L' => Doc::Int(self.integer(marker)?),
             b'd' => float(f64::from(f32::from_be_bytes(self.take()?))),
             b'D' => float(f64::from_be_bytes(self.take()?)),
             b'H' => {
                 let text = self.string()?;
-                match serde_json::from_str::<Number>(&text) {
-                    Ok(n) => Value::Number(n),
+                match serde_json::from_str::<serde_json::Number>(&text) {
+                    Ok(n) => match n.as_i64() {
+                        Some(i) => Doc::Int(i),
+                        None => float(n.as_f64().unwrap_or(f64::NAN)),
+                    },
                     Err(_) => {
                         return Err(self.error(format!("invalid high-precision number {text:?}")));
                     }
@@ -102,9 +124,9 @@ impl Reader<'_> {
                 if !c.is_ascii() {
                     return Err(self.error("char value is not ASCII"));
                 }
-                Value::String(char::from(c).to_string())
+                Doc::Str(char::from(c).to_string())
             }
-            b'S' => Value::String(self.string()?),
+            b'S' => Doc::Str(self.string()?),
             b'[' => self.array(depth + 1)?,
             b'{' => self.object(depth + 1)?,
             other => return Err(self.unknown_marker(other)),
@@ -141,6 +163,12 @@ impl Reader<'_> {
     fn string(&mut self) -> Result<String> {
         let len = self.length()?;
         let start = self.pos;
+        if len > self.remaining() {
+            return Err(
+                self.error(format!("length {len} runs past the end of the data ({} bytes left)", self.remaining()))
+            );
+        }
+        self.charge(len)?;
         let bytes = self.take_slice(len)?;
         match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_owned()),
@@ -186,23 +214,59 @@ impl Reader<'_> {
         Ok((element_type, count))
     }
 
-    fn element(&mut self, element_type: Option<u8>, depth: usize) -> Result<Value> {
+    fn element(&mut self, element_type: Option<u8>, depth: usize) -> Result<Doc> {
         match element_type {
             Some(t) => self.value_of(t, depth),
             None => self.value(depth),
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value> {
+    /// A typed array of `n` fixed-size numbers, decoded straight into a typed vector. The count
+    /// was checked against the bytes left; the vector is charged to the budget first.
+    fn typed_numbers(&mut self, element_type: u8, n: usize) -> Result<Option<Doc>> {
+        let size = match element_type {
+            b'U' | b'i' => 1,
+            b'I' => 2,
+            b'l' | b'd' => 4,
+            b'L' | b'D' => 8,
+            _ => return Ok(None),
+        };
+        let stored = match element_type {
+            b'U' => 1,
+            b'i' | b'I' | b'l' | b'd' => 4,
+            _ => 8,
+        };
+        self.charge(n.saturating_mul(stored))?;
+        let raw = self.take_slice(n * size)?;
+        let doc = match element_type {
+            b'U' => Doc::Bytes(raw.to_vec()),
+            b'i' => Doc::I32s(raw.iter().map(|&b| i32::from(b as i8)).collect()),
+            b'I' => Doc::I32s(raw.chunks_exact(2).map(|c| i32::from(i16::from_be_bytes([c[0], c[1]]))).collect()),
+            b'l' => Doc::I32s(raw.chunks_exact(4).map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect()),
+            b'd' => Doc::F32s(raw.chunks_exact(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect()),
+            b'L' => {
+                Doc::I64s(raw.chunks_exact(8).map(|c| i64::from_be_bytes(c.try_into().expect("8 bytes"))).collect())
+            }
+            _ => Doc::F64s(raw.chunks_exact(8).map(|c| f64::from_be_bytes(c.try_into().expect("8 bytes"))).collect()),
+        };
+        Ok(Some(doc))
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Doc> {
         if depth > MAX_DEPTH {
             return Err(self.error(format!("nesting deeper than {MAX_DEPTH} levels")));
         }
         let (element_type, count) = self.container_header()?;
-        let mut items = Vec::new();
+        if let (Some(t), Some(n)) = (element_type, count)
+            && let Some(typed) = self.typed_numbers(t, n)?
+        {
+            return Ok(typed);
+        }
+        let mut items = ArrayBuilder::new();
         match count {
             Some(n) => {
-                items.reserve(n.min(self.remaining()));
                 for _ in 0..n {
+                    self.charge(std::mem::size_of::<Doc>())?;
                     items.push(self.element(element_type, depth)?);
                 }
             }
@@ -211,24 +275,27 @@ impl Reader<'_> {
                 if marker == b']' {
                     break;
                 }
+                self.charge(std::mem::size_of::<Doc>())?;
                 items.push(self.value_of(marker, depth)?);
             },
         }
-        Ok(Value::Array(items))
+        Ok(items.finish())
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value> {
+    fn object(&mut self, depth: usize) -> Result<Doc> {
         if depth > MAX_DEPTH {
             return Err(self.error(format!("nesting deeper than {MAX_DEPTH} levels")));
         }
         let (element_type, count) = self.container_header()?;
-        let mut map = Map::new();
+        let mut entries = Vec::new();
+        let entry_size = std::mem::size_of::<(String, Doc)>();
         match count {
             Some(n) => {
                 for _ in 0..n {
+                    self.charge(entry_size)?;
                     let key = self.string()?;
                     let value = self.element(element_type, depth)?;
-                    map.insert(key, value);
+                    entries.push((key, value));
                 }
             }
             None => loop {
@@ -240,25 +307,30 @@ impl Reader<'_> {
                     self.pos += 1;
                     break;
                 }
+                self.charge(entry_size)?;
                 let key = self.string()?;
                 let value = self.value(depth)?;
-                map.insert(key, value);
+                entries.push((key, value));
             },
         }
-        Ok(Value::Object(map))
+        Ok(Doc::Object(entries))
     }
 }
 
-/// JSON numbers cannot hold NaN or infinities; such values become `null`, and the model reader
-/// reports them where a number is required.
-fn float(v: f64) -> Value {
-    Number::from_f64(v).map_or(Value::Null, Value::Number)
+/// A scalar NaN or infinity becomes `null`, as in JSON, and the model reader reports it where a
+/// number is required.
+fn float(v: f64) -> Doc {
+    if v.is_finite() { Doc::Float(v) } else { Doc::Null }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn parse(bytes: &[u8]) -> Result<serde_json::Value> {
+        super::parse(bytes, 1 << 20).map(|doc| doc.to_json())
+    }
 
     fn key(s: &str) -> Vec<u8> {
         let mut out = vec![b'i', u8::try_from(s.len()).unwrap()];
@@ -275,7 +347,7 @@ mod tests {
         assert_eq!(parse(&[b'L', 0, 0, 0, 1, 0, 0, 0, 0]).unwrap(), json!(1u64 << 32));
         let mut d = vec![b'd'];
         d.extend_from_slice(&0.1f32.to_be_bytes());
-        assert_eq!(parse(&d).unwrap().as_f64().unwrap() as f32, 0.1f32);
+        assert_eq!(super::parse(&d, 64).unwrap(), Doc::Float(f64::from(0.1f32)));
         let mut dd = vec![b'D'];
         dd.extend_from_slice(&(-2.5f64).to_be_bytes());
         assert_eq!(parse(&dd).unwrap(), json!(-2.5));
@@ -354,6 +426,23 @@ mod tests {
         assert!(parse(b).unwrap_err().reason.contains("claims"));
         let s = b"SL\x7f\xff\xff\xff\xff\xff\xff\xff";
         assert!(parse(s).unwrap_err().reason.contains("past the end"));
+    }
+
+    #[test]
+    fn typed_arrays_decode_to_typed_vectors_within_the_budget() {
+        let mut b = b"[$d#i\x03".to_vec();
+        for x in [1.5f32, -2.0, 0.25] {
+            b.extend_from_slice(&x.to_be_bytes());
+        }
+        assert_eq!(super::parse(&b, 64).unwrap(), Doc::F32s(vec![1.5, -2.0, 0.25]));
+        assert_eq!(super::parse(b"[$U#i\x02\x07\x00", 64).unwrap(), Doc::Bytes(vec![7, 0]));
+        assert_eq!(super::parse(b"[$l#i\x01\xff\xff\xff\xfe", 64).unwrap(), Doc::I32s(vec![-2]));
+        // The same array against a budget too small for it: refused before it is built.
+        let err = super::parse(&b, 8).unwrap_err();
+        assert!(err.reason.contains("serving.model_limits.max_memory_bytes"), "{}", err.reason);
+        // Untyped arrays of payload-free values are charged per element.
+        let nulls = [b"[".as_slice(), &[b'Z'; 1000], b"]"].concat();
+        assert!(super::parse(&nulls, 1000).unwrap_err().reason.contains("memory"));
     }
 
     #[test]
