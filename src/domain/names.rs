@@ -27,6 +27,22 @@ pub fn stack_name(pipeline_type: PipelineType, name: &str) -> String {
     format!("{STACK_NAME_PREFIX}-{}-{}", name.trim(), pipeline_type.stack_postfix()).to_lowercase()
 }
 
+/// The pipeline type and name a stack name was made from: the deployed workload's stack name
+/// or its wrapper's (`…-codepipeline`), as `/pipelinestatus` takes them.
+pub fn parse_stack_name(stack: &str) -> Option<(PipelineType, String)> {
+    let stack = stack.trim().to_lowercase();
+    let stack = stack.strip_suffix("-codepipeline").unwrap_or(&stack);
+    let rest = stack.strip_prefix(STACK_NAME_PREFIX)?.strip_prefix('-')?;
+    // The longest postfix that matches: no postfix may swallow part of another.
+    PipelineType::ALL
+        .iter()
+        .filter_map(|t| {
+            let name = rest.strip_suffix(&t.stack_postfix().to_lowercase())?.strip_suffix('-')?;
+            (!name.is_empty()).then(|| (*t, name.to_string()))
+        })
+        .min_by_key(|(_, name)| name.len())
+}
+
 /// The wrapper stack that holds the CodePipeline (not used by the image builder).
 pub fn wrapper_stack_name(stack_name: &str) -> String {
     format!("{stack_name}-codepipeline")
@@ -214,5 +230,19 @@ mod tests {
         for bad in ["a", "Upper", "a//b", "-a", "a-"] {
             assert!(EcrRepoName::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn stack_names_parse_back_to_type_and_name() {
+        for t in PipelineType::ALL {
+            for name in ["churn", "a-b-c", "x1"] {
+                let stack = stack_name(t, name);
+                assert_eq!(parse_stack_name(&stack), Some((t, name.to_string())), "{stack}");
+                assert_eq!(parse_stack_name(&wrapper_stack_name(&stack)), Some((t, name.to_string())));
+            }
+        }
+        assert_eq!(parse_stack_name("mlops-pipeline-churn-unknown"), None);
+        assert_eq!(parse_stack_name("churn"), None);
+        assert_eq!(parse_stack_name("mlops-pipeline--byompipelinerealtimebuiltin"), None);
     }
 }

@@ -122,16 +122,22 @@ pub async fn provision(state: &AppState, principal: &Principal, body: &Value) ->
     Ok(ProvisionResult { record, created, warnings: planned.warnings })
 }
 
-/// The pipeline by its id, or by the id its target gave it (aws: the wrapper StackId, which the
-/// compat API hands out as `pipeline_id`).
+/// The pipeline by its id, by the id its target gave it (aws: the wrapper StackId, which the
+/// compat API hands out as `pipeline_id`), or by its stack's name.
 pub async fn find(state: &AppState, id: &str) -> Result<PipelineRecord, ApiError> {
     if let Some(p) = state.store.pipeline(id).await? {
         return Ok(p);
     }
-    match state.store.pipeline_by_external_id(id).await? {
-        Some(p) => Ok(p),
-        None => Err(ApiError::NotFound(format!("pipeline {id:?} not found"))),
+    if let Some(p) = state.store.pipeline_by_external_id(id).await? {
+        return Ok(p);
     }
+    // The solution's `/pipelinestatus` also takes the stack's name.
+    if let Some((pipeline_type, name)) = domain::names::parse_stack_name(id)
+        && let Some(p) = state.store.live_pipeline(pipeline_type.as_str(), &name).await?
+    {
+        return Ok(p);
+    }
+    Err(ApiError::NotFound(format!("pipeline {id:?} not found")))
 }
 
 /// The id the compat API answers with: the target's own id (aws: the StackId) when it has one,

@@ -25,6 +25,13 @@ async fn provision_invoke_and_capture(db: TestDb) {
     assert_eq!(status["stageStates"][1]["stageName"], "DeployCloudFormation");
     assert_eq!(status["stageStates"][1]["actionStates"][0]["latestExecution"]["status"], "Succeeded");
     assert_eq!(status["pipelineName"], "mlops-pipeline-churn-byompipelinerealtimebuiltin-pipeline");
+    // The solution's /pipelinestatus also takes the stack's name (deployed or wrapper stack).
+    for stack in [
+        "mlops-pipeline-churn-byompipelinerealtimebuiltin",
+        "mlops-pipeline-churn-BYOMPipelineRealtimeBuiltIn-codepipeline",
+    ] {
+        assert_eq!(server.compat_status(stack).await, status, "{stack}");
+    }
 
     let cases = fixture_json("xgboost/binary_logistic.cases.json");
     let rows = cases["rows"].as_array().unwrap();

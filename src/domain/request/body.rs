@@ -99,6 +99,21 @@ const KEYS: &[(&str, &str)] = &[
     ("generate_definition_only", "`True` or `False`"),
 ];
 
+/// Fields the solution treats as "not set" when they hold `""` (its templates test the
+/// parameter against the empty string): accepted as absent, with a warning.
+const EMPTY_MEANS_ABSENT: &[&str] = &[
+    "endpoint_name",
+    "baseline_inference_attribute",
+    "baseline_ground_truth_attribute",
+    "baseline_probability_attribute",
+    "monitor_inference_attribute",
+    "monitor_probability_attribute",
+    "probability_threshold_attribute",
+    "features_attribute",
+    "model_scores",
+    "model_predicted_label_config",
+];
+
 /// Problems inside one field's value, each at a path below the field.
 #[derive(Debug, Default)]
 pub(super) struct Issues(pub(super) Vec<(Vec<String>, Invalid)>);
@@ -142,10 +157,18 @@ impl<'a> Body<'a> {
         }
     }
 
-    /// The value of `key`; JSON `null` counts as absent.
+    /// The value of `key`; JSON `null` counts as absent, and so does `""` where the solution
+    /// reads it so.
     pub fn get(&mut self, key: &'static str) -> Option<&'a Value> {
-        self.asked.insert(key);
-        self.object.get(key).filter(|v| !v.is_null())
+        let first_time = self.asked.insert(key);
+        let value = self.object.get(key).filter(|v| !v.is_null())?;
+        if value.as_str() == Some("") && EMPTY_MEANS_ABSENT.contains(&key) {
+            if first_time {
+                self.warnings.push(format!("`{key}` is \"\" and is treated as not set, as the solution does"));
+            }
+            return None;
+        }
+        Some(value)
     }
 
     pub fn required<T, E: Into<Issues>>(

@@ -787,3 +787,32 @@ fn cross_field_rules_are_all_reported_together() {
         ]
     );
 }
+
+#[test]
+fn empty_strings_the_solution_treats_as_unset_are_accepted_as_absent_with_a_warning() {
+    let body = with(single(ByomRealtimeBuiltin), json!({"endpoint_name": ""}));
+    let request = parse_request(&body, &single_env()).unwrap();
+    let PipelineParams::Realtime(realtime) = &request.spec.params else { panic!() };
+    let PerStage::All(name) = &realtime.endpoint_name else { panic!("{:?}", realtime.endpoint_name) };
+    let unnamed = with(single(ByomRealtimeBuiltin), json!({"endpoint_name": null}));
+    let default = parse_request(&unnamed, &single_env()).unwrap().spec;
+    let PipelineParams::Realtime(unnamed) = &default.params else { panic!() };
+    assert_eq!(realtime.endpoint_name, unnamed.endpoint_name, "the default endpoint name ({})", name.as_str());
+    assert_eq!(request.warnings, ["`endpoint_name` is \"\" and is treated as not set, as the solution does"]);
+
+    // The model-quality monitor's optional attributes.
+    let body = with(
+        single(ByomModelQualityMonitor),
+        json!({"monitor_probability_attribute": "", "probability_threshold_attribute": ""}),
+    );
+    let request = parse_request(&body, &single_env()).unwrap();
+    assert_eq!(request.warnings.len(), 2, "{:?}", request.warnings);
+    // A required one left empty is missing, as the solution finds it.
+    let body = with(single(ByomModelQualityMonitor), json!({"baseline_probability_attribute": ""}));
+    assert!(
+        matches!(problems(&body, &single_env())[..], [(ref p, FieldErrorCode::Required)] if p == "/baseline_probability_attribute")
+    );
+    // Elsewhere an empty string is still a bad value.
+    let body = with(single(ByomRealtimeBuiltin), json!({"model_name": ""}));
+    assert!(!problems(&body, &single_env()).is_empty());
+}
