@@ -14,6 +14,7 @@ mod aws_templates;
 mod bad_requests;
 mod binary;
 mod cli;
+mod contract;
 mod job_lease;
 mod lifecycle;
 mod openapi;

@@ -17,7 +17,7 @@ pub struct Moto {
     _dir: tempfile::TempDir,
 }
 
-fn python_bin() -> PathBuf {
+pub fn python_bin() -> PathBuf {
     match std::env::var_os("CI_PYTHON_BIN") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => {
