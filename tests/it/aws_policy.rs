@@ -3,7 +3,7 @@
 //! enforces no IAM, so without this a new call would first fail on real AWS.
 
 use regex::Regex;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 const SERVICES: [&str; 4] = ["s3", "cloudformation", "codepipeline", "sagemaker"];
@@ -109,4 +109,100 @@ fn the_policy_allows_every_call_the_aws_target_makes() {
 #[test]
 fn the_json_policy_and_the_ecs_template_agree() {
     assert_eq!(json_policy(), ecs_template_policy());
+}
+
+/// The S3 statements name buckets: no `arn:aws:s3:::*` resource in the JSON policy or the ECS
+/// template.
+#[test]
+fn s3_statements_name_their_buckets() {
+    for path in ["/docker/ecs/iam-policy.json", "/docker/ecs/mlops-orchestrator-ecs.yaml"] {
+        let text = std::fs::read_to_string(format!("{}{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(!text.contains("s3:::*"), "{path} grants S3 access in any bucket");
+    }
+}
+
+/// The ECS template's CloudFormation Rules, evaluated for parameter sets: an internet-facing
+/// plain-HTTP listener and several tasks of the local target without shared storage are refused.
+#[test]
+fn the_ecs_template_refuses_unsafe_deployments() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/ecs/mlops-orchestrator-ecs.yaml");
+    let doc: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let defaults: BTreeMap<String, String> = doc["Parameters"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let default = match &v["Default"] {
+                serde_norway::Value::String(s) => s.clone(),
+                serde_norway::Value::Number(n) => n.to_string(),
+                _ => String::new(),
+            };
+            (k.as_str().unwrap().to_string(), default)
+        })
+        .collect();
+    let refused = |changes: &[(&str, &str)]| -> Vec<String> {
+        let mut params = defaults.clone();
+        for (k, v) in changes {
+            params.insert(k.to_string(), v.to_string());
+        }
+        let mut failed = Vec::new();
+        for (name, rule) in doc["Rules"].as_mapping().unwrap() {
+            if !rule_value(&rule["RuleCondition"], &params).as_bool().unwrap_or(true) {
+                continue;
+            }
+            for assertion in rule["Assertions"].as_sequence().unwrap() {
+                if !rule_value(&assertion["Assert"], &params).as_bool().unwrap() {
+                    failed.push(name.as_str().unwrap().to_string());
+                }
+            }
+        }
+        failed
+    };
+    let aws = [
+        ("AssetsBucketName", "a"),
+        ("BlueprintBucketName", "b"),
+        ("CloudFormationRoleArn", "arn:aws:iam::1:role/mlops-cfn"),
+        ("NotificationTopicArn", "arn:aws:sns:us-east-1:1:t"),
+    ];
+    assert!(refused(&aws).is_empty(), "the defaults with the aws settings pass");
+    let public_http = [&aws[..], &[("LoadBalancerScheme", "internet-facing")]].concat();
+    assert_eq!(refused(&public_http), ["NoPlainHttpOnTheInternet"]);
+    let public_https = [&public_http[..], &[("CertificateArn", "arn:aws:acm:us-east-1:1:certificate/x")]].concat();
+    assert!(refused(&public_https).is_empty());
+    assert_eq!(refused(&[("Target", "local"), ("DesiredCount", "2")]), ["LocalTargetReplicasShareTheirObjects"]);
+    assert!(refused(&[("Target", "local"), ("DesiredCount", "1")]).is_empty());
+    assert!(refused(&[("Target", "local"), ("DesiredCount", "3"), ("EfsFileSystemId", "fs-1")]).is_empty());
+    assert_eq!(refused(&[("Target", "aws")]).len(), 4, "the aws settings are required");
+}
+
+/// The rule functions the ECS template uses: Ref, Fn::Equals, Fn::Not, Fn::And, Fn::Contains.
+fn rule_value(value: &serde_norway::Value, params: &BTreeMap<String, String>) -> serde_json::Value {
+    use serde_norway::Value as Y;
+    let args = |v: &Y| v.as_sequence().cloned().unwrap_or_default();
+    match value {
+        Y::Null => serde_json::Value::Null,
+        Y::String(s) => serde_json::json!(s),
+        Y::Number(n) => serde_json::json!(n.to_string()),
+        Y::Sequence(items) => serde_json::Value::Array(items.iter().map(|v| rule_value(v, params)).collect()),
+        Y::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let inner = &tagged.value;
+            match tag.trim_start_matches('!') {
+                "Ref" => serde_json::json!(params[inner.as_str().unwrap()]),
+                "Equals" => {
+                    let a = args(inner);
+                    serde_json::json!(rule_value(&a[0], params) == rule_value(&a[1], params))
+                }
+                "Not" => serde_json::json!(!rule_value(&args(inner)[0], params).as_bool().unwrap()),
+                "And" => serde_json::json!(args(inner).iter().all(|v| rule_value(v, params).as_bool().unwrap())),
+                "Contains" => {
+                    let a = args(inner);
+                    let list = rule_value(&a[0], params);
+                    serde_json::json!(list.as_array().unwrap().contains(&rule_value(&a[1], params)))
+                }
+                other => panic!("rule function {other} not evaluated here"),
+            }
+        }
+        other => panic!("unexpected rule value {other:?}"),
+    }
 }
