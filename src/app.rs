@@ -4,11 +4,15 @@
 use crate::artifacts::{ArtifactStore, StorageError};
 use crate::auth::TokenRegistry;
 use crate::config::{Settings, TargetKind};
+use crate::domain::RequestContext;
 use crate::error::ApiError;
 use crate::jobs::Runner;
+use crate::services::endpoints::EndpointService;
+use crate::services::pipelines::PipelineService;
 use crate::serving::capture::{CaptureConfig, CaptureWriter};
 use crate::serving::endpoints::EndpointRegistry;
-use crate::store::{Backend, DynStore, StoreError};
+pub use crate::state::AppState;
+use crate::store::{Backend, DynStore, JobPolicy, StoreError};
 use crate::targets::DynTarget;
 use crate::targets::local::LocalTarget;
 use axum::Router;
@@ -23,18 +27,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_swagger_ui::SwaggerUi;
-
-/// Cheap handles shared by every request.
-#[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: DynStore,
-    pub tokens: Arc<TokenRegistry>,
-    pub artifacts: ArtifactStore,
-    pub endpoints: Arc<EndpointRegistry>,
-    pub capture: CaptureWriter,
-    pub target: DynTarget,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -115,16 +107,38 @@ impl AppState {
             #[cfg(not(feature = "aws"))]
             TargetKind::Aws => unreachable!("configuration refuses target = aws in a build without the aws feature"),
         };
-        Ok(AppState { settings: Arc::new(settings), store, tokens, artifacts, endpoints, capture, target })
+        let pipelines = PipelineService::new(
+            store.clone(),
+            target.clone(),
+            RequestContext {
+                environments: settings.environments.clone(),
+                use_model_registry: settings.use_model_registry,
+            },
+            JobPolicy { max_attempts: settings.jobs.max_attempts },
+            settings.aws.stack_id_wait,
+        );
+        let endpoint_service = EndpointService::new(store.clone());
+        Ok(AppState {
+            settings: Arc::new(settings),
+            store,
+            tokens,
+            artifacts,
+            endpoints,
+            capture,
+            target,
+            pipelines,
+            endpoint_service,
+        })
     }
+}
 
-    /// Flushes what is buffered and closes the database.
-    pub async fn close(&self) {
-        if let Err(e) = self.capture.shutdown().await {
-            tracing::error!(error = %e, "captured invocations could not all be written at shutdown");
-        }
-        self.store.close().await;
-    }
+/// The job handler of every pipeline job kind, from the parts it uses.
+fn job_handler(state: &AppState) -> Arc<dyn crate::jobs::JobHandler> {
+    Arc::new(crate::jobs::pipeline_jobs::PipelineJobs::new(
+        state.store.clone(),
+        state.target.clone(),
+        state.settings.jobs.clone(),
+    ))
 }
 
 /// Opens the store, applying migrations on SQLite (an embedded database has nobody else to
@@ -153,8 +167,7 @@ pub async fn start(
     let state = AppState::build(settings).await?;
     let (settings, store) = (state.settings.clone(), state.store.clone());
     let stop = CancellationToken::new();
-    let runner =
-        Arc::new(Runner::new(store.clone(), crate::jobs::pipeline_jobs::handler(&state), settings.jobs.clone()));
+    let runner = Arc::new(Runner::new(store.clone(), job_handler(&state), settings.jobs.clone()));
     // Aborted if this future is dropped (a killed server), so no worker outlives its server.
     let mut workers = (settings.jobs.workers > 0)
         .then(|| AbortOnDrop(tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace))));
@@ -210,8 +223,7 @@ pub async fn run_workers(
     let state = AppState::build(settings).await?;
     let (settings, store) = (state.settings.clone(), state.store.clone());
     let stop = CancellationToken::new();
-    let runner =
-        Arc::new(Runner::new(store.clone(), crate::jobs::pipeline_jobs::handler(&state), settings.jobs.clone()));
+    let runner = Arc::new(Runner::new(store.clone(), job_handler(&state), settings.jobs.clone()));
     let workers = tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace));
     shutdown.await;
     stop.cancel();

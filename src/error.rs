@@ -3,7 +3,8 @@
 //! the AWS solution's `message` / `detailedMessage` members so its existing clients keep working.
 
 use crate::auth::AuthError;
-use crate::store::StoreError;
+use crate::domain::RequestErrors;
+use crate::services::ServiceError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -198,15 +199,40 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
-            StoreError::Conflict(why) => ApiError::Conflict(why),
-            // A transition the state machines refuse is logged where it happens.
-            StoreError::Workflow(refused) => ApiError::Conflict(refused.to_string()),
-            StoreError::Plan(why) => ApiError::Unprocessable(why),
-            other => ApiError::Internal(other.to_string()),
+            ServiceError::Invalid(errors) => bad_request(errors),
+            ServiceError::NotFound(what) => ApiError::NotFound(what),
+            ServiceError::Conflict(why) => ApiError::Conflict(why),
+            ServiceError::Unsupported(why) => ApiError::Unprocessable(why),
+            ServiceError::Upstream(e) => ApiError::Upstream(e),
+            ServiceError::Unavailable { what, cause } => {
+                // The cause stays in the log (with the request id): no internals in bodies.
+                tracing::error!(error = %cause, "{what} is not reachable");
+                ApiError::Unavailable(format!("{what} is not reachable"))
+            }
+            ServiceError::Internal(cause) => ApiError::Internal(cause),
         }
+    }
+}
+
+/// Every bad field of a request, with the solution's wording for its clients.
+fn bad_request(errors: RequestErrors) -> ApiError {
+    let detail = match errors.0.len() {
+        1 => errors.0[0].message.clone(),
+        n => format!("the request has {n} invalid fields: {}", errors.0[0].message),
+    };
+    ApiError::BadRequest {
+        detail,
+        compat_detail: Some(errors.compat_detailed_message()),
+        errors: errors
+            .0
+            .into_iter()
+            .map(|e| {
+                let code = serde_json::to_value(e.code).ok().and_then(|v| v.as_str().map(String::from));
+                FieldProblem::new(&e.pointer, None, &code.unwrap_or_default(), e.message)
+            })
+            .collect(),
     }
 }

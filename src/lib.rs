@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod server;
 pub mod services;
 pub mod serving;
+pub mod state;
 pub mod store;
 pub mod targets;
 pub mod telemetry;

@@ -2,7 +2,7 @@
 //! spec entry; `mlops openapi` prints this document and a test diffs it against
 //! `openapi/openapi.json`.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;

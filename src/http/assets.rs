@@ -3,10 +3,10 @@
 //! never left half-written, and keys that try to leave the bucket are refused.
 
 use super::extract::{ApiPath, Caller, ToOperate, ToRead};
-use crate::app::AppState;
 use crate::artifacts::StorageError;
 use crate::domain::AssetKey;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;

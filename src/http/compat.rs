@@ -2,11 +2,10 @@
 //! `mlops-config.json` files work unchanged: `POST /provisionpipeline` and `POST /pipelinestatus`.
 
 use super::extract::{Caller, JsonBody, ToOperate, ToRead};
-use crate::app::AppState;
 use crate::domain::{PipelineType, names};
 use crate::error::ApiError;
-use crate::services::codepipeline_state::{self, PipelineStateOut};
-use crate::services::pipelines;
+use crate::state::AppState;
+use crate::targets::codepipeline_state::PipelineStateOut;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
@@ -45,7 +44,7 @@ async fn provision_pipeline(
     Caller(principal, ..): Caller<ToOperate>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<ProvisionOut>, ApiError> {
-    let result = pipelines::provision(&state, &principal, &body).await?;
+    let result = state.pipelines.provision(&principal, &body).await?;
     let pipeline_type: PipelineType =
         result.record.pipeline_type.parse().map_err(|_| ApiError::Internal("stored pipeline type".into()))?;
     let stack = names::stack_name(pipeline_type, &result.record.name);
@@ -58,7 +57,7 @@ async fn provision_pipeline(
             names::wrapper_stack_name(&stack)
         ),
     };
-    let pipeline_id = pipelines::compat_id(&state, &result.record, state.settings.aws.stack_id_wait).await;
+    let pipeline_id = state.pipelines.compat_id(&result.record).await;
     Ok(Json(ProvisionOut { message, pipeline_id, warnings: result.warnings }))
 }
 
@@ -81,15 +80,5 @@ async fn pipeline_status(
         Some(_) => return Err(ApiError::bad_request("/pipeline_id", "`pipeline_id` must be a non-empty string")),
         None => return Err(ApiError::bad_request("/pipeline_id", "`pipeline_id` is required")),
     };
-    let pipeline = pipelines::find(&state, &id).await?;
-    if let Some(reported) = state.target.reported_state(&pipeline).await.map_err(ApiError::Upstream)? {
-        return Ok(Json(reported));
-    }
-    let stages = state.store.stages(&pipeline.id).await?;
-    // The CodePipeline's name on the aws target, so both targets answer alike.
-    let name = match pipeline.pipeline_type.parse() {
-        Ok(t) => format!("{}-pipeline", names::stack_name(t, &pipeline.name)),
-        Err(_) => pipeline.name.clone(),
-    };
-    Ok(Json(codepipeline_state::render(&pipeline, &stages, name)))
+    Ok(Json(state.pipelines.codepipeline_state(&id).await?))
 }

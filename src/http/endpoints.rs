@@ -6,11 +6,11 @@
 //! dot, so the split is unambiguous), e.g. `staging.churn`.
 
 use super::extract::{ApiPath, Caller, ToInvoke, ToRead, body_rejection};
-use crate::app::AppState;
 use crate::error::{ApiError, FieldProblem};
 use crate::serving::codec::MediaTypeError;
 use crate::serving::endpoints::{EndpointConfig, EndpointError};
 use crate::serving::invoke::{self, Invocation, InvokeError};
+use crate::state::AppState;
 use crate::store::EndpointRecord;
 use axum::Json;
 use axum::body::Bytes;
@@ -127,7 +127,7 @@ async fn list_endpoints(
     State(state): State<AppState>,
     _caller: Caller<ToRead>,
 ) -> Result<Json<EndpointListOut>, ApiError> {
-    let records = state.store.list_endpoints().await?;
+    let records = state.endpoint_service.list().await?;
     Ok(Json(EndpointListOut { items: records.into_iter().map(|r| endpoint_out(&state, r)).collect() }))
 }
 
@@ -141,11 +141,7 @@ async fn get_endpoint(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EndpointOut>, ApiError> {
     let (environment, name) = resolve(&state, &id)?;
-    let record = state
-        .store
-        .endpoint(&environment, &name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("endpoint {id:?} not found")))?;
+    let record = state.endpoint_service.get(&environment, &name, &id).await?;
     Ok(Json(endpoint_out(&state, record)))
 }
 

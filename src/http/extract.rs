@@ -2,9 +2,9 @@
 //! (authenticated, with the permission the route needs) and a JSON body that reports where it is
 //! broken.
 
-use crate::app::AppState;
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, FieldProblem};
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};

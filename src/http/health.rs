@@ -1,7 +1,7 @@
 //! Liveness and readiness for load balancers and orchestrators.
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
@@ -28,10 +28,6 @@ async fn healthz() -> Json<HealthOut> {
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses((status = 200, body = HealthOut), (status = 503, body = crate::error::Problem)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
-    if let Err(e) = state.store.ping().await {
-        // The cause stays in the log (with the request id): a probe needs no database internals.
-        tracing::error!(error = %e, "readiness check: the database is not reachable");
-        return Err(ApiError::Unavailable("the database is not reachable".into()));
-    }
+    crate::services::ready(&state.store).await?;
     Ok(Json(HealthOut { status: "ready" }))
 }

@@ -7,7 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod pipelines;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::put;
 use utoipa_axum::router::OpenApiRouter;

@@ -2,11 +2,11 @@
 //! delete.
 
 use super::extract::{ApiPath, ApiQuery, Caller, JsonBody, ToApprove, ToOperate, ToRead};
-use crate::app::AppState;
 use crate::domain::state::{PipelineState, StageState};
 use crate::domain::{PipelineType, StagePlan};
 use crate::error::ApiError;
-use crate::services::pipelines;
+use crate::services::pipelines::PipelineView;
+use crate::state::AppState;
 use crate::store::{EventRecord, PipelineFilter, PipelineRecord, StageRecord};
 use axum::Json;
 use axum::extract::State;
@@ -181,10 +181,8 @@ pub fn pipeline_out(p: PipelineRecord, stages: Vec<StageRecord>, warnings: Vec<S
     }
 }
 
-async fn load(state: &AppState, id: &str) -> Result<PipelineOut, ApiError> {
-    let pipeline = pipelines::find(state, id).await?;
-    let stages = state.store.stages(&pipeline.id).await?;
-    Ok(pipeline_out(pipeline, stages, Vec::new()))
+fn view_out(view: PipelineView) -> PipelineOut {
+    pipeline_out(view.record, view.stages, Vec::new())
 }
 
 /// Provision or update a pipeline; `?dry_run=true` returns the plan and stores nothing.
@@ -204,7 +202,7 @@ async fn create_pipeline(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if query.dry_run {
-        let planned = pipelines::plan_request(&state, &body).await?;
+        let planned = state.pipelines.plan(&body).await?;
         let out = PlanOut {
             dry_run: true,
             pipeline_type: planned.spec.pipeline_type,
@@ -215,10 +213,10 @@ async fn create_pipeline(
         };
         return Ok((StatusCode::OK, Json(to_json(&out)?)));
     }
-    let result = pipelines::provision(&state, &principal, &body).await?;
-    let stages = state.store.stages(&result.record.id).await?;
+    let result = state.pipelines.provision(&principal, &body).await?;
     let status = if result.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(to_json(&pipeline_out(result.record, stages, result.warnings))?)))
+    let view = state.pipelines.with_stages(result.record).await?;
+    Ok((status, Json(to_json(&pipeline_out(view.record, view.stages, result.warnings))?)))
 }
 
 fn to_json(value: &impl Serialize) -> Result<Value, ApiError> {
@@ -243,7 +241,7 @@ async fn list_pipelines(
         after_id: query.cursor,
         limit: limit + 1,
     };
-    let mut rows = state.store.list_pipelines(&filter).await?;
+    let mut rows = state.pipelines.list(&filter).await?;
     let next_cursor = (rows.len() as i64 > limit).then(|| {
         rows.truncate(limit as usize);
         rows.last().map(|p| p.id.clone()).unwrap_or_default()
@@ -271,7 +269,7 @@ async fn get_pipeline(
     _caller: Caller<ToRead>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PipelineOut>, ApiError> {
-    Ok(Json(load(&state, &id).await?))
+    Ok(Json(view_out(state.pipelines.view(&id).await?)))
 }
 
 /// Delete a pipeline: its endpoints are torn down, then it is `deleted`.
@@ -283,9 +281,8 @@ async fn delete_pipeline(
     Caller(principal, ..): Caller<ToOperate>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<PipelineOut>), ApiError> {
-    let record = pipelines::delete(&state, &principal, &id).await?;
-    let stages = state.store.stages(&record.id).await?;
-    Ok((StatusCode::ACCEPTED, Json(pipeline_out(record, stages, Vec::new()))))
+    let view = state.pipelines.delete(&principal, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view_out(view))))
 }
 
 /// The pipeline's audit trail: every state change, approval and deployment, oldest first.
@@ -302,8 +299,7 @@ async fn list_events(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_parameter("limit", "`limit` must be between 1 and 1000"));
     }
-    let pipeline = pipelines::find(&state, &id).await?;
-    let items = state.store.events(&pipeline.id, query.after, limit).await?;
+    let items = state.pipelines.events(&id, query.after, limit).await?;
     let next_after = (items.len() as i64 == limit).then(|| items.last().map(|e| e.id)).flatten();
     Ok(Json(EventListOut { items, next_after }))
 }
@@ -336,7 +332,6 @@ async fn decide_approval(
         )
     })?;
     let approve = matches!(input.decision, Decision::Approve);
-    let record =
-        pipelines::decide(&state, &principal, &id, &stage, approve, input.comment, Some(input.version)).await?;
-    Ok(Json(load(&state, &record.id).await?))
+    let view = state.pipelines.decide(&principal, &id, &stage, approve, input.comment, Some(input.version)).await?;
+    Ok(Json(view_out(view)))
 }

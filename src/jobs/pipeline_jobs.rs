@@ -9,16 +9,11 @@ use crate::domain::{PipelineType, StageParams};
 use crate::store::{DynStore, JobPolicy, JobRecord, StageKey, StageRecord, StoreError};
 use crate::targets::{Decision, DynTarget, StageContext, StepOutcome, TargetError};
 use async_trait::async_trait;
-use std::sync::Arc;
 
 pub struct PipelineJobs {
     store: DynStore,
     target: DynTarget,
     settings: JobSettings,
-}
-
-pub fn handler(state: &crate::app::AppState) -> Arc<dyn JobHandler> {
-    Arc::new(PipelineJobs::new(state.store.clone(), state.target.clone(), state.settings.jobs.clone()))
 }
 
 /// What a target step means for the job.

@@ -1,24 +1,21 @@
 //! Pipeline use cases shared by every surface (compat API, `/v1`, CLI through HTTP): validate,
-//! plan, store, approve, delete. No HTTP types here; errors are `ApiError` because every caller
-//! is an HTTP handler that maps them once.
+//! plan, store, approve, delete, read. The service holds only what it uses (the store, the
+//! target, the request context and job policy) and answers with typed [`ServiceError`]s, which
+//! `error.rs` maps to HTTP.
 
-use crate::app::AppState;
+use super::ServiceError;
 use crate::auth::Principal;
 use crate::domain::jobs::Decision;
 use crate::domain::workflow::Fact;
-use crate::domain::{self, PipelineSpec, Plan, RequestContext, RequestErrors, StageParams};
-use crate::error::{ApiError, FieldProblem};
+use crate::domain::{self, PipelineSpec, Plan, RequestContext, StageParams, names};
 use crate::store::{
-    JobPolicy, NewEndpoint, NewPipeline, NewStage, PipelineRecord, PlannedStages, Provisioned, StageRecord,
+    DynStore, EventRecord, JobPolicy, NewEndpoint, NewPipeline, NewStage, PipelineFilter, PipelineRecord,
+    PlannedStages, Provisioned, StageRecord,
 };
+use crate::targets::DynTarget;
+use crate::targets::codepipeline_state::{self, PipelineStateOut};
 use serde_json::Value;
-
-pub fn request_context(state: &AppState) -> RequestContext {
-    RequestContext {
-        environments: state.settings.environments.clone(),
-        use_model_registry: state.settings.use_model_registry,
-    }
-}
+use std::time::Duration;
 
 /// A validated, planned request that has not been stored.
 pub struct Planned {
@@ -35,39 +32,181 @@ pub struct ProvisionResult {
     pub warnings: Vec<String>,
 }
 
-pub fn bad_request(errors: RequestErrors) -> ApiError {
-    let detail = match errors.0.len() {
-        1 => errors.0[0].message.clone(),
-        n => format!("the request has {n} invalid fields: {}", errors.0[0].message),
-    };
-    ApiError::BadRequest {
-        detail,
-        compat_detail: Some(errors.compat_detailed_message()),
-        errors: errors
-            .0
-            .into_iter()
-            .map(|e| {
-                let code = serde_json::to_value(e.code).ok().and_then(|v| v.as_str().map(String::from));
-                FieldProblem::new(&e.pointer, None, &code.unwrap_or_default(), e.message)
-            })
-            .collect(),
+/// A pipeline with its current stages.
+pub struct PipelineView {
+    pub record: PipelineRecord,
+    pub stages: Vec<StageRecord>,
+}
+
+#[derive(Clone)]
+pub struct PipelineService {
+    store: DynStore,
+    target: DynTarget,
+    ctx: RequestContext,
+    jobs: JobPolicy,
+    /// How long the compat API waits for the target's own id of a new pipeline.
+    external_id_wait: Duration,
+}
+
+impl PipelineService {
+    pub fn new(
+        store: DynStore,
+        target: DynTarget,
+        ctx: RequestContext,
+        jobs: JobPolicy,
+        external_id_wait: Duration,
+    ) -> Self {
+        Self { store, target, ctx, jobs, external_id_wait }
     }
-}
 
-/// Validates and plans a request without storing anything (also the `dry_run` answer).
-pub async fn plan_request(state: &AppState, body: &Value) -> Result<Planned, ApiError> {
-    let ctx = request_context(state);
-    let validated = domain::parse_request(body, &ctx).map_err(bad_request)?;
-    let spec = validated.spec;
-    state.target.check_supported(&spec).map_err(ApiError::Unprocessable)?;
-    let existing = state.store.live_pipeline(spec.pipeline_type.as_str(), &spec.name).await?;
-    let version = existing.map(|p| p.version + 1).unwrap_or(1);
-    let plan = domain::plan(&spec, &ctx, version as u64).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    Ok(Planned { spec, plan, warnings: validated.warnings, version })
-}
+    /// Validates and plans a request without storing anything (also the `dry_run` answer).
+    pub async fn plan(&self, body: &Value) -> Result<Planned, ServiceError> {
+        let validated = domain::parse_request(body, &self.ctx).map_err(ServiceError::Invalid)?;
+        let spec = validated.spec;
+        self.target.check_supported(&spec).map_err(ServiceError::Unsupported)?;
+        let existing = self.store.live_pipeline(spec.pipeline_type.as_str(), &spec.name).await?;
+        let version = existing.map(|p| p.version + 1).unwrap_or(1);
+        let plan =
+            domain::plan(&spec, &self.ctx, version as u64).map_err(|e| ServiceError::Unsupported(e.to_string()))?;
+        Ok(Planned { spec, plan, warnings: validated.warnings, version })
+    }
 
-fn job_policy(state: &AppState) -> JobPolicy {
-    JobPolicy { max_attempts: state.settings.jobs.max_attempts }
+    pub async fn provision(&self, principal: &Principal, body: &Value) -> Result<ProvisionResult, ServiceError> {
+        let planned = self.plan(body).await?;
+        let new = NewPipeline {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: planned.spec.name.clone(),
+            pipeline_type: planned.spec.pipeline_type.as_str().to_string(),
+            target: self.target.name().to_string(),
+            spec: serde_json::to_value(&planned.spec).map_err(|e| ServiceError::Internal(e.to_string()))?,
+            request: body.clone(),
+            actor: principal.name.clone(),
+        };
+        // The plan is made again inside the store's transaction, for the version it fixes there:
+        // generated names (SageMaker job names) depend on it.
+        let hosts_endpoints = self.target.hosts_endpoints();
+        let (spec, ctx) = (&planned.spec, &self.ctx);
+        let planner = move |version: i64| {
+            let plan = domain::plan(spec, ctx, version as u64).map_err(|e| e.to_string())?;
+            planned_stages(&plan, hosts_endpoints)
+        };
+        let provisioned = self.store.provision(new, &planner, self.jobs).await?;
+        let created = matches!(provisioned, Provisioned::Created(_));
+        let record = match provisioned {
+            Provisioned::Created(r) | Provisioned::Updated(r) => r,
+        };
+        tracing::info!(pipeline.id = %record.id, version = record.version, created, actor = %principal.name, "pipeline provisioned");
+        Ok(ProvisionResult { record, created, warnings: planned.warnings })
+    }
+
+    /// The pipeline by its id, by the id its target gave it (aws: the wrapper StackId, which the
+    /// compat API hands out as `pipeline_id`), or by its stack's name.
+    pub async fn find(&self, id: &str) -> Result<PipelineRecord, ServiceError> {
+        if let Some(p) = self.store.pipeline(id).await? {
+            return Ok(p);
+        }
+        if let Some(p) = self.store.pipeline_by_external_id(id).await? {
+            return Ok(p);
+        }
+        // The solution's `/pipelinestatus` also takes the stack's name.
+        if let Some((pipeline_type, name)) = names::parse_stack_name(id)
+            && let Some(p) = self.store.live_pipeline(pipeline_type.as_str(), &name).await?
+        {
+            return Ok(p);
+        }
+        Err(ServiceError::NotFound(format!("pipeline {id:?} not found")))
+    }
+
+    /// The pipeline and its stages.
+    pub async fn view(&self, id: &str) -> Result<PipelineView, ServiceError> {
+        let record = self.find(id).await?;
+        self.with_stages(record).await
+    }
+
+    pub async fn with_stages(&self, record: PipelineRecord) -> Result<PipelineView, ServiceError> {
+        let stages = self.store.stages(&record.id).await?;
+        Ok(PipelineView { record, stages })
+    }
+
+    /// One page of pipelines (a `limit + 1`-th row tells there is a next page).
+    pub async fn list(&self, filter: &PipelineFilter) -> Result<Vec<PipelineRecord>, ServiceError> {
+        Ok(self.store.list_pipelines(filter).await?)
+    }
+
+    pub async fn events(&self, id: &str, after: Option<i64>, limit: i64) -> Result<Vec<EventRecord>, ServiceError> {
+        let pipeline = self.find(id).await?;
+        Ok(self.store.events(&pipeline.id, after, limit).await?)
+    }
+
+    /// The pipeline in CodePipeline's `GetPipelineState` shape: the target's own answer when it
+    /// has one (aws), else our stages rendered so.
+    pub async fn codepipeline_state(&self, id: &str) -> Result<PipelineStateOut, ServiceError> {
+        let pipeline = self.find(id).await?;
+        if let Some(reported) = self.target.reported_state(&pipeline).await.map_err(ServiceError::Upstream)? {
+            return Ok(reported);
+        }
+        let stages = self.store.stages(&pipeline.id).await?;
+        // The CodePipeline's name on the aws target, so both targets answer alike.
+        let name = match pipeline.pipeline_type.parse() {
+            Ok(t) => format!("{}-pipeline", names::stack_name(t, &pipeline.name)),
+            Err(_) => pipeline.name.clone(),
+        };
+        Ok(codepipeline_state::render(&pipeline, &stages, name))
+    }
+
+    /// The id the compat API answers with: the target's own id (aws: the StackId) when it has
+    /// one, waiting a while for a new pipeline's first job to create it; else ours (also at once
+    /// when the pipeline ends without one, e.g. it failed before its stack was created).
+    pub async fn compat_id(&self, record: &PipelineRecord) -> String {
+        if !self.target.has_external_ids() || record.external_id.is_some() {
+            return record.external_id.clone().unwrap_or_else(|| record.id.clone());
+        }
+        let deadline = tokio::time::Instant::now() + self.external_id_wait;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match self.store.pipeline(&record.id).await.ok().flatten() {
+                Some(p) if p.external_id.is_some() => return p.external_id.unwrap_or_default(),
+                Some(p) if p.state.is_final() => break,
+                _ => {}
+            }
+        }
+        record.id.clone()
+    }
+
+    /// Approves or rejects the stage (`stage`: environment name or 0-based ordinal) of the
+    /// pipeline's `version`.
+    pub async fn decide(
+        &self,
+        principal: &Principal,
+        pipeline_id: &str,
+        stage: &str,
+        approve: bool,
+        comment: Option<String>,
+        version: Option<i64>,
+    ) -> Result<PipelineView, ServiceError> {
+        let pipeline = self.find(pipeline_id).await?;
+        let stages = self.store.stages(&pipeline.id).await?;
+        let stage = resolve_stage(&stages, stage).ok_or_else(|| {
+            let known: Vec<_> = stages.iter().map(|s| s.environment.as_str()).collect();
+            ServiceError::NotFound(format!(
+                "pipeline {pipeline_id} has no stage {stage:?} (stages: {})",
+                known.join(", ")
+            ))
+        })?;
+        let decision = Decision { approve, actor: principal.name.clone(), comment };
+        let fact = Fact::Decided { ordinal: stage.ordinal, decision, version };
+        let record = self.store.apply(&pipeline.id, &fact, self.jobs).await?.pipeline;
+        tracing::info!(pipeline.id = %record.id, stage = %stage.environment, approve, actor = %principal.name, "approval decided");
+        self.with_stages(record).await
+    }
+
+    pub async fn delete(&self, principal: &Principal, pipeline_id: &str) -> Result<PipelineView, ServiceError> {
+        let pipeline = self.find(pipeline_id).await?;
+        let fact = Fact::DeleteRequested { actor: principal.name.clone() };
+        let record = self.store.apply(&pipeline.id, &fact, self.jobs).await?.pipeline;
+        tracing::info!(pipeline.id = %record.id, actor = %principal.name, "pipeline deletion requested");
+        self.with_stages(record).await
+    }
 }
 
 /// The stages (and, on a target that serves them, the endpoint names) of a plan, as stored.
@@ -92,107 +231,10 @@ fn planned_stages(plan: &Plan, hosts_endpoints: bool) -> Result<PlannedStages, S
     Ok(planned)
 }
 
-pub async fn provision(state: &AppState, principal: &Principal, body: &Value) -> Result<ProvisionResult, ApiError> {
-    let planned = plan_request(state, body).await?;
-    let spec_json = serde_json::to_value(&planned.spec).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let new = NewPipeline {
-        id: uuid::Uuid::now_v7().to_string(),
-        name: planned.spec.name.clone(),
-        pipeline_type: planned.spec.pipeline_type.as_str().to_string(),
-        target: state.target.name().to_string(),
-        spec: spec_json,
-        request: body.clone(),
-        actor: principal.name.clone(),
-    };
-    // The plan is made again inside the store's transaction, for the version it fixes there:
-    // generated names (SageMaker job names) depend on it.
-    let ctx = request_context(state);
-    let hosts_endpoints = state.target.hosts_endpoints();
-    let spec = &planned.spec;
-    let planner = move |version: i64| {
-        let plan = domain::plan(spec, &ctx, version as u64).map_err(|e| e.to_string())?;
-        planned_stages(&plan, hosts_endpoints)
-    };
-    let provisioned = state.store.provision(new, &planner, job_policy(state)).await?;
-    let created = matches!(provisioned, Provisioned::Created(_));
-    let record = match provisioned {
-        Provisioned::Created(r) | Provisioned::Updated(r) => r,
-    };
-    tracing::info!(pipeline.id = %record.id, version = record.version, created, actor = %principal.name, "pipeline provisioned");
-    Ok(ProvisionResult { record, created, warnings: planned.warnings })
-}
-
-/// The pipeline by its id, by the id its target gave it (aws: the wrapper StackId, which the
-/// compat API hands out as `pipeline_id`), or by its stack's name.
-pub async fn find(state: &AppState, id: &str) -> Result<PipelineRecord, ApiError> {
-    if let Some(p) = state.store.pipeline(id).await? {
-        return Ok(p);
-    }
-    if let Some(p) = state.store.pipeline_by_external_id(id).await? {
-        return Ok(p);
-    }
-    // The solution's `/pipelinestatus` also takes the stack's name.
-    if let Some((pipeline_type, name)) = domain::names::parse_stack_name(id)
-        && let Some(p) = state.store.live_pipeline(pipeline_type.as_str(), &name).await?
-    {
-        return Ok(p);
-    }
-    Err(ApiError::NotFound(format!("pipeline {id:?} not found")))
-}
-
-/// The id the compat API answers with: the target's own id (aws: the StackId) when it has one,
-/// waiting up to `wait` for a new pipeline's first job to create it; else ours (also at once
-/// when the pipeline ends without one, e.g. it failed before its stack was created).
-pub async fn compat_id(state: &AppState, record: &PipelineRecord, wait: std::time::Duration) -> String {
-    if !state.target.has_external_ids() || record.external_id.is_some() {
-        return record.external_id.clone().unwrap_or_else(|| record.id.clone());
-    }
-    let deadline = tokio::time::Instant::now() + wait;
-    while tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        match state.store.pipeline(&record.id).await.ok().flatten() {
-            Some(p) if p.external_id.is_some() => return p.external_id.unwrap_or_default(),
-            Some(p) if p.state.is_final() => break,
-            _ => {}
-        }
-    }
-    record.id.clone()
-}
-
 /// Resolves `{stage}` in a URL: an environment name or a 0-based ordinal.
 pub fn resolve_stage<'a>(stages: &'a [StageRecord], stage: &str) -> Option<&'a StageRecord> {
     stages.iter().find(|s| s.environment == stage).or_else(|| {
         let ordinal: i32 = stage.parse().ok()?;
         stages.iter().find(|s| s.ordinal == ordinal)
     })
-}
-
-pub async fn decide(
-    state: &AppState,
-    principal: &Principal,
-    pipeline_id: &str,
-    stage: &str,
-    approve: bool,
-    comment: Option<String>,
-    version: Option<i64>,
-) -> Result<PipelineRecord, ApiError> {
-    let pipeline = find(state, pipeline_id).await?;
-    let stages = state.store.stages(&pipeline.id).await?;
-    let stage = resolve_stage(&stages, stage).ok_or_else(|| {
-        let known: Vec<_> = stages.iter().map(|s| s.environment.as_str()).collect();
-        ApiError::NotFound(format!("pipeline {pipeline_id} has no stage {stage:?} (stages: {})", known.join(", ")))
-    })?;
-    let decision = Decision { approve, actor: principal.name.clone(), comment };
-    let fact = Fact::Decided { ordinal: stage.ordinal, decision, version };
-    let record = state.store.apply(&pipeline.id, &fact, job_policy(state)).await?.pipeline;
-    tracing::info!(pipeline.id = %record.id, stage = %stage.environment, approve, actor = %principal.name, "approval decided");
-    Ok(record)
-}
-
-pub async fn delete(state: &AppState, principal: &Principal, pipeline_id: &str) -> Result<PipelineRecord, ApiError> {
-    let pipeline = find(state, pipeline_id).await?;
-    let fact = Fact::DeleteRequested { actor: principal.name.clone() };
-    let record = state.store.apply(&pipeline.id, &fact, job_policy(state)).await?.pipeline;
-    tracing::info!(pipeline.id = %record.id, actor = %principal.name, "pipeline deletion requested");
-    Ok(record)
 }

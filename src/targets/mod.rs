@@ -4,12 +4,13 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod codepipeline_state;
 pub mod local;
 
 use crate::domain::{PipelineSpec, PipelineType, StageParams};
-use crate::services::codepipeline_state::PipelineStateOut;
 use crate::store::{PipelineRecord, StageKey};
 use async_trait::async_trait;
+use codepipeline_state::PipelineStateOut;
 use std::sync::Arc;
 use std::time::Duration;
 

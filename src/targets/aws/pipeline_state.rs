@@ -2,7 +2,7 @@
 //! API renders for local pipelines), so the worker reasons about one type and `/pipelinestatus`
 //! returns AWS's state as AWS shaped it.
 
-use crate::services::codepipeline_state::{
+use crate::targets::codepipeline_state::{
     ActionExecutionOut, ActionStateOut, ErrorDetailsOut, PipelineStateOut, RevisionOut, StageExecutionOut,
     StageStateOut, TransitionStateOut,
 };
