@@ -7,7 +7,7 @@ use crate::config::JobSettings;
 use crate::domain::workflow::Fact;
 use crate::domain::{PipelineType, StageParams};
 use crate::store::{DynStore, JobPolicy, JobRecord, StageKey, StageRecord, StoreError};
-use crate::targets::{Decision, DynTarget, StageContext, StepOutcome, TargetError};
+use crate::targets::{Decision, DynTarget, ErrorKind, StageContext, StepOutcome, TargetError};
 use async_trait::async_trait;
 
 pub struct PipelineJobs {
@@ -29,8 +29,9 @@ fn next(step: Result<StepOutcome, TargetError>) -> Next {
     match step {
         Ok(StepOutcome::Done(outputs)) => Next::Finished(outputs),
         Ok(StepOutcome::InProgress(after)) => Next::Stop(JobOutcome::PollAgain(after)),
-        Err(TargetError::Transient(e)) => Next::Stop(JobOutcome::Retry(e)),
-        Err(TargetError::Permanent(e)) => Next::Stop(JobOutcome::Fail(e)),
+        // Retrying helps only what may pass by itself; a missing resource or a conflict stays.
+        Err(e) if e.kind == ErrorKind::Transient => Next::Stop(JobOutcome::Retry(e.to_string())),
+        Err(e) => Next::Stop(JobOutcome::Fail(e.to_string())),
     }
 }
 

@@ -44,14 +44,54 @@ pub enum StepOutcome {
     InProgress(Duration),
 }
 
+/// What kind of failure a target step met, which decides what the job does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Worth retrying with backoff (throttling, a blip in storage or the network).
+    Transient,
+    /// Retrying cannot help (a model file that cannot be loaded, a template AWS refuses).
+    Permanent,
+    /// Something the step needs does not exist (an artifact, a stack, an endpoint).
+    NotFound,
+    /// The step collides with other work (re-provisioned meanwhile, a name taken).
+    Conflict,
+}
+
+/// A failed target step: its kind, what to tell the user, and the error underneath.
 #[derive(Debug, thiserror::Error)]
-pub enum TargetError {
-    /// Worth retrying with backoff (throttling, a blip in storage).
-    #[error("{0}")]
-    Transient(String),
-    /// Retrying cannot help (a model file that cannot be loaded, a missing artifact).
-    #[error("{0}")]
-    Permanent(String),
+#[error("{message}")]
+pub struct TargetError {
+    pub kind: ErrorKind,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TargetError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), source: None }
+    }
+
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Transient, message)
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Permanent, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
 }
 
 /// A call to the target's own API failed while answering a request (aws: an AWS error, whose code

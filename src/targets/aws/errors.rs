@@ -1,7 +1,7 @@
 //! AWS SDK errors as the rest of the system sees them: the AWS error code and message kept, and a
 //! split between what is worth retrying (throttling, 5xx, timeouts, network) and what is not.
 
-use crate::targets::TargetError;
+use crate::targets::{ErrorKind, TargetError};
 use aws_sdk_cloudformation::config::http::HttpResponse;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -74,7 +74,16 @@ impl AwsError {
 
 impl From<AwsError> for TargetError {
     fn from(e: AwsError) -> Self {
-        if e.retryable { TargetError::Transient(e.to_string()) } else { TargetError::Permanent(e.to_string()) }
+        let kind = if e.retryable {
+            ErrorKind::Transient
+        } else if e.code.ends_with("NotFound") || e.code.ends_with("NotFoundException") {
+            ErrorKind::NotFound
+        } else if matches!(e.code.as_str(), "ConflictException" | "ResourceInUse" | "AlreadyExistsException") {
+            ErrorKind::Conflict
+        } else {
+            ErrorKind::Permanent
+        };
+        TargetError::new(kind, e.to_string()).with_source(e)
     }
 }
 
@@ -95,8 +104,8 @@ mod tests {
             retryable: false,
         };
         assert!(
-            matches!(TargetError::from(e.clone()), TargetError::Permanent(m) if m == "CreateStack: ValidationError: bad")
+            matches!(TargetError::from(e.clone()), TargetError { kind: ErrorKind::Permanent, ref message, .. } if message == "CreateStack: ValidationError: bad")
         );
-        assert!(matches!(TargetError::from(AwsError { retryable: true, ..e }), TargetError::Transient(_)));
+        assert!(TargetError::from(AwsError { retryable: true, ..e }).kind == ErrorKind::Transient);
     }
 }

@@ -138,13 +138,13 @@ impl AwsTarget {
         let mut files = Vec::new();
         for s in stages.iter().filter(|s| s.version == stage.key.version) {
             let params: StageParams = serde_json::from_value(s.params.0.clone())
-                .map_err(|e| TargetError::Permanent(format!("stage {} has unreadable parameters: {e}", s.ordinal)))?;
+                .map_err(|e| TargetError::permanent(format!("stage {} has unreadable parameters: {e}", s.ordinal)))?;
             let values = parameters::stack_parameters(stage.pipeline_type, &params, &self.context)
-                .map_err(|e| TargetError::Permanent(e.to_string()))?;
+                .map_err(|e| TargetError::permanent(e.to_string()))?;
             files.push((s.environment.clone(), values));
         }
         let zip = package::template_zip(stage.pipeline_type, &files, self.multi(stage.pipeline_type))
-            .map_err(|e| TargetError::Permanent(e.to_string()))?;
+            .map_err(|e| TargetError::permanent(e.to_string()))?;
         let put = s3
             .put_object()
             .bucket(&self.context.assets_bucket)
@@ -159,7 +159,7 @@ impl AwsTarget {
         tracing::info!(stack, key, version = stage.key.version, "template.zip uploaded");
         put.version_id()
             .map(str::to_string)
-            .ok_or_else(|| TargetError::Permanent(format!("bucket {} is not versioned", self.context.assets_bucket)))
+            .ok_or_else(|| TargetError::permanent(format!("bucket {} is not versioned", self.context.assets_bucket)))
     }
 
     /// The zip's metadata and S3 version id, if it exists.
@@ -192,7 +192,7 @@ impl AwsTarget {
     async fn uploaded_zip(&self, stack: &str) -> Result<String, TargetError> {
         match self.zip_version(stack).await? {
             Some((_, version)) => Ok(version),
-            None => Err(TargetError::Permanent(format!("{} vanished from the assets bucket", Self::zip_key(stack)))),
+            None => Err(TargetError::permanent(format!("{} vanished from the assets bucket", Self::zip_key(stack)))),
         }
     }
 
@@ -286,7 +286,7 @@ impl AwsTarget {
                 Ok(Some(()))
             }
             StackPhase::Busy => Ok(None),
-            StackPhase::Broken { why, .. } => Err(TargetError::Permanent(why)),
+            StackPhase::Broken { why, .. } => Err(TargetError::permanent(why)),
             StackPhase::Missing | StackPhase::Deleted => {
                 let body = template_body(templates::wrapper_template_file(self.multi(stage.pipeline_type)))?;
                 let parameters = parameters::wrapper_parameters(stage.pipeline_type, stack, &self.context);
@@ -340,7 +340,7 @@ impl AwsTarget {
     async fn remember_stack_id(&self, stage: &StageContext, stack_id: &str) -> Result<(), TargetError> {
         match self.store.set_external_id(&stage.key.pipeline_id, stack_id).await {
             Ok(()) => Ok(()),
-            Err(StoreError::Conflict(why)) => Err(TargetError::Permanent(why)),
+            Err(StoreError::Conflict(why)) => Err(TargetError::permanent(why)),
             Err(e) => Err(store_error(e)),
         }
     }
@@ -368,7 +368,7 @@ impl AwsTarget {
         let Some(execution) = execution_of(state, zip_version) else { return Ok(None) };
         let (stage_name, action_name) = self.stage_names(stage.pipeline_type, stage.key.ordinal);
         let Some(deploy_stage) = state.stage(&stage_name) else {
-            return Err(TargetError::Permanent(format!("pipeline {} has no stage {stage_name}", state.pipeline_name)));
+            return Err(TargetError::permanent(format!("pipeline {} has no stage {stage_name}", state.pipeline_name)));
         };
         if deploy_stage.execution_id() != Some(execution) {
             return Ok(None);
@@ -377,7 +377,7 @@ impl AwsTarget {
         match status {
             Some(e) if e.status == SUCCEEDED => Ok(Some(())),
             Some(e) if e.status == IN_PROGRESS => Ok(None),
-            Some(e) => Err(TargetError::Permanent(format!(
+            Some(e) => Err(TargetError::permanent(format!(
                 "{stage_name}/{action_name} {}: {}",
                 e.status,
                 e.error_details.as_ref().map(|d| format!("{}: {}", d.code, d.message)).unwrap_or_default()
@@ -493,7 +493,7 @@ impl AwsTarget {
                     .summary(summary)
                     .status(status)
                     .build()
-                    .map_err(|e| TargetError::Permanent(e.to_string()))?;
+                    .map_err(|e| TargetError::permanent(e.to_string()))?;
                 self.clients
                     .own()
                     .codepipeline
@@ -509,7 +509,7 @@ impl AwsTarget {
                 tracing::info!(pipeline = %state.pipeline_name, action = %action_name, actor = %decision.actor, verb, "approval sent");
                 Ok(None)
             }
-            Some(e) => Err(TargetError::Permanent(format!(
+            Some(e) => Err(TargetError::permanent(format!(
                 "the approval {previous_stage}/{action_name} is {} in CodePipeline, not {wanted}",
                 e.status
             ))),
@@ -538,7 +538,7 @@ impl AwsTarget {
             .map_err(|e| AwsError::from_sdk("DescribeModelPackage", e))?;
         let status = out.model_approval_status().map(|s| s.as_str().to_string()).unwrap_or_default();
         if status != "Approved" {
-            return Err(TargetError::Permanent(format!(
+            return Err(TargetError::permanent(format!(
                 "model package {} is {status:?}, not Approved: approve it in the model registry, then provision again",
                 model_package.as_str()
             )));
@@ -552,7 +552,7 @@ impl AwsTarget {
     /// does), then waits for a build of its pipeline that started after that change.
     async fn deploy_image_builder(&self, stage: &StageContext, stack: &str) -> Result<StepOutcome, TargetError> {
         let values = parameters::stack_parameters(stage.pipeline_type, &stage.params, &self.context)
-            .map_err(|e| TargetError::Permanent(e.to_string()))?;
+            .map_err(|e| TargetError::permanent(e.to_string()))?;
         let version = stage.key.version.to_string();
         let tags = [
             Tag::builder().key("stack_name").value(stack).build(),
@@ -561,7 +561,7 @@ impl AwsTarget {
         let body = template_body(templates::deployed_template_file(stage.pipeline_type))?;
         let ready = match self.stack(self.clients.own(), stack).await? {
             StackPhase::Busy => return self.waiting(),
-            StackPhase::Broken { why, .. } => return Err(TargetError::Permanent(why)),
+            StackPhase::Broken { why, .. } => return Err(TargetError::permanent(why)),
             StackPhase::Missing | StackPhase::Deleted => {
                 if let Some(id) = self.create_stack(stack, body, &values, &tags).await? {
                     self.remember_stack_id(stage, &id).await?;
@@ -576,7 +576,7 @@ impl AwsTarget {
             // A rollback restores the old tags; one since this stage started is our update failing.
             if ready.rolled_back && changed_since_start {
                 let reason = self.failure_reason(self.clients.own(), &ready.id).await;
-                return Err(TargetError::Permanent(format!(
+                return Err(TargetError::permanent(format!(
                     "the update of stack {stack} was rolled back{}",
                     reason.map(|r| format!(": {r}")).unwrap_or_default()
                 )));
@@ -678,7 +678,7 @@ impl AwsTarget {
                     .map(|d| d.message.clone())
                     .next()
                     .unwrap_or_default();
-                Err(TargetError::Permanent(format!("image build {id} of {name} {status}: {detail}")))
+                Err(TargetError::permanent(format!("image build {id} of {name} {status}: {detail}")))
             }
         }
     }
@@ -688,7 +688,7 @@ impl AwsTarget {
             StackPhase::Missing | StackPhase::Deleted => Ok(Some(())),
             StackPhase::Busy => Ok(None),
             // Deleting again would fail the same way (a resource that cannot go): say why.
-            StackPhase::Broken { status, why } if status == "DELETE_FAILED" => Err(TargetError::Permanent(why)),
+            StackPhase::Broken { status, why } if status == "DELETE_FAILED" => Err(TargetError::permanent(why)),
             StackPhase::Ready(_) | StackPhase::Broken { .. } => {
                 clients
                     .cloudformation
@@ -738,7 +738,7 @@ fn execution_of<'s>(state: &'s PipelineStateOut, zip_version: &str) -> Option<&'
 
 fn template_body(file: &str) -> Result<&'static str, TargetError> {
     templates::template(file)
-        .ok_or_else(|| TargetError::Permanent(format!("template {file} is missing from this build")))
+        .ok_or_else(|| TargetError::permanent(format!("template {file} is missing from this build")))
 }
 
 fn cfn_parameters(values: &[(String, String)]) -> Vec<Parameter> {
@@ -746,7 +746,7 @@ fn cfn_parameters(values: &[(String, String)]) -> Vec<Parameter> {
 }
 
 fn store_error(e: StoreError) -> TargetError {
-    TargetError::Transient(e.to_string())
+    TargetError::transient(e.to_string())
 }
 
 #[async_trait]
@@ -806,7 +806,7 @@ impl Target for AwsTarget {
         } else {
             // Stages after the first only deploy through an approval, which names its approver.
             let Some(decision) = stage.decision.clone() else {
-                return Err(TargetError::Permanent(format!(
+                return Err(TargetError::permanent(format!(
                     "stage {} deploys only after an approval, and this job carries none",
                     stage.environment
                 )));

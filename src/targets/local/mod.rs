@@ -28,7 +28,7 @@ impl LocalTarget {
 
     async fn deploy_realtime(&self, stage: &StageContext, params: &RealtimeStage) -> Result<StepOutcome, TargetError> {
         let ModelSource::BuiltIn { framework, artifact, .. } = &params.model else {
-            return Err(TargetError::Permanent("the local target serves built-in models only".into()));
+            return Err(TargetError::permanent("the local target serves built-in models only"));
         };
         // Promotion integrity: a later stage deploys the bytes the first stage deployed, not
         // whatever the asset holds by the time it is approved.
@@ -41,7 +41,7 @@ impl LocalTarget {
                 .and_then(|outputs| outputs.get("model_sha256"))
                 .and_then(|sha| sha.as_str())
                 .ok_or_else(|| {
-                    TargetError::Permanent(format!(
+                    TargetError::permanent(format!(
                         "stage {} promotes the first stage's model, but the first stage recorded none",
                         stage.key.ordinal
                     ))
@@ -67,8 +67,8 @@ impl LocalTarget {
         let record = match self.store.activate_endpoint(&stage.key, &stage.environment, name, config_json).await {
             Ok(record) => record,
             // Re-provisioned meanwhile: this version's deploy is moot, and the job says so.
-            Err(StoreError::Conflict(why)) => return Err(TargetError::Permanent(why)),
-            Err(e) => return Err(TargetError::Transient(e.to_string())),
+            Err(StoreError::Conflict(why)) => return Err(TargetError::conflict(why)),
+            Err(e) => return Err(TargetError::transient(e.to_string())),
         };
         let outputs = json!({
             "endpoint_name": name,
@@ -91,15 +91,16 @@ impl LocalTarget {
 }
 
 fn model_error(e: ModelError) -> TargetError {
-    match &e {
-        ModelError::Storage { key, source: StorageError::NotFound { .. } } => TargetError::Permanent(format!(
+    let error = match &e {
+        ModelError::Storage { key, source: StorageError::NotFound { .. } } => TargetError::not_found(format!(
             "model artifact {key:?} is not in the assets bucket: upload it first (PUT /v1/assets/{key} or `mlops assets put`)"
         )),
         ModelError::Storage { source: StorageError::Backend(_), .. } | ModelError::Snapshot { .. } => {
-            TargetError::Transient(e.to_string())
+            TargetError::transient(e.to_string())
         }
-        _ => TargetError::Permanent(e.to_string()),
-    }
+        _ => TargetError::permanent(e.to_string()),
+    };
+    error.with_source(e)
 }
 
 #[async_trait]
@@ -136,7 +137,7 @@ impl Target for LocalTarget {
     async fn deploy_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError> {
         match &stage.params {
             StageParams::Realtime(params) => self.deploy_realtime(stage, params).await,
-            _ => Err(TargetError::Permanent("the local target cannot deploy this pipeline type".into())),
+            _ => Err(TargetError::permanent("the local target cannot deploy this pipeline type")),
         }
     }
 

@@ -61,7 +61,7 @@ async fn endpoint_in_service(clients: &Clients, outputs: &BTreeMap<String, Strin
         Some(EndpointStatus::InService) => {
             Ok(Progress::Done(json!({"endpoint_name": name, "endpoint_status": "InService"})))
         }
-        Some(EndpointStatus::Failed) | Some(EndpointStatus::OutOfService) => Err(TargetError::Permanent(format!(
+        Some(EndpointStatus::Failed) | Some(EndpointStatus::OutOfService) => Err(TargetError::permanent(format!(
             "endpoint {name} is {}: {}",
             out.endpoint_status().map(|s| s.as_str()).unwrap_or_default(),
             out.failure_reason().unwrap_or("no reason given")
@@ -82,7 +82,7 @@ async fn schedule_scheduled(clients: &Clients, name: &str) -> Result<Progress, T
         Some(ScheduleStatus::Scheduled) => {
             Ok(Progress::Done(json!({"monitoring_schedule_name": name, "status": "Scheduled"})))
         }
-        Some(ScheduleStatus::Failed) => Err(TargetError::Permanent(format!(
+        Some(ScheduleStatus::Failed) => Err(TargetError::permanent(format!(
             "monitoring schedule {name} failed: {}",
             out.failure_reason().unwrap_or("no reason given")
         ))),
@@ -97,7 +97,7 @@ fn stack_output<'a>(outputs: &'a BTreeMap<String, String>, key: &str) -> Result<
     outputs
         .get(key)
         .map(String::as_str)
-        .ok_or_else(|| TargetError::Permanent(format!("the deployed stack has no {key} output")))
+        .ok_or_else(|| TargetError::permanent(format!("the deployed stack has no {key} output")))
 }
 
 /// Whether a describe call said "no such job". SageMaker answers `ResourceNotFound` for tuning
@@ -127,7 +127,7 @@ fn completed(kind: &str, name: &str, status: &str, failure_reason: Option<&str>)
     match status {
         "Completed" => Ok(true),
         "InProgress" | "Stopping" | "Pending" | "Starting" => Ok(false),
-        other => Err(TargetError::Permanent(format!(
+        other => Err(TargetError::permanent(format!(
             "{kind} {name} is {other}: {}",
             failure_reason.filter(|r| !r.is_empty()).unwrap_or("no reason given")
         ))),
@@ -155,6 +155,7 @@ fn int(value: u32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::targets::ErrorKind;
 
     fn error(code: &str, message: &str) -> AwsError {
         AwsError {
@@ -181,9 +182,13 @@ mod tests {
         assert!(!completed("training job", "j", "InProgress", None).unwrap());
         assert!(!completed("training job", "j", "Stopping", None).unwrap());
         let failed = completed("training job", "j", "Failed", Some("AlgorithmError: boom")).unwrap_err();
-        assert!(matches!(failed, TargetError::Permanent(m) if m == "training job j is Failed: AlgorithmError: boom"));
+        assert!(
+            matches!(failed, TargetError { kind: ErrorKind::Permanent, ref message, .. } if message == "training job j is Failed: AlgorithmError: boom")
+        );
         let stopped = completed("transform job", "t", "Stopped", Some("")).unwrap_err();
-        assert!(matches!(stopped, TargetError::Permanent(m) if m == "transform job t is Stopped: no reason given"));
+        assert!(
+            matches!(stopped, TargetError { kind: ErrorKind::Permanent, ref message, .. } if message == "transform job t is Stopped: no reason given")
+        );
     }
 
     #[test]

@@ -101,7 +101,7 @@ async fn start_baseline(
 ) -> Result<Progress, TargetError> {
     let role = stack_output(outputs, "MonitorRoleArn")?;
     let baseline_data = format!("s3://{}/{}", context.assets_bucket, m.baseline_data);
-    let image = |uri: Result<String, image_uris::ImageUriError>| uri.map_err(|e| TargetError::Permanent(e.to_string()));
+    let image = |uri: Result<String, image_uris::ImageUriError>| uri.map_err(|e| TargetError::permanent(e.to_string()));
     let request = if is_clarify(&m.kind) {
         let headers = baseline_header(clients, &context.assets_bucket, m.baseline_data.as_str()).await?;
         let model_name = endpoint_model(clients, m.endpoint_name.as_str()).await?;
@@ -243,7 +243,7 @@ pub(super) fn clarify_configs(
 ) -> Result<ClarifyConfigs, TargetError> {
     // The solution's convention: the label is the baseline CSV's first column.
     let Some(label) = headers.first() else {
-        return Err(TargetError::Permanent(format!("the baseline data {} has no header row", m.baseline_data)));
+        return Err(TargetError::permanent(format!("the baseline data {} has no header row", m.baseline_data)));
     };
     let predictor = Map::from_iter([
         ("model_name".to_string(), json!(model_name)),
@@ -291,7 +291,7 @@ pub(super) fn clarify_configs(
             ])
         }
         MonitorKind::DataQuality | MonitorKind::ModelQuality(_) => {
-            return Err(TargetError::Permanent("Clarify configs are for model bias and explainability".into()));
+            return Err(TargetError::permanent("Clarify configs are for model bias and explainability"));
         }
     };
     Ok(ClarifyConfigs { job: Value::Object(job), monitor: Value::Object(monitor) })
@@ -301,7 +301,7 @@ pub(super) fn clarify_configs(
 /// values when given), the positive label values and the optional group column.
 fn bias_analysis(b: &ModelBiasSpec) -> Result<Map<String, Value>, TargetError> {
     let config = &b.bias_config;
-    let invalid = |why: &str| TargetError::Permanent(format!("bias_config: {why}"));
+    let invalid = |why: &str| TargetError::permanent(format!("bias_config: {why}"));
     let label_values =
         config.get("label_values_or_threshold").ok_or_else(|| invalid("no label_values_or_threshold"))?;
     let name = config.get("facet_name").ok_or_else(|| invalid("no facet_name"))?;
@@ -400,10 +400,10 @@ async fn baseline_header(clients: &Clients, bucket: &str, key: &str) -> Result<V
         .await
         .map_err(|e| AwsError::from_sdk("GetObject", e))?;
     let head =
-        out.body.collect().await.map_err(|e| TargetError::Transient(format!("reading s3://{bucket}/{key}: {e}")))?;
+        out.body.collect().await.map_err(|e| TargetError::transient(format!("reading s3://{bucket}/{key}: {e}")))?;
     let head = head.into_bytes();
     csv_header(&head, head.len() < HEADER_READ_BYTES)
-        .map_err(|why| TargetError::Permanent(format!("the baseline data s3://{bucket}/{key}: {why}")))
+        .map_err(|why| TargetError::permanent(format!("the baseline data s3://{bucket}/{key}: {why}")))
 }
 
 /// The model behind the endpoint's current configuration (first variant), which Clarify's
@@ -429,7 +429,7 @@ async fn endpoint_model(clients: &Clients, endpoint: &str) -> Result<String, Tar
         .first()
         .and_then(|v| v.model_name())
         .map(str::to_string)
-        .ok_or_else(|| TargetError::Permanent(format!("endpoint config {config_name} of {endpoint} names no model")))
+        .ok_or_else(|| TargetError::permanent(format!("endpoint config {config_name} of {endpoint} names no model")))
 }
 
 /// Uploads a config under the baseline output, encrypted with the stage's key when it has one.

@@ -10,6 +10,7 @@
 use super::fixtures::{self, ASSETS, REGION};
 use super::{Progress, after_deploy, monitors};
 use crate::domain::{PipelineType, StageParams};
+use crate::targets::ErrorKind;
 use crate::targets::aws::clients::Clients;
 use crate::targets::{StageContext, TargetError};
 use aws_config::BehaviorVersion;
@@ -277,7 +278,9 @@ async fn data_quality_baseline_and_a_stopped_one() {
     // A baseline that ended any other way fails the stage with what SageMaker says.
     clients.sagemaker.stop_processing_job().processing_job_name(&m.baseline_job_name).send().await.unwrap();
     match baseline().await {
-        Err(TargetError::Permanent(message)) => assert!(message.contains("is Stopped"), "{message}"),
+        Err(TargetError { kind: ErrorKind::Permanent, message, .. }) => {
+            assert!(message.contains("is Stopped"), "{message}")
+        }
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a stopped baseline is not done"),
     }
@@ -356,7 +359,9 @@ async fn explainability_baseline_fails_clearly_without_the_endpoint() {
         .unwrap();
 
     match monitors::baseline(&clients, &stage, m, &outputs, &fixtures::context()).await {
-        Err(TargetError::Permanent(message)) => assert!(message.starts_with("DescribeEndpoint:"), "{message}"),
+        Err(TargetError { kind: ErrorKind::Permanent, message, .. }) => {
+            assert!(message.starts_with("DescribeEndpoint:"), "{message}")
+        }
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("no endpoint, no baseline"),
     }

@@ -128,7 +128,7 @@ async fn tuning_job(
 
 fn training_image(t: &TrainingSpec, context: &AwsContext) -> Result<String, TargetError> {
     image_uris::builtin_image_uri(&t.model_framework, &t.model_framework_version, &context.region)
-        .map_err(|e| TargetError::Permanent(e.to_string()))
+        .map_err(|e| TargetError::permanent(e.to_string()))
 }
 
 fn output_path(t: &TrainingSpec, context: &AwsContext) -> String {
@@ -181,7 +181,7 @@ pub(super) fn tuning_request(
     let text = |key: &str| configs.get(key).and_then(Value::as_str);
     let number = |key: &str| configs.get(key).and_then(Value::as_i64).map(|n| i32::try_from(n).unwrap_or(i32::MAX));
     let metric = text("objective_metric_name")
-        .ok_or_else(|| TargetError::Permanent("tuner_configs has no objective_metric_name".into()))?;
+        .ok_or_else(|| TargetError::permanent("tuner_configs has no objective_metric_name"))?;
     let strategy = text("strategy").unwrap_or("Bayesian");
     let objective = HyperParameterTuningJobObjective::builder()
         .r#type(HyperParameterTuningJobObjectiveType::from(text("objective_type").unwrap_or("Maximize")))
