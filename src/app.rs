@@ -13,8 +13,8 @@ use crate::serving::capture::{CaptureConfig, CaptureWriter};
 use crate::serving::endpoints::EndpointRegistry;
 pub use crate::state::AppState;
 use crate::store::{Backend, DynStore, JobPolicy, StoreError};
-use crate::targets::DynTarget;
 use crate::targets::local::LocalTarget;
+use crate::targets::{DynTarget, StorePort};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
@@ -101,9 +101,9 @@ impl AppState {
             },
         );
         let target: DynTarget = match settings.target {
-            TargetKind::Local => Arc::new(LocalTarget::new(store.clone(), endpoints.clone())),
+            TargetKind::Local => Arc::new(LocalTarget::new(StorePort::of(&store), endpoints.clone())),
             #[cfg(feature = "aws")]
-            TargetKind::Aws => Arc::new(crate::targets::aws::AwsTarget::new(&settings, store.clone()).await),
+            TargetKind::Aws => Arc::new(crate::targets::aws::AwsTarget::new(&settings, StorePort::of(&store)).await),
             #[cfg(not(feature = "aws"))]
             TargetKind::Aws => unreachable!("configuration refuses target = aws in a build without the aws feature"),
         };

@@ -8,13 +8,63 @@ pub mod codepipeline_state;
 pub mod local;
 
 use crate::domain::{PipelineSpec, PipelineType, StageParams};
-use crate::store::{PipelineRecord, StageKey};
+use crate::store::{DynStore, EndpointRecord, PipelineRecord, StageKey, StageRecord, StoreError};
 use async_trait::async_trait;
 use codepipeline_state::PipelineStateOut;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub type DynTarget = Arc<dyn Target>;
+
+/// What a target may read and write in the database: a narrow port, not the whole store (state
+/// transitions are the workflow's, applied by the jobs).
+#[async_trait]
+pub trait TargetStore: Send + Sync + 'static {
+    /// The pipeline's stages (aws: to find the CodePipeline stage of an environment).
+    async fn stages(&self, pipeline_id: &str) -> Result<Vec<StageRecord>, StoreError>;
+    /// Records the target's own id of a pipeline (aws: the wrapper StackId).
+    async fn set_external_id(&self, pipeline_id: &str, external_id: &str) -> Result<(), StoreError>;
+    /// Puts a stage's endpoint in service (local: every replica then loads the new model).
+    async fn activate_endpoint(
+        &self,
+        key: &StageKey,
+        environment: &str,
+        name: &str,
+        config: serde_json::Value,
+    ) -> Result<EndpointRecord, StoreError>;
+}
+
+pub type DynTargetStore = Arc<dyn TargetStore>;
+
+/// The store seen through the targets' port.
+pub struct StorePort(pub DynStore);
+
+#[async_trait]
+impl TargetStore for StorePort {
+    async fn stages(&self, pipeline_id: &str) -> Result<Vec<StageRecord>, StoreError> {
+        self.0.stages(pipeline_id).await
+    }
+
+    async fn set_external_id(&self, pipeline_id: &str, external_id: &str) -> Result<(), StoreError> {
+        self.0.set_external_id(pipeline_id, external_id).await
+    }
+
+    async fn activate_endpoint(
+        &self,
+        key: &StageKey,
+        environment: &str,
+        name: &str,
+        config: serde_json::Value,
+    ) -> Result<EndpointRecord, StoreError> {
+        self.0.activate_endpoint(key, environment, name, config).await
+    }
+}
+
+impl StorePort {
+    pub fn of(store: &DynStore) -> DynTargetStore {
+        Arc::new(StorePort(store.clone()))
+    }
+}
 
 /// One stage as a target sees it.
 #[derive(Debug, Clone)]

@@ -11,7 +11,8 @@ use crate::config::Settings;
 use crate::domain::names;
 use crate::domain::spec::{ModelSource, PipelineSpec};
 use crate::domain::{MonitorType, PipelineType, StageParams};
-use crate::store::{DynStore, PipelineRecord, StoreError};
+use crate::store::{PipelineRecord, StoreError};
+use crate::targets::DynTargetStore;
 use crate::targets::codepipeline_state::{FAILED, IN_PROGRESS, PipelineStateOut, SUCCEEDED};
 use crate::targets::{Decision, StageContext, StepOutcome, Target, TargetError, UpstreamError};
 use async_trait::async_trait;
@@ -31,7 +32,7 @@ const META_VERSION: &str = "mlops-pipeline-version";
 pub struct AwsTarget {
     context: AwsContext,
     clients: AccountClients,
-    store: DynStore,
+    store: DynTargetStore,
     poll: Duration,
 }
 
@@ -60,7 +61,7 @@ enum StackPhase {
 }
 
 impl AwsTarget {
-    pub async fn new(settings: &Settings, store: DynStore) -> Self {
+    pub async fn new(settings: &Settings, store: DynTargetStore) -> Self {
         let aws = &settings.aws;
         let environments = settings
             .environments

@@ -8,7 +8,8 @@ use crate::domain::plan::RealtimeStage;
 use crate::domain::spec::{ModelSource, PipelineParams, PipelineSpec};
 use crate::domain::{PipelineType, StageParams};
 use crate::serving::endpoints::{CaptureLocation, EndpointConfig, EndpointRegistry, LiveEndpoint, ModelError};
-use crate::store::{DynStore, StoreError};
+use crate::store::StoreError;
+use crate::targets::DynTargetStore;
 use async_trait::async_trait;
 use serde_json::json;
 use std::sync::Arc;
@@ -17,12 +18,12 @@ use std::sync::Arc;
 pub const VARIANT: &str = "AllTraffic";
 
 pub struct LocalTarget {
-    store: DynStore,
+    store: DynTargetStore,
     endpoints: Arc<EndpointRegistry>,
 }
 
 impl LocalTarget {
-    pub fn new(store: DynStore, endpoints: Arc<EndpointRegistry>) -> Self {
+    pub fn new(store: DynTargetStore, endpoints: Arc<EndpointRegistry>) -> Self {
         Self { store, endpoints }
     }
 
