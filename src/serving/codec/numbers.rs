@@ -1,0 +1,178 @@
+//! Predictions out: CSV, JSON and JSON lines bodies, with numbers written exactly as Python's
+//! `repr(float)` (and `json.dumps`) write them.
+
+use super::ResponseFormat;
+
+/// Encodes model outputs, `per_row` values per input row, as the XGBoost container does (see
+/// the module documentation). Returns the response content type and body.
+pub fn encode_predictions(format: ResponseFormat, outputs: &[f64], per_row: usize) -> (&'static str, Vec<u8>) {
+    debug_assert!(per_row > 0 && outputs.len().is_multiple_of(per_row));
+    let rows = outputs.chunks(per_row.max(1));
+    let mut out = String::with_capacity(outputs.len() * 22 + 32);
+    let content_type = match format {
+        ResponseFormat::Csv => {
+            for row in rows {
+                for (i, value) in row.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    push_python_float(&mut out, *value, false);
+                }
+                out.push('\n');
+            }
+            "text/csv; charset=utf-8"
+        }
+        ResponseFormat::Json => {
+            out.push_str("{\"predictions\": [");
+            for (i, row) in rows.enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_score(&mut out, row, per_row);
+            }
+            out.push_str("]}");
+            "application/json"
+        }
+        ResponseFormat::JsonLines => {
+            for row in rows {
+                push_score(&mut out, row, per_row);
+                out.push('\n');
+            }
+            "application/jsonlines"
+        }
+    };
+    (content_type, out.into_bytes())
+}
+
+/// `{"score": x}` or, for multi-output models, `{"score": [a, b, c]}`.
+pub(super) fn push_score(out: &mut String, row: &[f64], per_row: usize) {
+    out.push_str("{\"score\": ");
+    if per_row == 1 {
+        push_python_float(out, row[0], true);
+    } else {
+        out.push('[');
+        for (i, value) in row.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            push_python_float(out, *value, true);
+        }
+        out.push(']');
+    }
+    out.push('}');
+}
+
+/// Writes `x` as Python's `repr(float)` does (`json.dumps` when `json`, which spells the
+/// non-finite values differently).
+pub(super) fn push_python_float(out: &mut String, x: f64, json: bool) {
+    if x.is_nan() {
+        out.push_str(if json { "NaN" } else { "nan" });
+        return;
+    }
+    if x.is_infinite() {
+        let sign = if x < 0.0 { "-" } else { "" };
+        out.push_str(sign);
+        out.push_str(if json { "Infinity" } else { "inf" });
+        return;
+    }
+    // Rust's `{:e}` gives the same shortest round-trip digits as Python's repr but for exact
+    // ties; otherwise only the layout differs.
+    let scientific = format!("{x:e}");
+    let (mantissa, exponent) = scientific.split_once('e').expect("LowerExp output has an exponent");
+    let exponent: i32 = exponent.parse().expect("LowerExp exponent is an integer");
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let mut digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if let Some(even) = tie_to_even(x, &digits, exponent) {
+        digits = even;
+    }
+    out.push_str(sign);
+    if (-4..16).contains(&exponent) {
+        if exponent < 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-exponent - 1) as usize));
+            out.push_str(&digits);
+        } else {
+            let integer_len = exponent as usize + 1;
+            if digits.len() > integer_len {
+                out.push_str(&digits[..integer_len]);
+                out.push('.');
+                out.push_str(&digits[integer_len..]);
+            } else {
+                out.push_str(&digits);
+                out.extend(std::iter::repeat_n('0', integer_len - digits.len()));
+                out.push_str(".0");
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        out.push_str(&format!("e{exponent_sign}{:02}", exponent.unsigned_abs()));
+    }
+}
+
+/// When `x` lies exactly halfway between two shortest representations, Python (David Gay's
+/// dtoa) takes the one with an even last digit, Rust the upper one: `repr` of
+/// 1059438285926254.25 is `1059438285926254.2`. Returns the even digits when they differ from
+/// Rust's `digits` (scientific exponent `exponent`) and still read back as `x`.
+pub(super) fn tie_to_even(x: f64, digits: &str, exponent: i32) -> Option<String> {
+    // A tie needs the exact value to have exactly one more significant digit, a 5.
+    let exact = exact_significant_digits(x)?;
+    if exact % 10 != 5 || exact.to_string().len() != digits.len() + 1 {
+        return None;
+    }
+    let low = exact / 10;
+    let even = if low % 2 == 0 { low } else { low + 1 }.to_string();
+    if even == digits || even.len() != digits.len() {
+        return None;
+    }
+    let last_digit_exponent = exponent - i32::try_from(even.len()).ok()? + 1;
+    let candidate: f64 = format!("{even}e{last_digit_exponent}").parse().ok()?;
+    (candidate == x.abs()).then_some(even)
+}
+
+/// The significant digits of `|x|`'s exact decimal value (no trailing zeros), if there are at
+/// most 18 of them; only such values can be ties between 17-digit representations.
+pub(super) fn exact_significant_digits(x: f64) -> Option<u128> {
+    const LIMIT: u128 = 1_000_000_000_000_000_000;
+    let bits = x.abs().to_bits();
+    let biased_exponent = i32::try_from(bits >> 52).ok()?;
+    let fraction = bits & ((1 << 52) - 1);
+    let (mantissa, exponent) = match biased_exponent {
+        0 => (fraction, -1074),
+        _ => (fraction | (1 << 52), biased_exponent - 1075),
+    };
+    if mantissa == 0 {
+        return None;
+    }
+    // |x| = odd * 2^power
+    let shift = mantissa.trailing_zeros();
+    let mut value = u128::from(mantissa >> shift);
+    let mut power = exponent + i32::try_from(shift).ok()?;
+    if power < 0 {
+        // odd * 5^-power / 10^-power: odd, so no trailing zeros to drop.
+        for _ in 0..-power {
+            value *= 5;
+            if value >= LIMIT {
+                return None;
+            }
+        }
+        return Some(value);
+    }
+    // Each factor 5 of the odd part pairs with a factor 2 into a trailing zero.
+    while power > 0 && value % 5 == 0 {
+        value /= 5;
+        power -= 1;
+    }
+    if power > 60 {
+        return None;
+    }
+    value <<= power;
+    (value < LIMIT).then_some(value)
+}

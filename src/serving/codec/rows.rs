@@ -1,0 +1,201 @@
+//! Request bodies in: CSV, JSON and JSON lines rows read into a feature matrix, with errors that
+//! name the row and column.
+
+use super::{CodecError, FeatureMatrix, RequestFormat};
+use serde_json::Value;
+
+/// Parses an invocation body into rows of exactly `expected_cols` features.
+pub fn parse_rows(format: RequestFormat, body: &[u8], expected_cols: usize) -> Result<FeatureMatrix, CodecError> {
+    let text = utf8(body)?;
+    match format {
+        RequestFormat::Csv => parse_csv(text, expected_cols),
+        RequestFormat::Json => parse_json(text, expected_cols),
+        RequestFormat::JsonLines => parse_json_lines(text, expected_cols),
+    }
+}
+
+pub(super) fn utf8(body: &[u8]) -> Result<&str, CodecError> {
+    std::str::from_utf8(body).map_err(|e| {
+        let row = 1 + body[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count();
+        CodecError { row: Some(row), column: None, message: "the body is not valid UTF-8".to_string() }
+    })
+}
+
+/// The body's lines without surrounding blank space (as the container's `payload.strip()`),
+/// each with its 1-based line number in the original body and without a trailing `\r`.
+pub(super) fn lines(text: &str) -> Result<impl Iterator<Item = (usize, &str)>, CodecError> {
+    let start = text.trim_start();
+    let first_row = 1 + text[..text.len() - start.len()].bytes().filter(|b| *b == b'\n').count();
+    let trimmed = start.trim_end();
+    if trimmed.is_empty() {
+        return Err(whole_body("the body has no rows"));
+    }
+    Ok(trimmed.split('\n').enumerate().map(move |(i, line)| (first_row + i, line.strip_suffix('\r').unwrap_or(line))))
+}
+
+pub(super) fn parse_csv(text: &str, cols: usize) -> Result<FeatureMatrix, CodecError> {
+    let mut matrix = FeatureMatrix::with_cols(cols);
+    for (row, line) in lines(text)? {
+        let found = line.split(',').count();
+        if found != cols {
+            return Err(column_count(row, cols, found));
+        }
+        for (index, field) in line.split(',').enumerate() {
+            let value = parse_csv_field(field).map_err(|message| {
+                // A failing first row is most often a header the caller forgot to drop.
+                let message =
+                    if row == 1 { format!("{message} (CSV input must not have a header row)") } else { message };
+                at(row, index + 1, message)
+            })?;
+            matrix.values.push(value);
+        }
+        matrix.rows += 1;
+    }
+    Ok(matrix)
+}
+
+pub(super) fn parse_csv_field(field: &str) -> Result<f32, String> {
+    let field = field.trim();
+    if field.is_empty() {
+        return Ok(f32::NAN);
+    }
+    match field.parse::<f64>() {
+        Ok(value) => to_feature(value),
+        Err(_) => Err(format!("\"{}\" is not a number", shorten(field))),
+    }
+}
+
+pub(super) fn parse_json(text: &str, cols: usize) -> Result<FeatureMatrix, CodecError> {
+    if text.trim().is_empty() {
+        return Err(whole_body("the body has no rows"));
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| whole_body(&format!("the body is not valid JSON: {e}")))?;
+    let mut matrix = FeatureMatrix::with_cols(cols);
+    match &value {
+        Value::Object(object) => {
+            if let Some(instances) = object.get("instances") {
+                let Value::Array(instances) = instances else {
+                    return Err(whole_body("\"instances\" must be an array of rows"));
+                };
+                for (index, instance) in instances.iter().enumerate() {
+                    matrix.push_instance(index + 1, instance)?;
+                }
+            } else if object.contains_key("features") {
+                matrix.push_instance(1, &value)?;
+            } else {
+                return Err(whole_body(
+                    "expected {\"instances\": [...]}, {\"features\": [...]}, a list of rows or one row",
+                ));
+            }
+        }
+        // A list of rows, or a single flat row of numbers.
+        Value::Array(items) => match items.first() {
+            None => {}
+            Some(Value::Array(_) | Value::Object(_)) => {
+                for (index, instance) in items.iter().enumerate() {
+                    matrix.push_instance(index + 1, instance)?;
+                }
+            }
+            Some(_) => matrix.push_row(1, items)?,
+        },
+        _ => {
+            return Err(whole_body(
+                "expected {\"instances\": [...]}, {\"features\": [...]}, a list of rows or one row",
+            ));
+        }
+    }
+    if matrix.rows == 0 {
+        return Err(whole_body("the body has no rows"));
+    }
+    Ok(matrix)
+}
+
+pub(super) fn parse_json_lines(text: &str, cols: usize) -> Result<FeatureMatrix, CodecError> {
+    let mut matrix = FeatureMatrix::with_cols(cols);
+    for (row, line) in lines(text)? {
+        if line.trim().is_empty() {
+            return Err(at_row(row, "empty line".to_string()));
+        }
+        let value: Value = serde_json::from_str(line).map_err(|e| at_row(row, format!("not valid JSON: {e}")))?;
+        matrix.push_instance(row, &value)?;
+    }
+    Ok(matrix)
+}
+
+impl FeatureMatrix {
+    fn with_cols(cols: usize) -> Self {
+        Self { values: Vec::new(), rows: 0, cols }
+    }
+
+    /// One instance: `[...]` or `{"features": [...]}`.
+    fn push_instance(&mut self, row: usize, instance: &Value) -> Result<(), CodecError> {
+        match instance {
+            Value::Array(values) => self.push_row(row, values),
+            Value::Object(object) => match object.get("features") {
+                Some(Value::Array(values)) => self.push_row(row, values),
+                _ => Err(at_row(row, "an object instance needs \"features\": [...]".to_string())),
+            },
+            _ => Err(at_row(row, "an instance must be an array of numbers or {\"features\": [...]}".to_string())),
+        }
+    }
+
+    fn push_row(&mut self, row: usize, values: &[Value]) -> Result<(), CodecError> {
+        if values.len() != self.cols {
+            return Err(column_count(row, self.cols, values.len()));
+        }
+        for (index, value) in values.iter().enumerate() {
+            let feature = match value {
+                Value::Null => Ok(f32::NAN),
+                Value::Number(number) => {
+                    number.as_f64().ok_or_else(|| format!("{number} is not a number")).and_then(to_feature)
+                }
+                other => Err(format!("{} is not a number or null", shorten(&other.to_string()))),
+            }
+            .map_err(|message| at(row, index + 1, message))?;
+            self.values.push(feature);
+        }
+        self.rows += 1;
+        Ok(())
+    }
+}
+
+/// XGBoost reads features as float32 after the container parsed them as float64; going through
+/// f64 keeps the same rounding.
+pub(super) fn to_feature(value: f64) -> Result<f32, String> {
+    if value.is_nan() {
+        return Ok(f32::NAN);
+    }
+    if value.is_infinite() {
+        return Err("infinite values are not allowed (leave the field empty for missing)".into());
+    }
+    let feature = value as f32;
+    if feature.is_infinite() {
+        return Err(format!("{value} is too large for a 32-bit float"));
+    }
+    Ok(feature)
+}
+
+/// At most 40 characters of `text`, so that a stray blob does not flood the error message.
+pub(super) fn shorten(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+pub(super) fn column_count(row: usize, expected: usize, found: usize) -> CodecError {
+    at_row(row, format!("expected {expected} columns, found {found}"))
+}
+
+pub(super) fn at(row: usize, column: usize, message: String) -> CodecError {
+    CodecError { row: Some(row), column: Some(column), message }
+}
+
+pub(super) fn at_row(row: usize, message: String) -> CodecError {
+    CodecError { row: Some(row), column: None, message }
+}
+
+pub(super) fn whole_body(message: &str) -> CodecError {
+    CodecError { row: None, column: None, message: message.to_string() }
+}
