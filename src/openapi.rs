@@ -50,6 +50,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 pub fn split() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut document) = api_router().split_for_parts();
     add_common_responses(&mut document);
+    add_request_schemas(&mut document);
     (router, document)
 }
 
@@ -97,6 +98,47 @@ fn add_common_responses(document: &mut utoipa::openapi::OpenApi) {
             responses
                 .entry("500".into())
                 .or_insert_with(|| problem("Internal error (details are in the server log)").into());
+        }
+    }
+}
+
+/// The provisioning body, per `pipeline_type` (`oneOf` with a discriminator), as the request
+/// readers define it (`domain::request::schema`), on both provisioning routes.
+fn add_request_schemas(document: &mut utoipa::openapi::OpenApi) {
+    use crate::domain::PipelineType;
+    use utoipa::openapi::{RefOr, Schema};
+    let components = document.components.get_or_insert_with(Default::default);
+    let name = |t: PipelineType| {
+        let pascal: String = t.as_str().split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect();
+        format!("{pascal}Request")
+    };
+    let mut mapping = serde_json::Map::new();
+    let mut refs = Vec::new();
+    for t in PipelineType::ALL {
+        let schema: RefOr<Schema> = serde_json::from_value(crate::domain::request::schema::request_schema(t))
+            .expect("the request schema is a valid OpenAPI schema");
+        components.schemas.insert(name(t), schema);
+        let reference = format!("#/components/schemas/{}", name(t));
+        mapping.insert(t.as_str().to_string(), reference.clone().into());
+        refs.push(serde_json::json!({"$ref": reference}));
+    }
+    let one_of = serde_json::json!({
+        "oneOf": refs,
+        "discriminator": {"propertyName": "pipeline_type", "mapping": mapping},
+        "description": "A provisioning request: the solution's body for one of the 12 pipeline types.",
+    });
+    let one_of: RefOr<Schema> = serde_json::from_value(one_of).expect("a valid oneOf schema");
+    components.schemas.insert("ProvisionRequest".into(), one_of);
+    for (path, method) in [("/provisionpipeline", "post"), ("/v1/pipelines", "post")] {
+        let Some(item) = document.paths.paths.get_mut(path) else { continue };
+        let operation = match method {
+            "post" => item.post.as_mut(),
+            _ => None,
+        };
+        if let Some(RefOr::T(body)) = operation.and_then(|o| o.request_body.as_mut())
+            && let Some(RefOr::T(content)) = body.content.get_mut("application/json")
+        {
+            content.schema = Some(utoipa::openapi::Ref::from_schema_name("ProvisionRequest").into());
         }
     }
 }

@@ -32,7 +32,7 @@ pub(super) const PER_STAGE_KEYS: [&str; 14] = [
 
 /// Every key some pipeline type reads, with what it expects; used in "is required" messages and
 /// to tell "not used by this type" from "unknown" when warning about ignored keys.
-const KEYS: &[(&str, &str)] = &[
+pub(super) const KEYS: &[(&str, &str)] = &[
     ("pipeline_type", "the pipeline type"),
     ("model_name", "a name for the model (letters, digits and hyphens)"),
     ("inference_instance", "a SageMaker instance type such as `ml.m5.large`"),
@@ -362,6 +362,11 @@ impl<'a> Body<'a> {
             };
             self.errors.push(FieldError::new(pointer(&tokens), invalid.code, message));
         }
+    }
+
+    /// Every key a reader asked for, present or not, and the bad fields found so far.
+    pub fn into_keys_and_errors(self) -> (BTreeSet<&'static str>, Vec<FieldError>) {
+        (self.asked, self.errors)
     }
 
     /// The result: the spec with warnings, or every error in the order the solution would

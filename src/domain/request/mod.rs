@@ -12,12 +12,14 @@ mod image_builder;
 mod inference;
 mod monitor;
 mod scalars;
+pub mod schema;
 mod training;
 
 #[cfg(test)]
 mod tests;
 
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 
 pub use errors::{FieldError, FieldErrorCode, RequestErrors};
 
@@ -49,6 +51,39 @@ pub struct ValidatedRequest {
 
 /// Validates a provisioning request body.
 pub fn parse_request(body: &Value, ctx: &RequestContext) -> Result<ValidatedRequest, RequestErrors> {
+    let (body, pipeline_type) = start(body, ctx)?;
+    read(body, pipeline_type)
+}
+
+/// The keys a pipeline type's reader asks for, given a body holding some of them, and the bad
+/// fields of that body: how the request schemas of the OpenAPI document are made (`schema.rs`),
+/// so they cannot drift from validation.
+pub(crate) fn keys_read(body: &Value, ctx: &RequestContext) -> (BTreeSet<&'static str>, Vec<FieldError>) {
+    let Ok((mut body, pipeline_type)) = start(body, ctx) else { return Default::default() };
+    let _ = dispatch(&mut body, pipeline_type);
+    body.into_keys_and_errors()
+}
+
+fn read(mut body: Body<'_>, pipeline_type: PipelineType) -> Result<ValidatedRequest, RequestErrors> {
+    let spec = dispatch(&mut body, pipeline_type);
+    body.finish(spec)
+}
+
+fn dispatch(body: &mut Body<'_>, pipeline_type: PipelineType) -> Option<PipelineSpec> {
+    match pipeline_type {
+        PipelineType::ByomRealtimeBuiltin | PipelineType::ByomRealtimeCustom => inference::realtime(body),
+        PipelineType::ByomBatchBuiltin | PipelineType::ByomBatchCustom => inference::batch(body),
+        PipelineType::ByomDataQualityMonitor => monitor::monitor(body, MonitorType::DataQuality),
+        PipelineType::ByomModelQualityMonitor => monitor::monitor(body, MonitorType::ModelQuality),
+        PipelineType::ByomModelBiasMonitor => monitor::monitor(body, MonitorType::ModelBias),
+        PipelineType::ByomModelExplainabilityMonitor => monitor::monitor(body, MonitorType::ModelExplainability),
+        PipelineType::ByomImageBuilder => image_builder::image_builder(body),
+        PipelineType::ModelTrainingBuiltin | PipelineType::ModelTunerBuiltin => training::training(body),
+        PipelineType::ModelAutopilotTraining => training::autopilot(body),
+    }
+}
+
+fn start<'a>(body: &'a Value, ctx: &'a RequestContext) -> Result<(Body<'a>, PipelineType), RequestErrors> {
     let Value::Object(object) = body else {
         return Err(RequestErrors(vec![FieldError::new(
             "",
@@ -57,19 +92,7 @@ pub fn parse_request(body: &Value, ctx: &RequestContext) -> Result<ValidatedRequ
         )]));
     };
     let pipeline_type = pipeline_type(object).map_err(|e| RequestErrors(vec![e]))?;
-    let mut body = Body::new(object, ctx, pipeline_type);
-    let spec = match pipeline_type {
-        PipelineType::ByomRealtimeBuiltin | PipelineType::ByomRealtimeCustom => inference::realtime(&mut body),
-        PipelineType::ByomBatchBuiltin | PipelineType::ByomBatchCustom => inference::batch(&mut body),
-        PipelineType::ByomDataQualityMonitor => monitor::monitor(&mut body, MonitorType::DataQuality),
-        PipelineType::ByomModelQualityMonitor => monitor::monitor(&mut body, MonitorType::ModelQuality),
-        PipelineType::ByomModelBiasMonitor => monitor::monitor(&mut body, MonitorType::ModelBias),
-        PipelineType::ByomModelExplainabilityMonitor => monitor::monitor(&mut body, MonitorType::ModelExplainability),
-        PipelineType::ByomImageBuilder => image_builder::image_builder(&mut body),
-        PipelineType::ModelTrainingBuiltin | PipelineType::ModelTunerBuiltin => training::training(&mut body),
-        PipelineType::ModelAutopilotTraining => training::autopilot(&mut body),
-    };
-    body.finish(spec)
+    Ok((Body::new(object, ctx, pipeline_type), pipeline_type))
 }
 
 fn pipeline_type(object: &Map<String, Value>) -> Result<PipelineType, FieldError> {
