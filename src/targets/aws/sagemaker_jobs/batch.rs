@@ -1,12 +1,13 @@
 //! `byom_batch_*`: the batch transform job the solution's batch Lambda starts (reference §7.2),
 //! over the model the stack created.
 
-use super::{Progress, absent, completed, created_meanwhile, job_tags, stack_output};
+use super::{Progress, job_step, job_tags, stack_output};
 use crate::domain::plan::BatchStage;
 use crate::targets::aws::clients::Clients;
 use crate::targets::aws::errors::AwsError;
 use crate::targets::{StageContext, TargetError};
 use aws_sdk_sagemaker::operation::create_transform_job::builders::CreateTransformJobInputBuilder;
+use aws_sdk_sagemaker::operation::describe_transform_job::DescribeTransformJobOutput;
 use aws_sdk_sagemaker::types::{
     AssemblyType, CompressionType, S3DataType, SplitType, Tag, TransformDataSource, TransformInput,
     TransformInstanceType, TransformOutput, TransformResources, TransformS3DataSource,
@@ -27,24 +28,25 @@ pub(super) async fn run(
 ) -> Result<Progress, TargetError> {
     let model_name = stack_output(outputs, "SageMakerModelName")?;
     let name = transform_job_name(model_name, &stage.key.pipeline_id, stage.key.version, stage.key.ordinal);
-    let described = match clients.sagemaker.describe_transform_job().transform_job_name(&name).send().await {
-        Ok(out) => Some(out),
-        Err(e) => absent(AwsError::from_sdk("DescribeTransformJob", e))?,
+    let describe = async {
+        let out = clients.sagemaker.describe_transform_job().transform_job_name(&name).send().await;
+        out.map_err(|e| AwsError::from_sdk("DescribeTransformJob", e))
     };
-    let Some(job) = described else {
+    let create = async {
         let request = transform_request(&name, model_name, b, job_tags(stage));
-        return match request.send_with(&clients.sagemaker).await {
-            Ok(_) => {
-                tracing::info!(job = %name, model = %model_name, "transform job created");
-                Ok(Progress::Waiting)
-            }
-            Err(e) => created_meanwhile(AwsError::from_sdk("CreateTransformJob", e)),
-        };
+        request.send_with(&clients.sagemaker).await.map_err(|e| AwsError::from_sdk("CreateTransformJob", e))?;
+        Ok(())
+    };
+    let status = |job: &DescribeTransformJobOutput| {
+        (
+            job.transform_job_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            job.failure_reason().map(String::from),
+        )
+    };
+    let Some(job) = job_step("transform job", &name, describe, status, create).await? else {
+        return Ok(Progress::Waiting);
     };
     let status = job.transform_job_status().map(|s| s.as_str()).unwrap_or_default();
-    if !completed("transform job", &name, status, job.failure_reason())? {
-        return Ok(Progress::Waiting);
-    }
     Ok(Progress::Done(json!({
         "transform_job_name": name,
         "transform_job_status": status,

@@ -24,6 +24,7 @@ use crate::targets::{StageContext, TargetError};
 use aws_sdk_sagemaker::types::{EndpointStatus, ScheduleStatus, Tag};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::future::Future;
 
 pub enum Progress {
     Waiting,
@@ -108,17 +109,58 @@ fn is_not_found(e: &AwsError) -> bool {
         || (e.is("ValidationException") && (e.message.contains("Could not find") || e.message.contains("not found")))
 }
 
-/// A describe error: `Ok(None)` when the job does not exist, else the error.
-fn absent<T>(e: AwsError) -> Result<Option<T>, TargetError> {
-    if is_not_found(&e) { Ok(None) } else { Err(e.into()) }
+/// A create error that means another worker (or an earlier attempt whose answer was lost)
+/// created the job first, which the next describe will show.
+fn is_duplicate(e: &AwsError) -> bool {
+    e.is("ResourceInUse") || e.message.contains("already exists") || e.message.contains("must be unique")
 }
 
-/// A create error: another worker (or an earlier attempt whose answer was lost) created the
-/// job first, which the next describe will show.
-fn created_meanwhile(e: AwsError) -> Result<Progress, TargetError> {
-    let duplicate =
-        e.is("ResourceInUse") || e.message.contains("already exists") || e.message.contains("must be unique");
-    if duplicate { Ok(Progress::Waiting) } else { Err(e.into()) }
+/// Why starting a job failed: preparing its request, or the create call itself.
+pub(super) enum CreateError {
+    Prepare(TargetError),
+    Aws(AwsError),
+}
+
+impl From<TargetError> for CreateError {
+    fn from(e: TargetError) -> Self {
+        CreateError::Prepare(e)
+    }
+}
+
+impl From<AwsError> for CreateError {
+    fn from(e: AwsError) -> Self {
+        CreateError::Aws(e)
+    }
+}
+
+/// One step of a SageMaker job with a deterministic name, the one pattern every job kind
+/// follows: describe it; create it when it does not exist (a duplicate means someone else just
+/// did); while it runs, wait. `Some(job)` once it `Completed`; a job that ended any other way
+/// fails the stage with SageMaker's reason. Nothing is remembered between steps.
+pub(super) async fn job_step<T>(
+    kind: &str,
+    name: &str,
+    describe: impl Future<Output = Result<T, AwsError>>,
+    status: impl FnOnce(&T) -> (String, Option<String>),
+    create: impl Future<Output = Result<(), CreateError>>,
+) -> Result<Option<T>, TargetError> {
+    let job = match describe.await {
+        Ok(job) => job,
+        Err(e) if is_not_found(&e) => {
+            return match create.await {
+                Ok(()) => {
+                    tracing::info!(job = %name, kind, "job created");
+                    Ok(None)
+                }
+                Err(CreateError::Aws(e)) if is_duplicate(&e) => Ok(None),
+                Err(CreateError::Aws(e)) => Err(e.into()),
+                Err(CreateError::Prepare(e)) => Err(e),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (state, reason) = status(&job);
+    Ok(completed(kind, name, &state, reason.as_deref())?.then_some(job))
 }
 
 /// A job's status as a step result: `true` once `Completed`, `false` while it runs; a job that
@@ -191,13 +233,34 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_duplicate_create_waits_for_the_next_describe() {
-        assert!(matches!(created_meanwhile(error("ResourceInUse", "exists")), Ok(Progress::Waiting)));
-        assert!(matches!(
-            created_meanwhile(error("ValidationException", "Job name must be unique within an AWS account and region")),
-            Ok(Progress::Waiting)
-        ));
-        assert!(created_meanwhile(error("ValidationException", "bad instance type")).is_err());
+    /// One step of the driver, with a described status (or none: the job does not exist) and
+    /// what creating it answers.
+    async fn step(described: Option<&str>, created: Result<(), AwsError>) -> Result<Option<String>, TargetError> {
+        let describe = async {
+            match described {
+                Some(status) => Ok(status.to_string()),
+                None => Err(error("ValidationException", "Could not find requested job with name j")),
+            }
+        };
+        let create = async { created.map_err(CreateError::Aws) };
+        job_step("training job", "j", describe, |s: &String| (s.clone(), None), create).await
+    }
+
+    #[tokio::test]
+    async fn the_job_driver_describes_creates_and_polls() {
+        assert_eq!(step(None, Ok(())).await.unwrap(), None, "created, then waits");
+        assert_eq!(step(Some("InProgress"), Ok(())).await.unwrap(), None);
+        assert_eq!(step(Some("Completed"), Ok(())).await.unwrap().as_deref(), Some("Completed"));
+        assert_eq!(step(Some("Failed"), Ok(())).await.unwrap_err().kind, ErrorKind::Permanent);
+        // A duplicate create waits for the next describe.
+        assert_eq!(step(None, Err(error("ResourceInUse", "exists"))).await.unwrap(), None);
+        let unique = error("ValidationException", "Job name must be unique within an AWS account and region");
+        assert_eq!(step(None, Err(unique)).await.unwrap(), None);
+        assert!(step(None, Err(error("ValidationException", "bad instance type"))).await.is_err());
+        // A describe that fails otherwise is the step's error.
+        let throttled =
+            async { Err::<String, _>(AwsError { retryable: true, ..error("ThrottlingException", "slow down") }) };
+        let failed = job_step("training job", "j", throttled, |s: &String| (s.clone(), None), async { Ok(()) }).await;
+        assert_eq!(failed.unwrap_err().kind, ErrorKind::Transient);
     }
 }

@@ -8,7 +8,7 @@
 //! monitoring form of that config at `<baseline output>/monitor/analysis_config.json`, where the
 //! stack's job definition reads it (what the solution uploads after submitting the job).
 
-use super::{Progress, absent, completed, created_meanwhile, int, job_tags, schedule_scheduled, stack_output};
+use super::{CreateError, Progress, int, job_step, job_tags, schedule_scheduled, stack_output};
 use crate::domain::plan::MonitorStage;
 use crate::domain::spec::{
     Choice, ModelBiasSpec, ModelExplainabilitySpec, ModelScores, MonitorKind, ProblemType, ShapBaseline,
@@ -22,6 +22,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_sagemaker::operation::create_processing_job::CreateProcessingJobInput;
 use aws_sdk_sagemaker::operation::create_processing_job::builders::CreateProcessingJobInputBuilder;
+use aws_sdk_sagemaker::operation::describe_processing_job::DescribeProcessingJobOutput;
 use aws_sdk_sagemaker::types::{
     AppSpecification, ProcessingClusterConfig, ProcessingInput, ProcessingInstanceType, ProcessingOutput,
     ProcessingOutputConfig, ProcessingResources, ProcessingS3CompressionType, ProcessingS3DataDistributionType,
@@ -70,17 +71,21 @@ pub(super) async fn baseline(
     context: &AwsContext,
 ) -> Result<Progress, TargetError> {
     let name = &m.baseline_job_name;
-    let described = match clients.sagemaker.describe_processing_job().processing_job_name(name).send().await {
-        Ok(out) => Some(out),
-        Err(e) => absent(AwsError::from_sdk("DescribeProcessingJob", e))?,
+    let describe = async {
+        let out = clients.sagemaker.describe_processing_job().processing_job_name(name).send().await;
+        out.map_err(|e| AwsError::from_sdk("DescribeProcessingJob", e))
     };
-    let Some(job) = described else {
-        return start_baseline(clients, stage, m, outputs, context).await;
+    let status = |job: &DescribeProcessingJobOutput| {
+        (
+            job.processing_job_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            job.failure_reason().map(String::from),
+        )
+    };
+    let create = start_baseline(clients, stage, m, outputs, context);
+    let Some(job) = job_step("baseline job", name, describe, status, create).await? else {
+        return Ok(Progress::Waiting);
     };
     let status = job.processing_job_status().map(|s| s.as_str()).unwrap_or_default();
-    if !completed("baseline job", name, status, job.failure_reason())? {
-        return Ok(Progress::Waiting);
-    }
     let mut done = json!({
         "baseline_job_name": name,
         "baseline_job_status": status,
@@ -98,7 +103,7 @@ async fn start_baseline(
     m: &MonitorStage,
     outputs: &BTreeMap<String, String>,
     context: &AwsContext,
-) -> Result<Progress, TargetError> {
+) -> Result<(), CreateError> {
     let role = stack_output(outputs, "MonitorRoleArn")?;
     let baseline_data = format!("s3://{}/{}", context.assets_bucket, m.baseline_data);
     let image = |uri: Result<String, image_uris::ImageUriError>| uri.map_err(|e| TargetError::permanent(e.to_string()));
@@ -125,13 +130,8 @@ async fn start_baseline(
             job_tags(stage),
         )
     };
-    match request.send_with(&clients.sagemaker).await {
-        Ok(_) => {
-            tracing::info!(job = %m.baseline_job_name, monitor = ?m.kind.monitor_type(), "baseline job created");
-            Ok(Progress::Waiting)
-        }
-        Err(e) => created_meanwhile(AwsError::from_sdk("CreateProcessingJob", e)),
-    }
+    request.send_with(&clients.sagemaker).await.map_err(|e| AwsError::from_sdk("CreateProcessingJob", e))?;
+    Ok(())
 }
 
 fn is_clarify(kind: &MonitorKind) -> bool {

@@ -3,7 +3,7 @@
 //! API requests the SDK's `Estimator.fit`, `HyperparameterTuner.fit` and `AutoML.fit` send.
 //! Autopilot uses `CreateAutoMLJobV2`, the API's current form (the SDK's `AutoML` sends v1).
 
-use super::{Progress, absent, completed, created_meanwhile, int, job_tags, stack_output};
+use super::{Progress, int, job_step, job_tags, stack_output};
 use crate::domain::plan::{AutopilotStage, TrainingStage};
 use crate::domain::spec::{
     Choice, CompressionType as SpecCompression, HyperparameterRange, RecordWrapping, TrainingSpec, TunerSpec,
@@ -19,6 +19,9 @@ use aws_sdk_sagemaker::operation::create_hyper_parameter_tuning_job::CreateHyper
 use aws_sdk_sagemaker::operation::create_hyper_parameter_tuning_job::builders::CreateHyperParameterTuningJobInputBuilder;
 use aws_sdk_sagemaker::operation::create_training_job::CreateTrainingJobInput;
 use aws_sdk_sagemaker::operation::create_training_job::builders::CreateTrainingJobInputBuilder;
+use aws_sdk_sagemaker::operation::describe_auto_ml_job_v2::DescribeAutoMlJobV2Output;
+use aws_sdk_sagemaker::operation::describe_hyper_parameter_tuning_job::DescribeHyperParameterTuningJobOutput;
+use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
 use aws_sdk_sagemaker::types::{
     AlgorithmSpecification, AutoMlChannelType, AutoMlDataSource, AutoMlJobChannel, AutoMlJobCompletionCriteria,
     AutoMlJobObjective, AutoMlMetricEnum, AutoMlOutputDataConfig, AutoMlProblemTypeConfig, AutoMlSecurityConfig,
@@ -56,25 +59,26 @@ async fn training_job(
     context: &AwsContext,
 ) -> Result<Progress, TargetError> {
     let name = &t.job_name;
-    let described = match clients.sagemaker.describe_training_job().training_job_name(name).send().await {
-        Ok(out) => Some(out),
-        Err(e) => absent(AwsError::from_sdk("DescribeTrainingJob", e))?,
+    let describe = async {
+        let out = clients.sagemaker.describe_training_job().training_job_name(name).send().await;
+        out.map_err(|e| AwsError::from_sdk("DescribeTrainingJob", e))
     };
-    let Some(job) = described else {
+    let create = async {
         let role = stack_output(outputs, "SageMakerRoleArn")?;
         let request = training_request(t, role, &training_image(&t.training, context)?, context, job_tags(stage));
-        return match request.send_with(&clients.sagemaker).await {
-            Ok(_) => {
-                tracing::info!(job = %name, "training job created");
-                Ok(Progress::Waiting)
-            }
-            Err(e) => created_meanwhile(AwsError::from_sdk("CreateTrainingJob", e)),
-        };
+        request.send_with(&clients.sagemaker).await.map_err(|e| AwsError::from_sdk("CreateTrainingJob", e))?;
+        Ok(())
+    };
+    let status = |job: &DescribeTrainingJobOutput| {
+        (
+            job.training_job_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            job.failure_reason().map(String::from),
+        )
+    };
+    let Some(job) = job_step("training job", name, describe, status, create).await? else {
+        return Ok(Progress::Waiting);
     };
     let status = job.training_job_status().map(|s| s.as_str()).unwrap_or_default();
-    if !completed("training job", name, status, job.failure_reason())? {
-        return Ok(Progress::Waiting);
-    }
     Ok(Progress::Done(json!({
         "training_job_name": name,
         "training_job_status": status,
@@ -92,32 +96,29 @@ async fn tuning_job(
     context: &AwsContext,
 ) -> Result<Progress, TargetError> {
     let name = &t.job_name;
-    let described = match clients
-        .sagemaker
-        .describe_hyper_parameter_tuning_job()
-        .hyper_parameter_tuning_job_name(name)
-        .send()
-        .await
-    {
-        Ok(out) => Some(out),
-        Err(e) => absent(AwsError::from_sdk("DescribeHyperParameterTuningJob", e))?,
+    let describe = async {
+        let out =
+            clients.sagemaker.describe_hyper_parameter_tuning_job().hyper_parameter_tuning_job_name(name).send().await;
+        out.map_err(|e| AwsError::from_sdk("DescribeHyperParameterTuningJob", e))
     };
-    let Some(job) = described else {
+    let create = async {
         let role = stack_output(outputs, "SageMakerRoleArn")?;
         let image = training_image(&t.training, context)?;
         let request = tuning_request(t, tuner, role, &image, context, job_tags(stage))?;
-        return match request.send_with(&clients.sagemaker).await {
-            Ok(_) => {
-                tracing::info!(job = %name, "hyperparameter tuning job created");
-                Ok(Progress::Waiting)
-            }
-            Err(e) => created_meanwhile(AwsError::from_sdk("CreateHyperParameterTuningJob", e)),
-        };
+        request
+            .send_with(&clients.sagemaker)
+            .await
+            .map_err(|e| AwsError::from_sdk("CreateHyperParameterTuningJob", e))?;
+        Ok(())
+    };
+    let status = |job: &DescribeHyperParameterTuningJobOutput| {
+        let state = job.hyper_parameter_tuning_job_status().map(|s| s.as_str().to_string()).unwrap_or_default();
+        (state, job.failure_reason().map(String::from))
+    };
+    let Some(job) = job_step("hyperparameter tuning job", name, describe, status, create).await? else {
+        return Ok(Progress::Waiting);
     };
     let status = job.hyper_parameter_tuning_job_status().map(|s| s.as_str()).unwrap_or_default();
-    if !completed("hyperparameter tuning job", name, status, job.failure_reason())? {
-        return Ok(Progress::Waiting);
-    }
     Ok(Progress::Done(json!({
         "tuning_job_name": name,
         "tuning_job_status": status,
@@ -365,24 +366,26 @@ pub(super) async fn run_autopilot(
     context: &AwsContext,
 ) -> Result<Progress, TargetError> {
     let name = &a.job_name;
-    let described = match clients.sagemaker.describe_auto_ml_job_v2().auto_ml_job_name(name).send().await {
-        Ok(out) => Some(out),
-        Err(e) => absent(AwsError::from_sdk("DescribeAutoMLJobV2", e))?,
+    let describe = async {
+        let out = clients.sagemaker.describe_auto_ml_job_v2().auto_ml_job_name(name).send().await;
+        out.map_err(|e| AwsError::from_sdk("DescribeAutoMLJobV2", e))
     };
-    let Some(job) = described else {
+    let create = async {
         let role = stack_output(outputs, "SageMakerRoleArn")?;
-        return match automl_request(a, role, context, job_tags(stage)).send_with(&clients.sagemaker).await {
-            Ok(_) => {
-                tracing::info!(job = %name, "AutoML job created");
-                Ok(Progress::Waiting)
-            }
-            Err(e) => created_meanwhile(AwsError::from_sdk("CreateAutoMLJobV2", e)),
-        };
+        let request = automl_request(a, role, context, job_tags(stage));
+        request.send_with(&clients.sagemaker).await.map_err(|e| AwsError::from_sdk("CreateAutoMLJobV2", e))?;
+        Ok(())
+    };
+    let status = |job: &DescribeAutoMlJobV2Output| {
+        (
+            job.auto_ml_job_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            job.failure_reason().map(String::from),
+        )
+    };
+    let Some(job) = job_step("AutoML job", name, describe, status, create).await? else {
+        return Ok(Progress::Waiting);
     };
     let status = job.auto_ml_job_status().map(|s| s.as_str()).unwrap_or_default();
-    if !completed("AutoML job", name, status, job.failure_reason())? {
-        return Ok(Progress::Waiting);
-    }
     Ok(Progress::Done(json!({
         "automl_job_name": name,
         "automl_job_status": status,
