@@ -100,10 +100,25 @@ pub struct FailedJob {
 /// One change the store makes, in order, inside the transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    /// Move the pipeline from `from` to `to` (the store fences on `from`) and write the event.
-    Pipeline { from: PipelineState, to: PipelineState, actor: String, message: Option<String> },
-    /// Move a stage of `version` from `from` to `to` and write the event.
-    Stage { ordinal: i32, version: i64, from: StageState, to: StageState, actor: String, message: Option<String> },
+    /// Move the pipeline from `from` to `to` (the store fences on `from`) and write the event;
+    /// `last_error` replaces the pipeline's (the reason of a failure, else none).
+    Pipeline {
+        from: PipelineState,
+        to: PipelineState,
+        actor: String,
+        message: Option<String>,
+        last_error: Option<String>,
+    },
+    /// Move a stage of `version` from `from` to `to` and write the event, as for the pipeline.
+    Stage {
+        ordinal: i32,
+        version: i64,
+        from: StageState,
+        to: StageState,
+        actor: String,
+        message: Option<String>,
+        last_error: Option<String>,
+    },
     /// An event with no state change of its own (`to_state`: the state a new row starts in).
     Event {
         ordinal: Option<i32>,
@@ -196,7 +211,14 @@ impl Builder {
             return Err(WorkflowError::PipelineTransition { pipeline: self.pipeline_id.clone(), from, to });
         }
         self.pipeline = to;
-        self.changes.push(Change::Pipeline { from, to, actor: actor.into(), message: message.map(String::from) });
+        let last_error = message.filter(|_| to == PipelineState::Failed).map(String::from);
+        self.changes.push(Change::Pipeline {
+            from,
+            to,
+            actor: actor.into(),
+            message: message.map(String::from),
+            last_error,
+        });
         Ok(())
     }
 
@@ -227,6 +249,7 @@ impl Builder {
             to,
             actor: actor.into(),
             message: message.map(String::from),
+            last_error: message.filter(|_| to == StageState::Failed).map(String::from),
         });
         Ok(())
     }

@@ -3,7 +3,6 @@
 
 use super::sql_store::impl_sql_store;
 use super::*;
-use crate::domain::state::{PipelineState, StageState};
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use std::sync::Arc;
 use tokio::sync::Notify;

@@ -36,6 +36,29 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            /// The event of a state change: of the pipeline, or of its stage `ordinal`.
+            async fn transition_event(
+                tx: &mut Tx,
+                pipeline_id: &str,
+                ordinal: Option<i32>,
+                (from, to): (&str, &str),
+                actor: &str,
+                message: &Option<String>,
+            ) -> Result<(), sqlx::Error> {
+                use crate::domain::workflow::event_kind;
+                let kind = if ordinal.is_some() { event_kind::STAGE_STATE_CHANGED } else { event_kind::PIPELINE_STATE_CHANGED };
+                Self::insert_event(tx, crate::store::sql_store::Event {
+                    pipeline_id,
+                    stage_ordinal: ordinal,
+                    kind,
+                    from_state: Some(from),
+                    to_state: Some(to),
+                    actor,
+                    message: message.as_deref(),
+                })
+                .await
+            }
+
             /// Reads the pipeline (already locked) and its stages as the workflow sees them.
             async fn snapshot(
                 tx: &mut Tx,
@@ -58,20 +81,19 @@ macro_rules! impl_sql_store {
                 plan: &crate::domain::workflow::Plan,
                 jobs: JobPolicy,
             ) -> Result<bool, StoreError> {
-                use crate::domain::workflow::{Change, event_kind};
+                use crate::domain::workflow::Change;
                 let mut enqueued = false;
                 for change in &plan.changes {
                     let now = crate::store::now();
                     match change {
-                        Change::Pipeline { from, to, actor, message } => {
-                            let error = if *to == PipelineState::Failed { message.as_deref() } else { None };
+                        Change::Pipeline { from, to, actor, message, last_error } => {
                             let changed = sqlx::query(
                                 "UPDATE pipelines SET state = $2, last_error = $4, updated_at = $5 WHERE id = $1 AND state = $3",
                             )
                             .bind(pipeline_id)
                             .bind(to.as_str())
                             .bind(from.as_str())
-                            .bind(error)
+                            .bind(last_error)
                             .bind(now)
                             .execute(&mut **tx)
                             .await?
@@ -81,19 +103,10 @@ macro_rules! impl_sql_store {
                                     "pipeline {pipeline_id} is no longer {from}"
                                 )));
                             }
-                            Self::insert_event(tx, crate::store::sql_store::Event {
-                                pipeline_id,
-                                stage_ordinal: None,
-                                kind: event_kind::PIPELINE_STATE_CHANGED,
-                                from_state: Some(from.as_str()),
-                                to_state: Some(to.as_str()),
-                                actor,
-                                message: message.as_deref(),
-                            })
-                            .await?;
+                            let states = (from.as_str(), to.as_str());
+                            Self::transition_event(tx, pipeline_id, None, states, actor, message).await?;
                         }
-                        Change::Stage { ordinal, version, from, to, actor, message } => {
-                            let error = if *to == StageState::Failed { message.as_deref() } else { None };
+                        Change::Stage { ordinal, version, from, to, actor, message, last_error } => {
                             let changed = sqlx::query(
                                 "UPDATE stages SET state = $4, last_error = $6, updated_at = $7 \
                                  WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3 AND state = $5",
@@ -103,7 +116,7 @@ macro_rules! impl_sql_store {
                             .bind(version)
                             .bind(to.as_str())
                             .bind(from.as_str())
-                            .bind(error)
+                            .bind(last_error)
                             .bind(now)
                             .execute(&mut **tx)
                             .await?
@@ -113,16 +126,8 @@ macro_rules! impl_sql_store {
                                     "stage {ordinal} of pipeline {pipeline_id} is no longer {from}"
                                 )));
                             }
-                            Self::insert_event(tx, crate::store::sql_store::Event {
-                                pipeline_id,
-                                stage_ordinal: Some(*ordinal),
-                                kind: event_kind::STAGE_STATE_CHANGED,
-                                from_state: Some(from.as_str()),
-                                to_state: Some(to.as_str()),
-                                actor,
-                                message: message.as_deref(),
-                            })
-                            .await?;
+                            let states = (from.as_str(), to.as_str());
+                            Self::transition_event(tx, pipeline_id, Some(*ordinal), states, actor, message).await?;
                         }
                         Change::Event { ordinal, kind, to_state, actor, message } => {
                             Self::insert_event(tx, crate::store::sql_store::Event {

@@ -3,7 +3,6 @@
 
 use super::sql_store::impl_sql_store;
 use super::*;
-use crate::domain::state::{PipelineState, StageState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::sync::Arc;
