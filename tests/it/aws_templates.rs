@@ -52,6 +52,7 @@ fn context(multi: bool) -> AwsContext {
         cloudformation_role_arn: "arn:aws:iam::123456789012:role/mlops-cloudformation".into(),
         use_model_registry: false,
         environments,
+        poll_interval: std::time::Duration::from_secs(15),
     }
 }
 

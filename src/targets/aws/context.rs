@@ -21,6 +21,8 @@ pub struct AwsContext {
     pub use_model_registry: bool,
     /// In promotion order; exactly three for a multi-account installation, else empty.
     pub environments: Vec<AwsEnvironment>,
+    /// How long a step that is still waiting on AWS asks to wait before the next look.
+    pub poll_interval: std::time::Duration,
 }
 
 /// One account of a multi-account installation.

@@ -85,6 +85,7 @@ impl AwsTarget {
             cloudformation_role_arn: aws.cloudformation_role_arn.clone(),
             use_model_registry: settings.use_model_registry,
             environments,
+            poll_interval: aws.poll_interval,
         };
         AwsTarget { context, clients: AccountClients::load(aws).await, store, poll: aws.poll_interval }
     }
@@ -278,15 +279,15 @@ impl AwsTarget {
 
     /// The `-codepipeline` stack exists and is complete; creates it if absent and records its
     /// StackId as the pipeline's external id (before anything can be lost).
-    async fn ensure_wrapper(&self, stage: &StageContext, stack: &str) -> Result<Option<()>, TargetError> {
+    async fn ensure_wrapper(&self, stage: &StageContext, stack: &str) -> Result<StepOutcome, TargetError> {
         let own = self.clients.own();
         let wrapper = names::wrapper_stack_name(stack);
         match self.stack(own, &wrapper).await? {
             StackPhase::Ready(ready) => {
                 self.remember_stack_id(stage, &ready.id).await?;
-                Ok(Some(()))
+                Ok(StepOutcome::Done(Value::Null))
             }
-            StackPhase::Busy => Ok(None),
+            StackPhase::Busy => self.waiting(),
             StackPhase::Broken { why, .. } => Err(TargetError::permanent(why)),
             StackPhase::Missing | StackPhase::Deleted => {
                 let body = template_body(templates::wrapper_template_file(self.multi(stage.pipeline_type)))?;
@@ -295,7 +296,7 @@ impl AwsTarget {
                 if let Some(id) = self.create_stack(&wrapper, body, &parameters, &tags).await? {
                     self.remember_stack_id(stage, &id).await?;
                 }
-                Ok(None)
+                self.waiting()
             }
         }
     }
@@ -365,25 +366,25 @@ impl AwsTarget {
         stage: &StageContext,
         state: &PipelineStateOut,
         zip_version: &str,
-    ) -> Result<Option<()>, TargetError> {
-        let Some(execution) = execution_of(state, zip_version) else { return Ok(None) };
+    ) -> Result<StepOutcome, TargetError> {
+        let Some(execution) = execution_of(state, zip_version) else { return self.waiting() };
         let (stage_name, action_name) = self.stage_names(stage.pipeline_type, stage.key.ordinal);
         let Some(deploy_stage) = state.stage(&stage_name) else {
             return Err(TargetError::permanent(format!("pipeline {} has no stage {stage_name}", state.pipeline_name)));
         };
         if deploy_stage.execution_id() != Some(execution) {
-            return Ok(None);
+            return self.waiting();
         }
         let status = deploy_stage.action(&action_name).and_then(|a| a.latest_execution.as_ref());
         match status {
-            Some(e) if e.status == SUCCEEDED => Ok(Some(())),
-            Some(e) if e.status == IN_PROGRESS => Ok(None),
+            Some(e) if e.status == SUCCEEDED => Ok(StepOutcome::Done(Value::Null)),
+            Some(e) if e.status == IN_PROGRESS => self.waiting(),
             Some(e) => Err(TargetError::permanent(format!(
                 "{stage_name}/{action_name} {}: {}",
                 e.status,
                 e.error_details.as_ref().map(|d| format!("{}: {}", d.code, d.message)).unwrap_or_default()
             ))),
-            None => Ok(None),
+            None => self.waiting(),
         }
     }
 
@@ -458,13 +459,13 @@ impl AwsTarget {
         state: &PipelineStateOut,
         zip_version: &str,
         decision: &Decision,
-    ) -> Result<Option<()>, TargetError> {
-        let Some(current) = execution_of(state, zip_version) else { return Ok(None) };
+    ) -> Result<StepOutcome, TargetError> {
+        let Some(current) = execution_of(state, zip_version) else { return self.waiting() };
         let (previous_stage, action_name) = self.approval_names(stage.pipeline_type, stage.key.ordinal);
         let (_, previous_deploy) = self.stage_names(stage.pipeline_type, stage.key.ordinal - 1);
-        let Some(holding) = state.stage(&previous_stage) else { return Ok(None) };
+        let Some(holding) = state.stage(&previous_stage) else { return self.waiting() };
         if holding.execution_id() != Some(current) {
-            return Ok(None); // this version has not reached the approval yet
+            return self.waiting(); // this version has not reached the approval yet
         }
         // The approval's state is this execution's only once it changed after this execution's
         // deploy in the same stage finished (one execution holds a stage at a time); before
@@ -474,16 +475,16 @@ impl AwsTarget {
             .and_then(|a| a.latest_execution.as_ref())
             .filter(|e| e.status == SUCCEEDED)
             .map(|e| e.last_status_change);
-        let Some(deployed_at) = deployed_at else { return Ok(None) };
+        let Some(deployed_at) = deployed_at else { return self.waiting() };
         let execution = holding
             .action(&action_name)
             .and_then(|a| a.latest_execution.as_ref())
             .filter(|e| e.status == IN_PROGRESS || e.last_status_change >= deployed_at);
         let wanted = if decision.approve { SUCCEEDED } else { FAILED };
         match execution {
-            Some(e) if e.status == wanted => Ok(Some(())),
+            Some(e) if e.status == wanted => Ok(StepOutcome::Done(Value::Null)),
             Some(e) if e.status == IN_PROGRESS => {
-                let Some(token) = e.token.as_deref() else { return Ok(None) };
+                let Some(token) = e.token.as_deref() else { return self.waiting() };
                 let status = if decision.approve { ApprovalStatus::Approved } else { ApprovalStatus::Rejected };
                 let verb = if decision.approve { "Approved" } else { "Rejected" };
                 let summary = match &decision.comment {
@@ -508,13 +509,13 @@ impl AwsTarget {
                     .await
                     .map_err(|e| AwsError::from_sdk("PutApprovalResult", e))?;
                 tracing::info!(pipeline = %state.pipeline_name, action = %action_name, actor = %decision.actor, verb, "approval sent");
-                Ok(None)
+                self.waiting()
             }
             Some(e) => Err(TargetError::permanent(format!(
                 "the approval {previous_stage}/{action_name} is {} in CodePipeline, not {wanted}",
                 e.status
             ))),
-            None => Ok(None),
+            None => self.waiting(),
         }
     }
 
@@ -684,10 +685,10 @@ impl AwsTarget {
         }
     }
 
-    async fn delete_stack(&self, clients: &Clients, name: &str, role_arn: &str) -> Result<Option<()>, TargetError> {
+    async fn delete_stack(&self, clients: &Clients, name: &str, role_arn: &str) -> Result<StepOutcome, TargetError> {
         match self.stack(clients, name).await? {
-            StackPhase::Missing | StackPhase::Deleted => Ok(Some(())),
-            StackPhase::Busy => Ok(None),
+            StackPhase::Missing | StackPhase::Deleted => Ok(StepOutcome::Done(Value::Null)),
+            StackPhase::Busy => self.waiting(),
             // Deleting again would fail the same way (a resource that cannot go): say why.
             StackPhase::Broken { status, why } if status == "DELETE_FAILED" => Err(TargetError::permanent(why)),
             StackPhase::Ready(_) | StackPhase::Broken { .. } => {
@@ -700,7 +701,7 @@ impl AwsTarget {
                     .await
                     .map_err(|e| AwsError::from_sdk("DeleteStack", e))?;
                 tracing::info!(stack.name = %name, "stack deletion started");
-                Ok(None)
+                self.waiting()
             }
         }
     }
@@ -796,13 +797,13 @@ impl Target for AwsTarget {
             self.check_model_package(stage).await?;
             // The zip first: a new CodePipeline starts at once and reads it.
             let zip_version = self.ensure_zip(stage, &stack).await?;
-            if self.ensure_wrapper(stage, &stack).await?.is_none() {
-                return self.waiting();
+            if let waiting @ StepOutcome::InProgress(_) = self.ensure_wrapper(stage, &stack).await? {
+                return Ok(waiting);
             }
             let Some(state) = self.pipeline_state(&stack).await? else { return self.waiting() };
             self.stop_superseded(stage, &state, &zip_version).await?;
-            if self.deploy_action(stage, &state, &zip_version)?.is_none() {
-                return self.waiting();
+            if let waiting @ StepOutcome::InProgress(_) = self.deploy_action(stage, &state, &zip_version)? {
+                return Ok(waiting);
             }
         } else {
             // Stages after the first only deploy through an approval, which names its approver.
@@ -814,10 +815,13 @@ impl Target for AwsTarget {
             };
             let zip_version = self.uploaded_zip(&stack).await?;
             let Some(state) = self.pipeline_state(&stack).await? else { return self.waiting() };
-            if self.settle_approval(stage, &state, &zip_version, &decision).await?.is_none()
-                || self.deploy_action(stage, &state, &zip_version)?.is_none()
+            if let waiting @ StepOutcome::InProgress(_) =
+                self.settle_approval(stage, &state, &zip_version, &decision).await?
             {
-                return self.waiting();
+                return Ok(waiting);
+            }
+            if let waiting @ StepOutcome::InProgress(_) = self.deploy_action(stage, &state, &zip_version)? {
+                return Ok(waiting);
             }
         }
         let clients = self.stage_clients(stage).await;
@@ -825,8 +829,8 @@ impl Target for AwsTarget {
             return self.waiting();
         };
         match sagemaker_jobs::after_deploy(&clients, stage, &outputs, &self.context).await? {
-            sagemaker_jobs::Progress::Waiting => self.waiting(),
-            sagemaker_jobs::Progress::Done(extra) => Ok(StepOutcome::Done(json!({
+            waiting @ StepOutcome::InProgress(_) => Ok(waiting),
+            StepOutcome::Done(extra) => Ok(StepOutcome::Done(json!({
                 "stack_name": stack,
                 "stack_id": id,
                 "pipeline_name": format!("{stack}-pipeline"),
@@ -859,10 +863,7 @@ impl Target for AwsTarget {
         });
         let zip_version = self.uploaded_zip(&stack).await?;
         let Some(state) = self.pipeline_state(&stack).await? else { return self.waiting() };
-        match self.settle_approval(stage, &state, &zip_version, &decision).await? {
-            Some(()) => Ok(StepOutcome::Done(Value::Null)),
-            None => self.waiting(),
-        }
+        self.settle_approval(stage, &state, &zip_version, &decision).await
     }
 
     async fn teardown_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError> {
@@ -870,14 +871,12 @@ impl Target for AwsTarget {
         // The CodePipeline goes first, so no execution can deploy a stack after it was removed.
         if stage.pipeline_type != PipelineType::ByomImageBuilder {
             let wrapper = names::wrapper_stack_name(&stack);
-            if self.delete_stack(self.clients.own(), &wrapper, &self.context.cloudformation_role_arn).await?.is_none() {
-                return self.waiting();
+            let role = &self.context.cloudformation_role_arn;
+            if let waiting @ StepOutcome::InProgress(_) = self.delete_stack(self.clients.own(), &wrapper, role).await? {
+                return Ok(waiting);
             }
         }
         let clients = self.stage_clients(stage).await;
-        if self.delete_stack(&clients, &stack, self.deploy_role(stage)).await?.is_none() {
-            return self.waiting();
-        }
-        Ok(StepOutcome::Done(Value::Null))
+        self.delete_stack(&clients, &stack, self.deploy_role(stage)).await
     }
 }

@@ -1,11 +1,12 @@
 //! `byom_batch_*`: the batch transform job the solution's batch Lambda starts (reference §7.2),
 //! over the model the stack created.
 
-use super::{Progress, job_step, job_tags, stack_output};
+use super::{job_step, job_tags, stack_output};
 use crate::domain::plan::BatchStage;
 use crate::targets::aws::clients::Clients;
+use crate::targets::aws::context::AwsContext;
 use crate::targets::aws::errors::AwsError;
-use crate::targets::{StageContext, TargetError};
+use crate::targets::{StageContext, StepOutcome, TargetError};
 use aws_sdk_sagemaker::operation::create_transform_job::builders::CreateTransformJobInputBuilder;
 use aws_sdk_sagemaker::operation::describe_transform_job::DescribeTransformJobOutput;
 use aws_sdk_sagemaker::types::{
@@ -25,7 +26,8 @@ pub(super) async fn run(
     stage: &StageContext,
     b: &BatchStage,
     outputs: &BTreeMap<String, String>,
-) -> Result<Progress, TargetError> {
+    context: &AwsContext,
+) -> Result<StepOutcome, TargetError> {
     let model_name = stack_output(outputs, "SageMakerModelName")?;
     let name = transform_job_name(model_name, &stage.key.pipeline_id, stage.key.version, stage.key.ordinal);
     let describe = async {
@@ -44,10 +46,10 @@ pub(super) async fn run(
         )
     };
     let Some(job) = job_step("transform job", &name, describe, status, create).await? else {
-        return Ok(Progress::Waiting);
+        return Ok(StepOutcome::InProgress(context.poll_interval));
     };
     let status = job.transform_job_status().map(|s| s.as_str()).unwrap_or_default();
-    Ok(Progress::Done(json!({
+    Ok(StepOutcome::Done(json!({
         "transform_job_name": name,
         "transform_job_status": status,
         "model_name": model_name,

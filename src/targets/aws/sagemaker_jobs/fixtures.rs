@@ -53,5 +53,6 @@ pub(super) fn context() -> AwsContext {
         cloudformation_role_arn: "arn:aws:iam::123456789012:role/mlops-cloudformation".into(),
         use_model_registry: false,
         environments: Vec::new(),
+        poll_interval: std::time::Duration::from_secs(15),
     }
 }

@@ -20,36 +20,35 @@ use super::clients::Clients;
 use super::context::AwsContext;
 use super::errors::AwsError;
 use crate::domain::{StageParams, names};
-use crate::targets::{StageContext, TargetError};
+use crate::targets::{StageContext, StepOutcome, TargetError};
 use aws_sdk_sagemaker::types::{EndpointStatus, ScheduleStatus, Tag};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::future::Future;
-
-pub enum Progress {
-    Waiting,
-    Done(Value),
-}
 
 pub async fn after_deploy(
     clients: &Clients,
     stage: &StageContext,
     outputs: &BTreeMap<String, String>,
     context: &AwsContext,
-) -> Result<Progress, TargetError> {
+) -> Result<StepOutcome, TargetError> {
     match &stage.params {
-        StageParams::Realtime(_) => endpoint_in_service(clients, outputs).await,
+        StageParams::Realtime(_) => endpoint_in_service(clients, outputs, context).await,
         StageParams::Monitor(m) => monitors::run(clients, stage, m, outputs, context).await,
-        StageParams::Batch(b) => batch::run(clients, stage, b, outputs).await,
+        StageParams::Batch(b) => batch::run(clients, stage, b, outputs, context).await,
         StageParams::Training(t) => training::run_training(clients, stage, t, outputs, context).await,
         StageParams::Autopilot(a) => training::run_autopilot(clients, stage, a, outputs, context).await,
-        StageParams::ImageBuilder(_) => Ok(Progress::Done(Value::Null)),
+        StageParams::ImageBuilder(_) => Ok(StepOutcome::Done(Value::Null)),
     }
 }
 
 /// Read from the stack's outputs: emulators (and CloudFormation itself without an explicit
 /// name) choose the physical name.
-async fn endpoint_in_service(clients: &Clients, outputs: &BTreeMap<String, String>) -> Result<Progress, TargetError> {
+async fn endpoint_in_service(
+    clients: &Clients,
+    outputs: &BTreeMap<String, String>,
+    context: &AwsContext,
+) -> Result<StepOutcome, TargetError> {
     let name = stack_output(outputs, "SageMakerEndpointName")?;
     let out = clients
         .sagemaker
@@ -60,18 +59,18 @@ async fn endpoint_in_service(clients: &Clients, outputs: &BTreeMap<String, Strin
         .map_err(|e| AwsError::from_sdk("DescribeEndpoint", e))?;
     match out.endpoint_status() {
         Some(EndpointStatus::InService) => {
-            Ok(Progress::Done(json!({"endpoint_name": name, "endpoint_status": "InService"})))
+            Ok(StepOutcome::Done(json!({"endpoint_name": name, "endpoint_status": "InService"})))
         }
         Some(EndpointStatus::Failed) | Some(EndpointStatus::OutOfService) => Err(TargetError::permanent(format!(
             "endpoint {name} is {}: {}",
             out.endpoint_status().map(|s| s.as_str()).unwrap_or_default(),
             out.failure_reason().unwrap_or("no reason given")
         ))),
-        _ => Ok(Progress::Waiting),
+        _ => Ok(StepOutcome::InProgress(context.poll_interval)),
     }
 }
 
-async fn schedule_scheduled(clients: &Clients, name: &str) -> Result<Progress, TargetError> {
+async fn schedule_scheduled(clients: &Clients, name: &str, context: &AwsContext) -> Result<StepOutcome, TargetError> {
     let out = clients
         .sagemaker
         .describe_monitoring_schedule()
@@ -81,13 +80,13 @@ async fn schedule_scheduled(clients: &Clients, name: &str) -> Result<Progress, T
         .map_err(|e| AwsError::from_sdk("DescribeMonitoringSchedule", e))?;
     match out.monitoring_schedule_status() {
         Some(ScheduleStatus::Scheduled) => {
-            Ok(Progress::Done(json!({"monitoring_schedule_name": name, "status": "Scheduled"})))
+            Ok(StepOutcome::Done(json!({"monitoring_schedule_name": name, "status": "Scheduled"})))
         }
         Some(ScheduleStatus::Failed) => Err(TargetError::permanent(format!(
             "monitoring schedule {name} failed: {}",
             out.failure_reason().unwrap_or("no reason given")
         ))),
-        _ => Ok(Progress::Waiting),
+        _ => Ok(StepOutcome::InProgress(context.poll_interval)),
     }
 }
 

@@ -8,7 +8,7 @@
 //! monitoring form of that config at `<baseline output>/monitor/analysis_config.json`, where the
 //! stack's job definition reads it (what the solution uploads after submitting the job).
 
-use super::{CreateError, Progress, int, job_step, job_tags, schedule_scheduled, stack_output};
+use super::{CreateError, int, job_step, job_tags, schedule_scheduled, stack_output};
 use crate::domain::plan::MonitorStage;
 use crate::domain::spec::{
     Choice, ModelBiasSpec, ModelExplainabilitySpec, ModelScores, MonitorKind, ProblemType, ShapBaseline,
@@ -17,7 +17,7 @@ use crate::targets::aws::clients::Clients;
 use crate::targets::aws::context::AwsContext;
 use crate::targets::aws::errors::AwsError;
 use crate::targets::aws::image_uris;
-use crate::targets::{StageContext, TargetError};
+use crate::targets::{StageContext, StepOutcome, TargetError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_sagemaker::operation::create_processing_job::CreateProcessingJobInput;
@@ -48,18 +48,18 @@ pub(super) async fn run(
     m: &MonitorStage,
     outputs: &BTreeMap<String, String>,
     context: &AwsContext,
-) -> Result<Progress, TargetError> {
-    let Progress::Done(baseline) = baseline(clients, stage, m, outputs, context).await? else {
-        return Ok(Progress::Waiting);
+) -> Result<StepOutcome, TargetError> {
+    let StepOutcome::Done(baseline) = baseline(clients, stage, m, outputs, context).await? else {
+        return Ok(StepOutcome::InProgress(context.poll_interval));
     };
-    let Progress::Done(schedule) = schedule_scheduled(clients, &m.monitoring_schedule_name).await? else {
-        return Ok(Progress::Waiting);
+    let StepOutcome::Done(schedule) = schedule_scheduled(clients, &m.monitoring_schedule_name, context).await? else {
+        return Ok(StepOutcome::InProgress(context.poll_interval));
     };
     let mut done = baseline;
     if let (Value::Object(done), Value::Object(schedule)) = (&mut done, schedule) {
         done.extend(schedule);
     }
-    Ok(Progress::Done(done))
+    Ok(StepOutcome::Done(done))
 }
 
 /// The baseline job: created when absent, `Done` once `Completed`.
@@ -69,7 +69,7 @@ pub(super) async fn baseline(
     m: &MonitorStage,
     outputs: &BTreeMap<String, String>,
     context: &AwsContext,
-) -> Result<Progress, TargetError> {
+) -> Result<StepOutcome, TargetError> {
     let name = &m.baseline_job_name;
     let describe = async {
         let out = clients.sagemaker.describe_processing_job().processing_job_name(name).send().await;
@@ -83,7 +83,7 @@ pub(super) async fn baseline(
     };
     let create = start_baseline(clients, stage, m, outputs, context);
     let Some(job) = job_step("baseline job", name, describe, status, create).await? else {
-        return Ok(Progress::Waiting);
+        return Ok(StepOutcome::InProgress(context.poll_interval));
     };
     let status = job.processing_job_status().map(|s| s.as_str()).unwrap_or_default();
     let mut done = json!({
@@ -94,7 +94,7 @@ pub(super) async fn baseline(
     if is_clarify(&m.kind) {
         done["analysis_config"] = json!(format!("{}/monitor/analysis_config.json", baseline_output(m)));
     }
-    Ok(Progress::Done(done))
+    Ok(StepOutcome::Done(done))
 }
 
 async fn start_baseline(

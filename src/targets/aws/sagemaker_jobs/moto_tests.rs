@@ -8,11 +8,11 @@
 //! a missing moto fails the tests, as it does there.
 
 use super::fixtures::{self, ASSETS, REGION};
-use super::{Progress, after_deploy, monitors};
+use super::{after_deploy, monitors};
 use crate::domain::{PipelineType, StageParams};
 use crate::targets::ErrorKind;
 use crate::targets::aws::clients::Clients;
-use crate::targets::{StageContext, TargetError};
+use crate::targets::{StageContext, StepOutcome, TargetError};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_sagemaker::config::Credentials;
@@ -88,14 +88,14 @@ fn outputs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-async fn step(clients: &Clients, stage: &StageContext, outputs: &BTreeMap<String, String>) -> Progress {
+async fn step(clients: &Clients, stage: &StageContext, outputs: &BTreeMap<String, String>) -> StepOutcome {
     after_deploy(clients, stage, outputs, &fixtures::context()).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn finished(progress: Progress) -> Value {
+fn finished(progress: StepOutcome) -> Value {
     match progress {
-        Progress::Done(v) => v,
-        Progress::Waiting => panic!("still waiting"),
+        StepOutcome::Done(v) => v,
+        StepOutcome::InProgress(_) => panic!("still waiting"),
     }
 }
 
@@ -145,7 +145,7 @@ async fn batch_transform_job() {
         .unwrap();
     let outputs = outputs(&[("SageMakerModelName", "SageMakerModel-1")]);
 
-    assert!(matches!(step(&clients, &stage, &outputs).await, Progress::Waiting), "created");
+    assert!(matches!(step(&clients, &stage, &outputs).await, StepOutcome::InProgress(_)), "created");
     let done = finished(step(&clients, &stage, &outputs).await);
     let name = done["transform_job_name"].as_str().unwrap().to_string();
     assert!(name.starts_with("sagemakermodel-1-batch-transform-"), "{name}");
@@ -172,7 +172,7 @@ async fn training_job() {
     let StageParams::Training(t) = &stage.params else { panic!("training") };
     let outputs = outputs(&[("SageMakerRoleArn", ROLE)]);
 
-    assert!(matches!(step(&clients, &stage, &outputs).await, Progress::Waiting), "created");
+    assert!(matches!(step(&clients, &stage, &outputs).await, StepOutcome::InProgress(_)), "created");
     let done = finished(step(&clients, &stage, &outputs).await);
     assert_eq!(done["training_job_name"], json!(t.job_name));
     assert_eq!(done["training_job_status"], "Completed");
@@ -201,7 +201,7 @@ async fn tuning_job() {
     let stage = fixtures::stage(PipelineType::ModelTunerBuiltin);
     let outputs = outputs(&[("SageMakerRoleArn", ROLE)]);
 
-    assert!(matches!(step(&clients, &stage, &outputs).await, Progress::Waiting), "created");
+    assert!(matches!(step(&clients, &stage, &outputs).await, StepOutcome::InProgress(_)), "created");
     let done = finished(step(&clients, &stage, &outputs).await);
     assert_eq!(done["tuning_job_name"], "churn-tuning-1");
     assert_eq!(done["tuning_job_status"], "Completed");
@@ -234,9 +234,9 @@ async fn automl_v2_job() {
     let StageParams::Autopilot(a) = &stage.params else { panic!("autopilot") };
     let outputs = outputs(&[("SageMakerRoleArn", ROLE)]);
 
-    assert!(matches!(step(&clients, &stage, &outputs).await, Progress::Waiting), "created");
+    assert!(matches!(step(&clients, &stage, &outputs).await, StepOutcome::InProgress(_)), "created");
     // moto keeps AutoML jobs InProgress: the second call finds the job and keeps waiting.
-    assert!(matches!(step(&clients, &stage, &outputs).await, Progress::Waiting));
+    assert!(matches!(step(&clients, &stage, &outputs).await, StepOutcome::InProgress(_)));
     let job = clients.sagemaker.describe_auto_ml_job_v2().auto_ml_job_name(&a.job_name).send().await.unwrap();
     assert_eq!(job.role_arn(), Some(ROLE));
     assert_eq!(job.output_data_config().and_then(|o| o.s3_output_path()), Some("s3://mlops-assets/autopilot-output"));
@@ -260,7 +260,7 @@ async fn data_quality_baseline_and_a_stopped_one() {
     let context = fixtures::context();
     let baseline = || monitors::baseline(&clients, &stage, m, &outputs, &context);
 
-    assert!(matches!(baseline().await.unwrap(), Progress::Waiting), "created");
+    assert!(matches!(baseline().await.unwrap(), StepOutcome::InProgress(_)), "created");
     let done = finished(baseline().await.unwrap());
     assert_eq!(done["baseline_job_name"], json!(m.baseline_job_name));
     assert_eq!(done["baseline_job_status"], "Completed");
@@ -309,7 +309,7 @@ async fn model_bias_baseline_reads_the_header_and_the_endpoints_model() {
     create_endpoint(&clients, m.endpoint_name.as_str(), "churn-model-v3").await;
 
     let baseline = || monitors::baseline(&clients, &stage, m, &outputs, &context);
-    assert!(matches!(baseline().await.unwrap(), Progress::Waiting), "created");
+    assert!(matches!(baseline().await.unwrap(), StepOutcome::InProgress(_)), "created");
 
     let prefix = format!("monitor/baseline/{}", m.baseline_job_name);
     let read = |key: String| {

@@ -3,7 +3,7 @@
 //! API requests the SDK's `Estimator.fit`, `HyperparameterTuner.fit` and `AutoML.fit` send.
 //! Autopilot uses `CreateAutoMLJobV2`, the API's current form (the SDK's `AutoML` sends v1).
 
-use super::{Progress, int, job_step, job_tags, stack_output};
+use super::{int, job_step, job_tags, stack_output};
 use crate::domain::plan::{AutopilotStage, TrainingStage};
 use crate::domain::spec::{
     Choice, CompressionType as SpecCompression, HyperparameterRange, RecordWrapping, TrainingSpec, TunerSpec,
@@ -12,7 +12,7 @@ use crate::targets::aws::clients::Clients;
 use crate::targets::aws::context::AwsContext;
 use crate::targets::aws::errors::AwsError;
 use crate::targets::aws::image_uris;
-use crate::targets::{StageContext, TargetError};
+use crate::targets::{StageContext, StepOutcome, TargetError};
 use aws_sdk_sagemaker::operation::create_auto_ml_job_v2::CreateAutoMlJobV2Input;
 use aws_sdk_sagemaker::operation::create_auto_ml_job_v2::builders::CreateAutoMlJobV2InputBuilder;
 use aws_sdk_sagemaker::operation::create_hyper_parameter_tuning_job::CreateHyperParameterTuningJobInput;
@@ -44,7 +44,7 @@ pub(super) async fn run_training(
     t: &TrainingStage,
     outputs: &BTreeMap<String, String>,
     context: &AwsContext,
-) -> Result<Progress, TargetError> {
+) -> Result<StepOutcome, TargetError> {
     match &t.training.tuner {
         None => training_job(clients, stage, t, outputs, context).await,
         Some(tuner) => tuning_job(clients, stage, t, tuner, outputs, context).await,
@@ -57,7 +57,7 @@ async fn training_job(
     t: &TrainingStage,
     outputs: &BTreeMap<String, String>,
     context: &AwsContext,
-) -> Result<Progress, TargetError> {
+) -> Result<StepOutcome, TargetError> {
     let name = &t.job_name;
     let describe = async {
         let out = clients.sagemaker.describe_training_job().training_job_name(name).send().await;
@@ -76,10 +76,10 @@ async fn training_job(
         )
     };
     let Some(job) = job_step("training job", name, describe, status, create).await? else {
-        return Ok(Progress::Waiting);
+        return Ok(StepOutcome::InProgress(context.poll_interval));
     };
     let status = job.training_job_status().map(|s| s.as_str()).unwrap_or_default();
-    Ok(Progress::Done(json!({
+    Ok(StepOutcome::Done(json!({
         "training_job_name": name,
         "training_job_status": status,
         "output_location": output_path(&t.training, context),
@@ -94,7 +94,7 @@ async fn tuning_job(
     tuner: &TunerSpec,
     outputs: &BTreeMap<String, String>,
     context: &AwsContext,
-) -> Result<Progress, TargetError> {
+) -> Result<StepOutcome, TargetError> {
     let name = &t.job_name;
     let describe = async {
         let out =
@@ -116,10 +116,10 @@ async fn tuning_job(
         (state, job.failure_reason().map(String::from))
     };
     let Some(job) = job_step("hyperparameter tuning job", name, describe, status, create).await? else {
-        return Ok(Progress::Waiting);
+        return Ok(StepOutcome::InProgress(context.poll_interval));
     };
     let status = job.hyper_parameter_tuning_job_status().map(|s| s.as_str()).unwrap_or_default();
-    Ok(Progress::Done(json!({
+    Ok(StepOutcome::Done(json!({
         "tuning_job_name": name,
         "tuning_job_status": status,
         "output_location": output_path(&t.training, context),
@@ -364,7 +364,7 @@ pub(super) async fn run_autopilot(
     a: &AutopilotStage,
     outputs: &BTreeMap<String, String>,
     context: &AwsContext,
-) -> Result<Progress, TargetError> {
+) -> Result<StepOutcome, TargetError> {
     let name = &a.job_name;
     let describe = async {
         let out = clients.sagemaker.describe_auto_ml_job_v2().auto_ml_job_name(name).send().await;
@@ -383,10 +383,10 @@ pub(super) async fn run_autopilot(
         )
     };
     let Some(job) = job_step("AutoML job", name, describe, status, create).await? else {
-        return Ok(Progress::Waiting);
+        return Ok(StepOutcome::InProgress(context.poll_interval));
     };
     let status = job.auto_ml_job_status().map(|s| s.as_str()).unwrap_or_default();
-    Ok(Progress::Done(json!({
+    Ok(StepOutcome::Done(json!({
         "automl_job_name": name,
         "automl_job_status": status,
         "output_location": format!("s3://{}/{}", context.assets_bucket, a.autopilot.job_output_location),
