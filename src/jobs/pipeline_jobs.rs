@@ -16,22 +16,16 @@ pub struct PipelineJobs {
     settings: JobSettings,
 }
 
-/// What a target step means for the job.
-enum Next {
-    /// The step finished with these outputs; the job goes on.
-    Finished(serde_json::Value),
-    /// The job run ends here: a long wait re-schedules, a transient error retries with backoff,
-    /// a permanent one fails the job (and with it the stage and pipeline).
-    Stop(JobOutcome),
-}
-
-fn next(step: Result<StepOutcome, TargetError>) -> Next {
+/// How a job run ends on a target step that did not finish: a long wait re-schedules, a
+/// transient error retries with backoff, any other fails the job (and with it the stage and the
+/// pipeline, as the workflow decides).
+fn unfinished(step: Result<StepOutcome, TargetError>) -> JobOutcome {
     match step {
-        Ok(StepOutcome::Done(outputs)) => Next::Finished(outputs),
-        Ok(StepOutcome::InProgress(after)) => Next::Stop(JobOutcome::PollAgain(after)),
+        Ok(StepOutcome::Done(_)) => JobOutcome::Done,
+        Ok(StepOutcome::InProgress(after)) => JobOutcome::PollAgain(after),
         // Retrying helps only what may pass by itself; a missing resource or a conflict stays.
-        Err(e) if e.kind == ErrorKind::Transient => Next::Stop(JobOutcome::Retry(e.to_string())),
-        Err(e) => Next::Stop(JobOutcome::Fail(e.to_string())),
+        Err(e) if e.kind == ErrorKind::Transient => JobOutcome::Retry(e.to_string()),
+        Err(e) => JobOutcome::Fail(e.to_string()),
     }
 }
 
@@ -63,13 +57,13 @@ impl PipelineJobs {
             return Ok(JobOutcome::Done);
         };
         let context = self.context(&key, &stage, decision).await?;
-        match next(self.target.deploy_stage(&context).await) {
-            Next::Stop(outcome) => Ok(outcome),
-            Next::Finished(outputs) => {
+        match self.target.deploy_stage(&context).await {
+            Ok(StepOutcome::Done(outputs)) => {
                 let fact = Fact::StageDeployed { ordinal: key.ordinal, version: key.version, outputs };
                 self.store.apply(&key.pipeline_id, &fact, self.policy()).await.map_err(|e| e.to_string())?;
                 Ok(JobOutcome::Done)
             }
+            other => Ok(unfinished(other)),
         }
     }
 
@@ -79,10 +73,7 @@ impl PipelineJobs {
             return Ok(JobOutcome::Done); // re-provisioned since: nothing waits any more
         };
         let context = self.context(&key, stage, Some(decision)).await?;
-        match next(self.target.reject_stage(&context).await) {
-            Next::Stop(outcome) => Ok(outcome),
-            Next::Finished(_) => Ok(JobOutcome::Done),
-        }
+        Ok(unfinished(self.target.reject_stage(&context).await))
     }
 
     async fn teardown(&self, job: &JobRecord, pipeline_id: &str) -> Result<JobOutcome, String> {
@@ -95,8 +86,9 @@ impl PipelineJobs {
         for stage in stages.iter().rev() {
             let key = StageKey { pipeline_id: pipeline_id.to_string(), ordinal: stage.ordinal, version: stage.version };
             let context = self.context(&key, stage, None).await?;
-            if let Next::Stop(outcome) = next(self.target.teardown_stage(&context).await) {
-                return Ok(outcome);
+            match self.target.teardown_stage(&context).await {
+                Ok(StepOutcome::Done(_)) => {}
+                other => return Ok(unfinished(other)),
             }
         }
         self.store.apply(pipeline_id, &Fact::TeardownFinished, self.policy()).await.map_err(|e| e.to_string())?;
