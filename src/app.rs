@@ -98,6 +98,8 @@ impl AppState {
                 flush_interval: settings.capture.flush_interval,
                 max_buffered_records: settings.capture.max_buffered_records,
                 channel_capacity: 4 * settings.capture.max_buffered_records.max(1),
+                max_buffered_bytes: settings.capture.max_buffered_bytes,
+                sampling_percentage: settings.capture.sampling_percentage,
             },
         );
         let target: DynTarget = match settings.target {

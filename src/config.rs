@@ -164,6 +164,11 @@ pub struct CaptureSettings {
     #[serde(with = "duration")]
     pub flush_interval: Duration,
     pub max_buffered_records: usize,
+    /// Bytes of capture records queued and buffered at most; records that do not fit are
+    /// dropped and counted per endpoint (never waited for).
+    pub max_buffered_bytes: usize,
+    /// Share of invocations captured, 0 to 100 (the solution deploys 100).
+    pub sampling_percentage: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -363,7 +368,12 @@ impl Default for JobSettings {
 
 impl Default for CaptureSettings {
     fn default() -> Self {
-        Self { flush_interval: Duration::from_secs(5), max_buffered_records: 1000 }
+        Self {
+            flush_interval: Duration::from_secs(5),
+            max_buffered_records: 1000,
+            max_buffered_bytes: 64 * 1024 * 1024,
+            sampling_percentage: 100.0,
+        }
     }
 }
 
@@ -489,7 +499,11 @@ impl Settings {
         if self.jobs.poll_interval.is_zero() {
             return Err(ConfigError::new("jobs.poll_interval", "must be non-zero"));
         }
+        if !(0.0..=100.0).contains(&self.capture.sampling_percentage) {
+            return Err(ConfigError::new("capture.sampling_percentage", "must be between 0 and 100"));
+        }
         for (key, zero) in [
+            ("capture.max_buffered_bytes", self.capture.max_buffered_bytes == 0),
             ("http.max_connections", self.http.max_connections == 0),
             ("http.header_read_timeout", self.http.header_read_timeout.is_zero()),
             ("http.idle_timeout", self.http.idle_timeout.is_zero()),

@@ -7,6 +7,7 @@
 
 use super::extract::{ApiPath, Caller, ToInvoke, ToRead, body_rejection};
 use crate::error::{ApiError, FieldProblem};
+use crate::serving::capture::{CaptureDestination, CaptureStats};
 use crate::serving::codec::MediaTypeError;
 use crate::serving::endpoints::{EndpointConfig, EndpointError};
 use crate::serving::invoke::{self, Invocation, InvokeError};
@@ -48,6 +49,9 @@ pub struct EndpointOut {
     pub invocation_path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<EndpointModelOut>,
+    /// Data capture on this replica since it started: captured, written and dropped records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureStats>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -96,7 +100,17 @@ fn resolve(state: &AppState, id: &str) -> Result<(String, String), ApiError> {
 fn endpoint_out(state: &AppState, record: EndpointRecord) -> EndpointOut {
     let id =
         if multi_environment(state) { format!("{}.{}", record.environment, record.name) } else { record.name.clone() };
-    let model = serde_json::from_value::<EndpointConfig>(record.config.0).ok().map(|c| EndpointModelOut {
+    let config = serde_json::from_value::<EndpointConfig>(record.config.0).ok();
+    let capture = config.as_ref().and_then(|c| {
+        let location = c.capture.as_ref()?;
+        Some(state.capture.stats(&CaptureDestination {
+            bucket: location.bucket.clone(),
+            prefix: location.prefix.clone(),
+            endpoint: record.name.clone(),
+            variant: c.variant.clone(),
+        }))
+    });
+    let model = config.map(|c| EndpointModelOut {
         model_name: c.model_name,
         framework: c.framework,
         artifact: c.artifact,
@@ -116,6 +130,7 @@ fn endpoint_out(state: &AppState, record: EndpointRecord) -> EndpointOut {
         state: record.state,
         revision: record.revision,
         model,
+        capture,
         created_at: record.created_at,
         updated_at: record.updated_at,
     }

@@ -5,14 +5,21 @@
 //! hour of invocation (UTC). A buffer becomes a new object on every flush: on the interval, when
 //! `max_buffered_records` are buffered, on [`CaptureWriter::flush`] and on
 //! [`CaptureWriter::shutdown`]. A flush never rewrites an earlier object, and a failed write
-//! keeps its records buffered for the next flush, so a transient store error loses nothing
-//! (while the store stays down the buffers grow: capture trades memory for completeness).
+//! keeps its records buffered for the next flush, so a transient store error loses nothing.
+//!
+//! Capture never blocks or slows an invocation: records queued or buffered may take at most
+//! `max_buffered_bytes`, and a record that does not fit (or finds the queue full) is dropped and
+//! counted for its endpoint, never silently. So a store that keeps failing cannot grow memory
+//! without bound: once the budget is full, new records are dropped, and counted, until a write
+//! succeeds. Per endpoint, [`CaptureWriter::stats`] tells captured, written and dropped records
+//! and the last successful flush.
 //! The file name takes the time of the first record it holds, as SageMaker's names look like
 //! `51-15-820-d0e7fdc2-c1ba-4e01-a9ad-7ed9b7a96b75.jsonl`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -49,8 +56,67 @@ pub struct CaptureConfig {
     pub flush_interval: Duration,
     /// Flush as soon as this many records are buffered (over all destinations).
     pub max_buffered_records: usize,
-    /// Records queued for the writer task before [`CaptureWriter::record`] waits.
+    /// Records queued for the writer task; a record that finds the queue full is dropped.
     pub channel_capacity: usize,
+    /// Bytes of records queued and buffered at most; a record that does not fit is dropped.
+    pub max_buffered_bytes: usize,
+    /// Share of invocations captured, 0 to 100 (SageMaker's `InitialSamplingPercentage`).
+    pub sampling_percentage: f64,
+}
+
+/// What happened to one invocation's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Queued,
+    /// The buffer was full (or the queue was): the record is dropped and counted.
+    Dropped,
+}
+
+/// Capture figures of one endpoint (by its capture destination) since this process started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CaptureStats {
+    /// Records accepted for writing.
+    pub captured: u64,
+    /// Records written to the object store.
+    pub written: u64,
+    /// Records dropped because the buffer or queue was full.
+    pub dropped: u64,
+    /// Invocations left out by `capture.sampling_percentage`.
+    pub sampled_out: u64,
+    /// When records of this endpoint were last written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_flush: Option<DateTime<Utc>>,
+}
+
+/// Figures per endpoint, shared by the handles and the writer task.
+#[derive(Default)]
+struct Ledger {
+    stats: Mutex<HashMap<String, CaptureStats>>,
+    /// Bytes of records queued or buffered.
+    bytes: AtomicUsize,
+}
+
+impl Ledger {
+    fn update(&self, key: &str, f: impl FnOnce(&mut CaptureStats)) {
+        let mut stats = self.stats.lock().expect("capture stats lock");
+        f(stats.entry(key.to_string()).or_default());
+    }
+
+    /// Takes `len` bytes of the budget, if they fit.
+    fn reserve(&self, len: usize, max: usize) -> bool {
+        self.bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| used.checked_add(len).filter(|n| *n <= max))
+            .is_ok()
+    }
+
+    fn release(&self, len: usize) {
+        self.bytes.fetch_sub(len, Ordering::AcqRel);
+    }
+}
+
+/// The key of an endpoint's figures: its capture destination without the hour.
+pub fn stats_key(dest: &CaptureDestination) -> String {
+    format!("{}/{}/{}/{}", dest.bucket, dest.prefix.trim_end_matches('/'), dest.endpoint, dest.variant)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,10 +138,13 @@ pub enum CaptureError {
 #[derive(Clone)]
 pub struct CaptureWriter {
     commands: mpsc::Sender<Command>,
+    ledger: Arc<Ledger>,
+    max_buffered_bytes: usize,
+    sampling_percentage: f64,
 }
 
 enum Command {
-    Record { folder: Path, time: DateTime<Utc>, line: Vec<u8> },
+    Record { folder: Path, time: DateTime<Utc>, line: Vec<u8>, key: String },
     Flush(oneshot::Sender<Result<(), CaptureError>>),
     Shutdown(oneshot::Sender<Result<(), CaptureError>>),
 }
@@ -84,15 +153,58 @@ impl CaptureWriter {
     /// Spawns the writer task on the current tokio runtime.
     pub fn start(store: Arc<dyn ObjectStore>, config: CaptureConfig) -> CaptureWriter {
         let (commands, receiver) = mpsc::channel(config.channel_capacity.max(1));
-        tokio::spawn(run(store, config, receiver));
-        CaptureWriter { commands }
+        let ledger = Arc::new(Ledger::default());
+        let (max_buffered_bytes, sampling_percentage) = (config.max_buffered_bytes, config.sampling_percentage);
+        tokio::spawn(run(store, config, receiver, ledger.clone()));
+        CaptureWriter { commands, ledger, max_buffered_bytes, sampling_percentage }
     }
 
-    /// Queues one invocation's record, waiting for room rather than dropping it.
-    pub async fn record(&self, dest: CaptureDestination, event: CaptureEvent) -> Result<(), CaptureError> {
-        let folder = hour_folder(&dest, event.time)?;
+    pub fn sampling_percentage(&self) -> f64 {
+        self.sampling_percentage
+    }
+
+    /// Queues one invocation's record without waiting: when the buffer or the queue is full the
+    /// record is dropped and counted.
+    pub fn record(&self, dest: &CaptureDestination, event: CaptureEvent) -> Result<Recorded, CaptureError> {
+        let folder = hour_folder(dest, event.time)?;
+        let key = stats_key(dest);
         let line = capture_line(&event);
-        self.commands.send(Command::Record { folder, time: event.time, line }).await.map_err(|_| CaptureError::Closed)
+        let len = line.len();
+        if !self.ledger.reserve(len, self.max_buffered_bytes) {
+            self.ledger.update(&key, |s| s.dropped += 1);
+            return Ok(Recorded::Dropped);
+        }
+        let counted = key.clone();
+        match self.commands.try_send(Command::Record { folder, time: event.time, line, key }) {
+            Ok(()) => {
+                self.ledger.update(&counted, |s| s.captured += 1);
+                Ok(Recorded::Queued)
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.ledger.release(len);
+                self.ledger.update(&counted, |s| s.dropped += 1);
+                Ok(Recorded::Dropped)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.ledger.release(len);
+                Err(CaptureError::Closed)
+            }
+        }
+    }
+
+    /// An invocation that `capture.sampling_percentage` left out.
+    pub fn sampled_out(&self, dest: &CaptureDestination) {
+        self.ledger.update(&stats_key(dest), |s| s.sampled_out += 1);
+    }
+
+    /// The figures of the endpoint capturing to `dest`.
+    pub fn stats(&self, dest: &CaptureDestination) -> CaptureStats {
+        self.ledger.stats.lock().expect("capture stats lock").get(&stats_key(dest)).cloned().unwrap_or_default()
+    }
+
+    /// Bytes of records queued or buffered now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.ledger.bytes.load(Ordering::Acquire)
     }
 
     /// Writes every record queued before this call; returns once they are stored. On failure
@@ -115,8 +227,13 @@ impl CaptureWriter {
     }
 }
 
-async fn run(store: Arc<dyn ObjectStore>, config: CaptureConfig, mut commands: mpsc::Receiver<Command>) {
-    let mut buffers = Buffers::default();
+async fn run(
+    store: Arc<dyn ObjectStore>,
+    config: CaptureConfig,
+    mut commands: mpsc::Receiver<Command>,
+    ledger: Arc<Ledger>,
+) {
+    let mut buffers = Buffers { ledger, ..Buffers::default() };
     let period = config.flush_interval.max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -126,8 +243,8 @@ async fn run(store: Arc<dyn ObjectStore>, config: CaptureConfig, mut commands: m
     loop {
         tokio::select! {
             command = commands.recv() => match command {
-                Some(Command::Record { folder, time, line }) => {
-                    buffers.add(folder, time, line);
+                Some(Command::Record { folder, time, line, key }) => {
+                    buffers.add(folder, time, line, key);
                     if buffers.records >= config.max_buffered_records && !retry_on_tick_only {
                         retry_on_tick_only = background_flush(&mut buffers, store.as_ref()).await;
                     }
@@ -171,7 +288,7 @@ async fn shut_down(
     let mut others = Vec::new();
     while let Some(command) = commands.recv().await {
         match command {
-            Command::Record { folder, time, line } => buffers.add(folder, time, line),
+            Command::Record { folder, time, line, key } => buffers.add(folder, time, line, key),
             Command::Flush(other) | Command::Shutdown(other) => others.push(other),
         }
     }
@@ -206,18 +323,25 @@ struct Buffers {
     /// Keyed by the hour folder, which names destination and hour.
     batches: HashMap<Path, Batch>,
     records: usize,
+    ledger: Arc<Ledger>,
 }
 
 struct Batch {
     first_time: DateTime<Utc>,
     lines: Vec<u8>,
     records: usize,
+    /// The endpoint's figures.
+    key: String,
 }
 
 impl Buffers {
-    fn add(&mut self, folder: Path, time: DateTime<Utc>, line: Vec<u8>) {
-        let batch =
-            self.batches.entry(folder).or_insert_with(|| Batch { first_time: time, lines: Vec::new(), records: 0 });
+    fn add(&mut self, folder: Path, time: DateTime<Utc>, line: Vec<u8>, key: String) {
+        let batch = self.batches.entry(folder).or_insert_with(|| Batch {
+            first_time: time,
+            lines: Vec::new(),
+            records: 0,
+            key,
+        });
         batch.first_time = batch.first_time.min(time);
         batch.lines.extend_from_slice(&line);
         batch.records += 1;
@@ -231,7 +355,15 @@ impl Buffers {
             let location = file_path(&folder, batch.first_time);
             let lines = Bytes::from(batch.lines);
             match store.put(&location, lines.clone().into()).await {
-                Ok(_) => self.records -= batch.records,
+                Ok(_) => {
+                    self.records -= batch.records;
+                    self.ledger.release(lines.len());
+                    let now = Utc::now();
+                    self.ledger.update(&batch.key, |s| {
+                        s.written += batch.records as u64;
+                        s.last_flush = Some(now);
+                    });
+                }
                 Err(error) => {
                     failed = Some(match failed {
                         None => (1, batch.records, error),
@@ -365,6 +497,8 @@ mod tests {
             flush_interval: Duration::from_secs(3600),
             max_buffered_records: 1_000_000,
             channel_capacity: 16,
+            max_buffered_bytes: 64 << 20,
+            sampling_percentage: 100.0,
         }
     }
 
@@ -439,7 +573,7 @@ mod tests {
             output: Bytes::from_static(b"0.0254181120544672"),
             ..csv_event(at(17, 25, 49, 820))
         };
-        writer.record(dest(), event).await.unwrap();
+        writer.record(&dest(), event).unwrap();
         writer.flush().await.unwrap();
 
         let found = objects(&fx.store).await;
@@ -502,7 +636,7 @@ mod tests {
             input: Bytes::from_static(&[0xff, 0xd8, 0xff]),
             ..csv_event(at(8, 1, 2, 3))
         };
-        writer.record(dest(), event).await.unwrap();
+        writer.record(&dest(), event).unwrap();
         writer.shutdown().await.unwrap();
         let found = objects(&fx.store).await;
         let line: serde_json::Value = serde_json::from_str(&found[0].1).unwrap();
@@ -517,9 +651,9 @@ mod tests {
     async fn events_are_partitioned_by_hour() {
         let fx = fixture();
         let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
-        writer.record(dest(), csv_event(at(10, 59, 59, 999))).await.unwrap();
-        writer.record(dest(), csv_event(at(11, 0, 0, 0))).await.unwrap();
-        writer.record(dest(), csv_event(at(10, 30, 0, 5))).await.unwrap();
+        writer.record(&dest(), csv_event(at(10, 59, 59, 999))).unwrap();
+        writer.record(&dest(), csv_event(at(11, 0, 0, 0))).unwrap();
+        writer.record(&dest(), csv_event(at(10, 30, 0, 5))).unwrap();
         writer.flush().await.unwrap();
 
         let found = objects(&fx.store).await;
@@ -541,8 +675,8 @@ mod tests {
         let fx = fixture();
         let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
         let other = CaptureDestination { prefix: String::new(), variant: "Shadow".into(), ..dest() };
-        writer.record(dest(), csv_event(at(1, 0, 0, 0))).await.unwrap();
-        writer.record(other, csv_event(at(1, 0, 0, 0))).await.unwrap();
+        writer.record(&dest(), csv_event(at(1, 0, 0, 0))).unwrap();
+        writer.record(&other, csv_event(at(1, 0, 0, 0))).unwrap();
         writer.flush().await.unwrap();
         let folders: Vec<String> =
             objects(&fx.store).await.iter().map(|(location, _)| folder(location).to_string()).collect();
@@ -553,15 +687,15 @@ mod tests {
     async fn shutdown_flushes_every_concurrent_record() {
         const N: usize = 300;
         let fx = fixture();
-        // A small channel makes recorders wait for room (backpressure) instead of dropping.
-        let config = CaptureConfig { channel_capacity: 4, max_buffered_records: 64, ..quiet_config() };
+        // Room for every record in the queue: none is dropped, all are written at shutdown.
+        let config = CaptureConfig { channel_capacity: N, max_buffered_records: 64, ..quiet_config() };
         let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
         let mut tasks = Vec::new();
         for i in 0..N {
             let writer = writer.clone();
             tasks.push(tokio::spawn(async move {
                 let hour = u32::try_from(i % 3).unwrap();
-                writer.record(dest(), csv_event(at(hour, 0, 0, 0))).await
+                writer.record(&dest(), csv_event(at(hour, 0, 0, 0)))
             }));
         }
         for task in tasks {
@@ -580,7 +714,7 @@ mod tests {
             lines.iter().map(|line| line["eventMetadata"]["eventId"].as_str().unwrap()).collect();
         assert_eq!(ids.len(), N);
 
-        assert!(matches!(writer.record(dest(), csv_event(at(0, 0, 0, 0))).await, Err(CaptureError::Closed)));
+        assert!(matches!(writer.record(&dest(), csv_event(at(0, 0, 0, 0))), Err(CaptureError::Closed)));
         assert!(matches!(writer.flush().await, Err(CaptureError::Closed)));
         writer.shutdown().await.unwrap();
     }
@@ -590,7 +724,7 @@ mod tests {
         let fx = fixture();
         let config = CaptureConfig { flush_interval: Duration::from_millis(20), ..quiet_config() };
         let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
-        writer.record(dest(), csv_event(at(3, 4, 5, 6))).await.unwrap();
+        writer.record(&dest(), csv_event(at(3, 4, 5, 6))).unwrap();
         let found = wait_for_objects(&fx.store, 1).await;
         assert_eq!(found[0].1.lines().count(), 1);
     }
@@ -601,12 +735,12 @@ mod tests {
         let config = CaptureConfig { max_buffered_records: 3, ..quiet_config() };
         let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
         for _ in 0..2 {
-            writer.record(dest(), csv_event(at(3, 0, 0, 0))).await.unwrap();
+            writer.record(&dest(), csv_event(at(3, 0, 0, 0))).unwrap();
         }
         // Let the task drain the channel: two records stay under the threshold.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(objects(&fx.store).await.is_empty());
-        writer.record(dest(), csv_event(at(3, 0, 0, 0))).await.unwrap();
+        writer.record(&dest(), csv_event(at(3, 0, 0, 0))).unwrap();
         let found = wait_for_objects(&fx.store, 1).await;
         assert_eq!(found[0].1.lines().count(), 3);
     }
@@ -615,10 +749,10 @@ mod tests {
     async fn each_flush_writes_a_new_object() {
         let fx = fixture();
         let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
-        writer.record(dest(), csv_event(at(5, 0, 0, 0))).await.unwrap();
+        writer.record(&dest(), csv_event(at(5, 0, 0, 0))).unwrap();
         writer.flush().await.unwrap();
         let first = objects(&fx.store).await;
-        writer.record(dest(), csv_event(at(5, 0, 0, 0))).await.unwrap();
+        writer.record(&dest(), csv_event(at(5, 0, 0, 0))).unwrap();
         writer.flush().await.unwrap();
         // Nothing buffered: no empty object.
         writer.flush().await.unwrap();
@@ -637,8 +771,8 @@ mod tests {
         let blocker = fx.dir.path().join("data");
         std::fs::write(&blocker, b"not a folder").unwrap();
 
-        writer.record(dest(), csv_event(at(6, 0, 0, 0))).await.unwrap();
-        writer.record(dest(), csv_event(at(7, 0, 0, 0))).await.unwrap();
+        writer.record(&dest(), csv_event(at(6, 0, 0, 0))).unwrap();
+        writer.record(&dest(), csv_event(at(7, 0, 0, 0))).unwrap();
         for _ in 0..2 {
             match writer.flush().await {
                 Err(CaptureError::Write { failed_objects, records, .. }) => {
@@ -647,7 +781,7 @@ mod tests {
                 other => panic!("expected a write error, got {other:?}"),
             }
         }
-        writer.record(dest(), csv_event(at(7, 30, 0, 0))).await.unwrap();
+        writer.record(&dest(), csv_event(at(7, 30, 0, 0))).unwrap();
 
         std::fs::remove_file(&blocker).unwrap();
         writer.flush().await.unwrap();
@@ -661,28 +795,23 @@ mod tests {
         let fx = fixture();
         let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
         std::fs::write(fx.dir.path().join("data"), b"not a folder").unwrap();
-        writer.record(dest(), csv_event(at(6, 0, 0, 0))).await.unwrap();
+        writer.record(&dest(), csv_event(at(6, 0, 0, 0))).unwrap();
         match writer.shutdown().await {
             Err(CaptureError::Write { records: 1, .. }) => {}
             other => panic!("expected a write error for one record, got {other:?}"),
         }
-        assert!(matches!(writer.record(dest(), csv_event(at(6, 0, 0, 0))).await, Err(CaptureError::Closed)));
+        assert!(matches!(writer.record(&dest(), csv_event(at(6, 0, 0, 0))), Err(CaptureError::Closed)));
     }
 
     #[tokio::test]
-    async fn records_queued_behind_shutdown_are_written() {
+    async fn records_still_queued_at_shutdown_are_written() {
         let fx = fixture();
         let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
-        // `join!` polls in order: the shutdown request is queued before both records, and the
-        // task only runs once all three wait.
-        let (shutdown, first, second) = tokio::join!(
-            writer.shutdown(),
-            writer.record(dest(), csv_event(at(2, 0, 0, 0))),
-            writer.record(dest(), csv_event(at(2, 0, 0, 1))),
-        );
-        shutdown.unwrap();
-        first.unwrap();
-        second.unwrap();
+        // On this single-threaded runtime the writer task has not run yet: both records are
+        // still in the queue when the shutdown request joins them.
+        writer.record(&dest(), csv_event(at(2, 0, 0, 0))).unwrap();
+        writer.record(&dest(), csv_event(at(2, 0, 0, 1))).unwrap();
+        writer.shutdown().await.unwrap();
         let found = objects(&fx.store).await;
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].1.lines().count(), 2);
@@ -700,10 +829,58 @@ mod tests {
             CaptureDestination { prefix: "/abs".into(), ..dest() },
         ];
         for case in cases {
-            let result = writer.record(case.clone(), csv_event(at(1, 0, 0, 0))).await;
+            let result = writer.record(&case.clone(), csv_event(at(1, 0, 0, 0)));
             assert!(matches!(result, Err(CaptureError::InvalidDestination(_))), "{case:?}: {result:?}");
         }
         writer.shutdown().await.unwrap();
         assert!(objects(&fx.store).await.is_empty());
+    }
+
+    /// A full queue never makes an invocation wait: the record is dropped and counted, and
+    /// captured + dropped is every record offered.
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let fx = fixture();
+        let config = CaptureConfig { channel_capacity: 3, ..quiet_config() };
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
+        // The single-threaded runtime does not run the writer between these calls.
+        let outcomes: Vec<Recorded> =
+            (0..10).map(|i| writer.record(&dest(), csv_event(at(4, 0, 0, i))).unwrap()).collect();
+        assert_eq!(outcomes.iter().filter(|o| **o == Recorded::Queued).count(), 3);
+        let stats = writer.stats(&dest());
+        assert_eq!((stats.captured, stats.dropped), (3, 7));
+        writer.flush().await.unwrap();
+        let stats = writer.stats(&dest());
+        assert_eq!(stats.written, 3);
+        assert!(stats.last_flush.is_some());
+        assert_eq!(writer.buffered_bytes(), 0, "written records leave the budget");
+    }
+
+    /// While the store keeps failing, buffered records stay within the byte budget: the rest is
+    /// dropped and counted, and nothing is lost silently.
+    #[tokio::test]
+    async fn a_failing_store_cannot_grow_memory_without_bound() {
+        let fx = fixture();
+        // A file where the bucket's folder should be: every write fails.
+        std::fs::write(fx.dir.path().join("data"), b"not a folder").unwrap();
+        let line_len = capture_line(&csv_event(at(5, 0, 0, 0))).len();
+        let config = CaptureConfig { max_buffered_bytes: 20 * line_len, channel_capacity: 1000, ..quiet_config() };
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
+        for i in 0..100 {
+            writer.record(&dest(), csv_event(at(5, 0, 0, i))).unwrap();
+            if i % 10 == 0 {
+                assert!(writer.flush().await.is_err());
+            }
+        }
+        assert!(writer.buffered_bytes() <= 20 * line_len, "{} bytes buffered", writer.buffered_bytes());
+        let stats = writer.stats(&dest());
+        assert_eq!(stats.captured + stats.dropped, 100);
+        assert_eq!(stats.captured, 20);
+        assert_eq!(stats.written, 0);
+        // The store comes back: what was kept is written.
+        std::fs::remove_file(fx.dir.path().join("data")).unwrap();
+        writer.flush().await.unwrap();
+        assert_eq!(writer.stats(&dest()).written, 20);
+        assert_eq!(writer.buffered_bytes(), 0);
     }
 }

@@ -31,6 +31,12 @@ pub enum InvokeError {
     Rows(#[from] CodecError),
 }
 
+/// Whether this invocation is captured, at `percentage` (0 to 100) of invocations.
+fn sampled(percentage: f64) -> bool {
+    use rand::RngExt;
+    percentage >= 100.0 || rand::rng().random_range(0.0..100.0) < percentage
+}
+
 pub async fn invoke(
     endpoint: std::sync::Arc<LiveEndpoint>,
     capture: &CaptureWriter,
@@ -74,9 +80,11 @@ pub async fn invoke(
             event_id: uuid::Uuid::new_v4(),
             time: chrono::Utc::now(),
         };
-        // Capture is best effort for the caller (the prediction is already made) but never
-        // silently lost: the writer only refuses records after shutdown.
-        if let Err(e) = capture.record(destination, event).await {
+        // Capture never delays the answer: a record that does not fit the buffer is dropped
+        // and counted for the endpoint (GET /v1/endpoints/{name} shows the figures).
+        if !sampled(capture.sampling_percentage()) {
+            capture.sampled_out(&destination);
+        } else if let Err(e) = capture.record(&destination, event) {
             tracing::warn!(endpoint = %endpoint.name, error = %e, "could not capture an invocation");
         }
     }

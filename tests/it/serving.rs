@@ -2,7 +2,7 @@
 
 use crate::on_both_stores;
 use crate::support::api::{csv_rows, fixture_json, realtime_body};
-use crate::support::server::{INVOKER, OPERATOR, test_settings};
+use crate::support::server::{INVOKER, OPERATOR, VIEWER, test_settings};
 use crate::support::{TestDb, TestServer};
 use crate::walkthrough::read_capture;
 use serde_json::{Value, json};
@@ -105,6 +105,11 @@ async fn clean_shutdown_loses_no_captured_record(db: TestDb) {
     }
     let capture_dir = server.db.dir.path().join("data/objects/my-bucket/datacapture/churn/iris-endpoint/AllTraffic");
     assert!(!capture_dir.exists(), "nothing flushed before shutdown");
+    let endpoint: serde_json::Value =
+        server.get("/v1/endpoints/iris-endpoint", VIEWER).send().await.unwrap().json().await.unwrap();
+    assert_eq!(endpoint["capture"]["captured"], 120, "{endpoint:#}");
+    assert_eq!(endpoint["capture"]["dropped"], 0);
+    assert_eq!(endpoint["capture"]["written"], 0);
     let _db = server.stop().await;
     let records = read_capture(&capture_dir);
     assert_eq!(records.len(), 120, "every invocation captured exactly once");
@@ -120,4 +125,52 @@ async fn clean_shutdown_loses_no_captured_record(db: TestDb) {
     assert_eq!(records[0]["eventVersion"], json!("0"));
 }
 
-on_both_stores!(bad_bodies_name_row_and_column, payload_limit_is_sagemakers, clean_shutdown_loses_no_captured_record);
+/// Past its byte budget capture drops records instead of slowing invocations, and counts them:
+/// captured + dropped = served, exactly; what was captured is what is written.
+async fn capture_drops_are_counted_never_silent(db: TestDb) {
+    const CALLS: usize = 60;
+    let server = deployed(db, |s| {
+        s.capture.flush_interval = Duration::from_secs(3600);
+        s.capture.max_buffered_bytes = 4096;
+    })
+    .await;
+    let cases = fixture_json("xgboost/multi_softprob.cases.json");
+    let rows = cases["rows"].as_array().unwrap();
+    for i in 0..CALLS {
+        let row = csv_rows(&rows[i % rows.len()..i % rows.len() + 1]);
+        let response = server.invoke("iris-endpoint", "text/csv", row, INVOKER).await;
+        assert_eq!(response.status(), 200, "an invocation never fails for capture");
+    }
+    let endpoint: serde_json::Value =
+        server.get("/v1/endpoints/iris-endpoint", VIEWER).send().await.unwrap().json().await.unwrap();
+    let (captured, dropped) =
+        (endpoint["capture"]["captured"].as_u64().unwrap(), endpoint["capture"]["dropped"].as_u64().unwrap());
+    assert_eq!(captured + dropped, CALLS as u64, "{endpoint:#}");
+    assert!(dropped > 0 && captured > 0, "{endpoint:#}");
+    let capture_dir = server.db.dir.path().join("data/objects/my-bucket/datacapture/churn/iris-endpoint/AllTraffic");
+    let _db = server.stop().await;
+    assert_eq!(read_capture(&capture_dir).len() as u64, captured);
+}
+
+/// `capture.sampling_percentage = 0` captures nothing and says so.
+async fn sampling_leaves_invocations_out_and_counts_them(db: TestDb) {
+    let server = deployed(db, |s| s.capture.sampling_percentage = 0.0).await;
+    let cases = fixture_json("xgboost/multi_softprob.cases.json");
+    let rows = cases["rows"].as_array().unwrap();
+    for _ in 0..5 {
+        assert_eq!(server.invoke("iris-endpoint", "text/csv", csv_rows(&rows[..1]), INVOKER).await.status(), 200);
+    }
+    let endpoint: serde_json::Value =
+        server.get("/v1/endpoints/iris-endpoint", VIEWER).send().await.unwrap().json().await.unwrap();
+    assert_eq!(endpoint["capture"]["sampled_out"], 5, "{endpoint:#}");
+    assert_eq!(endpoint["capture"]["captured"], 0);
+    server.stop().await;
+}
+
+on_both_stores!(
+    bad_bodies_name_row_and_column,
+    payload_limit_is_sagemakers,
+    clean_shutdown_loses_no_captured_record,
+    capture_drops_are_counted_never_silent,
+    sampling_leaves_invocations_out_and_counts_them,
+);
