@@ -120,12 +120,15 @@ impl AppState {
             settings.aws.stack_id_wait,
         );
         let endpoint_service = EndpointService::new(store.clone());
+        let invocations =
+            Arc::new(crate::serving::limiter::InvocationLimiter::new(settings.serving.max_concurrent_invocations));
         Ok(AppState {
             settings: Arc::new(settings),
             store,
             tokens,
             artifacts,
             endpoints,
+            invocations,
             capture,
             target,
             pipelines,

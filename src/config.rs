@@ -184,6 +184,8 @@ pub struct ServingSettings {
     /// Bounds on what a model may declare (classes, targets, trees, nodes, features) and on the
     /// memory its decoding may take.
     pub model_limits: crate::serving::xgboost::ModelLimits,
+    /// Invocations of one endpoint running at once on a replica; more are answered 429.
+    pub max_concurrent_invocations: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -384,6 +386,7 @@ impl Default for ServingSettings {
             endpoint_refresh: Duration::from_secs(2),
             max_model_bytes: 1024 * 1024 * 1024,
             model_limits: Default::default(),
+            max_concurrent_invocations: 256,
         }
     }
 }
@@ -504,6 +507,7 @@ impl Settings {
         }
         for (key, zero) in [
             ("capture.max_buffered_bytes", self.capture.max_buffered_bytes == 0),
+            ("serving.max_concurrent_invocations", self.serving.max_concurrent_invocations == 0),
             ("http.max_connections", self.http.max_connections == 0),
             ("http.header_read_timeout", self.http.header_read_timeout.is_zero()),
             ("http.idle_timeout", self.http.idle_timeout.is_zero()),

@@ -52,6 +52,9 @@ pub enum ApiError {
     NotAcceptable(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Too many requests right now; `Retry-After` tells when to come back (seconds).
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_seconds: u32 },
     #[error("{0}")]
     Timeout(String),
     #[error("this route does not take that method; the API is described at /openapi.json")]
@@ -109,6 +112,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Upstream(e) => StatusCode::from_u16(e.status)
@@ -131,6 +135,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotAcceptable(_) => "not_acceptable",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Timeout(_) => "timeout",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Upstream(_) => "upstream",
@@ -192,6 +197,9 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::TooManyRequests { retry_after_seconds, .. } = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+        }
         if matches!(self, ApiError::Auth(AuthError::Missing | AuthError::Invalid)) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -234,5 +242,27 @@ fn bad_request(errors: RequestErrors) -> ApiError {
                 FieldProblem::new(&e.pointer, None, &code.unwrap_or_default(), e.message)
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_many_requests_is_a_429_problem_with_retry_after() {
+        let response =
+            ApiError::TooManyRequests { message: "endpoint busy".into(), retry_after_seconds: 1 }.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+
+    #[test]
+    fn an_unavailable_dependency_names_no_internals() {
+        let error = ServiceError::Unavailable { what: "the database", cause: "connection refused to 10.0.0.5".into() };
+        let problem = ApiError::from(error).to_problem();
+        assert_eq!(problem.status, 503);
+        assert_eq!(problem.detail, "the database is not reachable");
     }
 }

@@ -8,6 +8,7 @@ use crate::services::endpoints::EndpointService;
 use crate::services::pipelines::PipelineService;
 use crate::serving::capture::CaptureWriter;
 use crate::serving::endpoints::EndpointRegistry;
+use crate::serving::limiter::InvocationLimiter;
 use crate::store::DynStore;
 use crate::targets::DynTarget;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub struct AppState {
     pub tokens: Arc<TokenRegistry>,
     pub artifacts: ArtifactStore,
     pub endpoints: Arc<EndpointRegistry>,
+    pub invocations: Arc<InvocationLimiter>,
     pub capture: CaptureWriter,
     pub target: DynTarget,
     pub pipelines: PipelineService,

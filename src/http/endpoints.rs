@@ -181,6 +181,13 @@ impl FromRequest<AppState> for Payload {
 
 async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let (environment, name) = resolve(&state, &id)?;
+    let _slot = state.invocations.try_acquire(&environment, &name).ok_or_else(|| ApiError::TooManyRequests {
+        message: format!(
+            "endpoint {id:?} is handling {} invocations already (serving.max_concurrent_invocations); retry shortly",
+            state.invocations.per_endpoint()
+        ),
+        retry_after_seconds: 1,
+    })?;
     let endpoint = state.endpoints.get(&environment, &name).await.map_err(|e| match e {
         EndpointError::NotFound(_) => ApiError::NotFound(format!("endpoint {id:?} not found")),
         EndpointError::NotInService { .. } => ApiError::Conflict(e.to_string()),
@@ -236,6 +243,7 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
         (status = 409, description = "Not in service yet", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The endpoint is saturated; retry after `Retry-After` seconds", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn invoke_endpoint(
     State(state): State<AppState>,
@@ -259,6 +267,7 @@ async fn invoke_endpoint(
         (status = 409, description = "Not in service yet", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The endpoint is saturated; retry after `Retry-After` seconds", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn invoke_sagemaker_style(
     State(state): State<AppState>,

@@ -5,5 +5,6 @@ pub mod capture;
 pub mod codec;
 pub mod endpoints;
 pub mod invoke;
+pub mod limiter;
 pub mod model_archive;
 pub mod xgboost;
