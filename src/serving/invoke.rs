@@ -6,9 +6,10 @@ use super::codec::{self, CodecError, MediaTypeError};
 use super::endpoints::LiveEndpoint;
 use bytes::Bytes;
 
-/// Batches at least this large are predicted on the blocking pool so they cannot stall the
-/// async workers; smaller ones are cheaper inline.
-const BLOCKING_ROWS: usize = 512;
+/// Bodies at least this large are parsed, predicted and encoded on the blocking pool so they
+/// cannot stall the async workers (and with them every other request); smaller ones are
+/// cheaper inline.
+const BLOCKING_BYTES: usize = 32 * 1024;
 
 pub struct Invocation {
     pub content_type: Option<String>,
@@ -44,25 +45,23 @@ pub async fn invoke(
 ) -> Result<InvocationOutput, InvokeError> {
     let request_format = codec::request_format(invocation.content_type.as_deref())?;
     let response_format = codec::response_format(invocation.accept.as_deref(), request_format)?;
-    let rows = codec::parse_rows(request_format, &invocation.body, endpoint.model.num_features())?;
-
-    let predict = {
-        let endpoint = endpoint.clone();
-        move || {
+    let work = {
+        let (endpoint, input) = (endpoint.clone(), invocation.body.clone());
+        move || -> Result<(&'static str, Vec<u8>), CodecError> {
+            let rows = codec::parse_rows(request_format, &input, endpoint.model.num_features())?;
             let per_row = endpoint.model.num_outputs();
             let mut outputs = Vec::with_capacity(rows.rows * per_row);
             for row in rows.values.chunks(rows.cols.max(1)).take(rows.rows) {
                 endpoint.model.predict_row(row, &mut outputs);
             }
-            outputs
+            Ok(codec::encode_predictions(response_format, &outputs, per_row))
         }
     };
-    let outputs = if rows.rows >= BLOCKING_ROWS {
-        tokio::task::spawn_blocking(predict).await.expect("prediction does not panic")
+    let (content_type, body) = if invocation.body.len() >= BLOCKING_BYTES {
+        tokio::task::spawn_blocking(work).await.expect("scoring does not panic")?
     } else {
-        predict()
+        work()?
     };
-    let (content_type, body) = codec::encode_predictions(response_format, &outputs, endpoint.model.num_outputs());
 
     if let Some(location) = &endpoint.config.capture {
         let destination = CaptureDestination {

@@ -70,6 +70,30 @@ async fn bad_bodies_name_row_and_column(db: TestDb) {
     server.stop().await;
 }
 
+/// A large body (scored on the blocking pool) answers exactly what the same rows answer one by
+/// one inline, and a bad row in it is still named.
+async fn large_bodies_score_like_small_ones(db: TestDb) {
+    let server = deployed(db, |_| {}).await;
+    let cases = fixture_json("xgboost/multi_softprob.cases.json");
+    let rows = cases["rows"].as_array().unwrap();
+    let mut expected = Vec::new();
+    for row in rows {
+        let one = server.invoke("iris-endpoint", "text/csv", csv_rows(std::slice::from_ref(row)), INVOKER).await;
+        expected.push(one.text().await.unwrap());
+    }
+    let repeat = 64 * 1024 / csv_rows(rows).len() + 1;
+    let all: Vec<Value> = (0..repeat).flat_map(|_| rows.iter().cloned()).collect();
+    let body = csv_rows(&all);
+    assert!(body.len() >= 64 * 1024);
+    let response = server.invoke("iris-endpoint", "text/csv", body.clone(), INVOKER).await;
+    assert_eq!(response.status(), 200);
+    let answer = response.text().await.unwrap();
+    assert_eq!(answer, expected.concat().repeat(repeat));
+    let bad = body.replacen("5.1", "x", 1);
+    problem(server.invoke("iris-endpoint", "text/csv", bad, INVOKER).await, 400).await;
+    server.stop().await;
+}
+
 async fn payload_limit_is_sagemakers(db: TestDb) {
     let server = deployed(db, |s| s.serving.max_request_bytes = 1000).await;
     let rows = "5.1,3.5,1.4,0.2\n".repeat(100); // 1600 bytes
@@ -170,6 +194,7 @@ async fn sampling_leaves_invocations_out_and_counts_them(db: TestDb) {
 on_both_stores!(
     bad_bodies_name_row_and_column,
     payload_limit_is_sagemakers,
+    large_bodies_score_like_small_ones,
     clean_shutdown_loses_no_captured_record,
     capture_drops_are_counted_never_silent,
     sampling_leaves_invocations_out_and_counts_them,
