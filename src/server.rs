@@ -109,21 +109,21 @@ enum Phase {
     Busy { in_flight: usize },
 }
 
+/// Traffic only updates the phase (an uncontended lock, no wake-up): the watchdog wakes on its
+/// own schedule and looks again, so a busy connection costs it nothing per request. A deadline
+/// is so enforced within half a header timeout of passing.
 struct Activity {
     phase: Mutex<Phase>,
-    changed: tokio::sync::Notify,
 }
 
 impl Activity {
     fn new() -> Self {
-        Self { phase: Mutex::new(Phase::Idle { since: Instant::now() }), changed: tokio::sync::Notify::new() }
+        Self { phase: Mutex::new(Phase::Idle { since: Instant::now() }) }
     }
 
     fn update(&self, f: impl FnOnce(Phase) -> Phase) {
         let mut phase = self.phase.lock().expect("phase lock");
         *phase = f(*phase);
-        drop(phase);
-        self.changed.notify_one();
     }
 
     fn read_bytes(&self) {
@@ -159,17 +159,19 @@ impl Activity {
         loop {
             let phase = *self.phase.lock().expect("phase lock");
             let (deadline, reason) = match phase {
-                Phase::Idle { since } => (Some(since + limits.idle_timeout), "idle keep-alive timeout"),
-                Phase::ReadingHead { since } => (Some(since + limits.header_read_timeout), "header read timeout"),
-                Phase::Busy { .. } => (None, ""),
+                Phase::Idle { since } => (since + limits.idle_timeout, Some("idle keep-alive timeout")),
+                Phase::ReadingHead { since } => (since + limits.header_read_timeout, Some("header read timeout")),
+                // Nothing to time while requests run: look again later.
+                Phase::Busy { .. } => (Instant::now() + limits.header_read_timeout, None),
             };
-            match deadline {
-                Some(deadline) if deadline <= Instant::now() => return reason,
-                Some(deadline) => {
-                    let _ = tokio::time::timeout_at(deadline, self.changed.notified()).await;
-                }
-                None => self.changed.notified().await,
+            if let Some(reason) = reason
+                && deadline <= Instant::now()
+            {
+                return reason;
             }
+            // The phase may change while asleep (a request starting on an idle connection has
+            // only the header deadline): look again at least every half header timeout.
+            tokio::time::sleep_until(deadline.min(Instant::now() + limits.header_read_timeout / 2)).await;
         }
     }
 }
