@@ -99,7 +99,11 @@ struct Ledger {
 impl Ledger {
     fn update(&self, key: &str, f: impl FnOnce(&mut CaptureStats)) {
         let mut stats = self.stats.lock().expect("capture stats lock");
-        f(stats.entry(key.to_string()).or_default());
+        // Allocates the key only for an endpoint's first record, not on every invocation.
+        match stats.get_mut(key) {
+            Some(entry) => f(entry),
+            None => f(stats.entry(key.to_string()).or_default()),
+        }
     }
 
     /// Takes `len` bytes of the budget, if they fit.
@@ -174,22 +178,21 @@ impl CaptureWriter {
             self.ledger.update(&key, |s| s.dropped += 1);
             return Ok(Recorded::Dropped);
         }
-        let counted = key.clone();
-        match self.commands.try_send(Command::Record { folder, time: event.time, line, key }) {
-            Ok(()) => {
-                self.ledger.update(&counted, |s| s.captured += 1);
-                Ok(Recorded::Queued)
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.ledger.release(len);
-                self.ledger.update(&counted, |s| s.dropped += 1);
-                Ok(Recorded::Dropped)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.ledger.release(len);
-                Err(CaptureError::Closed)
-            }
+        // Counted before the key moves into the queue; taken back if the queue refuses it.
+        self.ledger.update(&key, |s| s.captured += 1);
+        let (refused, closed) = match self.commands.try_send(Command::Record { folder, time: event.time, line, key }) {
+            Ok(()) => return Ok(Recorded::Queued),
+            Err(mpsc::error::TrySendError::Full(command)) => (command, false),
+            Err(mpsc::error::TrySendError::Closed(command)) => (command, true),
+        };
+        self.ledger.release(len);
+        if let Command::Record { key, .. } = refused {
+            self.ledger.update(&key, |s| {
+                s.captured -= 1;
+                s.dropped += u64::from(!closed);
+            });
         }
+        if closed { Err(CaptureError::Closed) } else { Ok(Recorded::Dropped) }
     }
 
     /// An invocation that `capture.sampling_percentage` left out.
