@@ -59,11 +59,17 @@ impl PipelineService {
         Self { store, target, ctx, jobs, external_id_wait }
     }
 
-    /// Validates and plans a request without storing anything (also the `dry_run` answer).
-    pub async fn plan(&self, body: &Value) -> Result<Planned, ServiceError> {
+    /// A valid request this server's target can run.
+    fn validate(&self, body: &Value) -> Result<domain::ValidatedRequest, ServiceError> {
         let validated = domain::parse_request(body, &self.ctx).map_err(ServiceError::Invalid)?;
+        self.target.check_supported(&validated.spec).map_err(ServiceError::Unsupported)?;
+        Ok(validated)
+    }
+
+    /// Validates and plans a request without storing anything (the `dry_run` answer).
+    pub async fn plan(&self, body: &Value) -> Result<Planned, ServiceError> {
+        let validated = self.validate(body)?;
         let spec = validated.spec;
-        self.target.check_supported(&spec).map_err(ServiceError::Unsupported)?;
         let existing = self.store.live_pipeline(spec.pipeline_type.as_str(), &spec.name).await?;
         let version = existing.map(|p| p.version + 1).unwrap_or(1);
         let plan =
@@ -72,7 +78,8 @@ impl PipelineService {
     }
 
     pub async fn provision(&self, principal: &Principal, body: &Value) -> Result<ProvisionResult, ServiceError> {
-        let planned = self.plan(body).await?;
+        // Planned once, inside the store's transaction, for the version fixed there.
+        let planned = self.validate(body)?;
         let new = NewPipeline {
             id: uuid::Uuid::now_v7().to_string(),
             name: planned.spec.name.clone(),
@@ -82,8 +89,7 @@ impl PipelineService {
             request: body.clone(),
             actor: principal.name.clone(),
         };
-        // The plan is made again inside the store's transaction, for the version it fixes there:
-        // generated names (SageMaker job names) depend on it.
+        // Generated names (SageMaker job names) depend on the version.
         let hosts_endpoints = self.target.hosts_endpoints();
         let (spec, ctx) = (&planned.spec, &self.ctx);
         let planner = move |version: i64| {
