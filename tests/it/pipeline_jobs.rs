@@ -126,10 +126,9 @@ fn runner(db: &TestDb, target: Arc<ScriptedTarget>, settings: JobSettings) -> Ru
     Runner::new(db.store.clone(), handler, settings)
 }
 
-/// The deploy job of `id`'s stage `ordinal`, as it ended.
-async fn deploy_job(db: &TestDb, id: &str) -> mlops::store::JobRecord {
-    // The first job of a pipeline is its first deploy; its id is in the events of no table, so
-    // claim nothing and read it back through a fresh claim of everything due (none is).
+/// The job whose failure failed pipeline `id`, found by the id its failure event names
+/// (`job <id> (<kind>) failed: …`).
+async fn failed_job(db: &TestDb, id: &str) -> mlops::store::JobRecord {
     let events = db.store.events(id, None, 1000).await.unwrap();
     let message = events.iter().rev().find_map(|e| e.message.clone().filter(|m| m.starts_with("job "))).unwrap();
     let job_id = message.split_whitespace().nth(1).unwrap().to_string();
@@ -167,7 +166,7 @@ async fn a_permanent_failure_fails_the_stage_and_the_pipeline_at_once() {
         assert_eq!(target.calls(), ["deploy dev"], "not retried");
         let stages = db.store.stages(&id).await.unwrap();
         assert_eq!((stages[0].state, stages[1].state), (StageState::Failed, StageState::Pending));
-        assert_eq!(deploy_job(&db, &id).await.status, job_status::FAILED);
+        assert_eq!(failed_job(&db, &id).await.status, job_status::FAILED);
     }
 }
 
