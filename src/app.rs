@@ -103,7 +103,9 @@ impl AppState {
             },
         );
         let target: DynTarget = match settings.target {
-            TargetKind::Local => Arc::new(LocalTarget::new(StorePort::of(&store), endpoints.clone())),
+            TargetKind::Local => {
+                Arc::new(LocalTarget::new(StorePort::of(&store), endpoints.clone(), artifacts.clone()))
+            }
             #[cfg(feature = "aws")]
             TargetKind::Aws => Arc::new(crate::targets::aws::AwsTarget::new(&settings, StorePort::of(&store)).await),
             #[cfg(not(feature = "aws"))]

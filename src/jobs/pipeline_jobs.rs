@@ -129,6 +129,7 @@ impl PipelineJobs {
             started_at: stage.updated_at,
             decision,
             promoted_from,
+            checkpoint: stage.checkpoint.as_ref().map(|c| c.0.clone()),
         })
     }
 

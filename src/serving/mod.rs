@@ -1,6 +1,7 @@
 //! Local model serving: model files, request and response bodies, data capture, and the
 //! registry of endpoints this process serves.
 
+pub mod batch;
 pub mod capture;
 pub mod codec;
 pub mod endpoints;

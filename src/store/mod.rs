@@ -111,6 +111,12 @@ pub trait Store: Send + Sync + 'static {
     /// A transition the state machines refuse is logged and returned as `Workflow`.
     async fn apply(&self, pipeline_id: &str, fact: &Fact, jobs: JobPolicy) -> Result<Applied, StoreError>;
 
+    /// Records what a stage's running deploy step has finished, fenced on the stage's version
+    /// (`false`: re-provisioned meanwhile, the step's work is moot).
+    async fn save_checkpoint(&self, key: &StageKey, checkpoint: &serde_json::Value) -> Result<bool, StoreError>;
+    /// Adds a progress event to a stage (no state change), e.g. a batch transform's figures.
+    async fn stage_event(&self, key: &StageKey, kind: &str, actor: &str, message: &str) -> Result<(), StoreError>;
+
     // Endpoints ----------------------------------------------------------------------------
     async fn endpoint(&self, environment: &str, name: &str) -> Result<Option<EndpointRecord>, StoreError>;
     async fn list_endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError>;

@@ -41,6 +41,8 @@ pub struct StageRecord {
     pub approved_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// What the running deploy step has finished so far (see [`crate::store::Store::save_checkpoint`]).
+    pub checkpoint: Option<Json<Value>>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -550,6 +550,43 @@ macro_rules! impl_sql_store {
                 Ok(Applied { pipeline, stage, skipped: plan.skipped })
             }
 
+            async fn save_checkpoint(
+                &self,
+                key: &StageKey,
+                checkpoint: &serde_json::Value,
+            ) -> Result<bool, StoreError> {
+                let changed = sqlx::query(
+                    "UPDATE stages SET checkpoint = $4 WHERE pipeline_id = $1 AND ordinal = $2 AND version = $3",
+                )
+                .bind(&key.pipeline_id)
+                .bind(key.ordinal)
+                .bind(key.version)
+                .bind(sqlx::types::Json(checkpoint))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(changed > 0)
+            }
+
+            async fn stage_event(&self, key: &StageKey, kind: &str, actor: &str, message: &str) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                Self::insert_event(
+                    &mut tx,
+                    crate::store::sql_store::Event {
+                        pipeline_id: &key.pipeline_id,
+                        stage_ordinal: Some(key.ordinal),
+                        kind,
+                        from_state: None,
+                        to_state: None,
+                        actor,
+                        message: Some(message),
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn endpoint(&self, environment: &str, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
                 Ok(sqlx::query_as("SELECT * FROM endpoints WHERE environment = $1 AND name = $2")
                     .bind(environment)

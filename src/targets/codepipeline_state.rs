@@ -292,6 +292,7 @@ mod tests {
             approved_at: None,
             last_error: None,
             updated_at: Utc::now(),
+            checkpoint: None,
         }
     }
 

@@ -32,6 +32,11 @@ pub trait TargetStore: Send + Sync + 'static {
         name: &str,
         config: serde_json::Value,
     ) -> Result<EndpointRecord, StoreError>;
+    /// Records how far a long deploy step got, for a restarted job to resume from (see
+    /// [`StageContext::checkpoint`]); `false` when the stage was re-provisioned meanwhile.
+    async fn save_checkpoint(&self, key: &StageKey, checkpoint: &serde_json::Value) -> Result<bool, StoreError>;
+    /// A progress event on the stage, for the pipeline's event log.
+    async fn progress(&self, key: &StageKey, kind: &str, message: &str) -> Result<(), StoreError>;
 }
 
 pub type DynTargetStore = Arc<dyn TargetStore>;
@@ -58,6 +63,14 @@ impl TargetStore for StorePort {
     ) -> Result<EndpointRecord, StoreError> {
         self.0.activate_endpoint(key, environment, name, config).await
     }
+
+    async fn save_checkpoint(&self, key: &StageKey, checkpoint: &serde_json::Value) -> Result<bool, StoreError> {
+        self.0.save_checkpoint(key, checkpoint).await
+    }
+
+    async fn progress(&self, key: &StageKey, kind: &str, message: &str) -> Result<(), StoreError> {
+        self.0.stage_event(key, kind, "target", message).await
+    }
 }
 
 impl StorePort {
@@ -82,6 +95,9 @@ pub struct StageContext {
     /// For a later stage of a promotion: the outputs the first stage of this version recorded,
     /// so the stage deploys exactly what the first one did (local: the model's SHA-256).
     pub promoted_from: Option<serde_json::Value>,
+    /// What an earlier run of this deploy step recorded with [`TargetStore::save_checkpoint`]
+    /// before it was interrupted.
+    pub checkpoint: Option<serde_json::Value>,
 }
 
 pub use crate::domain::jobs::Decision;

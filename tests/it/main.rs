@@ -12,6 +12,7 @@ mod aws_target;
 #[cfg(feature = "aws")]
 mod aws_templates;
 mod bad_requests;
+mod batch;
 mod binary;
 mod cli;
 mod contract;

@@ -55,7 +55,7 @@ mod rows;
 
 pub use negotiation::{request_format, response_format};
 pub use numbers::encode_predictions;
-pub use rows::parse_rows;
+pub use rows::{parse_line, parse_rows};
 
 use std::fmt;
 

@@ -14,6 +14,19 @@ pub fn parse_rows(format: RequestFormat, body: &[u8], expected_cols: usize) -> R
     }
 }
 
+/// Appends one line of a line-split input (a batch transform's `SplitType=Line`) to `matrix`:
+/// a CSV row, or for the JSON formats one JSON row per line. `row` is the line's number, for
+/// errors.
+pub fn parse_line(format: RequestFormat, line: &str, row: usize, matrix: &mut FeatureMatrix) -> Result<(), CodecError> {
+    match format {
+        RequestFormat::Csv => parse_csv_line(line, row, matrix),
+        RequestFormat::Json | RequestFormat::JsonLines => {
+            let value: Value = serde_json::from_str(line).map_err(|e| at_row(row, format!("not valid JSON: {e}")))?;
+            matrix.push_instance(row, &value)
+        }
+    }
+}
+
 pub(super) fn utf8(body: &[u8]) -> Result<&str, CodecError> {
     std::str::from_utf8(body).map_err(|e| {
         let row = 1 + body[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count();
@@ -36,22 +49,26 @@ pub(super) fn lines(text: &str) -> Result<impl Iterator<Item = (usize, &str)>, C
 pub(super) fn parse_csv(text: &str, cols: usize) -> Result<FeatureMatrix, CodecError> {
     let mut matrix = FeatureMatrix::with_cols(cols);
     for (row, line) in lines(text)? {
-        let found = line.split(',').count();
-        if found != cols {
-            return Err(column_count(row, cols, found));
-        }
-        for (index, field) in line.split(',').enumerate() {
-            let value = parse_csv_field(field).map_err(|message| {
-                // A failing first row is most often a header the caller forgot to drop.
-                let message =
-                    if row == 1 { format!("{message} (CSV input must not have a header row)") } else { message };
-                at(row, index + 1, message)
-            })?;
-            matrix.values.push(value);
-        }
-        matrix.rows += 1;
+        parse_csv_line(line, row, &mut matrix)?;
     }
     Ok(matrix)
+}
+
+fn parse_csv_line(line: &str, row: usize, matrix: &mut FeatureMatrix) -> Result<(), CodecError> {
+    let found = line.split(',').count();
+    if found != matrix.cols {
+        return Err(column_count(row, matrix.cols, found));
+    }
+    for (index, field) in line.split(',').enumerate() {
+        let value = parse_csv_field(field).map_err(|message| {
+            // A failing first row is most often a header the caller forgot to drop.
+            let message = if row == 1 { format!("{message} (CSV input must not have a header row)") } else { message };
+            at(row, index + 1, message)
+        })?;
+        matrix.values.push(value);
+    }
+    matrix.rows += 1;
+    Ok(())
 }
 
 pub(super) fn parse_csv_field(field: &str) -> Result<f32, String> {
@@ -124,7 +141,7 @@ pub(super) fn parse_json_lines(text: &str, cols: usize) -> Result<FeatureMatrix,
 }
 
 impl FeatureMatrix {
-    fn with_cols(cols: usize) -> Self {
+    pub fn with_cols(cols: usize) -> Self {
         Self { values: Vec::new(), rows: 0, cols }
     }
 

@@ -1,13 +1,18 @@
 //! The embedded target: this process serves the models itself. An environment is a namespace
-//! (endpoint names are per environment). Runs `byom_realtime_builtin` with XGBoost models today;
-//! everything else is refused up front with a 422 rather than accepted and failed later.
+//! (endpoint names are per environment). Runs `byom_realtime_builtin` and `byom_batch_builtin`
+//! with XGBoost models today; everything else is refused up front with a 422 rather than
+//! accepted and failed later.
+
+mod batch;
 
 use super::{StageContext, StepOutcome, Target, TargetError};
-use crate::artifacts::StorageError;
+use crate::artifacts::{ArtifactStore, StorageError};
 use crate::domain::plan::RealtimeStage;
 use crate::domain::spec::{ModelSource, PipelineParams, PipelineSpec};
 use crate::domain::{PipelineType, StageParams};
-use crate::serving::endpoints::{CaptureLocation, EndpointConfig, EndpointRegistry, LiveEndpoint, ModelError};
+use crate::serving::endpoints::{
+    CaptureLocation, EndpointConfig, EndpointRegistry, LiveEndpoint, LoadedModel, ModelError,
+};
 use crate::store::StoreError;
 use crate::targets::DynTargetStore;
 use async_trait::async_trait;
@@ -20,21 +25,41 @@ pub const VARIANT: &str = "AllTraffic";
 pub struct LocalTarget {
     store: DynTargetStore,
     endpoints: Arc<EndpointRegistry>,
+    artifacts: ArtifactStore,
+}
+
+/// The asset key of a built-in model (the only source `check_supported` lets through).
+fn built_in_artifact(model: &ModelSource) -> Result<&str, TargetError> {
+    match model {
+        ModelSource::BuiltIn { artifact, .. } => Ok(artifact.as_str()),
+        _ => Err(TargetError::permanent("the local target runs built-in models only")),
+    }
+}
+
+/// Whether the local target can run this model source.
+fn check_model(model: &ModelSource) -> Result<(), String> {
+    match model {
+        ModelSource::BuiltIn { framework, .. } if framework.eq_ignore_ascii_case("xgboost") => Ok(()),
+        ModelSource::BuiltIn { framework, .. } => Err(format!(
+            "the local target runs built-in `xgboost` models; model_framework `{framework}` is not supported yet"
+        )),
+        ModelSource::Registry { .. } => {
+            Err("models from a model registry (model_package_name) need the aws target".into())
+        }
+        ModelSource::CustomImage { .. } => Err("custom images are not supported by the local target yet".into()),
+    }
 }
 
 impl LocalTarget {
-    pub fn new(store: DynTargetStore, endpoints: Arc<EndpointRegistry>) -> Self {
-        Self { store, endpoints }
+    pub fn new(store: DynTargetStore, endpoints: Arc<EndpointRegistry>, artifacts: ArtifactStore) -> Self {
+        Self { store, endpoints, artifacts }
     }
 
-    async fn deploy_realtime(&self, stage: &StageContext, params: &RealtimeStage) -> Result<StepOutcome, TargetError> {
-        let ModelSource::BuiltIn { framework, artifact, .. } = &params.model else {
-            return Err(TargetError::permanent("the local target serves built-in models only"));
-        };
-        // Promotion integrity: a later stage deploys the bytes the first stage deployed, not
-        // whatever the asset holds by the time it is approved.
-        let loaded = if stage.key.ordinal == 0 {
-            self.endpoints.snapshot_model(artifact.as_str()).await.map_err(model_error)?
+    /// The model a stage runs. Promotion integrity: a later stage runs the bytes the first stage
+    /// ran, not whatever the asset holds by the time it is approved.
+    async fn stage_model(&self, stage: &StageContext, artifact: &str) -> Result<LoadedModel, TargetError> {
+        if stage.key.ordinal == 0 {
+            self.endpoints.snapshot_model(artifact).await.map_err(model_error)
         } else {
             let sha256 = stage
                 .promoted_from
@@ -47,8 +72,15 @@ impl LocalTarget {
                         stage.key.ordinal
                     ))
                 })?;
-            self.endpoints.promoted_model(artifact.as_str(), sha256).await.map_err(model_error)?
+            self.endpoints.promoted_model(artifact, sha256).await.map_err(model_error)
+        }
+    }
+
+    async fn deploy_realtime(&self, stage: &StageContext, params: &RealtimeStage) -> Result<StepOutcome, TargetError> {
+        let ModelSource::BuiltIn { framework, artifact, .. } = &params.model else {
+            return Err(TargetError::permanent("the local target serves built-in models only"));
         };
+        let loaded = self.stage_model(stage, artifact.as_str()).await?;
         let config = EndpointConfig {
             model_name: params.model_name.clone(),
             framework: framework.clone(),
@@ -116,20 +148,11 @@ impl Target for LocalTarget {
 
     fn check_supported(&self, spec: &PipelineSpec) -> Result<(), String> {
         match (&spec.pipeline_type, &spec.params) {
-            (PipelineType::ByomRealtimeBuiltin, PipelineParams::Realtime(r)) => match &r.model {
-                ModelSource::BuiltIn { framework, .. } if framework.eq_ignore_ascii_case("xgboost") => Ok(()),
-                ModelSource::BuiltIn { framework, .. } => Err(format!(
-                    "the local target serves built-in `xgboost` models; model_framework `{framework}` is not supported yet"
-                )),
-                ModelSource::Registry { .. } => {
-                    Err("models from a model registry (model_package_name) need the aws target".into())
-                }
-                ModelSource::CustomImage { .. } => {
-                    Err("custom images are not supported by the local target yet".into())
-                }
-            },
+            (PipelineType::ByomRealtimeBuiltin, PipelineParams::Realtime(r)) => check_model(&r.model),
+            (PipelineType::ByomBatchBuiltin, PipelineParams::Batch(b)) => check_model(&b.model),
             (other, _) => Err(format!(
-                "the local target cannot run `{other}` pipelines yet; it runs `byom_realtime_builtin` (xgboost)",
+                "the local target cannot run `{other}` pipelines yet; it runs `byom_realtime_builtin` and \
+                 `byom_batch_builtin` (xgboost)",
                 other = other.as_str()
             )),
         }
@@ -138,6 +161,7 @@ impl Target for LocalTarget {
     async fn deploy_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError> {
         match &stage.params {
             StageParams::Realtime(params) => self.deploy_realtime(stage, params).await,
+            StageParams::Batch(params) => self.deploy_batch(stage, params).await,
             _ => Err(TargetError::permanent("the local target cannot deploy this pipeline type")),
         }
     }

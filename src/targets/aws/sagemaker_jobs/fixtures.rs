@@ -31,6 +31,7 @@ pub(super) fn stage_of(body: &serde_json::Value) -> StageContext {
         started_at: chrono::Utc::now(),
         decision: None,
         promoted_from: None,
+        checkpoint: None,
     }
 }
 

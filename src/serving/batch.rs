@@ -1,0 +1,288 @@
+//! Batch transform of one object, as SageMaker runs one for the solution's batch pipelines
+//! (`SplitType=Line`, `AssembleWith=Line`, `Accept=text/csv`): every input line is a record,
+//! every record gives one output line, in input order.
+//!
+//! The object streams through in chunks of whole lines; chunks are scored on the blocking pool,
+//! several at once, and written back in order to a multipart upload, so memory stays flat in the
+//! input's size and the output object appears only once it is complete.
+//!
+//! Blank lines are not records and give no output line, as SageMaker's line splitter drops them.
+//! Input is CSV, or JSON lines for objects named `*.jsonl` / `*.json` (one row per line, as the
+//! invocation API takes them).
+
+use super::codec::{self, CodecError, FeatureMatrix, RequestFormat, ResponseFormat};
+use super::xgboost::Booster;
+use bytes::Bytes;
+use futures::stream::{BoxStream, FuturesOrdered, StreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use std::sync::Arc;
+
+/// Input is cut into chunks of about this many bytes (whole lines) for scoring.
+const CHUNK_BYTES: usize = 1024 * 1024;
+/// The longest line accepted: SageMaker's default `MaxPayloadInMB` for one record.
+pub const MAX_LINE_BYTES: usize = 6 * 1024 * 1024;
+/// Output parts: S3 wants every part but the last to be at least 5 MiB.
+const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// What one object's transform read and wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TransformStats {
+    pub rows: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// A record the model cannot take; `line` and `column` are 1-based.
+    #[error("{file}: line {line}{}: {message}", column.map(|c| format!(", column {c}")).unwrap_or_default())]
+    Record { file: String, line: usize, column: Option<usize>, message: String },
+    #[error("{file}: line {line} is longer than {MAX_LINE_BYTES} bytes (SageMaker's MaxPayloadInMB of 6)")]
+    LineTooLong { file: String, line: usize },
+    #[error("{file}: {source}")]
+    Storage { file: String, source: object_store::Error },
+}
+
+impl BatchError {
+    /// A failure of the object store rather than of the data.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, BatchError::Storage { .. })
+    }
+}
+
+/// The input format of an object, from its name.
+pub fn input_format(name: &str) -> RequestFormat {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".jsonl") || lower.ends_with(".json") { RequestFormat::JsonLines } else { RequestFormat::Csv }
+}
+
+/// Whole lines of the input, and the number of the first.
+struct Chunk {
+    first_line: usize,
+    bytes: Vec<u8>,
+}
+
+/// Cuts a byte stream into chunks of whole lines.
+struct Chunker {
+    stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
+    carry: Vec<u8>,
+    next_line: usize,
+    /// Bytes of `carry` already searched for a line end without finding one.
+    scanned: usize,
+    finished: bool,
+    file: String,
+}
+
+impl Chunker {
+    async fn next(&mut self) -> Result<Option<Chunk>, BatchError> {
+        loop {
+            if self.carry.len() >= CHUNK_BYTES || (self.finished && !self.carry.is_empty()) {
+                let cut = if self.finished {
+                    Some(self.carry.len())
+                } else {
+                    self.carry[self.scanned..].iter().rposition(|b| *b == b'\n').map(|i| self.scanned + i + 1)
+                };
+                match cut {
+                    Some(cut) => {
+                        let rest = self.carry.split_off(cut);
+                        let bytes = std::mem::replace(&mut self.carry, rest);
+                        let first_line = self.next_line;
+                        self.next_line += bytes.iter().filter(|b| **b == b'\n').count();
+                        self.scanned = 0;
+                        return Ok(Some(Chunk { first_line, bytes }));
+                    }
+                    None if self.carry.len() > MAX_LINE_BYTES => {
+                        return Err(BatchError::LineTooLong { file: self.file.clone(), line: self.next_line });
+                    }
+                    None => self.scanned = self.carry.len(),
+                }
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            match self.stream.next().await {
+                Some(Ok(bytes)) => {
+                    // A UTF-8 byte-order mark (as spreadsheet exports write) is not data.
+                    let bytes = if self.next_line == 1 && self.carry.is_empty() {
+                        bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).map(Bytes::copy_from_slice).unwrap_or(bytes)
+                    } else {
+                        bytes
+                    };
+                    self.carry.extend_from_slice(&bytes);
+                }
+                Some(Err(source)) => return Err(BatchError::Storage { file: self.file.clone(), source }),
+                None => self.finished = true,
+            }
+        }
+    }
+}
+
+/// Scores the records of one chunk; returns the output lines and how many records there were.
+fn score_chunk(
+    model: &Booster,
+    format: RequestFormat,
+    chunk: &Chunk,
+    file: &str,
+) -> Result<(Vec<u8>, u64), BatchError> {
+    let record_error = |e: CodecError| BatchError::Record {
+        file: file.to_string(),
+        line: e.row.unwrap_or(chunk.first_line),
+        column: e.column,
+        message: e.message,
+    };
+    let text = std::str::from_utf8(&chunk.bytes).map_err(|e| {
+        let line = chunk.first_line + chunk.bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count();
+        record_error(CodecError { row: Some(line), column: None, message: "not valid UTF-8".into() })
+    })?;
+    let mut matrix = FeatureMatrix::with_cols(model.num_features());
+    for (offset, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        codec::parse_line(format, line, chunk.first_line + offset, &mut matrix).map_err(record_error)?;
+    }
+    let per_row = model.num_outputs();
+    let mut outputs = Vec::with_capacity(matrix.rows * per_row);
+    for row in matrix.values.chunks(matrix.cols.max(1)).take(matrix.rows) {
+        model.predict_row(row, &mut outputs);
+    }
+    let (_, body) = codec::encode_predictions(ResponseFormat::Csv, &outputs, per_row);
+    Ok((body, matrix.rows as u64))
+}
+
+/// Transforms the object at `input` into `output` with up to `parallelism` chunks scored at
+/// once. `progress` sees the running figures after every chunk written. On any failure the
+/// output is abandoned: nothing appears at `output` (an earlier object there stays as it was).
+pub async fn transform_object(
+    store: &Arc<dyn ObjectStore>,
+    model: Arc<Booster>,
+    input: &Path,
+    output: &Path,
+    parallelism: usize,
+    progress: &(dyn Fn(TransformStats) + Send + Sync),
+) -> Result<TransformStats, BatchError> {
+    let file = input.to_string();
+    let storage = |source| BatchError::Storage { file: file.clone(), source };
+    let format = input_format(input.filename().unwrap_or_default());
+    let stream = store.get(input).await.map_err(storage)?.into_stream();
+    let mut chunker =
+        Chunker { stream, carry: Vec::new(), next_line: 1, scanned: 0, finished: false, file: file.clone() };
+    let upload = store.put_multipart(output).await.map_err(storage)?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+
+    let written = async {
+        let mut stats = TransformStats::default();
+        let mut scoring = FuturesOrdered::new();
+        let mut reading = true;
+        loop {
+            while reading && scoring.len() < parallelism.max(1) {
+                match chunker.next().await? {
+                    Some(chunk) => {
+                        let (model, file) = (model.clone(), file.clone());
+                        scoring.push_back(tokio::task::spawn_blocking(move || {
+                            let scored = score_chunk(&model, format, &chunk, &file);
+                            scored.map(|(body, rows)| (body, rows, chunk.bytes.len() as u64))
+                        }));
+                    }
+                    None => reading = false,
+                }
+            }
+            let Some(scored) = scoring.next().await else { break };
+            let (body, rows, bytes_in) = scored.expect("scoring a chunk does not panic")?;
+            writer.wait_for_capacity(2).await.map_err(storage)?;
+            writer.write(&body);
+            stats.rows += rows;
+            stats.bytes_in += bytes_in;
+            stats.bytes_out += body.len() as u64;
+            progress(stats);
+        }
+        Ok::<_, BatchError>(stats)
+    }
+    .await;
+
+    match written {
+        Ok(stats) => {
+            writer.finish().await.map_err(storage)?;
+            Ok(stats)
+        }
+        Err(error) => {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(%output, error = %abort, "abandoning a failed transform's output failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::stream;
+
+    fn chunker(parts: Vec<&'static [u8]>) -> Chunker {
+        let stream = stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))).boxed();
+        Chunker { stream, carry: Vec::new(), next_line: 1, scanned: 0, finished: false, file: "f".into() }
+    }
+
+    async fn all(mut c: Chunker) -> Vec<(usize, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Some(chunk) = c.next().await.unwrap() {
+            out.push((chunk.first_line, chunk.bytes));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn small_inputs_are_one_chunk_without_the_byte_order_mark() {
+        let chunks = all(chunker(vec![b"\xEF\xBB\xBF1,2\n3,", b"4\n5,6"])).await;
+        assert_eq!(chunks, vec![(1, b"1,2\n3,4\n5,6".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn chunks_end_on_line_ends_and_count_lines() {
+        let line = vec![b'7'; 1000];
+        let mut body = Vec::new();
+        for _ in 0..3000 {
+            body.extend_from_slice(&line);
+            body.push(b'\n');
+        }
+        let leaked: &'static [u8] = Box::leak(body.clone().into_boxed_slice());
+        let parts: Vec<&'static [u8]> = leaked.chunks(64 * 1024 + 3).collect();
+        let chunks = all(chunker(parts)).await;
+        assert!(chunks.len() >= 2, "{}", chunks.len());
+        let mut expected_line = 1;
+        let mut joined = Vec::new();
+        for (first_line, bytes) in &chunks {
+            assert_eq!(*first_line, expected_line);
+            assert_eq!(bytes.last(), Some(&b'\n'));
+            expected_line += bytes.iter().filter(|b| **b == b'\n').count();
+            joined.extend_from_slice(bytes);
+        }
+        assert_eq!(joined, body);
+    }
+
+    #[tokio::test]
+    async fn a_line_longer_than_the_limit_is_refused_with_its_number() {
+        let long: &'static [u8] = Box::leak(vec![b'1'; MAX_LINE_BYTES + 2].into_boxed_slice());
+        let mut c = chunker(vec![b"1,2\n", long]);
+        // The short first line comes out once the long one is known to be too long, or not at all.
+        let error = loop {
+            match c.next().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the long line should be refused"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(error, BatchError::LineTooLong { line: 2, .. }), "{error}");
+    }
+
+    #[test]
+    fn formats_follow_the_object_name() {
+        assert_eq!(input_format("in/a.csv"), RequestFormat::Csv);
+        assert_eq!(input_format("in/a"), RequestFormat::Csv);
+        assert_eq!(input_format("in/A.JSONL"), RequestFormat::JsonLines);
+        assert_eq!(input_format("in/a.json"), RequestFormat::JsonLines);
+    }
+}
