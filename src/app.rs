@@ -42,6 +42,29 @@ pub enum StartError {
     SchemaOutOfDate(usize),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
+    #[error("cannot listen for metrics on {address}: {source}")]
+    MetricsListen { address: std::net::SocketAddr, source: std::io::Error },
+}
+
+/// Starts the metrics listener and the job-queue gauges when `metrics.listen` is set; both stop
+/// when the returned guard drops or `stop` fires.
+async fn start_metrics(
+    settings: &Settings,
+    store: &DynStore,
+    stop: &CancellationToken,
+) -> Result<Vec<AbortOnDrop>, StartError> {
+    let Some(address) = settings.metrics.listen else { return Ok(Vec::new()) };
+    let listener = TcpListener::bind(address).await.map_err(|source| StartError::MetricsListen { address, source })?;
+    tracing::info!(listen = %listener.local_addr()?, "metrics served at /metrics");
+    let handle = crate::metrics::install();
+    let stopped = stop.clone();
+    let serve = tokio::spawn(async move {
+        if let Err(e) = crate::metrics::serve(listener, handle, async move { stopped.cancelled().await }).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    let queue = tokio::spawn(crate::metrics::watch_job_queue(store.clone(), std::time::Duration::from_secs(5)));
+    Ok(vec![AbortOnDrop(serve), AbortOnDrop(queue)])
 }
 
 /// A staging file untouched this long belongs to no write in flight (a stalled upload that
@@ -56,6 +79,10 @@ impl AppState {
         settings.require_auth()?;
         if settings.dev {
             tracing::warn!("authentication is OFF (--dev): every caller is an admin. Never expose this server.");
+        }
+        if settings.metrics.listen.is_some() {
+            // Before anything records: handles registered earlier would stay no-ops.
+            crate::metrics::install();
         }
         let store = open_store(&settings).await?;
         let tokens = Arc::new(TokenRegistry::new(settings.auth.principals(), settings.dev));
@@ -174,6 +201,7 @@ pub async fn start(
     let state = AppState::build(settings).await?;
     let (settings, store) = (state.settings.clone(), state.store.clone());
     let stop = CancellationToken::new();
+    let _metrics = start_metrics(&settings, &store, &stop).await?;
     let runner = Arc::new(Runner::new(store.clone(), job_handler(&state), settings.jobs.clone()));
     // Aborted if this future is dropped (a killed server), so no worker outlives its server.
     let mut workers = (settings.jobs.workers > 0)
@@ -230,6 +258,7 @@ pub async fn run_workers(
     let state = AppState::build(settings).await?;
     let (settings, store) = (state.settings.clone(), state.store.clone());
     let stop = CancellationToken::new();
+    let _metrics = start_metrics(&settings, &store, &stop).await?;
     let runner = Arc::new(Runner::new(store.clone(), job_handler(&state), settings.jobs.clone()));
     let workers = tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace));
     shutdown.await;
@@ -245,7 +274,8 @@ pub async fn run_workers(
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let (api, spec) = crate::openapi::split();
-    api.with_state(state)
+    api.route_layer(axum::middleware::from_fn(crate::metrics::track_http))
+        .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(|| async { ApiError::NotFound("no such route; the API is described at /openapi.json".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

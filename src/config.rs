@@ -36,6 +36,7 @@ pub struct Settings {
     pub serving: ServingSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
     /// Settings of the aws target; read only when `target = "aws"`.
     pub aws: AwsSettings,
 }
@@ -279,6 +280,7 @@ impl std::fmt::Debug for Settings {
             .field("serving", &self.serving)
             .field("auth", &self.auth)
             .field("log", &self.log)
+            .field("metrics", &self.metrics)
             .field("aws", &self.aws)
             .finish()
     }
@@ -294,6 +296,15 @@ pub fn redact_url_password(url: &str) -> String {
         Some(colon) => format!("{}{}:<redacted>{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
         None => url.to_string(),
     }
+}
+
+/// Prometheus metrics (src/metrics.rs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Address of the metrics listener (`GET /metrics`, no authentication: keep it on a private
+    /// network or loopback); none = no listener.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -329,6 +340,7 @@ impl Default for Settings {
             serving: ServingSettings::default(),
             auth: AuthSettings::default(),
             log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
             aws: AwsSettings::default(),
         }
     }

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod openapi;
 pub mod server;
 pub mod services;

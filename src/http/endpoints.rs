@@ -207,7 +207,10 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
         inference_id: headers.get(INFERENCE_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string),
     };
     let variant = endpoint.config.variant.clone();
-    let output = invoke::invoke(endpoint, &state.capture, invocation).await.map_err(|e| match e {
+    let (metrics, started) = (endpoint.metrics.clone(), std::time::Instant::now());
+    let output = invoke::invoke(endpoint, &state.capture, invocation).await;
+    metrics.observe(output.is_ok(), started.elapsed());
+    let output = output.map_err(|e| match e {
         InvokeError::MediaType(e @ MediaTypeError::Unsupported(_)) => ApiError::UnsupportedMediaType(e.to_string()),
         InvokeError::MediaType(e @ MediaTypeError::NotAcceptable(_)) => ApiError::NotAcceptable(e.to_string()),
         InvokeError::Rows(e) => {

@@ -161,6 +161,14 @@ impl Runner {
                 tracing::warn!("lease lost while running; another worker owns the job now");
                 return;
             };
+            let counted = match &outcome {
+                JobOutcome::Done => "succeeded",
+                JobOutcome::PollAgain(_) => "poll_again",
+                JobOutcome::Retry(_) => "retry",
+                JobOutcome::Fail(_) => "failed",
+            };
+            metrics::counter!(crate::metrics::JOBS_FINISHED, "kind" => job.kind.clone(), "outcome" => counted)
+                .increment(1);
             let finish = match &outcome {
                 JobOutcome::Done => JobFinish::Succeeded,
                 JobOutcome::PollAgain(after) => JobFinish::Reschedule { run_at: at(*after) },

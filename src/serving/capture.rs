@@ -118,6 +118,11 @@ impl Ledger {
     }
 }
 
+/// A dropped record, for the metrics (labelled by the destination, which names the endpoint).
+fn count_drop(key: &str) {
+    metrics::counter!(crate::metrics::CAPTURE_DROPPED, "destination" => key.to_string()).increment(1);
+}
+
 /// The key of an endpoint's figures: its capture destination without the hour.
 pub fn stats_key(dest: &CaptureDestination) -> String {
     format!("{}/{}/{}/{}", dest.bucket, dest.prefix.trim_end_matches('/'), dest.endpoint, dest.variant)
@@ -176,6 +181,7 @@ impl CaptureWriter {
         let len = line.len();
         if !self.ledger.reserve(len, self.max_buffered_bytes) {
             self.ledger.update(&key, |s| s.dropped += 1);
+            count_drop(&key);
             return Ok(Recorded::Dropped);
         }
         // Counted before the key moves into the queue; taken back if the queue refuses it.
@@ -191,6 +197,9 @@ impl CaptureWriter {
                 s.captured -= 1;
                 s.dropped += u64::from(!closed);
             });
+            if !closed {
+                count_drop(&key);
+            }
         }
         if closed { Err(CaptureError::Closed) } else { Ok(Recorded::Dropped) }
     }

@@ -47,6 +47,8 @@ pub struct LiveEndpoint {
     pub revision: i64,
     pub config: EndpointConfig,
     pub model: Booster,
+    /// Registered once per load, so an invocation only adds to atomics.
+    pub metrics: crate::metrics::EndpointMetrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +167,8 @@ impl EndpointRegistry {
         let limit = self.max_model_bytes;
         let limits = self.limits;
         let key_owned = key.to_string();
-        tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let loaded = tokio::task::spawn_blocking(move || {
             let sha256 = hex::encode(Sha256::digest(&bytes));
             let file = model_archive::extract_model_file_with_limit(&bytes, limit)
                 .map_err(|source| ModelError::Archive { key: key_owned.clone(), source })?;
@@ -181,7 +184,11 @@ impl EndpointRegistry {
                 path: String::new(),
                 reason: format!("loading panicked: {e}"),
             },
-        })?
+        })?;
+        let outcome = if loaded.is_ok() { "ok" } else { "error" };
+        metrics::counter!(crate::metrics::MODEL_LOADS, "outcome" => outcome).increment(1);
+        metrics::histogram!(crate::metrics::MODEL_LOAD_DURATION).record(started.elapsed().as_secs_f64());
+        loaded
     }
 
     /// The endpoint, loaded and current to within `refresh`.
@@ -282,6 +289,7 @@ impl EndpointRegistry {
             revision: record.revision,
             config,
             model: loaded.booster,
+            metrics: crate::metrics::EndpointMetrics::new(&record.environment, &record.name),
         })
     }
 }

@@ -147,6 +147,9 @@ pub trait Store: Send + Sync + 'static {
     /// Jobs of a pipeline that some worker is running now, other than `except_job`.
     async fn running_jobs(&self, pipeline_id: &str, except_job: &str) -> Result<i64, StoreError>;
 
+    /// How many jobs wait and run, and since when the oldest due one waits.
+    async fn job_queue_stats(&self) -> Result<JobQueueStats, StoreError>;
+
     /// Row counts per table, for tests that prove a rejected request stored nothing.
     async fn row_counts(&self) -> Result<RowCounts, StoreError>;
 }

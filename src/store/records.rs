@@ -223,6 +223,16 @@ pub struct PipelineFilter {
     pub limit: i64,
 }
 
+/// The job queue at a glance, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobQueueStats {
+    /// Jobs waiting, due or scheduled for later.
+    pub queued: i64,
+    pub running: i64,
+    /// When the longest-waiting due job became due.
+    pub oldest_queued_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RowCounts {
     pub pipelines: i64,

@@ -788,6 +788,22 @@ macro_rules! impl_sql_store {
                 .await?)
             }
 
+            async fn job_queue_stats(&self) -> Result<JobQueueStats, StoreError> {
+                let (queued, running): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT COUNT(*) FROM jobs WHERE status = 'queued'), \
+                     (SELECT COUNT(*) FROM jobs WHERE status = 'running')",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                let oldest: Option<(chrono::DateTime<chrono::Utc>,)> = sqlx::query_as(
+                    "SELECT run_at FROM jobs WHERE status = 'queued' AND run_at <= $1 ORDER BY run_at LIMIT 1",
+                )
+                .bind(crate::store::now())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(JobQueueStats { queued, running, oldest_queued_at: oldest.map(|(at,)| at) })
+            }
+
             async fn row_counts(&self) -> Result<RowCounts, StoreError> {
                 let (pipelines, stages, jobs, events, endpoints): (i64, i64, i64, i64, i64) = sqlx::query_as(
                     "SELECT (SELECT COUNT(*) FROM pipelines), (SELECT COUNT(*) FROM stages), (SELECT COUNT(*) FROM jobs), \

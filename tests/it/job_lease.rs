@@ -288,3 +288,24 @@ async fn postgres_notifies_other_replicas() {
     tokio::time::timeout(Duration::from_secs(5), woken).await.expect("the other replica was woken");
     other_replica.close().await;
 }
+
+/// The queue figures the metrics publish: waiting (due or not), running, and since when the
+/// longest-waiting due job waits.
+async fn queue_stats_count_waiting_and_running_jobs(db: TestDb) {
+    assert_eq!(db.store.job_queue_stats().await.unwrap(), JobQueueStats::default());
+    let due_since = now() - chrono::Duration::seconds(30);
+    db.store.enqueue_job(NewJob { run_at: due_since, ..job("old", 3) }).await.unwrap();
+    db.store.enqueue_job(job("new", 3)).await.unwrap();
+    db.store.enqueue_job(NewJob { run_at: now() + chrono::Duration::hours(1), ..job("later", 3) }).await.unwrap();
+    let stats = db.store.job_queue_stats().await.unwrap();
+    assert_eq!((stats.queued, stats.running), (3, 0));
+    assert_eq!(stats.oldest_queued_at, Some(due_since), "the future job is not waiting yet");
+
+    let claimed = db.store.claim_jobs("w1", 1, LEASE).await.unwrap();
+    assert_eq!(claimed[0].kind, "old");
+    let stats = db.store.job_queue_stats().await.unwrap();
+    assert_eq!((stats.queued, stats.running), (2, 1));
+    assert_ne!(stats.oldest_queued_at, Some(due_since));
+}
+
+on_both_stores!(queue_stats_count_waiting_and_running_jobs);

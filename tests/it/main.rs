@@ -19,6 +19,7 @@ mod contract;
 mod job_lease;
 mod layering;
 mod lifecycle;
+mod metrics;
 mod openapi;
 mod pipeline_jobs;
 mod server_basics;

@@ -116,6 +116,7 @@ impl LocalTarget {
             environment: stage.environment.clone(),
             name: name.to_string(),
             revision: record.revision,
+            metrics: crate::metrics::EndpointMetrics::new(&stage.environment, name),
             config,
             model: loaded.booster,
         });

@@ -1,0 +1,176 @@
+//! Prometheus metrics, served on their own listener (`metrics.listen`) so that scraping needs no
+//! token and never competes with the API's connection limits.
+//!
+//! Recording goes through the `metrics` facade everywhere; this module installs the Prometheus
+//! recorder once per process and names every metric, so the names live in one place:
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `mlops_http_requests_total` | counter | `method`, `route` (the route template), `status` |
+//! | `mlops_http_request_duration_seconds` | histogram | `method`, `route` |
+//! | `mlops_invocations_total` | counter | `endpoint` (`env.name`), `outcome` (`ok`, `client_error`) |
+//! | `mlops_invocation_duration_seconds` | histogram | `endpoint` |
+//! | `mlops_capture_dropped_total` | counter | `destination` (`bucket/prefix/endpoint/variant`) |
+//! | `mlops_model_loads_total` | counter | `outcome` (`ok`, `error`) |
+//! | `mlops_model_load_duration_seconds` | histogram | |
+//! | `mlops_jobs_queued` | gauge | |
+//! | `mlops_jobs_running` | gauge | |
+//! | `mlops_jobs_oldest_queued_age_seconds` | gauge | |
+//! | `mlops_jobs_finished_total` | counter | `kind`, `outcome` (`succeeded`, `poll_again`, `retry`, `failed`) |
+//!
+//! Label values are bounded: routes are templates, endpoints are counted only once they exist.
+
+use crate::store::DynStore;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub const HTTP_REQUESTS: &str = "mlops_http_requests_total";
+pub const HTTP_DURATION: &str = "mlops_http_request_duration_seconds";
+pub const INVOCATIONS: &str = "mlops_invocations_total";
+pub const INVOCATION_DURATION: &str = "mlops_invocation_duration_seconds";
+pub const CAPTURE_DROPPED: &str = "mlops_capture_dropped_total";
+pub const MODEL_LOADS: &str = "mlops_model_loads_total";
+pub const MODEL_LOAD_DURATION: &str = "mlops_model_load_duration_seconds";
+pub const JOBS_QUEUED: &str = "mlops_jobs_queued";
+pub const JOBS_RUNNING: &str = "mlops_jobs_running";
+pub const JOBS_OLDEST_AGE: &str = "mlops_jobs_oldest_queued_age_seconds";
+pub const JOBS_FINISHED: &str = "mlops_jobs_finished_total";
+
+/// Latency buckets from 50 µs (a small invocation) to a minute (the request timeout).
+const SECONDS_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls return the same handle). Until it is
+/// installed, recording is a no-op.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+                .expect("the buckets are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics stays empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    handle: PrometheusHandle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                // Histograms are kept as buckets already; this only drains idle ones.
+                handle.run_upkeep();
+                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
+            }
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Publishes the job queue's depth and age every `every` (any replica can: the queue is shared).
+pub async fn watch_job_queue(store: DynStore, every: Duration) {
+    loop {
+        match store.job_queue_stats().await {
+            Ok(stats) => {
+                metrics::gauge!(JOBS_QUEUED).set(stats.queued as f64);
+                metrics::gauge!(JOBS_RUNNING).set(stats.running as f64);
+                let age = stats
+                    .oldest_queued_at
+                    .map(|at| (crate::store::now() - at).to_std().unwrap_or_default().as_secs_f64())
+                    .unwrap_or(0.0);
+                metrics::gauge!(JOBS_OLDEST_AGE).set(age);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the job queue for metrics failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The HTTP status as a label value, without allocating for the common ones.
+pub fn status_label(status: axum::http::StatusCode) -> metrics::SharedString {
+    match status.as_u16() {
+        200 => "200".into(),
+        201 => "201".into(),
+        202 => "202".into(),
+        204 => "204".into(),
+        400 => "400".into(),
+        404 => "404".into(),
+        409 => "409".into(),
+        429 => "429".into(),
+        other => other.to_string().into(),
+    }
+}
+
+/// Counts every routed request by route template and status, with its latency.
+pub async fn track_http(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = method_label(request.method());
+    let route: metrics::SharedString = match request.extensions().get::<axum::extract::MatchedPath>() {
+        Some(path) => path.as_str().to_string().into(),
+        None => "unmatched".into(),
+    };
+    let response = next.run(request).await;
+    let status = status_label(response.status());
+    metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match *method {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
+}
+
+/// One endpoint's invocation metrics, registered once when the model is installed so that an
+/// invocation only adds to atomics.
+#[derive(Clone)]
+pub struct EndpointMetrics {
+    ok: metrics::Counter,
+    client_error: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl EndpointMetrics {
+    pub fn new(environment: &str, name: &str) -> Self {
+        let endpoint = format!("{environment}.{name}");
+        Self {
+            ok: metrics::counter!(INVOCATIONS, "endpoint" => endpoint.clone(), "outcome" => "ok"),
+            client_error: metrics::counter!(INVOCATIONS, "endpoint" => endpoint.clone(), "outcome" => "client_error"),
+            duration: metrics::histogram!(INVOCATION_DURATION, "endpoint" => endpoint),
+        }
+    }
+
+    pub fn observe(&self, succeeded: bool, elapsed: Duration) {
+        if succeeded { &self.ok } else { &self.client_error }.increment(1);
+        self.duration.record(elapsed.as_secs_f64());
+    }
+}
+
+impl std::fmt::Debug for EndpointMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EndpointMetrics")
+    }
+}

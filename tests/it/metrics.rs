@@ -1,0 +1,95 @@
+//! Prometheus metrics on their own listener: what a scrape shows after real traffic. The recorder
+//! is process-wide; the exact counts hold because nextest runs each test in its own process.
+
+use crate::on_both_stores;
+use crate::support::api::{csv_rows, fixture_json, realtime_body};
+use crate::support::server::{INVOKER, test_settings};
+use crate::support::{TestDb, TestServer};
+
+/// A loopback port nothing listens on now.
+fn free_port() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// The value of the sample `name{labels…}` in a Prometheus text exposition.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+        let matches = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        matches.then(|| value.parse().unwrap())
+    })
+}
+
+async fn scrape(server: &TestServer, address: std::net::SocketAddr) -> String {
+    let response = server.http.get(format!("http://{address}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "no token needed");
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    response.text().await.unwrap()
+}
+
+async fn a_scrape_shows_requests_invocations_capture_drops_models_and_jobs(db: TestDb) {
+    let address = free_port();
+    let mut settings = test_settings(&db);
+    settings.metrics.listen = Some(address);
+    // No capture record fits: every captured invocation is a counted drop.
+    settings.capture.max_buffered_bytes = 1;
+    let server = TestServer::start_with(db, settings).await;
+    server.upload_fixture("models/churn/model.tar.gz", "xgboost/model.tar.gz").await;
+    let id = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await["pipeline_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.wait_for(&id, "active").await;
+
+    let rows = fixture_json("xgboost/binary_logistic.cases.json")["rows"].as_array().unwrap()[..2].to_vec();
+    for _ in 0..3 {
+        assert_eq!(server.invoke("churn-endpoint", "text/csv", csv_rows(&rows), INVOKER).await.status(), 200);
+    }
+    assert_eq!(server.invoke("churn-endpoint", "text/csv", "1,2".into(), INVOKER).await.status(), 400);
+    assert_eq!(server.invoke("no-such-endpoint", "text/csv", "1,2".into(), INVOKER).await.status(), 404);
+
+    let text = scrape(&server, address).await;
+    let route = "/v1/endpoints/{name}/invocations";
+    let http = |status| {
+        sample(&text, "mlops_http_requests_total", &[("method", "POST"), ("route", route), ("status", status)])
+    };
+    assert_eq!(http("200"), Some(3.0), "{text}");
+    assert_eq!(http("400"), Some(1.0));
+    assert_eq!(http("404"), Some(1.0));
+    assert_eq!(
+        sample(&text, "mlops_http_request_duration_seconds_count", &[("method", "POST"), ("route", route)]),
+        Some(5.0)
+    );
+    let endpoint = [("endpoint", "default.churn-endpoint")];
+    assert_eq!(sample(&text, "mlops_invocations_total", &[endpoint[0], ("outcome", "ok")]), Some(3.0));
+    assert_eq!(sample(&text, "mlops_invocations_total", &[endpoint[0], ("outcome", "client_error")]), Some(1.0));
+    assert_eq!(sample(&text, "mlops_invocation_duration_seconds_count", &endpoint), Some(4.0));
+    assert!(sample(&text, "mlops_invocation_duration_seconds_bucket", &[endpoint[0], ("le", "+Inf")]).is_some());
+    assert!(!text.contains("no-such-endpoint"), "unknown endpoints get no series of their own");
+    assert_eq!(
+        sample(
+            &text,
+            "mlops_capture_dropped_total",
+            &[("destination", "my-bucket/datacapture/churn/churn-endpoint/AllTraffic")]
+        ),
+        Some(3.0)
+    );
+    assert!(sample(&text, "mlops_model_loads_total", &[("outcome", "ok")]).unwrap() >= 1.0);
+    assert!(sample(&text, "mlops_model_load_duration_seconds_count", &[]).unwrap() >= 1.0);
+    assert_eq!(
+        sample(&text, "mlops_jobs_finished_total", &[("kind", "deploy_stage"), ("outcome", "succeeded")]),
+        Some(1.0)
+    );
+    // Polled every 5 s (figures: `queue_stats_count_waiting_and_running_jobs`).
+    for gauge in ["mlops_jobs_queued", "mlops_jobs_running", "mlops_jobs_oldest_queued_age_seconds"] {
+        assert!(sample(&text, gauge, &[]).is_some_and(|v| v >= 0.0), "{gauge}: {text}");
+    }
+
+    // The API listener does not serve the metrics.
+    assert_eq!(server.http.get(server.url("/metrics")).send().await.unwrap().status(), 404);
+    server.stop().await;
+}
+
+on_both_stores!(a_scrape_shows_requests_invocations_capture_drops_models_and_jobs);
