@@ -118,6 +118,11 @@ impl AppState {
             settings.serving.endpoint_refresh,
             settings.serving.max_model_bytes,
             settings.serving.model_limits,
+            crate::serving::endpoints::Capacity {
+                max_models: settings.serving.max_loaded_models,
+                max_bytes: settings.serving.max_loaded_model_bytes,
+                load_wait: settings.serving.model_load_wait,
+            },
         ));
         let capture = CaptureWriter::start(
             artifacts.object_store(),

@@ -187,6 +187,15 @@ pub struct ServingSettings {
     pub model_limits: crate::serving::xgboost::ModelLimits,
     /// Invocations of one endpoint running at once on a replica; more are answered 429.
     pub max_concurrent_invocations: usize,
+    /// Models kept loaded on a replica at most; the least recently used goes first.
+    pub max_loaded_models: usize,
+    /// Memory of the models kept loaded (their trees), at most; the least recently used goes
+    /// first (the model just loaded always stays).
+    pub max_loaded_model_bytes: u64,
+    /// How long an invocation waits for its model to load before it is answered 503 with
+    /// `Retry-After` (the load goes on in the background).
+    #[serde(with = "duration")]
+    pub model_load_wait: Duration,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -399,6 +408,9 @@ impl Default for ServingSettings {
             max_model_bytes: 1024 * 1024 * 1024,
             model_limits: Default::default(),
             max_concurrent_invocations: 256,
+            max_loaded_models: 64,
+            max_loaded_model_bytes: 2 * 1024 * 1024 * 1024,
+            model_load_wait: Duration::from_secs(2),
         }
     }
 }
@@ -520,6 +532,8 @@ impl Settings {
         for (key, zero) in [
             ("capture.max_buffered_bytes", self.capture.max_buffered_bytes == 0),
             ("serving.max_concurrent_invocations", self.serving.max_concurrent_invocations == 0),
+            ("serving.max_loaded_models", self.serving.max_loaded_models == 0),
+            ("serving.max_loaded_model_bytes", self.serving.max_loaded_model_bytes == 0),
             ("http.max_connections", self.http.max_connections == 0),
             ("http.header_read_timeout", self.http.header_read_timeout.is_zero()),
             ("http.idle_timeout", self.http.idle_timeout.is_zero()),

@@ -55,6 +55,9 @@ pub enum ApiError {
     /// Too many requests right now; `Retry-After` tells when to come back (seconds).
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_seconds: u32 },
+    /// The endpoint's model is loading on this replica; `Retry-After` tells when to come back.
+    #[error("{message}")]
+    ModelLoading { message: String, retry_after_seconds: u32 },
     #[error("{0}")]
     Timeout(String),
     #[error("this route does not take that method; the API is described at /openapi.json")]
@@ -113,6 +116,7 @@ impl ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ModelLoading { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Upstream(e) => StatusCode::from_u16(e.status)
@@ -136,6 +140,7 @@ impl ApiError {
             ApiError::NotAcceptable(_) => "not_acceptable",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::ModelLoading { .. } => "model_loading",
             ApiError::Timeout(_) => "timeout",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Upstream(_) => "upstream",
@@ -197,7 +202,9 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let ApiError::TooManyRequests { retry_after_seconds, .. } = &self {
+        if let ApiError::TooManyRequests { retry_after_seconds, .. }
+        | ApiError::ModelLoading { retry_after_seconds, .. } = &self
+        {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
         }
         if matches!(self, ApiError::Auth(AuthError::Missing | AuthError::Invalid)) {

@@ -13,6 +13,7 @@
 //! | `mlops_capture_dropped_total` | counter | `destination` (`bucket/prefix/endpoint/variant`) |
 //! | `mlops_model_loads_total` | counter | `outcome` (`ok`, `error`) |
 //! | `mlops_model_load_duration_seconds` | histogram | |
+//! | `mlops_model_evictions_total` | counter | |
 //! | `mlops_jobs_queued` | gauge | |
 //! | `mlops_jobs_running` | gauge | |
 //! | `mlops_jobs_oldest_queued_age_seconds` | gauge | |
@@ -32,6 +33,7 @@ pub const INVOCATION_DURATION: &str = "mlops_invocation_duration_seconds";
 pub const CAPTURE_DROPPED: &str = "mlops_capture_dropped_total";
 pub const MODEL_LOADS: &str = "mlops_model_loads_total";
 pub const MODEL_LOAD_DURATION: &str = "mlops_model_load_duration_seconds";
+pub const MODEL_EVICTIONS: &str = "mlops_model_evictions_total";
 pub const JOBS_QUEUED: &str = "mlops_jobs_queued";
 pub const JOBS_RUNNING: &str = "mlops_jobs_running";
 pub const JOBS_OLDEST_AGE: &str = "mlops_jobs_oldest_queued_age_seconds";

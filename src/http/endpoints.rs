@@ -179,6 +179,25 @@ impl FromRequest<AppState> for Payload {
     }
 }
 
+fn endpoint_error(id: &str, e: &EndpointError) -> ApiError {
+    match e {
+        EndpointError::NotFound(_) => ApiError::NotFound(format!("endpoint {id:?} not found")),
+        EndpointError::NotInService { .. } => ApiError::Conflict(e.to_string()),
+        EndpointError::Loading { retry_after, .. } => ApiError::ModelLoading {
+            message: format!("the model of endpoint {id:?} is loading on this replica; retry shortly"),
+            retry_after_seconds: retry_after.as_secs().max(1) as u32,
+        },
+        EndpointError::LoadFailed(inner) => endpoint_error(id, inner),
+        // The model cannot be loaded on this replica right now (storage down, damaged snapshot).
+        EndpointError::Model(e) => ApiError::Unavailable(format!("endpoint {id:?} cannot serve: {e}")),
+        EndpointError::Store(e) => {
+            tracing::warn!(endpoint = %id, error = %e, "endpoint lookup failed");
+            ApiError::Unavailable(format!("endpoint {id:?} cannot be looked up right now; try again"))
+        }
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
 async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let (environment, name) = resolve(&state, &id)?;
     let _slot = state.invocations.try_acquire(&environment, &name).ok_or_else(|| ApiError::TooManyRequests {
@@ -188,17 +207,7 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
         ),
         retry_after_seconds: 1,
     })?;
-    let endpoint = state.endpoints.get(&environment, &name).await.map_err(|e| match e {
-        EndpointError::NotFound(_) => ApiError::NotFound(format!("endpoint {id:?} not found")),
-        EndpointError::NotInService { .. } => ApiError::Conflict(e.to_string()),
-        // The model cannot be loaded on this replica right now (storage down, damaged snapshot).
-        EndpointError::Model(e) => ApiError::Unavailable(format!("endpoint {id:?} cannot serve: {e}")),
-        EndpointError::Store(e) => {
-            tracing::warn!(endpoint = %id, error = %e, "endpoint lookup failed");
-            ApiError::Unavailable(format!("endpoint {id:?} cannot be looked up right now; try again"))
-        }
-        other => ApiError::Internal(other.to_string()),
-    })?;
+    let endpoint = state.endpoints.get(&environment, &name).await.map_err(|e| endpoint_error(&id, &e))?;
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let invocation = Invocation {
         content_type: header(header::CONTENT_TYPE),

@@ -5,6 +5,13 @@
 //! Deploying copies the artifact to a content-addressed snapshot (`_mlops/models/<sha256>`), as
 //! SageMaker copies model data into an endpoint: replacing the asset later changes nothing for
 //! the running endpoint, on any replica, until the pipeline is provisioned again.
+//!
+//! Models load in the background, one at a time per process: a request that finds its model
+//! missing waits up to `serving.model_load_wait` and is then answered 503 with `Retry-After`
+//! while the load goes on (a client giving up never cancels it); a request that finds a newer
+//! revision keeps being served by the loaded one until the new one is ready. At most
+//! `serving.max_loaded_models` models, and `serving.max_loaded_model_bytes` of them, stay loaded;
+//! the least recently used go first.
 
 use super::model_archive;
 use super::xgboost::{Booster, ModelLimits};
@@ -14,8 +21,10 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// What an endpoint runs, as stored on its row when its stage deploys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +80,12 @@ pub enum ModelError {
 pub enum EndpointError {
     #[error("endpoint {0:?} not found")]
     NotFound(String),
+    /// The model is loading on this replica; ask again in about `retry_after`.
+    #[error("the model of endpoint {name:?} is loading on this replica")]
+    Loading { name: String, retry_after: Duration },
+    /// A background load failed (every request that waited for it sees the same error).
+    #[error(transparent)]
+    LoadFailed(Arc<EndpointError>),
     #[error("endpoint {name:?} is not in service yet (state: {state})")]
     NotInService { name: String, state: String },
     #[error(transparent)]
@@ -84,6 +99,27 @@ pub enum EndpointError {
 struct Cached {
     endpoint: Arc<LiveEndpoint>,
     checked: Instant,
+    /// When it last answered, on the registry's use clock (for least-recently-used eviction).
+    used: AtomicU64,
+    memory_bytes: u64,
+}
+
+type Key = (String, String);
+type LoadResult = Result<Arc<LiveEndpoint>, Arc<EndpointError>>;
+
+/// A load in flight: the revision it loads and where its result appears.
+struct Load {
+    revision: i64,
+    result: watch::Receiver<Option<LoadResult>>,
+}
+
+/// How many models, and how much of them, a replica keeps loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    pub max_models: usize,
+    pub max_bytes: u64,
+    /// How long a request waits for a load before it is answered 503.
+    pub load_wait: Duration,
 }
 
 pub struct EndpointRegistry {
@@ -92,9 +128,13 @@ pub struct EndpointRegistry {
     refresh: Duration,
     max_model_bytes: u64,
     limits: ModelLimits,
-    cache: RwLock<HashMap<(String, String), Cached>>,
-    /// Loads one model at a time, so a burst of first requests loads it once.
-    loading: tokio::sync::Mutex<()>,
+    capacity: Capacity,
+    cache: RwLock<HashMap<Key, Cached>>,
+    /// Loads in flight, at most one per endpoint; requests wait on the same one.
+    loads: Mutex<HashMap<Key, Load>>,
+    /// Loads run one at a time, so a burst of first requests cannot parse many models at once.
+    loading: Arc<tokio::sync::Semaphore>,
+    use_clock: AtomicU64,
 }
 
 /// A loaded model and the digest of the artifact it came from.
@@ -110,6 +150,7 @@ impl EndpointRegistry {
         refresh: Duration,
         max_model_bytes: u64,
         limits: ModelLimits,
+        capacity: Capacity,
     ) -> Self {
         Self {
             store,
@@ -117,8 +158,11 @@ impl EndpointRegistry {
             refresh,
             max_model_bytes,
             limits,
+            capacity,
             cache: RwLock::new(HashMap::new()),
-            loading: tokio::sync::Mutex::new(()),
+            loads: Mutex::new(HashMap::new()),
+            loading: Arc::new(tokio::sync::Semaphore::new(1)),
+            use_clock: AtomicU64::new(0),
         }
     }
 
@@ -192,9 +236,9 @@ impl EndpointRegistry {
     }
 
     /// The endpoint, loaded and current to within `refresh`.
-    pub async fn get(&self, environment: &str, name: &str) -> Result<Arc<LiveEndpoint>, EndpointError> {
+    pub async fn get(self: &Arc<Self>, environment: &str, name: &str) -> Result<Arc<LiveEndpoint>, EndpointError> {
         let key = (environment.to_string(), name.to_string());
-        let cached = self.cache.read().expect("cache lock").get(&key).map(|c| (c.endpoint.clone(), c.checked));
+        let cached = self.cached(&key);
         if let Some((endpoint, checked)) = &cached
             && checked.elapsed() < self.refresh
         {
@@ -231,36 +275,104 @@ impl EndpointRegistry {
             self.touch(&key);
             return Ok(endpoint.clone());
         }
-        let _one_at_a_time = self.loading.lock().await;
-        let loaded_meanwhile = self.cache.read().expect("cache lock").get(&key).map(|c| c.endpoint.clone());
-        if let Some(endpoint) = loaded_meanwhile
-            && endpoint.revision == record.revision
-        {
+        let mut result = self.start_load(key.clone(), record);
+        // A newer revision loads while the loaded one goes on answering.
+        if let Some((endpoint, _)) = cached {
+            self.touch(&key);
             return Ok(endpoint);
         }
-        let endpoint = Arc::new(self.load_record(&record).await?);
-        self.cache
-            .write()
-            .expect("cache lock")
-            .insert(key, Cached { endpoint: endpoint.clone(), checked: Instant::now() });
-        Ok(endpoint)
+        let waited = tokio::time::timeout(self.capacity.load_wait, result.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(done)) => match done.as_ref().expect("waited for a result") {
+                Ok(endpoint) => Ok(endpoint.clone()),
+                Err(e) => Err(EndpointError::LoadFailed(e.clone())),
+            },
+            // The loading task ended without a word: it panicked; the next request loads again.
+            Ok(Err(_)) => Err(EndpointError::Loading { name: name.to_string(), retry_after: Duration::from_secs(1) }),
+            Err(_) => Err(EndpointError::Loading { name: name.to_string(), retry_after: Duration::from_secs(1) }),
+        }
+    }
+
+    /// The loaded endpoint and when it was last checked, counting this as a use.
+    fn cached(&self, key: &Key) -> Option<(Arc<LiveEndpoint>, Instant)> {
+        let cache = self.cache.read().expect("cache lock");
+        let entry = cache.get(key)?;
+        entry.used.store(self.use_clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        Some((entry.endpoint.clone(), entry.checked))
+    }
+
+    /// Starts loading `record`'s model in the background, or joins the load already running for
+    /// that revision.
+    fn start_load(self: &Arc<Self>, key: Key, record: EndpointRecord) -> watch::Receiver<Option<LoadResult>> {
+        let mut loads = self.loads.lock().expect("loads lock");
+        if let Some(load) = loads.get(&key)
+            && load.revision == record.revision
+        {
+            return load.result.clone();
+        }
+        let (sender, receiver) = watch::channel(None);
+        loads.insert(key.clone(), Load { revision: record.revision, result: receiver.clone() });
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let permit = this.loading.clone().acquire_owned().await;
+            let result = match this.load_record(&record).await {
+                Ok(endpoint) => {
+                    let endpoint = Arc::new(endpoint);
+                    this.insert(endpoint.clone());
+                    Ok(endpoint)
+                }
+                Err(e) => {
+                    tracing::warn!(endpoint = %record.name, error = %e, "loading the model failed");
+                    Err(Arc::new(e))
+                }
+            };
+            drop(permit);
+            let mut loads = this.loads.lock().expect("loads lock");
+            if loads.get(&key).is_some_and(|load| load.revision == record.revision) {
+                loads.remove(&key);
+            }
+            sender.send_replace(Some(result));
+        });
+        receiver
     }
 
     /// Puts a model the deploy job has just loaded into the cache, so this replica does not load
     /// it a second time.
     pub fn install(&self, endpoint: LiveEndpoint) {
+        self.insert(Arc::new(endpoint));
+    }
+
+    /// Caches `endpoint`, then evicts the least recently used others while over capacity.
+    fn insert(&self, endpoint: Arc<LiveEndpoint>) {
         let key = (endpoint.environment.clone(), endpoint.name.clone());
-        self.cache
-            .write()
-            .expect("cache lock")
-            .insert(key, Cached { endpoint: Arc::new(endpoint), checked: Instant::now() });
+        let memory_bytes = endpoint.model.memory_bytes();
+        let mut cache = self.cache.write().expect("cache lock");
+        let used = AtomicU64::new(self.use_clock.fetch_add(1, Ordering::Relaxed));
+        cache.insert(key.clone(), Cached { endpoint, checked: Instant::now(), used, memory_bytes });
+        loop {
+            let total: u64 = cache.values().map(|c| c.memory_bytes).sum();
+            if cache.len() <= self.capacity.max_models && total <= self.capacity.max_bytes {
+                break;
+            }
+            let Some(oldest) = cache
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .min_by_key(|(_, c)| c.used.load(Ordering::Relaxed))
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            cache.remove(&oldest);
+            metrics::counter!(crate::metrics::MODEL_EVICTIONS).increment(1);
+            tracing::info!(environment = %oldest.0, endpoint = %oldest.1, "unloaded the least recently used model");
+        }
     }
 
     pub fn forget(&self, environment: &str, name: &str) {
         self.cache.write().expect("cache lock").remove(&(environment.to_string(), name.to_string()));
     }
 
-    fn touch(&self, key: &(String, String)) {
+    fn touch(&self, key: &Key) {
         if let Some(c) = self.cache.write().expect("cache lock").get_mut(key) {
             c.checked = Instant::now();
         }

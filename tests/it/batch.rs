@@ -8,6 +8,7 @@ use crate::support::server::{APPROVER, test_settings};
 use crate::support::{TestDb, TestServer};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::time::Duration;
 
 fn batch_body(model_name: &str, key: &str, input: &str, output: &str) -> Value {
     json!({
@@ -261,9 +262,10 @@ async fn an_interrupted_transform_resumes_from_its_checkpoint() {
     let registry = std::sync::Arc::new(mlops::serving::endpoints::EndpointRegistry::new(
         db.store.clone(),
         artifacts.clone(),
-        std::time::Duration::from_secs(1),
+        Duration::from_secs(1),
         1 << 30,
         Default::default(),
+        mlops::serving::endpoints::Capacity { max_models: 4, max_bytes: 1 << 30, load_wait: Duration::from_secs(1) },
     ));
     let port = std::sync::Arc::new(CrashingPort {
         saves_allowed: 1.into(),

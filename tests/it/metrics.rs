@@ -7,13 +7,13 @@ use crate::support::server::{INVOKER, test_settings};
 use crate::support::{TestDb, TestServer};
 
 /// A loopback port nothing listens on now.
-fn free_port() -> std::net::SocketAddr {
+pub fn free_port() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
 
 /// The value of the sample `name{labels…}` in a Prometheus text exposition.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
         let (series, value) = line.rsplit_once(' ')?;
         let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
@@ -22,7 +22,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
-async fn scrape(server: &TestServer, address: std::net::SocketAddr) -> String {
+pub async fn scrape(server: &TestServer, address: std::net::SocketAddr) -> String {
     let response = server.http.get(format!("http://{address}/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 200, "no token needed");
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));

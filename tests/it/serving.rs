@@ -191,7 +191,80 @@ async fn sampling_leaves_invocations_out_and_counts_them(db: TestDb) {
     server.stop().await;
 }
 
+/// A replica that has not loaded the model answers 503 with `Retry-After` while it loads in the
+/// background (here: `model_load_wait = 0`, so no request waits), then serves it.
+async fn models_load_in_the_background(db: TestDb) {
+    let mut settings = test_settings(&db);
+    settings.serving.model_load_wait = Duration::ZERO;
+    let server = TestServer::start_with(db, settings.clone()).await;
+    server.upload_fixture("models/iris.json", "xgboost/multi_softprob.json").await;
+    let id =
+        server.provision(&realtime_body("iris", "models/iris.json")).await["pipeline_id"].as_str().unwrap().to_string();
+    server.wait_for(&id, "active").await;
+    let row = csv_rows(&fixture_json("xgboost/multi_softprob.cases.json")["rows"].as_array().unwrap()[..1]);
+    let expected = server.invoke("iris-endpoint", "text/csv", row.clone(), INVOKER).await.text().await.unwrap();
+
+    // A fresh process has nothing loaded.
+    let server = TestServer::start_with(server.stop().await, settings).await;
+    let loading = server.invoke("iris-endpoint", "text/csv", row.clone(), INVOKER).await;
+    assert_eq!(loading.headers()["retry-after"], "1");
+    let p = problem(loading, 503).await;
+    assert_eq!(p["code"], "model_loading", "{p:#}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = server.invoke("iris-endpoint", "text/csv", row.clone(), INVOKER).await;
+        if response.status() == 200 {
+            assert_eq!(response.text().await.unwrap(), expected);
+            break;
+        }
+        assert_eq!(response.status(), 503);
+        assert!(tokio::time::Instant::now() < deadline, "the model never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}
+
+/// With room for one model, serving another endpoint unloads the least recently used one, which
+/// loads again when it is called (model loads counted in the metrics).
+async fn least_recently_used_models_are_unloaded(db: TestDb) {
+    use crate::metrics::{free_port, sample, scrape};
+    let address = free_port();
+    let mut settings = test_settings(&db);
+    settings.serving.max_loaded_models = 1;
+    settings.metrics.listen = Some(address);
+    let server = TestServer::start_with(db, settings).await;
+    server.upload_fixture("models/iris.json", "xgboost/multi_softprob.json").await;
+    for name in ["first", "second"] {
+        let id = server.provision(&realtime_body(name, "models/iris.json")).await["pipeline_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        server.wait_for(&id, "active").await;
+    }
+    let loads = || async { sample(&scrape(&server, address).await, "mlops_model_loads_total", &[("outcome", "ok")]) };
+    assert_eq!(loads().await, Some(2.0), "each deploy loads its model once");
+    let row = csv_rows(&fixture_json("xgboost/multi_softprob.cases.json")["rows"].as_array().unwrap()[..1]);
+    let call = |name: &'static str| {
+        let row = row.clone();
+        let server = &server;
+        async move { assert_eq!(server.invoke(&format!("{name}-endpoint"), "text/csv", row, INVOKER).await.status(), 200) }
+    };
+    call("second").await;
+    assert_eq!(loads().await, Some(2.0), "the last deployed stays loaded");
+    call("first").await;
+    assert_eq!(loads().await, Some(3.0), "the first was unloaded when the second loaded");
+    call("first").await;
+    assert_eq!(loads().await, Some(3.0));
+    call("second").await;
+    assert_eq!(loads().await, Some(4.0));
+    let text = scrape(&server, address).await;
+    assert_eq!(sample(&text, "mlops_model_evictions_total", &[]), Some(3.0), "{text}");
+    server.stop().await;
+}
+
 on_both_stores!(
+    models_load_in_the_background,
+    least_recently_used_models_are_unloaded,
     bad_bodies_name_row_and_column,
     payload_limit_is_sagemakers,
     large_bodies_score_like_small_ones,

@@ -184,6 +184,13 @@ impl Booster {
         self.num_groups
     }
 
+    /// Heap bytes the model holds (its trees, mostly), for bounding the models kept loaded.
+    pub fn memory_bytes(&self) -> u64 {
+        let trees: usize = self.trees.iter().map(Tree::memory_bytes).sum();
+        let extra = self.tree_groups.capacity() * 4 + self.tree_weights.as_ref().map_or(0, |w| w.capacity() * 4);
+        (trees + extra + self.base_margins.capacity() * 4 + std::mem::size_of::<Self>()) as u64
+    }
+
     pub fn num_trees(&self) -> usize {
         self.trees.len()
     }

@@ -36,6 +36,11 @@ pub(crate) struct Tree {
 }
 
 impl Tree {
+    /// Heap bytes the tree holds.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+    }
+
     /// Checks that the nodes reachable from node 0 form a tree whose splits use features below
     /// `num_features`. Unreachable nodes (XGBoost keeps pruned nodes in the arrays) are allowed.
     pub(crate) fn new(nodes: Vec<Node>, num_features: usize) -> Result<Tree, String> {
