@@ -281,15 +281,21 @@ impl EndpointRegistry {
             self.touch(&key);
             return Ok(endpoint);
         }
-        let waited = tokio::time::timeout(self.capacity.load_wait, result.wait_for(Option::is_some)).await;
-        match waited {
-            Ok(Ok(done)) => match done.as_ref().expect("waited for a result") {
-                Ok(endpoint) => Ok(endpoint.clone()),
-                Err(e) => Err(EndpointError::LoadFailed(e.clone())),
-            },
-            // The loading task ended without a word: it panicked; the next request loads again.
-            Ok(Err(_)) => Err(EndpointError::Loading { name: name.to_string(), retry_after: Duration::from_secs(1) }),
-            Err(_) => Err(EndpointError::Loading { name: name.to_string(), retry_after: Duration::from_secs(1) }),
+        let loading = || EndpointError::Loading { name: name.to_string(), retry_after: Duration::from_secs(1) };
+        // No wait at all means none: a zero timer would still give the load a tick to finish.
+        let done = if self.capacity.load_wait.is_zero() {
+            result.borrow().clone()
+        } else {
+            match tokio::time::timeout(self.capacity.load_wait, result.wait_for(Option::is_some)).await {
+                Ok(Ok(done)) => done.clone(),
+                // The loading task ended without a word (it panicked): the next request loads again.
+                Ok(Err(_)) | Err(_) => None,
+            }
+        };
+        match done {
+            Some(Ok(endpoint)) => Ok(endpoint),
+            Some(Err(e)) => Err(EndpointError::LoadFailed(e)),
+            None => Err(loading()),
         }
     }
 
