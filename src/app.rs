@@ -94,6 +94,17 @@ impl AppState {
                 &settings.aws.assets_bucket,
                 settings.aws.endpoint_url.as_deref(),
             )?,
+            #[cfg(feature = "aws")]
+            _ if settings.assets.s3.is_some() => {
+                let s3 = settings.assets.s3.as_ref().expect("checked above");
+                ArtifactStore::s3_root(
+                    &s3.region,
+                    &s3.bucket,
+                    &s3.prefix,
+                    s3.endpoint_url.as_deref(),
+                    &settings.assets.bucket,
+                )?
+            }
             _ => {
                 let root = settings.objects_root();
                 let store = ArtifactStore::local(&root, &settings.assets.bucket)?;

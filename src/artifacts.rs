@@ -80,6 +80,33 @@ impl ArtifactStore {
         Ok(Self { store: Arc::new(store), assets_bucket: bucket.into(), folder_per_bucket: false })
     }
 
+    /// The object root in an S3 bucket (under `prefix`), one folder per bucket name as a local
+    /// root has; several replicas can share it.
+    #[cfg(feature = "aws")]
+    pub fn s3_root(
+        region: &str,
+        bucket: &str,
+        prefix: &str,
+        endpoint_url: Option<&str>,
+        assets_bucket: &str,
+    ) -> Result<Self, StorageError> {
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_region(region).with_bucket_name(bucket);
+        if let Some(url) = endpoint_url {
+            builder = builder
+                .with_endpoint(url)
+                .with_allow_http(url.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        let store = builder.build().map_err(StorageError::Backend)?;
+        let prefix = prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(store)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+        };
+        Ok(Self::from_object_store(store, assets_bucket))
+    }
+
     /// Removes the staging files a crash left under a local root: the local backend writes every
     /// object to `{name}#{n}` and renames it into place, so a process killed mid-write leaves the
     /// staging file behind. Only files untouched for `older_than` go, so a write in flight in

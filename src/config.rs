@@ -135,6 +135,29 @@ pub struct AssetSettings {
     /// Object store root; default `{data_dir}/objects`.
     pub root: Option<PathBuf>,
     pub max_upload_bytes: u64,
+    /// The local target's object root in an S3 bucket (or any S3-compatible store) instead of
+    /// a directory, so that several replicas serve the same endpoints and write capture to the
+    /// same place. Excludes `root`; needs a build with the aws feature.
+    pub s3: Option<S3Root>,
+}
+
+/// One S3 bucket holding the object root: every bucket name of a request (`my-bucket/capture`)
+/// is a folder in it, as under a local root.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Root {
+    pub bucket: String,
+    /// A folder of the bucket to hold the root, e.g. `mlops/`; empty: the whole bucket.
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// An S3-compatible endpoint (MinIO, Ceph, an emulator); path-style requests are used.
+    pub endpoint_url: Option<String>,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -370,7 +393,7 @@ impl Default for HttpSettings {
 
 impl Default for AssetSettings {
     fn default() -> Self {
-        Self { bucket: "assets".into(), root: None, max_upload_bytes: 2 * 1024 * 1024 * 1024 }
+        Self { bucket: "assets".into(), root: None, max_upload_bytes: 2 * 1024 * 1024 * 1024, s3: None }
     }
 }
 
@@ -516,6 +539,26 @@ impl Settings {
         }
         if !bucket_name_ok(&self.assets.bucket) {
             return Err(ConfigError::new("assets.bucket", "must be a valid bucket name (3-63 of a-z 0-9 . -)"));
+        }
+        if let Some(s3) = &self.assets.s3 {
+            if self.assets.root.is_some() {
+                return Err(ConfigError::new("assets.s3", "set either assets.root or assets.s3, not both"));
+            }
+            if !cfg!(feature = "aws") {
+                return Err(ConfigError::new(
+                    "assets.s3",
+                    "this build has no S3 support (built without the aws feature)",
+                ));
+            }
+            if !bucket_name_ok(&s3.bucket) {
+                return Err(ConfigError::new("assets.s3.bucket", "must be a valid bucket name (3-63 of a-z 0-9 . -)"));
+            }
+            if s3.prefix.starts_with('/')
+                || s3.prefix.contains("//")
+                || s3.prefix.split('/').any(|p| p == "." || p == "..")
+            {
+                return Err(ConfigError::new("assets.s3.prefix", "must be a relative key prefix such as `mlops/`"));
+            }
         }
         if self.jobs.max_attempts < 1 {
             return Err(ConfigError::new("jobs.max_attempts", "must be at least 1"));
@@ -771,6 +814,33 @@ mod tests {
             jail.set_env("MLOPS_JOBS__LEASE", "soon");
             let err = Settings::load(Some(Path::new("mlops.toml")), &Overrides::default()).unwrap_err();
             assert_eq!(err.key, "jobs.lease", "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn an_s3_object_root_comes_from_the_environment_and_excludes_a_directory() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MLOPS_ASSETS__S3__BUCKET", "shared-objects");
+            jail.set_env("MLOPS_ASSETS__S3__ENDPOINT_URL", "http://127.0.0.1:9000");
+            let loaded = load(&Overrides::default());
+            if cfg!(feature = "aws") {
+                let s3 = loaded.unwrap().assets.s3.unwrap();
+                assert_eq!(
+                    (s3.bucket.as_str(), s3.prefix.as_str(), s3.region.as_str()),
+                    ("shared-objects", "", "us-east-1")
+                );
+                assert_eq!(s3.endpoint_url.as_deref(), Some("http://127.0.0.1:9000"));
+            } else {
+                assert_eq!(loaded.unwrap_err().key, "assets.s3", "no S3 in a build without the aws feature");
+                return Ok(());
+            }
+            jail.set_env("MLOPS_ASSETS__S3__PREFIX", "../up");
+            assert_eq!(load(&Overrides::default()).unwrap_err().key, "assets.s3.prefix");
+            jail.set_env("MLOPS_ASSETS__S3__PREFIX", "mlops/");
+            jail.set_env("MLOPS_ASSETS__ROOT", "/srv/objects");
+            assert_eq!(load(&Overrides::default()).unwrap_err().key, "assets.s3");
             Ok(())
         });
     }

@@ -22,6 +22,8 @@ mod lifecycle;
 mod metrics;
 mod openapi;
 mod pipeline_jobs;
+#[cfg(feature = "aws")]
+mod replicas;
 mod server_basics;
 mod serving;
 mod store_contract;

@@ -73,6 +73,20 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The same database for a second server process (a replica) with a data directory of its
+    /// own; dropping it drops nothing.
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    pub fn replica(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            store: self.store.clone(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            pg_database: None,
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some((server, name)) = self.pg_database.take() else { return };
