@@ -301,3 +301,63 @@ async fn serve_dev_refuses_a_public_address_and_configured_tokens() {
     assert_ne!(code, 0);
     assert!(out.contains("dev: authentication can be turned off only with the --dev flag"), "{out}");
 }
+
+/// `kill -9` loses at most the capture records of the last flush interval: every record
+/// captured more than one interval before the kill is on disk, as OPERATIONS.md §4 says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_at_most_one_flush_interval_of_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let serve = ["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()];
+    let mut server =
+        Process::start(&serve, &[("MLOPS_CAPTURE__FLUSH_INTERVAL", "1s")], "mlops-orchestrator serving").await;
+    let base = server.base().to_string();
+    let http = reqwest::Client::new();
+    let example = |file: &str| std::fs::read(repo(&format!("examples/breast-cancer/{file}"))).unwrap();
+    let put = http.put(format!("{base}/v1/assets/models/breast-cancer/model.tar.gz")).body(example("model.tar.gz"));
+    assert_eq!(put.send().await.unwrap().status(), 201);
+    let provisioned = json_of(http.post(format!("{base}/provisionpipeline")).body(example("mlops-config.json"))).await;
+    wait_active(&http, &base, provisioned["pipeline_id"].as_str().unwrap()).await;
+
+    let invoke = |id: String| {
+        http.post(format!("{base}/v1/endpoints/breast-cancer/invocations"))
+            .header("content-type", "text/csv")
+            .header("x-amzn-sagemaker-inference-id", id)
+            .body(example("rows.csv"))
+            .send()
+    };
+    for i in 0..100 {
+        assert_eq!(invoke(format!("early-{i}")).await.unwrap().status(), 200);
+    }
+    // More than one flush interval: the early records have been flushed.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for i in 0..50 {
+        assert_eq!(invoke(format!("late-{i}")).await.unwrap().status(), 200);
+    }
+    let pid = server.child.id().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    server.child.wait().await.unwrap();
+
+    let mut ids = Vec::new();
+    let mut folders = vec![data.join("objects/datacapture/breast-cancer")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "jsonl") {
+                for line in std::fs::read_to_string(&path).unwrap().lines() {
+                    let record: Value = serde_json::from_str(line).unwrap();
+                    ids.push(record["eventMetadata"]["inferenceId"].as_str().unwrap().to_string());
+                }
+            }
+        }
+    }
+    for i in 0..100 {
+        assert!(
+            ids.contains(&format!("early-{i}")),
+            "early-{i} was captured more than a flush interval before the kill"
+        );
+    }
+    assert!(ids.len() <= 150 && ids.iter().all(|id| id.starts_with("early-") || id.starts_with("late-")), "{ids:?}");
+}
