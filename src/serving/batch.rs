@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 /// Input is cut into chunks of about this many bytes (whole lines) for scoring.
 const CHUNK_BYTES: usize = 1024 * 1024;
+/// Input is read in ranges of this many bytes (one request to S3, one read for a local file).
+const READ_BYTES: u64 = 4 * 1024 * 1024;
 /// The longest line accepted: SageMaker's default `MaxPayloadInMB` for one record.
 pub const MAX_LINE_BYTES: usize = 6 * 1024 * 1024;
 /// Output parts: S3 wants every part but the last to be at least 5 MiB.
@@ -145,9 +147,7 @@ fn score_chunk(
     }
     let per_row = model.num_outputs();
     let mut outputs = Vec::with_capacity(matrix.rows * per_row);
-    for row in matrix.values.chunks(matrix.cols.max(1)).take(matrix.rows) {
-        model.predict_row(row, &mut outputs);
-    }
+    model.predict_rows(&matrix.values, &mut outputs);
     let (_, body) = codec::encode_predictions(ResponseFormat::Csv, &outputs, per_row);
     Ok((body, matrix.rows as u64))
 }
@@ -166,9 +166,38 @@ pub async fn transform_object(
     let file = input.to_string();
     let storage = |source| BatchError::Storage { file: file.clone(), source };
     let format = input_format(input.filename().unwrap_or_default());
-    let stream = store.get(input).await.map_err(storage)?.into_stream();
+    let size = store.head(input).await.map_err(storage)?.size;
+    // Ranged reads: a few large reads instead of the many small ones a streamed get makes.
+    let (source, path) = (Arc::clone(store), input.clone());
+    let ranges = futures::stream::iter(
+        (0..size).step_by(READ_BYTES as usize).map(move |start| start..(start + READ_BYTES).min(size)),
+    );
+    let stream = ranges
+        .then(move |range| {
+            let (source, path) = (source.clone(), path.clone());
+            async move { source.get_range(&path, range).await }
+        })
+        .boxed();
     let mut chunker =
         Chunker { stream, carry: Vec::new(), next_line: 1, scanned: 0, finished: false, file: file.clone() };
+    // Reading and cutting run beside the scoring, a few chunks ahead.
+    let in_flight = parallelism.max(1) + 1;
+    let (sender, mut chunks) = tokio::sync::mpsc::channel::<Result<Chunk, BatchError>>(in_flight);
+    let reader = tokio::spawn(async move {
+        loop {
+            let next = chunker.next().await.transpose();
+            let last = !matches!(next, Some(Ok(_)));
+            if let Some(item) = next
+                && sender.send(item).await.is_err()
+            {
+                return;
+            }
+            if last {
+                return;
+            }
+        }
+    });
+    let _stop_reading = AbortOnDrop(reader);
     let upload = store.put_multipart(output).await.map_err(storage)?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
 
@@ -177,8 +206,8 @@ pub async fn transform_object(
         let mut scoring = FuturesOrdered::new();
         let mut reading = true;
         loop {
-            while reading && scoring.len() < parallelism.max(1) {
-                match chunker.next().await? {
+            while reading && scoring.len() < in_flight {
+                match chunks.recv().await.transpose()? {
                     Some(chunk) => {
                         let (model, file) = (model.clone(), file.clone());
                         scoring.push_back(tokio::task::spawn_blocking(move || {
@@ -213,6 +242,14 @@ pub async fn transform_object(
             }
             Err(error)
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

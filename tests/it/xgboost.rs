@@ -186,6 +186,32 @@ fn json_and_ubjson_give_bit_identical_results() {
     }
 }
 
+/// Scoring many rows at once (tree by tree over blocks of rows, as batch transform does) gives
+/// exactly what scoring them one by one gives, for every fixture: more rows than a block, and a
+/// last block cut short.
+#[test]
+fn predicting_rows_in_blocks_is_bit_identical_to_one_by_one() {
+    for case in all_cases() {
+        let booster = load(&format!("{}.json", case.name));
+        let mut rows: Vec<&Vec<f32>> = Vec::new();
+        while rows.len() < 150 {
+            rows.extend(case.rows.iter());
+        }
+        let mut one_by_one = Vec::new();
+        let mut values = Vec::new();
+        for row in &rows {
+            booster.predict_row(row, &mut one_by_one);
+            values.extend_from_slice(row);
+        }
+        let mut blocked = Vec::new();
+        booster.predict_rows(&values, &mut blocked);
+        assert_eq!(blocked.len(), one_by_one.len(), "{}", case.name);
+        for (k, (b, o)) in blocked.iter().zip(&one_by_one).enumerate() {
+            assert!(b.to_bits() == o.to_bits() || (b.is_nan() && o.is_nan()), "{} value {k}: {b} vs {o}", case.name);
+        }
+    }
+}
+
 #[test]
 fn fixture_metadata_matches() {
     for case in all_cases() {

@@ -54,25 +54,41 @@ pub(super) fn parse_csv(text: &str, cols: usize) -> Result<FeatureMatrix, CodecE
     Ok(matrix)
 }
 
+/// One pass over the line: the fields are parsed as they are found, and a wrong number of
+/// fields wins over a bad value (as when the fields were counted first).
 fn parse_csv_line(line: &str, row: usize, matrix: &mut FeatureMatrix) -> Result<(), CodecError> {
-    let found = line.split(',').count();
-    if found != matrix.cols {
-        return Err(column_count(row, matrix.cols, found));
+    let start = matrix.values.len();
+    let mut found = 0;
+    let mut bad_value = None;
+    for field in line.split(',') {
+        found += 1;
+        if found > matrix.cols || bad_value.is_some() {
+            continue;
+        }
+        match parse_csv_field(field) {
+            Ok(value) => matrix.values.push(value),
+            Err(message) => {
+                // A failing first row is most often a header the caller forgot to drop.
+                let message =
+                    if row == 1 { format!("{message} (CSV input must not have a header row)") } else { message };
+                bad_value = Some(at(row, found, message));
+            }
+        }
     }
-    for (index, field) in line.split(',').enumerate() {
-        let value = parse_csv_field(field).map_err(|message| {
-            // A failing first row is most often a header the caller forgot to drop.
-            let message = if row == 1 { format!("{message} (CSV input must not have a header row)") } else { message };
-            at(row, index + 1, message)
-        })?;
-        matrix.values.push(value);
+    if found != matrix.cols || bad_value.is_some() {
+        matrix.values.truncate(start);
+        return Err(if found != matrix.cols { column_count(row, matrix.cols, found) } else { bad_value.expect("set") });
     }
     matrix.rows += 1;
     Ok(())
 }
 
 pub(super) fn parse_csv_field(field: &str) -> Result<f32, String> {
-    let field = field.trim();
+    // Most fields have no blank around them: skip the trim's scan for those.
+    let bytes = field.as_bytes();
+    let padded = bytes.first().is_some_and(|b| b.is_ascii_whitespace() || *b >= 0x80)
+        || bytes.last().is_some_and(|b| b.is_ascii_whitespace() || *b >= 0x80);
+    let field = if padded { field.trim() } else { field };
     if field.is_empty() {
         return Ok(f32::NAN);
     }

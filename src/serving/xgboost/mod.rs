@@ -215,6 +215,50 @@ impl Booster {
         });
     }
 
+    /// [`Self::predict_row`] for `values.len() / num_features()` rows at once (row-major), with
+    /// the same results: each row's margins still add the trees in tree order. Blocks of rows
+    /// go through one tree at a time, so the tree stays in cache and the walks of different rows
+    /// overlap in the processor.
+    pub fn predict_rows(&self, values: &[f32], out: &mut Vec<f64>) {
+        const BLOCK: usize = 64;
+        const LANES: usize = 8;
+        let cols = self.num_features.max(1);
+        let groups = self.num_groups;
+        let mut margins = vec![0f32; BLOCK * groups];
+        for block in values.chunks(BLOCK * cols) {
+            let rows = block.len() / cols;
+            for row in margins.chunks_mut(groups).take(rows) {
+                row.copy_from_slice(&self.base_margins);
+            }
+            let block_rows: Vec<&[f32]> = block.chunks(cols).collect();
+            let lanes = block_rows.chunks_exact(LANES);
+            let rest = lanes.remainder();
+            let tree_groups = self.tree_groups.iter().map(|&g| g as usize);
+            for (index, (tree, group)) in self.trees.iter().zip(tree_groups).enumerate() {
+                let weight = self.tree_weights.as_ref().map(|w| w[index]);
+                let mut add = |row: usize, leaf: f32| {
+                    margins[row * groups + group] += match weight {
+                        Some(w) => leaf * w,
+                        None => leaf,
+                    };
+                };
+                for (lane_block, rows) in lanes.clone().enumerate() {
+                    let rows: [&[f32]; LANES] = rows.try_into().expect("chunks_exact gives full chunks");
+                    for (lane, leaf) in tree.leaf_values(rows).into_iter().enumerate() {
+                        add(lane_block * LANES + lane, leaf);
+                    }
+                }
+                let done = block_rows.len() - rest.len();
+                for (offset, features) in rest.iter().enumerate() {
+                    add(done + offset, tree.leaf_value(features));
+                }
+            }
+            for row in margins.chunks_mut(groups).take(rows) {
+                self.objective.transform(row, out);
+            }
+        }
+    }
+
     fn with_margins(&self, features: &[f32], f: impl FnOnce(&mut [f32])) {
         // Most models have one output; keep that path free of allocation.
         if self.num_groups == 1 {

@@ -76,6 +76,28 @@ impl Tree {
         Ok(Tree { nodes })
     }
 
+    /// [`Self::leaf_value`] for `LANES` rows at once: the walks go down level by level side by
+    /// side, so the processor overlaps their loads instead of waiting on one chain of them.
+    pub(crate) fn leaf_values<const LANES: usize>(&self, rows: [&[f32]; LANES]) -> [f32; LANES] {
+        let mut at = [0usize; LANES];
+        loop {
+            let mut walking = false;
+            for lane in 0..LANES {
+                let node = &self.nodes[at[lane]];
+                if node.is_leaf() {
+                    continue;
+                }
+                walking = true;
+                let x = rows[lane].get(node.feature as usize).copied().unwrap_or(f32::NAN);
+                let go_left = if x.is_nan() { node.default_left } else { x < node.value };
+                at[lane] = if go_left { node.left } else { node.right } as usize;
+            }
+            if !walking {
+                return at.map(|i| self.nodes[i].value);
+            }
+        }
+    }
+
     /// The leaf value for one row; NaN (or a feature past the end of `features`) is missing.
     /// `x < cond` goes left, as in XGBoost, so a value equal to the condition goes right.
     pub(crate) fn leaf_value(&self, features: &[f32]) -> f32 {
