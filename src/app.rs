@@ -123,18 +123,26 @@ impl AppState {
                 store
             }
         };
-        let endpoints = Arc::new(EndpointRegistry::new(
-            store.clone(),
-            artifacts.clone(),
-            settings.serving.endpoint_refresh,
-            settings.serving.max_model_bytes,
-            settings.serving.model_limits,
-            crate::serving::endpoints::Capacity {
-                max_models: settings.serving.max_loaded_models,
-                max_bytes: settings.serving.max_loaded_model_bytes,
-                load_wait: settings.serving.model_load_wait,
-            },
-        ));
+        let endpoints = Arc::new(
+            EndpointRegistry::new(
+                store.clone(),
+                artifacts.clone(),
+                settings.serving.endpoint_refresh,
+                settings.serving.max_model_bytes,
+                settings.serving.model_limits,
+                crate::serving::endpoints::Capacity {
+                    max_models: settings.serving.max_loaded_models,
+                    max_bytes: settings.serving.max_loaded_model_bytes,
+                    load_wait: settings.serving.model_load_wait,
+                },
+            )
+            .with_custom_runtime(crate::serving::endpoints::CustomRuntime {
+                algorithms_dir: settings.data_dir.join("algorithms"),
+                models_dir: settings.data_dir.join("custom-models"),
+                python: settings.serving.python.clone(),
+                start_timeout: settings.serving.custom_start_timeout,
+            }),
+        );
         let capture = CaptureWriter::start(
             artifacts.object_store(),
             CaptureConfig {
@@ -146,9 +154,10 @@ impl AppState {
             },
         );
         let target: DynTarget = match settings.target {
-            TargetKind::Local => {
-                Arc::new(LocalTarget::new(StorePort::of(&store), endpoints.clone(), artifacts.clone()))
-            }
+            TargetKind::Local => Arc::new(
+                LocalTarget::new(StorePort::of(&store), endpoints.clone(), artifacts.clone())
+                    .with_algorithms(settings.data_dir.join("algorithms"), &settings.serving.python),
+            ),
             #[cfg(feature = "aws")]
             TargetKind::Aws => Arc::new(crate::targets::aws::AwsTarget::new(&settings, StorePort::of(&store)).await),
             #[cfg(not(feature = "aws"))]
@@ -165,6 +174,7 @@ impl AppState {
             settings.aws.stack_id_wait,
         );
         let endpoint_service = EndpointService::new(store.clone());
+        let algorithm_service = crate::services::algorithms::AlgorithmService::new(store.clone());
         let invocations =
             Arc::new(crate::serving::limiter::InvocationLimiter::new(settings.serving.max_concurrent_invocations));
         Ok(AppState {
@@ -178,6 +188,7 @@ impl AppState {
             target,
             pipelines,
             endpoint_service,
+            algorithm_service,
         })
     }
 }

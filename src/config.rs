@@ -219,6 +219,11 @@ pub struct ServingSettings {
     /// `Retry-After` (the load goes on in the background).
     #[serde(with = "duration")]
     pub model_load_wait: Duration,
+    /// The Python that makes custom algorithms' virtual environments (`byom_image_builder`).
+    pub python: String,
+    /// How long a custom algorithm may take to answer its first `GET /ping` after it starts.
+    #[serde(with = "duration")]
+    pub custom_start_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -434,6 +439,8 @@ impl Default for ServingSettings {
             max_loaded_models: 64,
             max_loaded_model_bytes: 2 * 1024 * 1024 * 1024,
             model_load_wait: Duration::from_secs(2),
+            python: "python3".into(),
+            custom_start_timeout: Duration::from_secs(120),
         }
     }
 }

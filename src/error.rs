@@ -55,6 +55,9 @@ pub enum ApiError {
     /// Too many requests right now; `Retry-After` tells when to come back (seconds).
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_seconds: u32 },
+    /// A custom algorithm failed to answer (SageMaker's `ModelError`).
+    #[error("{0}")]
+    ModelError(String),
     /// The endpoint's model is loading on this replica; `Retry-After` tells when to come back.
     #[error("{message}")]
     ModelLoading { message: String, retry_after_seconds: u32 },
@@ -117,6 +120,7 @@ impl ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ModelLoading { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ModelError(_) => StatusCode::FAILED_DEPENDENCY,
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Upstream(e) => StatusCode::from_u16(e.status)
@@ -141,6 +145,7 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::ModelLoading { .. } => "model_loading",
+            ApiError::ModelError(_) => "model_error",
             ApiError::Timeout(_) => "timeout",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Upstream(_) => "upstream",

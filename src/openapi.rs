@@ -22,6 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "compat", description = "The AWS MLOps Workload Orchestrator API, same bodies"),
         (name = "pipelines", description = "Pipelines, their stages, approvals and events"),
         (name = "endpoints", description = "Locally served real-time endpoints"),
+        (name = "algorithms", description = "Custom algorithms built by byom_image_builder on the local target"),
         (name = "assets", description = "The assets bucket: model artifacts and data"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -4,6 +4,7 @@
 use crate::artifacts::ArtifactStore;
 use crate::auth::TokenRegistry;
 use crate::config::Settings;
+use crate::services::algorithms::AlgorithmService;
 use crate::services::endpoints::EndpointService;
 use crate::services::pipelines::PipelineService;
 use crate::serving::capture::CaptureWriter;
@@ -26,6 +27,7 @@ pub struct AppState {
     pub target: DynTarget,
     pub pipelines: PipelineService,
     pub endpoint_service: EndpointService,
+    pub algorithm_service: AlgorithmService,
 }
 
 impl AppState {

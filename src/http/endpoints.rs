@@ -5,12 +5,13 @@
 //! name; with several environments it is `{environment}.{name}` (endpoint names cannot contain a
 //! dot, so the split is unambiguous), e.g. `staging.churn`.
 
-use super::extract::{ApiPath, Caller, ToInvoke, ToRead, body_rejection};
+use super::extract::{ApiPath, ApiQuery, Caller, ToInvoke, ToRead, body_rejection};
 use crate::error::{ApiError, FieldProblem};
 use crate::serving::capture::{CaptureDestination, CaptureStats};
 use crate::serving::codec::MediaTypeError;
 use crate::serving::endpoints::{EndpointConfig, EndpointError};
 use crate::serving::invoke::{self, Invocation, InvokeError};
+use crate::serving::process::ProcessError;
 use crate::state::AppState;
 use crate::store::EndpointRecord;
 use axum::Json;
@@ -25,12 +26,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub const INFERENCE_ID_HEADER: &str = "x-amzn-sagemaker-inference-id";
+const CUSTOM_ATTRIBUTES_HEADER: &str = "x-amzn-sagemaker-custom-attributes";
 const VARIANT_HEADER: &str = "x-amzn-invoked-production-variant";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_endpoints))
         .routes(routes!(get_endpoint))
+        .routes(routes!(endpoint_logs))
         .routes(routes!(invoke_endpoint))
         .routes(routes!(invoke_sagemaker_style))
 }
@@ -214,6 +217,7 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
         accept: header(header::ACCEPT),
         body,
         inference_id: headers.get(INFERENCE_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string),
+        custom_attributes: headers.get(CUSTOM_ATTRIBUTES_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string),
     };
     let variant = endpoint.config.variant.clone();
     let (metrics, started) = (endpoint.metrics.clone(), std::time::Instant::now());
@@ -231,9 +235,22 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
             let message = e.to_string();
             ApiError::invalid(FieldProblem::new(&pointer, None, "invalid_row", message))
         }
+        InvokeError::Process(ProcessError::Restarting) => ApiError::ModelLoading {
+            message: format!("the algorithm of endpoint {id:?} is restarting on this replica; retry shortly"),
+            retry_after_seconds: 1,
+        },
+        // SageMaker answers a container's failure as a `ModelError` (424).
+        InvokeError::Process(e) => ApiError::ModelError(e.to_string()),
+        InvokeError::Model { status, body } => {
+            let kind = if status < 500 { "client" } else { "server" };
+            let text = String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned();
+            ApiError::ModelError(format!("Received {kind} error ({status}) from the algorithm with message \"{text}\""))
+        }
     })?;
     let mut response = output.body.into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(output.content_type));
+    let content_type = HeaderValue::from_str(&output.content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
     if let Ok(v) = HeaderValue::from_str(&variant) {
         response.headers_mut().insert(VARIANT_HEADER, v);
     }
@@ -265,6 +282,44 @@ async fn invoke_endpoint(
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
     run_invocation(state, id, headers, body).await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndpointLogsOut {
+    /// Whether the endpoint's algorithm runs on the replica that answered (logs are kept per
+    /// replica, in memory: the last 2,000 lines).
+    pub running_here: bool,
+    /// Restarts after the algorithm stopped, on this replica.
+    pub restarts: u32,
+    /// The last lines it wrote to stdout and stderr, oldest first.
+    pub lines: Vec<String>,
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct LogsQuery {
+    /// Lines to return, newest last (1-2000, default 200).
+    pub lines: Option<usize>,
+}
+
+/// A custom endpoint's algorithm output (stdout and stderr) on the replica that answers.
+#[utoipa::path(get, path = "/v1/endpoints/{name}/logs", tag = "endpoints",
+    params(("name" = String, Path, description = "`name`, or `environment.name` with several environments"), LogsQuery),
+    responses((status = 200, body = EndpointLogsOut), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
+async fn endpoint_logs(
+    State(state): State<AppState>,
+    _caller: Caller<ToRead>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<LogsQuery>,
+) -> Result<Json<EndpointLogsOut>, ApiError> {
+    let (environment, name) = resolve(&state, &id)?;
+    state.endpoint_service.get(&environment, &name, &id).await?;
+    let lines = query.lines.unwrap_or(200).clamp(1, 2000);
+    Ok(Json(match state.endpoints.loaded(&environment, &name).as_deref().map(|e| &e.model) {
+        Some(crate::serving::endpoints::Model::Process(process)) => {
+            EndpointLogsOut { running_here: true, restarts: process.restarts(), lines: process.logs(lines) }
+        }
+        _ => EndpointLogsOut { running_here: false, restarts: 0, lines: Vec::new() },
+    }))
 }
 
 /// SageMaker runtime's path for the same invocation.

@@ -1,5 +1,6 @@
 //! HTTP surfaces. Handlers stay thin: extract, call a service, map the result.
 
+pub mod algorithms;
 pub mod assets;
 pub mod compat;
 pub mod endpoints;
@@ -22,6 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(compat::router())
         .merge(pipelines::router())
+        .merge(algorithms::router())
         // Invocations enforce the serving payload limit themselves.
         .merge(endpoints::router().layer(DefaultBodyLimit::disable()))
         .merge(OpenApiRouter::from(assets))

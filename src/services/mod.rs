@@ -2,6 +2,7 @@
 //! the store and the target. Each takes only the ports it uses and answers with a typed
 //! [`ServiceError`]; `error.rs` is the one place those become HTTP responses.
 
+pub mod algorithms;
 pub mod endpoints;
 pub mod pipelines;
 

@@ -41,6 +41,58 @@ pub struct EndpointConfig {
     pub num_features: usize,
     pub num_outputs: usize,
     pub objective: String,
+    /// A custom algorithm (`byom_realtime_custom`): it runs the model, as a child process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<AlgorithmRef>,
+}
+
+/// The algorithm a custom endpoint runs: its name and the digest of its zip's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlgorithmRef {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// What answers an endpoint's invocations.
+pub enum Model {
+    /// A built-in XGBoost model, evaluated in this process.
+    Xgboost(Booster),
+    /// A custom algorithm, running as a child process.
+    Process(super::process::ProcessModel),
+}
+
+impl Model {
+    /// Memory held in this process (a child process's own memory is not ours to count).
+    pub fn memory_bytes(&self) -> u64 {
+        match self {
+            Model::Xgboost(booster) => booster.memory_bytes(),
+            Model::Process(_) => 0,
+        }
+    }
+}
+
+/// Where and how custom algorithms run on this replica.
+#[derive(Debug, Clone)]
+pub struct CustomRuntime {
+    /// Unpacked algorithms and their virtual environments, by the zip's digest.
+    pub algorithms_dir: std::path::PathBuf,
+    /// Unpacked model archives of custom endpoints.
+    pub models_dir: std::path::PathBuf,
+    pub python: String,
+    /// How long a custom algorithm may take to answer its first `GET /ping`.
+    pub start_timeout: Duration,
+}
+
+impl Default for CustomRuntime {
+    fn default() -> Self {
+        let base = std::env::temp_dir().join("mlops-custom");
+        Self {
+            algorithms_dir: base.join("algorithms"),
+            models_dir: base.join("models"),
+            python: "python3".into(),
+            start_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +107,7 @@ pub struct LiveEndpoint {
     pub name: String,
     pub revision: i64,
     pub config: EndpointConfig,
-    pub model: Booster,
+    pub model: Model,
     /// Registered once per load, so an invocation only adds to atomics.
     pub metrics: crate::metrics::EndpointMetrics,
 }
@@ -74,6 +126,10 @@ pub enum ModelError {
     Damaged { key: String, expected: String, actual: String },
     #[error("could not store the snapshot of model artifact {key:?}: {source}")]
     Snapshot { key: String, source: object_store::Error },
+    #[error("custom algorithm {name:?}: {message}")]
+    Algorithm { name: String, message: String },
+    #[error("custom algorithm {name:?}: {source}")]
+    Process { name: String, source: super::process::ProcessError },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +191,7 @@ pub struct EndpointRegistry {
     /// Loads run one at a time, so a burst of first requests cannot parse many models at once.
     loading: Arc<tokio::sync::Semaphore>,
     use_clock: AtomicU64,
+    custom: CustomRuntime,
 }
 
 /// A loaded model and the digest of the artifact it came from.
@@ -163,7 +220,84 @@ impl EndpointRegistry {
             loads: Mutex::new(HashMap::new()),
             loading: Arc::new(tokio::sync::Semaphore::new(1)),
             use_clock: AtomicU64::new(0),
+            custom: CustomRuntime::default(),
         }
+    }
+
+    pub fn with_custom_runtime(mut self, custom: CustomRuntime) -> Self {
+        self.custom = custom;
+        self
+    }
+
+    /// Stores `bytes` (a model archive) as the content-addressed snapshot a deploy keeps, and
+    /// returns its digest; for a model this process does not parse (a custom algorithm's).
+    pub async fn snapshot_bytes(&self, key: &str, bytes: bytes::Bytes) -> Result<String, ModelError> {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let path = snapshot_path(&sha256);
+        if self.artifacts.object_store().head(&path).await.is_err() {
+            self.artifacts
+                .object_store()
+                .put(&path, bytes.into())
+                .await
+                .map_err(|source| ModelError::Snapshot { key: key.to_string(), source })?;
+        }
+        Ok(sha256)
+    }
+
+    /// Reads the model artifact at asset `key` (within the size limit).
+    pub async fn read_artifact(&self, key: &str) -> Result<bytes::Bytes, ModelError> {
+        self.artifacts
+            .read_asset(key, self.max_model_bytes)
+            .await
+            .map_err(|source| ModelError::Storage { key: key.to_string(), source })
+    }
+
+    /// Starts a custom endpoint's algorithm with its model: the algorithm's zip and the model
+    /// archive come from their snapshots, are unpacked on this replica (once per digest) and
+    /// `serve` is started and awaited.
+    pub async fn start_custom(
+        &self,
+        environment: &str,
+        name: &str,
+        config: &EndpointConfig,
+    ) -> Result<super::process::ProcessModel, ModelError> {
+        let algorithm = config.algorithm.as_ref().ok_or_else(|| ModelError::Algorithm {
+            name: String::new(),
+            message: "the endpoint names no algorithm".into(),
+        })?;
+        let algorithm_error = |message: String| ModelError::Algorithm { name: algorithm.name.clone(), message };
+        let zip = self
+            .artifacts
+            .read_path(&algorithm_snapshot_path(&algorithm.sha256), super::algorithm::MAX_UNPACKED_BYTES)
+            .await
+            .map_err(|e| algorithm_error(format!("its snapshot cannot be read: {e}")))?;
+        let built =
+            super::algorithm::materialize(&zip, &algorithm.sha256, &self.custom.algorithms_dir, &self.custom.python)
+                .await
+                .map_err(|e| algorithm_error(e.to_string()))?;
+        let model_dir = self.custom.models_dir.join(&config.artifact_sha256);
+        if !model_dir.join(".ready").exists() {
+            let archive = self
+                .artifacts
+                .read_path(&snapshot_path(&config.artifact_sha256), self.max_model_bytes)
+                .await
+                .map_err(|source| ModelError::Storage { key: config.artifact.clone(), source })?;
+            let (dir, limit) = (model_dir.clone(), self.max_model_bytes);
+            tokio::task::spawn_blocking(move || model_archive::unpack_archive(&archive, &dir, limit))
+                .await
+                .map_err(|e| algorithm_error(e.to_string()))?
+                .map_err(|source| ModelError::Archive { key: config.artifact.clone(), source })?;
+        }
+        let spec = super::process::ProcessSpec {
+            endpoint: format!("{environment}.{name}"),
+            program: built.program,
+            venv: built.venv,
+            model_dir: model_dir.join("model"),
+            start_timeout: self.custom.start_timeout,
+        };
+        super::process::ProcessModel::start(spec)
+            .await
+            .map_err(|source| ModelError::Process { name: algorithm.name.clone(), source })
     }
 
     /// Loads the model at asset `key` and stores its snapshot; the deploy step.
@@ -374,6 +508,15 @@ impl EndpointRegistry {
         }
     }
 
+    /// The endpoint as loaded on this replica, without looking at the database.
+    pub fn loaded(&self, environment: &str, name: &str) -> Option<Arc<LiveEndpoint>> {
+        self.cache
+            .read()
+            .expect("cache lock")
+            .get(&(environment.to_string(), name.to_string()))
+            .map(|c| c.endpoint.clone())
+    }
+
     pub fn forget(&self, environment: &str, name: &str) {
         self.cache.write().expect("cache lock").remove(&(environment.to_string(), name.to_string()));
     }
@@ -387,6 +530,17 @@ impl EndpointRegistry {
     async fn load_record(&self, record: &EndpointRecord) -> Result<LiveEndpoint, EndpointError> {
         let config: EndpointConfig = serde_json::from_value(record.config.0.clone())
             .map_err(|e| EndpointError::Config(record.name.clone(), e))?;
+        if config.algorithm.is_some() {
+            let process = self.start_custom(&record.environment, &record.name, &config).await?;
+            return Ok(LiveEndpoint {
+                environment: record.environment.clone(),
+                name: record.name.clone(),
+                revision: record.revision,
+                metrics: crate::metrics::EndpointMetrics::new(&record.environment, &record.name),
+                config,
+                model: Model::Process(process),
+            });
+        }
         let bytes = self
             .artifacts
             .read_path(&snapshot_path(&config.artifact_sha256), self.max_model_bytes)
@@ -406,10 +560,15 @@ impl EndpointRegistry {
             name: record.name.clone(),
             revision: record.revision,
             config,
-            model: loaded.booster,
+            model: Model::Xgboost(loaded.booster),
             metrics: crate::metrics::EndpointMetrics::new(&record.environment, &record.name),
         })
     }
+}
+
+/// Where a custom algorithm's zip is kept (written by the local image builder).
+pub fn algorithm_snapshot_path(sha256: &str) -> object_store::path::Path {
+    object_store::path::Path::from(format!("_mlops/algorithms/{sha256}.zip"))
 }
 
 /// Where a deployed model's bytes live. `_mlops` is not a valid bucket name, so no user location

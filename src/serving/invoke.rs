@@ -3,7 +3,8 @@
 
 use super::capture::{CaptureDestination, CaptureEvent, CaptureWriter};
 use super::codec::{self, CodecError, MediaTypeError};
-use super::endpoints::LiveEndpoint;
+use super::endpoints::{LiveEndpoint, Model};
+use super::process::{ProcessError, ProcessRequest};
 use bytes::Bytes;
 
 /// Bodies at least this large are parsed, predicted and encoded on the blocking pool so they
@@ -17,10 +18,12 @@ pub struct Invocation {
     pub body: Bytes,
     /// `X-Amzn-SageMaker-Inference-Id`, echoed into the capture record.
     pub inference_id: Option<String>,
+    /// `X-Amzn-SageMaker-Custom-Attributes`, passed on to a custom algorithm.
+    pub custom_attributes: Option<String>,
 }
 
 pub struct InvocationOutput {
-    pub content_type: &'static str,
+    pub content_type: String,
     pub body: Vec<u8>,
 }
 
@@ -30,6 +33,12 @@ pub enum InvokeError {
     MediaType(#[from] MediaTypeError),
     #[error("{0}")]
     Rows(#[from] CodecError),
+    /// A custom algorithm could not be called.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// A custom algorithm answered with an error status (SageMaker's `ModelError`).
+    #[error("the algorithm answered {status}")]
+    Model { status: u16, body: Bytes },
 }
 
 /// Whether this invocation is captured, at `percentage` (0 to 100) of invocations.
@@ -43,24 +52,22 @@ pub async fn invoke(
     capture: &CaptureWriter,
     invocation: Invocation,
 ) -> Result<InvocationOutput, InvokeError> {
-    let request_format = codec::request_format(invocation.content_type.as_deref())?;
-    let response_format = codec::response_format(invocation.accept.as_deref(), request_format)?;
-    let work = {
-        let (endpoint, input) = (endpoint.clone(), invocation.body.clone());
-        move || -> Result<(&'static str, Vec<u8>), CodecError> {
-            let rows = codec::parse_rows(request_format, &input, endpoint.model.num_features())?;
-            let per_row = endpoint.model.num_outputs();
-            let mut outputs = Vec::with_capacity(rows.rows * per_row);
-            for row in rows.values.chunks(rows.cols.max(1)).take(rows.rows) {
-                endpoint.model.predict_row(row, &mut outputs);
+    let (content_type, body) = match &endpoint.model {
+        Model::Xgboost(_) => score_builtin(&endpoint, &invocation).await?,
+        Model::Process(process) => {
+            let request = ProcessRequest {
+                content_type: invocation.content_type.clone(),
+                accept: invocation.accept.clone(),
+                custom_attributes: invocation.custom_attributes.clone(),
+                inference_id: invocation.inference_id.clone(),
+                body: invocation.body.clone(),
+            };
+            let reply = process.invoke(request).await?;
+            if !(200..300).contains(&reply.status) {
+                return Err(InvokeError::Model { status: reply.status, body: reply.body });
             }
-            Ok(codec::encode_predictions(response_format, &outputs, per_row))
+            (reply.content_type.unwrap_or_else(|| "application/octet-stream".into()), reply.body.to_vec())
         }
-    };
-    let (content_type, body) = if invocation.body.len() >= BLOCKING_BYTES {
-        tokio::task::spawn_blocking(work).await.expect("scoring does not panic")?
-    } else {
-        work()?
     };
 
     if let Some(location) = &endpoint.config.capture {
@@ -73,7 +80,7 @@ pub async fn invoke(
         let event = CaptureEvent {
             input_content_type: invocation.content_type.unwrap_or_else(|| "text/csv".into()),
             input: invocation.body,
-            output_content_type: content_type.to_string(),
+            output_content_type: content_type.clone(),
             output: Bytes::from(body.clone()),
             inference_id: invocation.inference_id,
             event_id: uuid::Uuid::new_v4(),
@@ -88,4 +95,33 @@ pub async fn invoke(
         }
     }
     Ok(InvocationOutput { content_type, body })
+}
+
+/// A built-in model: parse the body as SageMaker's XGBoost container does, predict, encode.
+async fn score_builtin(
+    endpoint: &std::sync::Arc<LiveEndpoint>,
+    invocation: &Invocation,
+) -> Result<(String, Vec<u8>), InvokeError> {
+    let Model::Xgboost(_) = &endpoint.model else { unreachable!("called for built-in models only") };
+    let request_format = codec::request_format(invocation.content_type.as_deref())?;
+    let response_format = codec::response_format(invocation.accept.as_deref(), request_format)?;
+    let work = {
+        let (endpoint, input) = (endpoint.clone(), invocation.body.clone());
+        move || -> Result<(&'static str, Vec<u8>), CodecError> {
+            let Model::Xgboost(model) = &endpoint.model else { unreachable!("checked above") };
+            let rows = codec::parse_rows(request_format, &input, model.num_features())?;
+            let per_row = model.num_outputs();
+            let mut outputs = Vec::with_capacity(rows.rows * per_row);
+            for row in rows.values.chunks(rows.cols.max(1)).take(rows.rows) {
+                model.predict_row(row, &mut outputs);
+            }
+            Ok(codec::encode_predictions(response_format, &outputs, per_row))
+        }
+    };
+    let (content_type, body) = if invocation.body.len() >= BLOCKING_BYTES {
+        tokio::task::spawn_blocking(work).await.expect("scoring does not panic")?
+    } else {
+        work()?
+    };
+    Ok((content_type.to_string(), body))
 }

@@ -1,6 +1,7 @@
 //! Local model serving: model files, request and response bodies, data capture, and the
 //! registry of endpoints this process serves.
 
+pub mod algorithm;
 pub mod batch;
 pub mod capture;
 pub mod codec;
@@ -8,4 +9,5 @@ pub mod endpoints;
 pub mod invoke;
 pub mod limiter;
 pub mod model_archive;
+pub mod process;
 pub mod xgboost;

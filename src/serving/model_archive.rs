@@ -55,6 +55,52 @@ pub fn extract_model_file_with_limit(bytes: &[u8], limit: u64) -> Result<Vec<u8>
     result
 }
 
+/// Unpacks a model archive into `dir/model` for a custom algorithm (SageMaker's
+/// `/opt/ml/model`): every regular file and folder, nothing outside `dir/model` (the tar crate
+/// refuses `..` and makes absolute names relative), no links or devices, at most `limit` bytes.
+/// A bare file (not an archive) becomes `dir/model/model`. The folder appears complete or not at
+/// all: it is unpacked beside, renamed into place, and `dir/.ready` is written last.
+pub fn unpack_archive(bytes: &[u8], dir: &std::path::Path, limit: u64) -> Result<(), ArchiveError> {
+    let io_error = ArchiveError::Corrupt;
+    let staging = dir.join("model.partial");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io_error)?;
+    }
+    std::fs::create_dir_all(&staging).map_err(io_error)?;
+    let exceeded = Cell::new(false);
+    let unpacked = if bytes.starts_with(&[0x1f, 0x8b]) {
+        unpack_tar(Capped { inner: MultiGzDecoder::new(bytes), remaining: limit, exceeded: &exceeded }, &staging)
+    } else if is_plain_tar(bytes) {
+        unpack_tar(Capped { inner: bytes, remaining: limit, exceeded: &exceeded }, &staging)
+    } else if bytes.len() as u64 > limit {
+        return Err(ArchiveError::TooLarge { limit });
+    } else {
+        std::fs::write(staging.join("model"), bytes)
+    };
+    if exceeded.get() {
+        return Err(ArchiveError::TooLarge { limit });
+    }
+    unpacked.map_err(io_error)?;
+    let target = dir.join("model");
+    if target.exists() {
+        std::fs::remove_dir_all(&target).map_err(io_error)?;
+    }
+    std::fs::rename(&staging, &target).map_err(io_error)?;
+    std::fs::write(dir.join(".ready"), b"").map_err(io_error)
+}
+
+fn unpack_tar(reader: impl Read, dest: &std::path::Path) -> io::Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let kind = entry.header().entry_type();
+        if kind.is_file() || kind.is_dir() {
+            entry.unpack_in(dest)?;
+        }
+    }
+    Ok(())
+}
+
 /// POSIX and GNU tar headers carry "ustar" at offset 257.
 fn is_plain_tar(bytes: &[u8]) -> bool {
     bytes.get(257..262) == Some(b"ustar".as_slice())

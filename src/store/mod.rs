@@ -130,6 +130,22 @@ pub trait Store: Send + Sync + 'static {
         config: serde_json::Value,
     ) -> Result<EndpointRecord, StoreError>;
 
+    // Algorithms -----------------------------------------------------------------------------
+    /// Registers (or rebuilds) the algorithm `name` for the pipeline; the pipeline's algorithms
+    /// of other names go (an image builder re-provisioned with another repository). A name
+    /// another pipeline owns is a conflict.
+    async fn register_algorithm(
+        &self,
+        pipeline_id: &str,
+        name: &str,
+        sha256: &str,
+        source: &str,
+        details: &serde_json::Value,
+    ) -> Result<AlgorithmRecord, StoreError>;
+    async fn algorithm(&self, name: &str) -> Result<Option<AlgorithmRecord>, StoreError>;
+    async fn list_algorithms(&self) -> Result<Vec<AlgorithmRecord>, StoreError>;
+    async fn delete_algorithms(&self, pipeline_id: &str) -> Result<(), StoreError>;
+
     // Jobs ---------------------------------------------------------------------------------
     async fn enqueue_job(&self, job: NewJob) -> Result<JobRecord, StoreError>;
     async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;

@@ -101,6 +101,22 @@ pub struct EndpointRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A custom algorithm `byom_image_builder` built on the local target.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AlgorithmRecord {
+    /// `ecr_repo_name:image_tag`, what `custom_image_uri` names.
+    pub name: String,
+    pub pipeline_id: String,
+    /// SHA-256 of the zip: names its snapshot and each replica's unpacked copy.
+    pub sha256: String,
+    /// The asset key it was built from.
+    pub source: String,
+    /// The checked layout and how it was built.
+    pub details: Json<Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// Endpoint states as stored.
 pub mod endpoint_state {
     /// Reserved by a provisioned pipeline, not deployed yet.

@@ -587,6 +587,56 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn register_algorithm(
+                &self,
+                pipeline_id: &str,
+                name: &str,
+                sha256: &str,
+                source: &str,
+                details: &serde_json::Value,
+            ) -> Result<AlgorithmRecord, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let now = crate::store::now();
+                let record: Option<AlgorithmRecord> = sqlx::query_as(
+                    "INSERT INTO algorithms (name, pipeline_id, sha256, source, details, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                     ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, source = excluded.source, \
+                     details = excluded.details, updated_at = excluded.updated_at \
+                     WHERE algorithms.pipeline_id = excluded.pipeline_id RETURNING *",
+                )
+                .bind(name)
+                .bind(pipeline_id)
+                .bind(sha256)
+                .bind(source)
+                .bind(sqlx::types::Json(details))
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(record) = record else {
+                    return Err(StoreError::Conflict(format!("algorithm {name} belongs to another pipeline")));
+                };
+                sqlx::query("DELETE FROM algorithms WHERE pipeline_id = $1 AND name <> $2")
+                    .bind(pipeline_id)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(record)
+            }
+
+            async fn algorithm(&self, name: &str) -> Result<Option<AlgorithmRecord>, StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM algorithms WHERE name = $1").bind(name).fetch_optional(&self.pool).await?)
+            }
+
+            async fn list_algorithms(&self) -> Result<Vec<AlgorithmRecord>, StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM algorithms ORDER BY name").fetch_all(&self.pool).await?)
+            }
+
+            async fn delete_algorithms(&self, pipeline_id: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM algorithms WHERE pipeline_id = $1").bind(pipeline_id).execute(&self.pool).await?;
+                Ok(())
+            }
+
             async fn endpoint(&self, environment: &str, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
                 Ok(sqlx::query_as("SELECT * FROM endpoints WHERE environment = $1 AND name = $2")
                     .bind(environment)

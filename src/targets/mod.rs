@@ -8,7 +8,7 @@ pub mod codepipeline_state;
 pub mod local;
 
 use crate::domain::{PipelineSpec, PipelineType, StageParams};
-use crate::store::{DynStore, EndpointRecord, PipelineRecord, StageKey, StageRecord, StoreError};
+use crate::store::{AlgorithmRecord, DynStore, EndpointRecord, PipelineRecord, StageKey, StageRecord, StoreError};
 use async_trait::async_trait;
 use codepipeline_state::PipelineStateOut;
 use std::sync::Arc;
@@ -37,6 +37,17 @@ pub trait TargetStore: Send + Sync + 'static {
     async fn save_checkpoint(&self, key: &StageKey, checkpoint: &serde_json::Value) -> Result<bool, StoreError>;
     /// A progress event on the stage, for the pipeline's event log.
     async fn progress(&self, key: &StageKey, kind: &str, message: &str) -> Result<(), StoreError>;
+    /// Registers a custom algorithm the local image builder built (see `Store::register_algorithm`).
+    async fn register_algorithm(
+        &self,
+        pipeline_id: &str,
+        name: &str,
+        sha256: &str,
+        source: &str,
+        details: &serde_json::Value,
+    ) -> Result<AlgorithmRecord, StoreError>;
+    async fn algorithm(&self, name: &str) -> Result<Option<AlgorithmRecord>, StoreError>;
+    async fn delete_algorithms(&self, pipeline_id: &str) -> Result<(), StoreError>;
 }
 
 pub type DynTargetStore = Arc<dyn TargetStore>;
@@ -70,6 +81,25 @@ impl TargetStore for StorePort {
 
     async fn progress(&self, key: &StageKey, kind: &str, message: &str) -> Result<(), StoreError> {
         self.0.stage_event(key, kind, "target", message).await
+    }
+
+    async fn register_algorithm(
+        &self,
+        pipeline_id: &str,
+        name: &str,
+        sha256: &str,
+        source: &str,
+        details: &serde_json::Value,
+    ) -> Result<AlgorithmRecord, StoreError> {
+        self.0.register_algorithm(pipeline_id, name, sha256, source, details).await
+    }
+
+    async fn algorithm(&self, name: &str) -> Result<Option<AlgorithmRecord>, StoreError> {
+        self.0.algorithm(name).await
+    }
+
+    async fn delete_algorithms(&self, pipeline_id: &str) -> Result<(), StoreError> {
+        self.0.delete_algorithms(pipeline_id).await
     }
 }
 

@@ -234,6 +234,22 @@ impl mlops::targets::TargetStore for CrashingPort {
     ) -> Result<(), mlops::store::StoreError> {
         Ok(())
     }
+    async fn register_algorithm(
+        &self,
+        pipeline_id: &str,
+        name: &str,
+        sha256: &str,
+        source: &str,
+        details: &Value,
+    ) -> Result<mlops::store::AlgorithmRecord, mlops::store::StoreError> {
+        self.inner.register_algorithm(pipeline_id, name, sha256, source, details).await
+    }
+    async fn algorithm(&self, name: &str) -> Result<Option<mlops::store::AlgorithmRecord>, mlops::store::StoreError> {
+        self.inner.algorithm(name).await
+    }
+    async fn delete_algorithms(&self, pipeline_id: &str) -> Result<(), mlops::store::StoreError> {
+        self.inner.delete_algorithms(pipeline_id).await
+    }
 }
 
 /// A transform interrupted after its first object resumes from the checkpoint: the finished

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod algorithms;
 mod approvals;
 mod assets;
 mod aws_harness;
@@ -16,6 +17,7 @@ mod batch;
 mod binary;
 mod cli;
 mod contract;
+mod custom;
 mod job_lease;
 mod layering;
 mod lifecycle;

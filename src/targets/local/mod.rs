@@ -1,9 +1,10 @@
 //! The embedded target: this process serves the models itself. An environment is a namespace
 //! (endpoint names are per environment). Runs `byom_realtime_builtin` and `byom_batch_builtin`
-//! with XGBoost models today; everything else is refused up front with a 422 rather than
+//! with XGBoost models, and builds custom algorithms (`byom_image_builder`) today; everything else is refused up front with a 422 rather than
 //! accepted and failed later.
 
 mod batch;
+mod image_builder;
 
 use super::{StageContext, StepOutcome, Target, TargetError};
 use crate::artifacts::{ArtifactStore, StorageError};
@@ -11,7 +12,7 @@ use crate::domain::plan::RealtimeStage;
 use crate::domain::spec::{ModelSource, PipelineParams, PipelineSpec};
 use crate::domain::{PipelineType, StageParams};
 use crate::serving::endpoints::{
-    CaptureLocation, EndpointConfig, EndpointRegistry, LiveEndpoint, LoadedModel, ModelError,
+    AlgorithmRef, CaptureLocation, EndpointConfig, EndpointRegistry, LiveEndpoint, LoadedModel, Model, ModelError,
 };
 use crate::store::StoreError;
 use crate::targets::DynTargetStore;
@@ -26,6 +27,10 @@ pub struct LocalTarget {
     store: DynTargetStore,
     endpoints: Arc<EndpointRegistry>,
     artifacts: ArtifactStore,
+    /// Where this replica unpacks custom algorithms and makes their virtual environments.
+    algorithms_dir: std::path::PathBuf,
+    /// The Python that makes those environments.
+    python: String,
 }
 
 /// The asset key of a built-in model (the only source `check_supported` lets through).
@@ -52,7 +57,16 @@ fn check_model(model: &ModelSource) -> Result<(), String> {
 
 impl LocalTarget {
     pub fn new(store: DynTargetStore, endpoints: Arc<EndpointRegistry>, artifacts: ArtifactStore) -> Self {
-        Self { store, endpoints, artifacts }
+        let algorithms_dir = std::env::temp_dir().join("mlops-algorithms");
+        Self { store, endpoints, artifacts, algorithms_dir, python: "python3".into() }
+    }
+
+    /// Where custom algorithms are unpacked on this replica, and the Python that makes their
+    /// virtual environments (`serving.python`).
+    pub fn with_algorithms(mut self, dir: std::path::PathBuf, python: &str) -> Self {
+        self.algorithms_dir = dir;
+        self.python = python.to_string();
+        self
     }
 
     /// The model a stage runs. Promotion integrity: a later stage runs the bytes the first stage
@@ -77,8 +91,14 @@ impl LocalTarget {
     }
 
     async fn deploy_realtime(&self, stage: &StageContext, params: &RealtimeStage) -> Result<StepOutcome, TargetError> {
-        let ModelSource::BuiltIn { framework, artifact, .. } = &params.model else {
-            return Err(TargetError::permanent("the local target serves built-in models only"));
+        let (framework, artifact) = match &params.model {
+            ModelSource::BuiltIn { framework, artifact, .. } => (framework, artifact),
+            ModelSource::CustomImage { image_uri, artifact } => {
+                return self.deploy_realtime_custom(stage, params, image_uri.as_str(), artifact.as_str()).await;
+            }
+            ModelSource::Registry { .. } => {
+                return Err(TargetError::permanent("models from a model registry need the aws target"));
+            }
         };
         let loaded = self.stage_model(stage, artifact.as_str()).await?;
         let config = EndpointConfig {
@@ -94,6 +114,7 @@ impl LocalTarget {
             num_features: loaded.booster.num_features(),
             num_outputs: loaded.booster.num_outputs(),
             objective: loaded.booster.objective().to_string(),
+            algorithm: None,
         };
         let name = params.endpoint_name.as_str();
         let config_json = serde_json::to_value(&config).expect("endpoint config serialises");
@@ -118,9 +139,99 @@ impl LocalTarget {
             revision: record.revision,
             metrics: crate::metrics::EndpointMetrics::new(&stage.environment, name),
             config,
-            model: loaded.booster,
+            model: Model::Xgboost(loaded.booster),
         });
         Ok(StepOutcome::Done(outputs))
+    }
+
+    /// `byom_realtime_custom`: `custom_image_uri` names an algorithm the image builder
+    /// registered (a registry host in front of `repository:tag`, as in an ECR URI, is ignored).
+    /// The algorithm is started with the model and must answer `GET /ping` before the endpoint
+    /// goes into service.
+    async fn deploy_realtime_custom(
+        &self,
+        stage: &StageContext,
+        params: &RealtimeStage,
+        image_uri: &str,
+        artifact: &str,
+    ) -> Result<StepOutcome, TargetError> {
+        let name_in_uri = algorithm_name(image_uri);
+        let algorithm = self
+            .store
+            .algorithm(name_in_uri)
+            .await
+            .map_err(|e| TargetError::transient(e.to_string()))?
+            .ok_or_else(|| {
+                TargetError::not_found(format!(
+                    "custom_image_uri {image_uri:?} names no algorithm: build `{name_in_uri}` with a byom_image_builder \
+                     pipeline first (GET /v1/algorithms lists the built ones)"
+                ))
+            })?;
+        // Promotion integrity, as for built-in models: later stages run the first stage's bytes.
+        let model_sha256 = if stage.key.ordinal == 0 {
+            let bytes = self.endpoints.read_artifact(artifact).await.map_err(model_error)?;
+            self.endpoints.snapshot_bytes(artifact, bytes).await.map_err(model_error)?
+        } else {
+            stage
+                .promoted_from
+                .as_ref()
+                .and_then(|outputs| outputs.get("model_sha256"))
+                .and_then(|sha| sha.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| TargetError::permanent("the first stage recorded no model to promote"))?
+        };
+        let config = EndpointConfig {
+            model_name: params.model_name.clone(),
+            framework: "custom".into(),
+            artifact: artifact.to_string(),
+            artifact_sha256: model_sha256.clone(),
+            variant: VARIANT.to_string(),
+            capture: Some(CaptureLocation {
+                bucket: params.data_capture_location.bucket().to_string(),
+                prefix: params.data_capture_location.prefix().to_string(),
+            }),
+            num_features: 0,
+            num_outputs: 0,
+            objective: String::new(),
+            algorithm: Some(AlgorithmRef { name: algorithm.name.clone(), sha256: algorithm.sha256.clone() }),
+        };
+        let name = params.endpoint_name.as_str();
+        // Started before the endpoint goes into service: an algorithm that cannot start fails
+        // the deploy and leaves the endpoint as it was.
+        let process = self.endpoints.start_custom(&stage.environment, name, &config).await.map_err(model_error)?;
+        let config_json = serde_json::to_value(&config).expect("endpoint config serialises");
+        let record = match self.store.activate_endpoint(&stage.key, &stage.environment, name, config_json).await {
+            Ok(record) => record,
+            Err(StoreError::Conflict(why)) => return Err(TargetError::conflict(why)),
+            Err(e) => return Err(TargetError::transient(e.to_string())),
+        };
+        let outputs = json!({
+            "endpoint_name": name,
+            "environment": stage.environment,
+            "revision": record.revision,
+            "model_sha256": model_sha256,
+            "algorithm": algorithm.name,
+            "algorithm_sha256": algorithm.sha256,
+            "data_capture_location": params.data_capture_location.as_str(),
+        });
+        self.endpoints.install(LiveEndpoint {
+            environment: stage.environment.clone(),
+            name: name.to_string(),
+            revision: record.revision,
+            metrics: crate::metrics::EndpointMetrics::new(&stage.environment, name),
+            config,
+            model: Model::Process(process),
+        });
+        Ok(StepOutcome::Done(outputs))
+    }
+}
+
+/// `repository:tag` of an image URI: a registry host (a first component with `.` or `:`, or
+/// `localhost`) is dropped, so an ECR URI from the solution's config names the local build.
+fn algorithm_name(image_uri: &str) -> &str {
+    match image_uri.split_once('/') {
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => rest,
+        _ => image_uri,
     }
 }
 
@@ -150,10 +261,15 @@ impl Target for LocalTarget {
     fn check_supported(&self, spec: &PipelineSpec) -> Result<(), String> {
         match (&spec.pipeline_type, &spec.params) {
             (PipelineType::ByomRealtimeBuiltin, PipelineParams::Realtime(r)) => check_model(&r.model),
+            (PipelineType::ByomRealtimeCustom, PipelineParams::Realtime(r)) => match &r.model {
+                ModelSource::CustomImage { .. } => Ok(()),
+                other => check_model(other),
+            },
             (PipelineType::ByomBatchBuiltin, PipelineParams::Batch(b)) => check_model(&b.model),
+            (PipelineType::ByomImageBuilder, PipelineParams::ImageBuilder(_)) => Ok(()),
             (other, _) => Err(format!(
                 "the local target cannot run `{other}` pipelines yet; it runs `byom_realtime_builtin` and \
-                 `byom_batch_builtin` (xgboost)",
+                 `byom_batch_builtin` (xgboost) and `byom_image_builder`",
                 other = other.as_str()
             )),
         }
@@ -163,6 +279,7 @@ impl Target for LocalTarget {
         match &stage.params {
             StageParams::Realtime(params) => self.deploy_realtime(stage, params).await,
             StageParams::Batch(params) => self.deploy_batch(stage, params).await,
+            StageParams::ImageBuilder(spec) => self.deploy_image_builder(stage, spec).await,
             _ => Err(TargetError::permanent("the local target cannot deploy this pipeline type")),
         }
     }
@@ -170,8 +287,15 @@ impl Target for LocalTarget {
     async fn teardown_stage(&self, stage: &StageContext) -> Result<StepOutcome, TargetError> {
         // The endpoint rows go with the pipeline; this replica drops its loaded model at once,
         // others within their refresh interval.
-        if let StageParams::Realtime(params) = &stage.params {
-            self.endpoints.forget(&stage.environment, params.endpoint_name.as_str());
+        match &stage.params {
+            StageParams::Realtime(params) => self.endpoints.forget(&stage.environment, params.endpoint_name.as_str()),
+            // Unpacked copies stay: content-addressed, they may serve a rebuilt algorithm again.
+            StageParams::ImageBuilder(_) => self
+                .store
+                .delete_algorithms(&stage.key.pipeline_id)
+                .await
+                .map_err(|e| TargetError::transient(e.to_string()))?,
+            _ => {}
         }
         Ok(StepOutcome::Done(json!({})))
     }

@@ -72,6 +72,22 @@ impl TestServer {
         }
     }
 
+    /// As [`Self::wait_for`], for slow steps (installing packages): two minutes at most.
+    pub async fn wait_for_longer(&self, id: &str, state: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let p = self.pipeline(id).await;
+            if p["state"] == state {
+                return p;
+            }
+            if ["active", "failed", "rejected", "deleted"].contains(&p["state"].as_str().unwrap()) {
+                panic!("pipeline {id} settled in {}, expected {state}: {p:#}", p["state"]);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "pipeline {id} never reached {state}: {p:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Polls until `ready` holds for the pipeline (10 s at most).
     pub async fn wait_until(&self, id: &str, ready: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

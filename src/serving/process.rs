@@ -1,0 +1,337 @@
+//! A custom algorithm serving as a child process, under SageMaker's serving-container contract:
+//! started as `serve` from its program folder with the port (`SAGEMAKER_BIND_TO_PORT`) and the
+//! model directory (`SM_MODEL_DIR`, the model archive unpacked) in its environment, ready once
+//! `GET /ping` answers 200, invoked with `POST /invocations` (60 s, 6 MB each way), restarted with
+//! backoff when it dies, stopped when the endpoint goes. Its stdout and stderr are kept (the last
+//! lines) as the endpoint's logs.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+use tokio_util::sync::CancellationToken;
+
+/// SageMaker's limit on an invocation's answer.
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+/// SageMaker's limit on how long the model may take to answer.
+pub const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// SageMaker's timeout of one `GET /ping`.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// Lines of output kept per endpoint.
+const LOG_LINES: usize = 2000;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    /// `environment.name`, for the logs.
+    pub endpoint: String,
+    /// The program folder (where `serve` is): the working directory.
+    pub program: PathBuf,
+    /// The algorithm's virtual environment; its `bin` goes first on `PATH`.
+    pub venv: PathBuf,
+    /// The unpacked model archive.
+    pub model_dir: PathBuf,
+    /// How long the process may take to answer its first `GET /ping`.
+    pub start_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("the algorithm could not be started: {0}")]
+    Spawn(String),
+    #[error("the algorithm exited before it was ready ({status}); its last output:\n{logs}")]
+    ExitedEarly { status: String, logs: String },
+    #[error("the algorithm did not answer GET /ping with 200 within {timeout:?}; its last output:\n{logs}")]
+    NeverReady { timeout: Duration, logs: String },
+    /// Restarting after a crash; ask again shortly.
+    #[error("the algorithm is restarting after it stopped; retry shortly")]
+    Restarting,
+    #[error("the algorithm did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the algorithm's answer is larger than {MAX_RESPONSE_BYTES} bytes")]
+    ResponseTooLarge,
+    #[error("calling the algorithm failed: {0}")]
+    Call(String),
+}
+
+/// The algorithm's answer to one invocation.
+#[derive(Debug)]
+pub struct ProcessReply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+}
+
+/// Headers of an invocation passed on as SageMaker passes them to a container.
+#[derive(Debug, Default)]
+pub struct ProcessRequest {
+    pub content_type: Option<String>,
+    pub accept: Option<String>,
+    pub custom_attributes: Option<String>,
+    pub inference_id: Option<String>,
+    pub body: Bytes,
+}
+
+struct Shared {
+    port: AtomicU16,
+    ready: AtomicBool,
+    restarts: AtomicU32,
+    logs: Mutex<VecDeque<String>>,
+    stop: CancellationToken,
+}
+
+impl Shared {
+    fn log(&self, line: String) {
+        let mut logs = self.logs.lock().expect("logs lock");
+        if logs.len() == LOG_LINES {
+            logs.pop_front();
+        }
+        logs.push_back(line);
+    }
+
+    fn tail(&self, lines: usize) -> String {
+        let logs = self.logs.lock().expect("logs lock");
+        logs.iter().skip(logs.len().saturating_sub(lines)).cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// A running algorithm; dropping it stops the process.
+pub struct ProcessModel {
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for ProcessModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessModel").field("port", &self.shared.port.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl Drop for ProcessModel {
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+    }
+}
+
+fn free_port() -> Result<u16, ProcessError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| ProcessError::Spawn(e.to_string()))?;
+    Ok(listener.local_addr().map_err(|e| ProcessError::Spawn(e.to_string()))?.port())
+}
+
+/// Starts `serve` on a free port, its output going to the shared log.
+fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>) -> Result<tokio::process::Child, ProcessError> {
+    let port = free_port()?;
+    shared.port.store(port, Ordering::Relaxed);
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut child = tokio::process::Command::new(spec.program.join("serve"))
+        .arg("serve")
+        .current_dir(&spec.program)
+        .env("PATH", format!("{}:{}:{path}", spec.venv.join("bin").display(), spec.program.display()))
+        .env("VIRTUAL_ENV", &spec.venv)
+        .env("SAGEMAKER_BIND_TO_PORT", port.to_string())
+        .env("SM_MODEL_DIR", &spec.model_dir)
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| ProcessError::Spawn(format!("{}: {e}", spec.program.join("serve").display())))?;
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| Box::pin(tokio::io::BufReader::new(s)) as std::pin::Pin<Box<dyn tokio::io::AsyncBufRead + Send>>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| Box::pin(tokio::io::BufReader::new(s)) as std::pin::Pin<Box<dyn tokio::io::AsyncBufRead + Send>>);
+    for reader in [stdout, stderr].into_iter().flatten() {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut lines = reader.lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                shared.log(line);
+            }
+        });
+    }
+    Ok(child)
+}
+
+/// Waits until the child answers `GET /ping` with 200, exits, or `timeout` passes.
+async fn wait_ready(
+    client: &reqwest::Client,
+    child: &mut tokio::process::Child,
+    shared: &Shared,
+    timeout: Duration,
+) -> Result<(), ProcessError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let url = format!("http://127.0.0.1:{}/ping", shared.port.load(Ordering::Relaxed));
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| ProcessError::Spawn(e.to_string()))? {
+            // The readers may still be draining the pipes.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Err(ProcessError::ExitedEarly { status: status.to_string(), logs: shared.tail(20) });
+        }
+        if let Ok(response) = client.get(&url).timeout(PING_TIMEOUT).send().await
+            && response.status() == 200
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ProcessError::NeverReady { timeout, logs: shared.tail(20) });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl ProcessModel {
+    /// Starts the algorithm and waits until it is ready; then supervises it (restarts with
+    /// backoff) until dropped.
+    pub async fn start(spec: ProcessSpec) -> Result<ProcessModel, ProcessError> {
+        let shared = Arc::new(Shared {
+            port: AtomicU16::new(0),
+            ready: AtomicBool::new(false),
+            restarts: AtomicU32::new(0),
+            logs: Mutex::new(VecDeque::new()),
+            stop: CancellationToken::new(),
+        });
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ProcessError::Spawn(e.to_string()))?;
+        let mut child = spawn(&spec, &shared)?;
+        if let Err(e) = wait_ready(&client, &mut child, &shared, spec.start_timeout).await {
+            let _ = child.kill().await;
+            return Err(e);
+        }
+        shared.ready.store(true, Ordering::Release);
+        tracing::info!(endpoint = %spec.endpoint, port = shared.port.load(Ordering::Relaxed), "custom algorithm ready");
+        tokio::spawn(supervise(spec, shared.clone(), client.clone(), child));
+        Ok(ProcessModel { shared, client })
+    }
+
+    /// The last `lines` lines the algorithm wrote (stdout and stderr, interleaved as they came).
+    pub fn logs(&self, lines: usize) -> Vec<String> {
+        let logs = self.shared.logs.lock().expect("logs lock");
+        logs.iter().skip(logs.len().saturating_sub(lines)).cloned().collect()
+    }
+
+    pub fn restarts(&self) -> u32 {
+        self.shared.restarts.load(Ordering::Relaxed)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::Acquire)
+    }
+
+    /// `POST /invocations` on the algorithm.
+    pub async fn invoke(&self, request: ProcessRequest) -> Result<ProcessReply, ProcessError> {
+        if !self.is_ready() {
+            return Err(ProcessError::Restarting);
+        }
+        let url = format!("http://127.0.0.1:{}/invocations", self.shared.port.load(Ordering::Relaxed));
+        let mut call = self.client.post(url).timeout(INVOCATION_TIMEOUT).body(request.body);
+        for (name, value) in [
+            ("content-type", &request.content_type),
+            ("accept", &request.accept),
+            ("x-amzn-sagemaker-custom-attributes", &request.custom_attributes),
+            ("x-amzn-sagemaker-inference-id", &request.inference_id),
+        ] {
+            if let Some(value) = value {
+                call = call.header(name, value);
+            }
+        }
+        let response = call.send().await.map_err(|e| {
+            if e.is_timeout() {
+                ProcessError::Timeout(INVOCATION_TIMEOUT)
+            } else if !self.is_ready() || e.is_connect() {
+                ProcessError::Restarting
+            } else {
+                ProcessError::Call(e.to_string())
+            }
+        })?;
+        let status = response.status().as_u16();
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                if e.is_timeout() {
+                    ProcessError::Timeout(INVOCATION_TIMEOUT)
+                } else {
+                    ProcessError::Call(e.to_string())
+                }
+            })?;
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(ProcessError::ResponseTooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(ProcessReply { status, content_type, body: Bytes::from(body) })
+    }
+}
+
+/// Restarts the process whenever it exits, with exponential backoff (reset once a run lasted a
+/// minute), until the model is dropped.
+async fn supervise(spec: ProcessSpec, shared: Arc<Shared>, client: reqwest::Client, mut child: tokio::process::Child) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            status = child.wait() => {
+                shared.ready.store(false, Ordering::Release);
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff = Duration::from_secs(1);
+                }
+                shared.log(format!("[mlops] the algorithm exited ({status}); restarting in {backoff:?}"));
+                tracing::warn!(endpoint = %spec.endpoint, %status, ?backoff, "custom algorithm exited; restarting");
+            }
+            _ = shared.stop.cancelled() => {
+                let _ = child.kill().await;
+                return;
+            }
+        }
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shared.stop.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            let mut next = match spawn(&spec, &shared) {
+                Ok(next) => next,
+                Err(e) => {
+                    shared.log(format!("[mlops] restart failed: {e}"));
+                    continue;
+                }
+            };
+            let ready = tokio::select! {
+                ready = wait_ready(&client, &mut next, &shared, spec.start_timeout) => ready,
+                _ = shared.stop.cancelled() => {
+                    let _ = next.kill().await;
+                    return;
+                }
+            };
+            match ready {
+                Ok(()) => {
+                    shared.restarts.fetch_add(1, Ordering::Relaxed);
+                    shared.ready.store(true, Ordering::Release);
+                    shared.log("[mlops] the algorithm is ready again".into());
+                    child = next;
+                    break;
+                }
+                Err(e) => {
+                    let _ = next.kill().await;
+                    shared.log(format!("[mlops] restart failed: {e}"));
+                }
+            }
+        }
+    }
+}

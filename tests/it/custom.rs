@@ -1,0 +1,181 @@
+//! `byom_realtime_custom` on the local target: the committed fixture algorithm, built by the
+//! image builder, serves a model under SageMaker's container contract as a child process; we
+//! proxy and capture its invocations, keep its output as logs, restart it when it dies, refuse an
+//! algorithm that never answers `/ping`, and stop it on teardown.
+
+use crate::algorithms::{image_builder_body, zip_folder};
+use crate::on_both_stores;
+use crate::support::api::fixture;
+use crate::support::server::{ADMIN, INVOKER, VIEWER, test_settings};
+use crate::support::{Db, TestDb, TestServer};
+use crate::walkthrough::read_capture;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A model archive holding `weights.json`, as the fixture algorithm reads it.
+fn model_archive(model: &Value) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    let bytes = serde_json::to_vec(model).unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "weights.json", bytes.as_slice()).unwrap();
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// Builds the fixture (without its requirements, to keep the test fast) as `mlops-custom:linear`.
+async fn build(server: &TestServer) {
+    let zip = zip_folder(&fixture("algorithms/linear"), &[], &["requirements.txt"]);
+    assert_eq!(server.put_asset("algorithms/linear.zip", zip).await.status(), 201);
+    let id =
+        server.provision(&image_builder_body("algorithms/linear.zip", "mlops-custom", "linear")).await["pipeline_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    server.wait_for_longer(&id, "active").await;
+}
+
+/// Provisions a custom endpoint `name-endpoint` running `model`; returns the pipeline id.
+async fn provision(server: &TestServer, name: &str, model: &Value) -> String {
+    let key = format!("models/{name}/model.tar.gz");
+    assert_eq!(server.put_asset(&key, model_archive(model)).await.status(), 201);
+    let body = json!({
+        "pipeline_type": "byom_realtime_custom",
+        "model_name": name,
+        // An ECR URI, as in the solution's configs: the registry host is ignored locally.
+        "custom_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-custom:linear",
+        "model_artifact_location": key,
+        "inference_instance": "ml.m5.large",
+        "data_capture_location": format!("my-bucket/capture/{name}"),
+        "endpoint_name": format!("{name}-endpoint"),
+    });
+    server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string()
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(needle))
+        .count()
+}
+
+async fn logs(server: &TestServer, endpoint: &str) -> Value {
+    server.get(&format!("/v1/endpoints/{endpoint}/logs"), VIEWER).send().await.unwrap().json().await.unwrap()
+}
+
+async fn a_custom_endpoint_serves_captures_logs_and_stops(db: TestDb) {
+    let server = TestServer::start(db).await;
+    build(&server).await;
+    let id = provision(&server, "linear", &json!({"weights": [1.0, 2.0, 3.0], "bias": 0.5})).await;
+    let pipeline = server.wait_for(&id, "active").await;
+    assert_eq!(pipeline["stages"][0]["outputs"]["algorithm"], "mlops-custom:linear");
+
+    let ok = server.invoke("linear-endpoint", "text/csv", "1,2,3\n0,0,0".into(), INVOKER).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["content-type"], "text/csv");
+    assert_eq!(ok.text().await.unwrap(), "14.5\n0.5\n");
+    // The algorithm's own error is SageMaker's ModelError.
+    let bad = server.invoke("linear-endpoint", "text/csv", "1,2".into(), INVOKER).await;
+    assert_eq!(bad.status(), 424);
+    let problem: Value = bad.json().await.unwrap();
+    assert_eq!(problem["code"], "model_error");
+    assert!(problem["detail"].as_str().unwrap().contains("Received client error (400)"), "{problem:#}");
+
+    let logs = logs(&server, "linear-endpoint").await;
+    assert_eq!(logs["running_here"], true);
+    let lines = logs["lines"].to_string();
+    assert!(lines.contains("serve: listening on 127.0.0.1:"), "{logs:#}");
+    assert!(lines.contains("POST /invocations"), "{logs:#}");
+
+    // A restarted replica starts the algorithm on the first invocation (in the background).
+    let server = TestServer::start(server.stop().await).await;
+    let home = server.db.dir.path().join("data").display().to_string();
+    assert_eq!(processes_mentioning(&home), 0, "the stopped server's algorithm stopped with it");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = server.invoke("linear-endpoint", "text/csv", "1,1,1".into(), INVOKER).await;
+        if response.status() == 200 {
+            assert_eq!(response.text().await.unwrap(), "6.5\n");
+            break;
+        }
+        assert_eq!(response.status(), 503, "{}", response.text().await.unwrap());
+        assert!(tokio::time::Instant::now() < deadline, "the restarted replica never served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(processes_mentioning(&home), 1, "one algorithm process runs");
+    let deleted =
+        server.http.delete(server.url(&format!("/v1/pipelines/{id}"))).bearer_auth(ADMIN).send().await.unwrap();
+    assert!(deleted.status().is_success());
+    server.wait_for(&id, "deleted").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while processes_mentioning(&home) > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the algorithm still runs after teardown");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let capture = server.db.dir.path().join("data/objects/my-bucket/capture/linear/linear-endpoint/AllTraffic");
+    let _db = server.stop().await; // keeps the data directory until the end
+    let records = read_capture(&capture);
+    assert_eq!(records.len(), 2, "the successful invocations are captured: {records:#?}");
+    let first = records.iter().find(|r| r["captureData"]["endpointInput"]["data"] == "1,2,3\n0,0,0").expect("first");
+    let data = &first["captureData"];
+    assert_eq!(data["endpointInput"]["data"], "1,2,3\n0,0,0");
+    assert_eq!(data["endpointOutput"]["data"], "14.5\n0.5\n");
+    assert_eq!(data["endpointOutput"]["observedContentType"], "text/csv");
+}
+
+/// An algorithm that dies is restarted (503 with `Retry-After` meanwhile) and serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_algorithm_is_restarted() {
+    let server = TestServer::start(TestDb::new(Db::Sqlite).await).await;
+    build(&server).await;
+    let id = provision(&server, "fragile", &json!({"weights": [2.0], "bias": 0.0, "crash_after": 2})).await;
+    server.wait_for(&id, "active").await;
+    for _ in 0..2 {
+        let ok = server.invoke("fragile-endpoint", "text/csv", "3".into(), INVOKER).await;
+        assert_eq!(ok.text().await.unwrap(), "6.0\n");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut unavailable = 0;
+    loop {
+        let response = server.invoke("fragile-endpoint", "text/csv", "3".into(), INVOKER).await;
+        if response.status() == 200 {
+            break;
+        }
+        assert_eq!(response.status(), 503, "{}", response.text().await.unwrap());
+        assert_eq!(response.headers()["retry-after"], "1");
+        unavailable += 1;
+        assert!(tokio::time::Instant::now() < deadline, "the algorithm was never restarted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(unavailable > 0, "the restart took some time");
+    let logs = logs(&server, "fragile-endpoint").await;
+    assert!(logs["restarts"].as_u64().unwrap() >= 1, "{logs:#}");
+    let lines = logs["lines"].to_string();
+    assert!(lines.contains("crashing after 2 invocations") && lines.contains("the algorithm exited"), "{logs:#}");
+    server.stop().await;
+}
+
+/// An algorithm that never answers `/ping` fails the deploy, with its output, and leaves no
+/// process behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_algorithm_that_never_answers_ping_fails_the_deploy() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.serving.custom_start_timeout = Duration::from_secs(2);
+    let server = TestServer::start_with(db, settings).await;
+    build(&server).await;
+    let id = provision(&server, "mute", &json!({"weights": [1.0], "bias": 0.0, "never_ready": true})).await;
+    let failed = server.wait_until(&id, |p| p["state"] == "failed").await;
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(error.contains("did not answer GET /ping with 200 within 2s"), "{error}");
+    assert!(error.contains("serve: listening"), "the algorithm's output is in the error: {error}");
+    let home = server.db.dir.path().join("data").display().to_string();
+    assert_eq!(processes_mentioning(&home), 0);
+    server.stop().await;
+}
+
+on_both_stores!(a_custom_endpoint_serves_captures_logs_and_stops);
