@@ -7,12 +7,16 @@
 //! input's size and the output object appears only once it is complete.
 //!
 //! Blank lines are not records and give no output line, as SageMaker's line splitter drops them.
+//! A custom algorithm gets each chunk as one mini-batch request and answers one line per record.
 //! Input is CSV, or JSON lines for objects named `*.jsonl` / `*.json` (one row per line, as the
 //! invocation API takes them).
 
 use super::codec::{self, CodecError, FeatureMatrix, RequestFormat, ResponseFormat};
+use super::process::{ProcessError, ProcessModel, ProcessRequest};
 use super::xgboost::Booster;
 use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use futures::stream::{BoxStream, FuturesOrdered, StreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
@@ -44,12 +48,21 @@ pub enum BatchError {
     LineTooLong { file: String, line: usize },
     #[error("{file}: {source}")]
     Storage { file: String, source: object_store::Error },
+    /// A custom algorithm refused or failed a mini-batch.
+    #[error("{file}: {lines}: {message}")]
+    Algorithm { file: String, lines: String, message: String, transient: bool },
 }
 
 impl BatchError {
     /// A failure of the object store rather than of the data.
     pub fn is_storage(&self) -> bool {
         matches!(self, BatchError::Storage { .. })
+    }
+
+    /// Worth retrying (storage trouble, an algorithm restarting): the job runs again and
+    /// resumes from its checkpoint.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, BatchError::Storage { .. } | BatchError::Algorithm { transient: true, .. })
     }
 }
 
@@ -120,6 +133,83 @@ impl Chunker {
     }
 }
 
+/// What scores the records: a built-in model in this process, or a custom algorithm's
+/// `/invocations` (each chunk a mini-batch: `BatchStrategy=MultiRecord`, whole lines up to
+/// SageMaker's `MaxPayloadInMB` of 6).
+#[derive(Clone)]
+pub enum Scorer {
+    Builtin(Arc<Booster>),
+    Process(Arc<ProcessModel>),
+}
+
+type Scored = Result<(Vec<u8>, u64, u64), BatchError>;
+
+/// Scores one chunk: its output lines, records and input bytes.
+fn score(scorer: &Scorer, format: RequestFormat, chunk: Chunk, file: String) -> BoxFuture<'static, Scored> {
+    match scorer.clone() {
+        Scorer::Builtin(model) => async move {
+            let bytes_in = chunk.bytes.len() as u64;
+            let scored = tokio::task::spawn_blocking(move || score_chunk(&model, format, &chunk, &file))
+                .await
+                .expect("scoring a chunk does not panic");
+            scored.map(|(body, rows)| (body, rows, bytes_in))
+        }
+        .boxed(),
+        Scorer::Process(process) => async move { score_with_process(&process, format, chunk, &file).await }.boxed(),
+    }
+}
+
+/// Sends the chunk's records (blank lines left out) to the algorithm in one request.
+async fn score_with_process(process: &ProcessModel, format: RequestFormat, chunk: Chunk, file: &str) -> Scored {
+    let bytes_in = chunk.bytes.len() as u64;
+    let (mut payload, mut rows) = (Vec::with_capacity(chunk.bytes.len()), 0u64);
+    for line in chunk.bytes.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        payload.extend_from_slice(line);
+        payload.push(b'\n');
+        rows += 1;
+    }
+    if rows == 0 {
+        return Ok((Vec::new(), 0, bytes_in));
+    }
+    let newlines = chunk.bytes.iter().filter(|b| **b == b'\n').count();
+    let last_line = chunk.first_line + newlines - usize::from(chunk.bytes.ends_with(b"\n") && newlines > 0);
+    let lines = format!("lines {}-{}", chunk.first_line, last_line);
+    let content_type = match format {
+        RequestFormat::Csv => "text/csv",
+        RequestFormat::Json | RequestFormat::JsonLines => "application/jsonlines",
+    };
+    let request = ProcessRequest {
+        content_type: Some(content_type.into()),
+        accept: Some("text/csv".into()),
+        body: Bytes::from(payload),
+        ..Default::default()
+    };
+    let reply = process.invoke(request).await.map_err(|e| BatchError::Algorithm {
+        file: file.to_string(),
+        lines: lines.clone(),
+        message: e.to_string(),
+        transient: matches!(e, ProcessError::Restarting),
+    })?;
+    if !(200..300).contains(&reply.status) {
+        let text = String::from_utf8_lossy(&reply.body[..reply.body.len().min(1024)]).into_owned();
+        return Err(BatchError::Algorithm {
+            file: file.to_string(),
+            lines,
+            message: format!("the algorithm answered {}: {text}", reply.status),
+            transient: false,
+        });
+    }
+    let mut body = reply.body.to_vec();
+    if body.last().is_some_and(|b| *b != b'\n') {
+        body.push(b'\n');
+    }
+    Ok((body, rows, bytes_in))
+}
+
 /// Scores the records of one chunk; returns the output lines and how many records there were.
 fn score_chunk(
     model: &Booster,
@@ -157,7 +247,7 @@ fn score_chunk(
 /// output is abandoned: nothing appears at `output` (an earlier object there stays as it was).
 pub async fn transform_object(
     store: &Arc<dyn ObjectStore>,
-    model: Arc<Booster>,
+    scorer: Scorer,
     input: &Path,
     output: &Path,
     parallelism: usize,
@@ -208,18 +298,12 @@ pub async fn transform_object(
         loop {
             while reading && scoring.len() < in_flight {
                 match chunks.recv().await.transpose()? {
-                    Some(chunk) => {
-                        let (model, file) = (model.clone(), file.clone());
-                        scoring.push_back(tokio::task::spawn_blocking(move || {
-                            let scored = score_chunk(&model, format, &chunk, &file);
-                            scored.map(|(body, rows)| (body, rows, chunk.bytes.len() as u64))
-                        }));
-                    }
+                    Some(chunk) => scoring.push_back(score(&scorer, format, chunk, file.clone())),
                     None => reading = false,
                 }
             }
             let Some(scored) = scoring.next().await else { break };
-            let (body, rows, bytes_in) = scored.expect("scoring a chunk does not panic")?;
+            let (body, rows, bytes_in) = scored?;
             writer.wait_for_capacity(2).await.map_err(storage)?;
             writer.write(&body);
             stats.rows += rows;

@@ -178,4 +178,48 @@ async fn an_algorithm_that_never_answers_ping_fails_the_deploy() {
     server.stop().await;
 }
 
-on_both_stores!(a_custom_endpoint_serves_captures_logs_and_stops);
+/// `byom_batch_custom`: every object under the prefix goes through the algorithm in mini-batches
+/// of whole lines; its answers are the `.out` files. A record it refuses fails the pipeline
+/// naming the file and lines. The algorithm runs only while the transform does.
+async fn a_custom_batch_transform_runs_the_algorithm(db: TestDb) {
+    let server = TestServer::start(db).await;
+    build(&server).await;
+    let key = "models/linear-batch/model.tar.gz";
+    let archive = model_archive(&json!({"weights": [1.0, 2.0, 3.0], "bias": 0.5}));
+    assert_eq!(server.put_asset(key, archive).await.status(), 201);
+    assert_eq!(server.put_asset("batch/custom/a.csv", b"1,2,3\r\n\n0,0,0\n".to_vec()).await.status(), 201);
+    assert_eq!(server.put_asset("batch/custom/more/b.csv", b"1,1,1".to_vec()).await.status(), 201);
+    assert_eq!(server.put_asset("batch/bad/c.csv", b"1,1,1\n1,2\n".to_vec()).await.status(), 201);
+    let body = |name: &str, input: &str| {
+        json!({
+            "pipeline_type": "byom_batch_custom",
+            "model_name": name,
+            "custom_image_uri": "mlops-custom:linear",
+            "model_artifact_location": key,
+            "inference_instance": "ml.m5.large",
+            "batch_inference_data": input,
+            "batch_job_output_location": format!("results/{name}"),
+        })
+    };
+    let id = server.provision(&body("linear-batch", "assets/batch/custom")).await["pipeline_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pipeline = server.wait_for(&id, "active").await;
+    assert_eq!(pipeline["stages"][0]["outputs"]["rows"], 3);
+    let out = server.db.dir.path().join("data/objects/results/linear-batch");
+    assert_eq!(std::fs::read_to_string(out.join("a.csv.out")).unwrap(), "14.5\n0.5\n");
+    assert_eq!(std::fs::read_to_string(out.join("more/b.csv.out")).unwrap(), "6.5\n");
+    let home = server.db.dir.path().join("data").display().to_string();
+    assert_eq!(processes_mentioning(&home), 0, "the algorithm stopped with the transform");
+
+    let id =
+        server.provision(&body("linear-bad", "assets/batch/bad")).await["pipeline_id"].as_str().unwrap().to_string();
+    let failed = server.wait_until(&id, |p| p["state"] == "failed").await;
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(error.contains("assets/batch/bad/c.csv: lines 1-2: the algorithm answered 400: bad row"), "{error}");
+    assert!(!server.db.dir.path().join("data/objects/results/linear-bad/c.csv.out").exists());
+    server.stop().await;
+}
+
+on_both_stores!(a_custom_endpoint_serves_captures_logs_and_stops, a_custom_batch_transform_runs_the_algorithm);

@@ -9,7 +9,7 @@
 use super::LocalTarget;
 use crate::artifacts::location_path;
 use crate::domain::plan::BatchStage;
-use crate::serving::batch::{BatchError, TransformStats, transform_object};
+use crate::serving::batch::{BatchError, Scorer, TransformStats, transform_object};
 use crate::targets::{StageContext, StepOutcome, TargetError};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
@@ -99,7 +99,7 @@ fn batch_error(e: BatchError) -> TargetError {
         BatchError::Storage { source: object_store::Error::NotFound { .. }, .. } => {
             TargetError::not_found(e.to_string())
         }
-        _ if e.is_storage() => TargetError::transient(e.to_string()),
+        _ if e.is_transient() => TargetError::transient(e.to_string()),
         _ => TargetError::permanent(e.to_string()),
     }
 }
@@ -114,9 +114,17 @@ impl LocalTarget {
         stage: &StageContext,
         params: &BatchStage,
     ) -> Result<StepOutcome, TargetError> {
-        let artifact = super::built_in_artifact(&params.model)?;
-        let loaded = self.stage_model(stage, artifact).await?;
-        let model = Arc::new(loaded.booster);
+        // A custom algorithm runs for the length of the transform and stops with it.
+        let (scorer, model_sha256) = match &params.model {
+            crate::domain::spec::ModelSource::CustomImage { image_uri, artifact } => {
+                let (process, sha256) = self.start_algorithm(stage, image_uri.as_str(), artifact.as_str()).await?;
+                (Scorer::Process(Arc::new(process)), sha256)
+            }
+            model => {
+                let loaded = self.stage_model(stage, super::built_in_artifact(model)?).await?;
+                (Scorer::Builtin(Arc::new(loaded.booster)), loaded.sha256)
+            }
+        };
         let store = self.artifacts.object_store();
         let inputs = inputs(&store, params).await?;
         let mut checkpoint: Checkpoint =
@@ -135,7 +143,7 @@ impl LocalTarget {
                 resumed += 1;
                 continue;
             }
-            let stats = self.transform_reporting(stage, &store, &model, input, parallelism).await?;
+            let stats = self.transform_reporting(stage, &store, &scorer, input, parallelism).await?;
             add(&mut total, stats);
             checkpoint.files.insert(
                 name.clone(),
@@ -175,7 +183,7 @@ impl LocalTarget {
         Ok(StepOutcome::Done(json!({
             "batch_inference_data": params.batch_inference_data.as_str(),
             "batch_job_output_location": params.batch_job_output_location.as_str(),
-            "model_sha256": loaded.sha256,
+            "model_sha256": model_sha256,
             "files": inputs.len(),
             "resumed_files": resumed,
             "rows": total.rows,
@@ -190,7 +198,7 @@ impl LocalTarget {
         &self,
         stage: &StageContext,
         store: &Arc<dyn ObjectStore>,
-        model: &Arc<crate::serving::xgboost::Booster>,
+        scorer: &Scorer,
         input: &Input,
         parallelism: usize,
     ) -> Result<TransformStats, TargetError> {
@@ -216,7 +224,7 @@ impl LocalTarget {
             sender.send_replace(stats);
         };
         let result =
-            transform_object(store, model.clone(), &input.meta.location, &input.output, parallelism, &report).await;
+            transform_object(store, scorer.clone(), &input.meta.location, &input.output, parallelism, &report).await;
         reporter.abort();
         result.map_err(batch_error)
     }

@@ -155,6 +155,66 @@ impl LocalTarget {
         image_uri: &str,
         artifact: &str,
     ) -> Result<StepOutcome, TargetError> {
+        let capture = CaptureLocation {
+            bucket: params.data_capture_location.bucket().to_string(),
+            prefix: params.data_capture_location.prefix().to_string(),
+        };
+        let config = self.custom_config(stage, &params.model_name, image_uri, artifact, Some(capture)).await?;
+        let name = params.endpoint_name.as_str();
+        // Started before the endpoint goes into service: an algorithm that cannot start fails
+        // the deploy and leaves the endpoint as it was.
+        let process = self.endpoints.start_custom(&stage.environment, name, &config).await.map_err(model_error)?;
+        let algorithm = config.algorithm.clone().expect("a custom config names its algorithm");
+        let config_json = serde_json::to_value(&config).expect("endpoint config serialises");
+        let record = match self.store.activate_endpoint(&stage.key, &stage.environment, name, config_json).await {
+            Ok(record) => record,
+            Err(StoreError::Conflict(why)) => return Err(TargetError::conflict(why)),
+            Err(e) => return Err(TargetError::transient(e.to_string())),
+        };
+        let outputs = json!({
+            "endpoint_name": name,
+            "environment": stage.environment,
+            "revision": record.revision,
+            "model_sha256": config.artifact_sha256,
+            "algorithm": algorithm.name,
+            "algorithm_sha256": algorithm.sha256,
+            "data_capture_location": params.data_capture_location.as_str(),
+        });
+        self.endpoints.install(LiveEndpoint {
+            environment: stage.environment.clone(),
+            name: name.to_string(),
+            revision: record.revision,
+            metrics: crate::metrics::EndpointMetrics::new(&stage.environment, name),
+            config,
+            model: Model::Process(process),
+        });
+        Ok(StepOutcome::Done(outputs))
+    }
+
+    /// Starts the algorithm `image_uri` names with the stage's model for a batch transform; it
+    /// stops when the returned process is dropped. Returns the model's digest too.
+    pub(super) async fn start_algorithm(
+        &self,
+        stage: &StageContext,
+        image_uri: &str,
+        artifact: &str,
+    ) -> Result<(crate::serving::process::ProcessModel, String), TargetError> {
+        let config = self.custom_config(stage, &stage.pipeline_name, image_uri, artifact, None).await?;
+        let label = format!("batch-{}", stage.key.pipeline_id);
+        let process = self.endpoints.start_custom(&stage.environment, &label, &config).await.map_err(model_error)?;
+        Ok((process, config.artifact_sha256))
+    }
+
+    /// What a custom algorithm runs with: the algorithm `image_uri` names and the stage's model,
+    /// snapshotted (a later stage of a promotion runs the first stage's bytes).
+    async fn custom_config(
+        &self,
+        stage: &StageContext,
+        model_name: &str,
+        image_uri: &str,
+        artifact: &str,
+        capture: Option<CaptureLocation>,
+    ) -> Result<EndpointConfig, TargetError> {
         let name_in_uri = algorithm_name(image_uri);
         let algorithm = self
             .store
@@ -180,49 +240,18 @@ impl LocalTarget {
                 .map(str::to_string)
                 .ok_or_else(|| TargetError::permanent("the first stage recorded no model to promote"))?
         };
-        let config = EndpointConfig {
-            model_name: params.model_name.clone(),
+        Ok(EndpointConfig {
+            model_name: model_name.to_string(),
             framework: "custom".into(),
             artifact: artifact.to_string(),
-            artifact_sha256: model_sha256.clone(),
+            artifact_sha256: model_sha256,
             variant: VARIANT.to_string(),
-            capture: Some(CaptureLocation {
-                bucket: params.data_capture_location.bucket().to_string(),
-                prefix: params.data_capture_location.prefix().to_string(),
-            }),
+            capture,
             num_features: 0,
             num_outputs: 0,
             objective: String::new(),
-            algorithm: Some(AlgorithmRef { name: algorithm.name.clone(), sha256: algorithm.sha256.clone() }),
-        };
-        let name = params.endpoint_name.as_str();
-        // Started before the endpoint goes into service: an algorithm that cannot start fails
-        // the deploy and leaves the endpoint as it was.
-        let process = self.endpoints.start_custom(&stage.environment, name, &config).await.map_err(model_error)?;
-        let config_json = serde_json::to_value(&config).expect("endpoint config serialises");
-        let record = match self.store.activate_endpoint(&stage.key, &stage.environment, name, config_json).await {
-            Ok(record) => record,
-            Err(StoreError::Conflict(why)) => return Err(TargetError::conflict(why)),
-            Err(e) => return Err(TargetError::transient(e.to_string())),
-        };
-        let outputs = json!({
-            "endpoint_name": name,
-            "environment": stage.environment,
-            "revision": record.revision,
-            "model_sha256": model_sha256,
-            "algorithm": algorithm.name,
-            "algorithm_sha256": algorithm.sha256,
-            "data_capture_location": params.data_capture_location.as_str(),
-        });
-        self.endpoints.install(LiveEndpoint {
-            environment: stage.environment.clone(),
-            name: name.to_string(),
-            revision: record.revision,
-            metrics: crate::metrics::EndpointMetrics::new(&stage.environment, name),
-            config,
-            model: Model::Process(process),
-        });
-        Ok(StepOutcome::Done(outputs))
+            algorithm: Some(AlgorithmRef { name: algorithm.name, sha256: algorithm.sha256 }),
+        })
     }
 }
 
@@ -266,6 +295,10 @@ impl Target for LocalTarget {
                 other => check_model(other),
             },
             (PipelineType::ByomBatchBuiltin, PipelineParams::Batch(b)) => check_model(&b.model),
+            (PipelineType::ByomBatchCustom, PipelineParams::Batch(b)) => match &b.model {
+                ModelSource::CustomImage { .. } => Ok(()),
+                other => check_model(other),
+            },
             (PipelineType::ByomImageBuilder, PipelineParams::ImageBuilder(_)) => Ok(()),
             (other, _) => Err(format!(
                 "the local target cannot run `{other}` pipelines yet; it runs `byom_realtime_builtin` and \
