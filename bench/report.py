@@ -137,8 +137,20 @@ def main() -> None:
 
     w("## Custom-algorithm proxy overhead")
     w("")
-    w("Not measured yet: custom algorithms (`byom_realtime_custom`) do not run on the local target")
-    w("yet (issue 12, still open).")
+    w("The committed fixture algorithm (`tests/fixtures/algorithms/linear`: Python's standard")
+    w("`ThreadingHTTPServer`, a linear model over the same 30-value CSV row) built by")
+    w("`byom_image_builder` and served by `byom_realtime_custom`, called directly on its port and")
+    w("through our endpoint (auth, limits, proxy, capture on).")
+    w("")
+    w("| connections | direct req/s (p99) | through us req/s (p99) | throughput kept |")
+    w("|---|---|---|---|")
+    for c in (8, 32):
+        path = os.path.join(results, f"custom-direct-{c}.txt")
+        if not os.path.exists(path):
+            continue
+        direct, proxied = wrk(path), wrk(os.path.join(results, f"custom-proxied-{c}.txt"))
+        w(f"| {c} | {direct['rate']:,.0f} ({ms(direct['p99'])}) | {proxied['rate']:,.0f} ({ms(proxied['p99'])}) | "
+          f"**{100 * proxied['rate'] / direct['rate']:.0f} %** |")
     w("")
     w("## Reproduce")
     w("")
