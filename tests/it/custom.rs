@@ -223,3 +223,70 @@ async fn a_custom_batch_transform_runs_the_algorithm(db: TestDb) {
 }
 
 on_both_stores!(a_custom_endpoint_serves_captures_logs_and_stops, a_custom_batch_transform_runs_the_algorithm);
+
+/// dev → staging → prod with a custom algorithm, real-time and batch: each later stage waits for
+/// its approval and then runs the model the first stage ran, even after the asset changed.
+async fn custom_types_promote_through_environments(db: TestDb) {
+    let mut settings = test_settings(&db);
+    settings.environments = vec!["dev".into(), "staging".into(), "prod".into()];
+    let server = TestServer::start_with(db, settings).await;
+    build(&server).await;
+    let key = "models/promoted/model.tar.gz";
+    let archive = model_archive(&json!({"weights": [1.0, 1.0], "bias": 0.0}));
+    assert_eq!(server.put_asset(key, archive).await.status(), 201);
+    for env in ["dev", "staging", "prod"] {
+        assert_eq!(server.put_asset(&format!("batch/{env}/in.csv"), b"1,2\n3,4\n".to_vec()).await.status(), 201);
+    }
+    let realtime = json!({
+        "pipeline_type": "byom_realtime_custom",
+        "model_name": "promoted",
+        "custom_image_uri": "mlops-custom:linear",
+        "model_artifact_location": key,
+        "inference_instance": "ml.m5.large",
+        "data_capture_location": "my-bucket/capture/promoted",
+        "endpoint_name": "promoted-endpoint",
+    });
+    let batch = json!({
+        "pipeline_type": "byom_batch_custom",
+        "model_name": "promoted-batch",
+        "custom_image_uri": "mlops-custom:linear",
+        "model_artifact_location": key,
+        "inference_instance": "ml.m5.large",
+        "batch_inference_data": {"dev": "assets/batch/dev", "staging": "assets/batch/staging", "prod": "assets/batch/prod"},
+        "batch_job_output_location": {"dev": "out/dev", "staging": "out/staging", "prod": "out/prod"},
+    });
+    let mut ids = Vec::new();
+    for body in [&realtime, &batch] {
+        let id = server.provision(body).await["pipeline_id"].as_str().unwrap().to_string();
+        server.wait_for(&id, "awaiting_approval").await;
+        ids.push(id);
+    }
+    // A changed asset after dev ran does not reach the later stages.
+    let changed = model_archive(&json!({"weights": [10.0, 10.0], "bias": 0.0}));
+    assert_eq!(server.put_asset(key, changed).await.status(), 201);
+    for id in &ids {
+        for stage in ["staging", "prod"] {
+            let version = server.pipeline(id).await["version"].clone();
+            let approved = server
+                .post(&format!("/v1/pipelines/{id}/stages/{stage}/approval"), crate::support::server::APPROVER)
+                .json(&json!({"decision": "approve", "version": version}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap());
+            if stage == "staging" {
+                server.wait_for(id, "awaiting_approval").await;
+            }
+        }
+        server.wait_for(id, "active").await;
+    }
+    for env in ["dev", "staging", "prod"] {
+        let ok = server.invoke(&format!("{env}.promoted-endpoint"), "text/csv", "1,2".into(), INVOKER).await;
+        assert_eq!(ok.text().await.unwrap(), "3.0\n", "{env} runs dev's model");
+        let out = server.db.dir.path().join(format!("data/objects/out/{env}/in.csv.out"));
+        assert_eq!(std::fs::read_to_string(out).unwrap(), "3.0\n7.0\n", "{env} transformed with dev's model");
+    }
+    server.stop().await;
+}
+
+on_both_stores!(custom_types_promote_through_environments);
