@@ -271,7 +271,7 @@ pub async fn transform_object(
     let mut chunker =
         Chunker { stream, carry: Vec::new(), next_line: 1, scanned: 0, finished: false, file: file.clone() };
     // Reading and cutting run beside the scoring, a few chunks ahead.
-    let in_flight = parallelism.max(1) + 1;
+    let in_flight = 2 * parallelism.max(1) + 2;
     let (sender, mut chunks) = tokio::sync::mpsc::channel::<Result<Chunk, BatchError>>(in_flight);
     let reader = tokio::spawn(async move {
         loop {

@@ -272,6 +272,55 @@ mod tests {
         assert_eq!(matrix.values, vec![0.25]);
     }
 
+    /// The fast float parser accepts exactly what std's does, with the same values.
+    #[test]
+    fn csv_fields_parse_as_std_parses_them() {
+        let fields = [
+            "1",
+            "-1",
+            "+1",
+            "1.",
+            ".5",
+            "-.5",
+            "1e5",
+            "1E-5",
+            "1e+5",
+            "1e",
+            "e5",
+            ".",
+            "-",
+            "+",
+            "1.2.3",
+            "0x10",
+            "nan",
+            "NaN",
+            "-nan",
+            "inf",
+            "-Infinity",
+            "infinity",
+            "1_000",
+            "1,0",
+            "١",
+            "0.1000000000000000055511151231257827",
+            "4.9406564584124654e-324",
+            "1e-400",
+            "2.2250738585072011e-308",
+            "00012",
+            "1e0000000000000000000001",
+        ];
+        for field in fields {
+            let ours = rows::parse_csv_field(field);
+            match field.parse::<f64>() {
+                Ok(value) if value.is_infinite() || (value as f32).is_infinite() => assert!(ours.is_err(), "{field}"),
+                Ok(value) => {
+                    let got = ours.unwrap_or_else(|e| panic!("{field}: {e}"));
+                    assert!(got.to_bits() == (value as f32).to_bits() || (got.is_nan() && value.is_nan()), "{field}");
+                }
+                Err(_) => assert!(ours.is_err(), "{field} is not a number for std"),
+            }
+        }
+    }
+
     #[test]
     fn csv_rounds_like_float64_then_float32() {
         // Parsed as f64 first, then narrowed, as numpy then XGBoost do.

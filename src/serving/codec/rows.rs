@@ -92,7 +92,10 @@ pub(super) fn parse_csv_field(field: &str) -> Result<f32, String> {
     if field.is_empty() {
         return Ok(f32::NAN);
     }
-    match field.parse::<f64>() {
+    // fast-float2 first (correctly rounded, as std is, and about twice as fast: parsing is a
+    // third of a batch transform's work); what it refuses, std decides, so the accepted
+    // spellings stay exactly std's.
+    match fast_float2::parse::<f64, _>(field).or_else(|_| field.parse::<f64>()) {
         Ok(value) => to_feature(value),
         Err(_) => Err(format!("\"{}\" is not a number", shorten(field))),
     }
