@@ -207,16 +207,15 @@ pub async fn materialize(
     base: &Path,
     python: &str,
 ) -> Result<Materialized, MaterializeError> {
+    if let Some(done) = materialized(sha256, base) {
+        return Ok(done);
+    }
     let layout = inspect(zip)?;
     let home = base.join(sha256);
     let code = home.join("code");
     let venv = home.join("venv");
     let program = code.join(&layout.program_dir);
     let ready = home.join(".ready");
-    if ready.exists() {
-        let install_log = std::fs::read_to_string(&ready).unwrap_or_default();
-        return Ok(Materialized { code, program, venv, install_log });
-    }
     if home.exists() {
         std::fs::remove_dir_all(&home).map_err(MaterializeError::Unpack)?;
     }
@@ -255,8 +254,19 @@ pub async fn materialize(
         }
         install_log = tail(&installed, 3);
     }
+    std::fs::write(home.join(".program"), &layout.program_dir).map_err(MaterializeError::Unpack)?;
     std::fs::write(&ready, &install_log).map_err(MaterializeError::Unpack)?;
     Ok(Materialized { code, program, venv, install_log })
+}
+
+/// The algorithm with digest `sha256` as an earlier [`materialize`] left it under `base`, if it
+/// finished: then its zip need not be read again.
+pub fn materialized(sha256: &str, base: &Path) -> Option<Materialized> {
+    let home = base.join(sha256);
+    let install_log = std::fs::read_to_string(home.join(".ready")).ok()?;
+    let program_dir = std::fs::read_to_string(home.join(".program")).ok()?;
+    let code = home.join("code");
+    Some(Materialized { program: code.join(program_dir), code, venv: home.join("venv"), install_log })
 }
 
 #[cfg(test)]

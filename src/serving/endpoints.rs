@@ -233,7 +233,14 @@ impl EndpointRegistry {
     /// returns its digest; for a model this process does not parse (a custom algorithm's).
     pub async fn snapshot_bytes(&self, key: &str, bytes: bytes::Bytes) -> Result<String, ModelError> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let path = snapshot_path(&sha256);
+        self.keep_snapshot(key, &sha256, bytes).await?;
+        Ok(sha256)
+    }
+
+    /// Stores the snapshot of the artifact at `key` whose digest is `sha256`, unless it is
+    /// there: content-addressed, an existing one already holds these exact bytes.
+    async fn keep_snapshot(&self, key: &str, sha256: &str, bytes: bytes::Bytes) -> Result<(), ModelError> {
+        let path = snapshot_path(sha256);
         if self.artifacts.object_store().head(&path).await.is_err() {
             self.artifacts
                 .object_store()
@@ -241,7 +248,7 @@ impl EndpointRegistry {
                 .await
                 .map_err(|source| ModelError::Snapshot { key: key.to_string(), source })?;
         }
-        Ok(sha256)
+        Ok(())
     }
 
     /// Reads the model artifact at asset `key` (within the size limit).
@@ -266,15 +273,20 @@ impl EndpointRegistry {
             message: "the endpoint names no algorithm".into(),
         })?;
         let algorithm_error = |message: String| ModelError::Algorithm { name: algorithm.name.clone(), message };
-        let zip = self
-            .artifacts
-            .read_path(&algorithm_snapshot_path(&algorithm.sha256), super::algorithm::MAX_UNPACKED_BYTES)
-            .await
-            .map_err(|e| algorithm_error(format!("its snapshot cannot be read: {e}")))?;
-        let built =
-            super::algorithm::materialize(&zip, &algorithm.sha256, &self.custom.algorithms_dir, &self.custom.python)
-                .await
-                .map_err(|e| algorithm_error(e.to_string()))?;
+        let built = match super::algorithm::materialized(&algorithm.sha256, &self.custom.algorithms_dir) {
+            Some(built) => built,
+            None => {
+                let zip = self
+                    .artifacts
+                    .read_path(&algorithm_snapshot_path(&algorithm.sha256), super::algorithm::MAX_UNPACKED_BYTES)
+                    .await
+                    .map_err(|e| algorithm_error(format!("its snapshot cannot be read: {e}")))?;
+                let (dir, python) = (&self.custom.algorithms_dir, &self.custom.python);
+                super::algorithm::materialize(&zip, &algorithm.sha256, dir, python)
+                    .await
+                    .map_err(|e| algorithm_error(e.to_string()))?
+            }
+        };
         let model_dir = self.custom.models_dir.join(&config.artifact_sha256);
         if !model_dir.join(".ready").exists() {
             let archive = self
@@ -308,15 +320,7 @@ impl EndpointRegistry {
             .await
             .map_err(|source| ModelError::Storage { key: key.to_string(), source })?;
         let loaded = self.parse(key, bytes.clone()).await?;
-        let path = snapshot_path(&loaded.sha256);
-        // Content-addressed: an existing snapshot already holds these exact bytes.
-        if self.artifacts.object_store().head(&path).await.is_err() {
-            self.artifacts
-                .object_store()
-                .put(&path, bytes.into())
-                .await
-                .map_err(|source| ModelError::Snapshot { key: key.to_string(), source })?;
-        }
+        self.keep_snapshot(key, &loaded.sha256, bytes).await?;
         Ok(loaded)
     }
 
@@ -566,7 +570,8 @@ impl EndpointRegistry {
     }
 }
 
-/// Where a custom algorithm's zip is kept (written by the local image builder).
+/// Where a custom algorithm's zip is kept (written by the local image builder); `_mlops` is no
+/// valid bucket name, so no request reaches it.
 pub fn algorithm_snapshot_path(sha256: &str) -> object_store::path::Path {
     object_store::path::Path::from(format!("_mlops/algorithms/{sha256}.zip"))
 }

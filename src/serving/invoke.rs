@@ -6,6 +6,7 @@ use super::codec::{self, CodecError, MediaTypeError};
 use super::endpoints::{LiveEndpoint, Model};
 use super::process::{ProcessError, ProcessRequest};
 use bytes::Bytes;
+use std::borrow::Cow;
 
 /// Bodies at least this large are parsed, predicted and encoded on the blocking pool so they
 /// cannot stall the async workers (and with them every other request); smaller ones are
@@ -23,7 +24,8 @@ pub struct Invocation {
 }
 
 pub struct InvocationOutput {
-    pub content_type: String,
+    /// Static for built-in models (no allocation per invocation), the algorithm's for custom ones.
+    pub content_type: std::borrow::Cow<'static, str>,
     pub body: Vec<u8>,
 }
 
@@ -66,7 +68,8 @@ pub async fn invoke(
             if !(200..300).contains(&reply.status) {
                 return Err(InvokeError::Model { status: reply.status, body: reply.body });
             }
-            (reply.content_type.unwrap_or_else(|| "application/octet-stream".into()), reply.body.to_vec())
+            let content_type = reply.content_type.map_or(Cow::Borrowed("application/octet-stream"), Cow::Owned);
+            (content_type, reply.body.to_vec())
         }
     };
 
@@ -80,7 +83,7 @@ pub async fn invoke(
         let event = CaptureEvent {
             input_content_type: invocation.content_type.unwrap_or_else(|| "text/csv".into()),
             input: invocation.body,
-            output_content_type: content_type.clone(),
+            output_content_type: content_type.to_string(),
             output: Bytes::from(body.clone()),
             inference_id: invocation.inference_id,
             event_id: uuid::Uuid::new_v4(),
@@ -101,7 +104,7 @@ pub async fn invoke(
 async fn score_builtin(
     endpoint: &std::sync::Arc<LiveEndpoint>,
     invocation: &Invocation,
-) -> Result<(String, Vec<u8>), InvokeError> {
+) -> Result<(Cow<'static, str>, Vec<u8>), InvokeError> {
     let Model::Xgboost(_) = &endpoint.model else { unreachable!("called for built-in models only") };
     let request_format = codec::request_format(invocation.content_type.as_deref())?;
     let response_format = codec::response_format(invocation.accept.as_deref(), request_format)?;
@@ -123,5 +126,5 @@ async fn score_builtin(
     } else {
         work()?
     };
-    Ok((content_type.to_string(), body))
+    Ok((Cow::Borrowed(content_type), body))
 }

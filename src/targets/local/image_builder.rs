@@ -1,5 +1,5 @@
 //! `byom_image_builder` on the local target: the zip is checked, kept as a content-addressed
-//! snapshot (`_mlops/algorithms/<sha256>.zip`), unpacked with its requirements installed into a
+//! snapshot (`serving::endpoints::algorithm_snapshot_path`), unpacked with its requirements installed into a
 //! virtual environment on this replica (`serving::algorithm`), and registered under
 //! `ecr_repo_name:image_tag`, the name a `custom_image_uri` then gives. No container engine is
 //! used, and the events say so.
@@ -8,6 +8,7 @@ use super::LocalTarget;
 use crate::artifacts::StorageError;
 use crate::domain::spec::ImageBuilderSpec;
 use crate::serving::algorithm::{self, MaterializeError};
+use crate::serving::endpoints::algorithm_snapshot_path;
 use crate::store::StoreError;
 use crate::targets::{StageContext, StepOutcome, TargetError};
 use object_store::ObjectStoreExt;
@@ -16,11 +17,6 @@ use sha2::{Digest, Sha256};
 
 /// Largest zip accepted (its unpacked size is bounded separately).
 const MAX_ZIP_BYTES: u64 = 512 * 1024 * 1024;
-
-/// Where an algorithm's zip is kept; `_mlops` is no valid bucket name, so no request reaches it.
-pub(crate) fn snapshot_path(sha256: &str) -> object_store::path::Path {
-    object_store::path::Path::from(format!("_mlops/algorithms/{sha256}.zip"))
-}
 
 impl LocalTarget {
     pub(super) async fn deploy_image_builder(
@@ -39,7 +35,7 @@ impl LocalTarget {
         let layout = algorithm::inspect(&zip).map_err(|e| TargetError::permanent(e.to_string()))?;
         let sha256 = hex::encode(Sha256::digest(&zip));
         let store = self.artifacts.object_store();
-        let snapshot = snapshot_path(&sha256);
+        let snapshot = algorithm_snapshot_path(&sha256);
         if store.head(&snapshot).await.is_err() {
             store
                 .put(&snapshot, zip.clone().into())

@@ -75,19 +75,35 @@ impl LocalTarget {
         if stage.key.ordinal == 0 {
             self.endpoints.snapshot_model(artifact).await.map_err(model_error)
         } else {
-            let sha256 = stage
-                .promoted_from
-                .as_ref()
-                .and_then(|outputs| outputs.get("model_sha256"))
-                .and_then(|sha| sha.as_str())
-                .ok_or_else(|| {
-                    TargetError::permanent(format!(
-                        "stage {} promotes the first stage's model, but the first stage recorded none",
-                        stage.key.ordinal
-                    ))
-                })?;
-            self.endpoints.promoted_model(artifact, sha256).await.map_err(model_error)
+            self.endpoints.promoted_model(artifact, promoted_sha256(stage)?).await.map_err(model_error)
         }
+    }
+
+    /// Puts the endpoint in service with `config` and installs `model` on this replica; returns
+    /// the endpoint's new revision.
+    async fn activate(
+        &self,
+        stage: &StageContext,
+        name: &str,
+        config: EndpointConfig,
+        model: Model,
+    ) -> Result<i64, TargetError> {
+        let config_json = serde_json::to_value(&config).expect("endpoint config serialises");
+        let record = match self.store.activate_endpoint(&stage.key, &stage.environment, name, config_json).await {
+            Ok(record) => record,
+            // Re-provisioned meanwhile: this version's deploy is moot, and the job says so.
+            Err(StoreError::Conflict(why)) => return Err(TargetError::conflict(why)),
+            Err(e) => return Err(TargetError::transient(e.to_string())),
+        };
+        self.endpoints.install(LiveEndpoint {
+            environment: stage.environment.clone(),
+            name: name.to_string(),
+            revision: record.revision,
+            metrics: crate::metrics::EndpointMetrics::new(&stage.environment, name),
+            config,
+            model,
+        });
+        Ok(record.revision)
     }
 
     async fn deploy_realtime(&self, stage: &StageContext, params: &RealtimeStage) -> Result<StepOutcome, TargetError> {
@@ -117,31 +133,17 @@ impl LocalTarget {
             algorithm: None,
         };
         let name = params.endpoint_name.as_str();
-        let config_json = serde_json::to_value(&config).expect("endpoint config serialises");
-        let record = match self.store.activate_endpoint(&stage.key, &stage.environment, name, config_json).await {
-            Ok(record) => record,
-            // Re-provisioned meanwhile: this version's deploy is moot, and the job says so.
-            Err(StoreError::Conflict(why)) => return Err(TargetError::conflict(why)),
-            Err(e) => return Err(TargetError::transient(e.to_string())),
-        };
-        let outputs = json!({
+        let (num_features, objective) = (config.num_features, config.objective.clone());
+        let revision = self.activate(stage, name, config, Model::Xgboost(loaded.booster)).await?;
+        Ok(StepOutcome::Done(json!({
             "endpoint_name": name,
             "environment": stage.environment,
-            "revision": record.revision,
+            "revision": revision,
             "model_sha256": loaded.sha256,
-            "num_features": config.num_features,
-            "objective": config.objective,
+            "num_features": num_features,
+            "objective": objective,
             "data_capture_location": params.data_capture_location.as_str(),
-        });
-        self.endpoints.install(LiveEndpoint {
-            environment: stage.environment.clone(),
-            name: name.to_string(),
-            revision: record.revision,
-            metrics: crate::metrics::EndpointMetrics::new(&stage.environment, name),
-            config,
-            model: Model::Xgboost(loaded.booster),
-        });
-        Ok(StepOutcome::Done(outputs))
+        })))
     }
 
     /// `byom_realtime_custom`: `custom_image_uri` names an algorithm the image builder
@@ -165,30 +167,17 @@ impl LocalTarget {
         // the deploy and leaves the endpoint as it was.
         let process = self.endpoints.start_custom(&stage.environment, name, &config).await.map_err(model_error)?;
         let algorithm = config.algorithm.clone().expect("a custom config names its algorithm");
-        let config_json = serde_json::to_value(&config).expect("endpoint config serialises");
-        let record = match self.store.activate_endpoint(&stage.key, &stage.environment, name, config_json).await {
-            Ok(record) => record,
-            Err(StoreError::Conflict(why)) => return Err(TargetError::conflict(why)),
-            Err(e) => return Err(TargetError::transient(e.to_string())),
-        };
-        let outputs = json!({
+        let model_sha256 = config.artifact_sha256.clone();
+        let revision = self.activate(stage, name, config, Model::Process(process)).await?;
+        Ok(StepOutcome::Done(json!({
             "endpoint_name": name,
             "environment": stage.environment,
-            "revision": record.revision,
-            "model_sha256": config.artifact_sha256,
+            "revision": revision,
+            "model_sha256": model_sha256,
             "algorithm": algorithm.name,
             "algorithm_sha256": algorithm.sha256,
             "data_capture_location": params.data_capture_location.as_str(),
-        });
-        self.endpoints.install(LiveEndpoint {
-            environment: stage.environment.clone(),
-            name: name.to_string(),
-            revision: record.revision,
-            metrics: crate::metrics::EndpointMetrics::new(&stage.environment, name),
-            config,
-            model: Model::Process(process),
-        });
-        Ok(StepOutcome::Done(outputs))
+        })))
     }
 
     /// Starts the algorithm `image_uri` names with the stage's model for a batch transform; it
@@ -232,13 +221,7 @@ impl LocalTarget {
             let bytes = self.endpoints.read_artifact(artifact).await.map_err(model_error)?;
             self.endpoints.snapshot_bytes(artifact, bytes).await.map_err(model_error)?
         } else {
-            stage
-                .promoted_from
-                .as_ref()
-                .and_then(|outputs| outputs.get("model_sha256"))
-                .and_then(|sha| sha.as_str())
-                .map(str::to_string)
-                .ok_or_else(|| TargetError::permanent("the first stage recorded no model to promote"))?
+            promoted_sha256(stage)?.to_string()
         };
         Ok(EndpointConfig {
             model_name: model_name.to_string(),
@@ -262,6 +245,21 @@ fn algorithm_name(image_uri: &str) -> &str {
         Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => rest,
         _ => image_uri,
     }
+}
+
+/// The model digest the first stage of this version recorded, which a later stage runs.
+fn promoted_sha256(stage: &StageContext) -> Result<&str, TargetError> {
+    stage
+        .promoted_from
+        .as_ref()
+        .and_then(|outputs| outputs.get("model_sha256"))
+        .and_then(|sha| sha.as_str())
+        .ok_or_else(|| {
+            TargetError::permanent(format!(
+                "stage {} promotes the first stage's model, but the first stage recorded none",
+                stage.key.ordinal
+            ))
+        })
 }
 
 fn model_error(e: ModelError) -> TargetError {
