@@ -241,6 +241,7 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
         },
         // SageMaker answers a container's failure as a `ModelError` (424).
         InvokeError::Process(e) => ApiError::ModelError(e.to_string()),
+        InvokeError::Predict(e) => ApiError::ModelError(e.to_string()),
         InvokeError::Model { status, body } => {
             let kind = if status < 500 { "client" } else { "server" };
             let text = String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned();

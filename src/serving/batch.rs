@@ -11,9 +11,9 @@
 //! Input is CSV, or JSON lines for objects named `*.jsonl` / `*.json` (one row per line, as the
 //! invocation API takes them).
 
+use super::builtin::BuiltinModel;
 use super::codec::{self, CodecError, FeatureMatrix, RequestFormat, ResponseFormat};
 use super::process::{ProcessError, ProcessModel, ProcessRequest};
-use super::xgboost::Booster;
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -48,6 +48,9 @@ pub enum BatchError {
     LineTooLong { file: String, line: usize },
     #[error("{file}: {source}")]
     Storage { file: String, source: object_store::Error },
+    /// A built-in model failed to evaluate records it accepted.
+    #[error("{file}: lines {first}-{last}: the model failed: {message}")]
+    Model { file: String, first: usize, last: usize, message: String },
     /// A custom algorithm refused or failed a mini-batch.
     #[error("{file}: {lines}: {message}")]
     Algorithm { file: String, lines: String, message: String, transient: bool },
@@ -76,6 +79,14 @@ pub fn input_format(name: &str) -> RequestFormat {
 struct Chunk {
     first_line: usize,
     bytes: Vec<u8>,
+}
+
+impl Chunk {
+    /// The number of the chunk's last line (its final newline ends that line, not a new one).
+    fn last_line(&self) -> usize {
+        let newlines = self.bytes.iter().filter(|b| **b == b'\n').count();
+        self.first_line + newlines - usize::from(self.bytes.ends_with(b"\n") && newlines > 0)
+    }
 }
 
 /// Cuts a byte stream into chunks of whole lines.
@@ -138,7 +149,7 @@ impl Chunker {
 /// SageMaker's `MaxPayloadInMB` of 6).
 #[derive(Clone)]
 pub enum Scorer {
-    Builtin(Arc<Booster>),
+    Builtin(Arc<BuiltinModel>),
     Process(Arc<ProcessModel>),
 }
 
@@ -149,9 +160,15 @@ fn score(scorer: &Scorer, format: RequestFormat, chunk: Chunk, file: String) -> 
     match scorer.clone() {
         Scorer::Builtin(model) => async move {
             let bytes_in = chunk.bytes.len() as u64;
-            let scored = tokio::task::spawn_blocking(move || score_chunk(&model, format, &chunk, &file))
-                .await
-                .expect("scoring a chunk does not panic");
+            let first = chunk.first_line;
+            let scored = tokio::task::spawn_blocking({
+                let file = file.clone();
+                move || score_chunk(&model, format, &chunk, &file)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(BatchError::Model { file, first, last: first, message: format!("evaluation panicked: {e}") })
+            });
             scored.map(|(body, rows)| (body, rows, bytes_in))
         }
         .boxed(),
@@ -175,9 +192,7 @@ async fn score_with_process(process: &ProcessModel, format: RequestFormat, chunk
     if rows == 0 {
         return Ok((Vec::new(), 0, bytes_in));
     }
-    let newlines = chunk.bytes.iter().filter(|b| **b == b'\n').count();
-    let last_line = chunk.first_line + newlines - usize::from(chunk.bytes.ends_with(b"\n") && newlines > 0);
-    let lines = format!("lines {}-{}", chunk.first_line, last_line);
+    let lines = format!("lines {}-{}", chunk.first_line, chunk.last_line());
     let content_type = match format {
         RequestFormat::Csv => "text/csv",
         RequestFormat::Json | RequestFormat::JsonLines => "application/jsonlines",
@@ -212,7 +227,7 @@ async fn score_with_process(process: &ProcessModel, format: RequestFormat, chunk
 
 /// Scores the records of one chunk; returns the output lines and how many records there were.
 fn score_chunk(
-    model: &Booster,
+    model: &BuiltinModel,
     format: RequestFormat,
     chunk: &Chunk,
     file: &str,
@@ -237,7 +252,12 @@ fn score_chunk(
     }
     let per_row = model.num_outputs();
     let mut outputs = Vec::with_capacity(matrix.rows * per_row);
-    model.predict_rows(&matrix.values, &mut outputs);
+    model.predict_rows(&matrix.values, &mut outputs).map_err(|e| BatchError::Model {
+        file: file.to_string(),
+        first: chunk.first_line,
+        last: chunk.last_line(),
+        message: e.0,
+    })?;
     let (_, body) = codec::encode_predictions(ResponseFormat::Csv, &outputs, per_row);
     Ok((body, matrix.rows as u64))
 }

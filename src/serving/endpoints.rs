@@ -13,8 +13,9 @@
 //! `serving.max_loaded_models` models, and `serving.max_loaded_model_bytes` of them, stay loaded;
 //! the least recently used go first.
 
+use super::builtin::BuiltinModel;
 use super::model_archive;
-use super::xgboost::{Booster, ModelLimits};
+use super::xgboost::ModelLimits;
 use crate::artifacts::{ArtifactStore, StorageError};
 use crate::store::{DynStore, EndpointRecord, StoreError, endpoint_state};
 use object_store::ObjectStoreExt;
@@ -55,8 +56,8 @@ pub struct AlgorithmRef {
 
 /// What answers an endpoint's invocations.
 pub enum Model {
-    /// A built-in XGBoost model, evaluated in this process.
-    Xgboost(Booster),
+    /// A model this process evaluates (XGBoost or ONNX).
+    Builtin(BuiltinModel),
     /// A custom algorithm, running as a child process.
     Process(super::process::ProcessModel),
 }
@@ -65,7 +66,7 @@ impl Model {
     /// Memory held in this process (a child process's own memory is not ours to count).
     pub fn memory_bytes(&self) -> u64 {
         match self {
-            Model::Xgboost(booster) => booster.memory_bytes(),
+            Model::Builtin(model) => model.memory_bytes(),
             Model::Process(_) => 0,
         }
     }
@@ -119,7 +120,7 @@ pub enum ModelError {
     #[error("model artifact {key:?}: {source}")]
     Archive { key: String, source: model_archive::ArchiveError },
     #[error("model artifact {key:?} is not a model this server can load: {source}")]
-    Load { key: String, source: super::xgboost::LoadError },
+    Load { key: String, source: super::builtin::LoadError },
     #[error(
         "the deployed snapshot of {key:?} is damaged (sha256 {actual}, expected {expected}); provision the pipeline again"
     )]
@@ -196,7 +197,7 @@ pub struct EndpointRegistry {
 
 /// A loaded model and the digest of the artifact it came from.
 pub struct LoadedModel {
-    pub booster: Booster,
+    pub model: BuiltinModel,
     pub sha256: String,
 }
 
@@ -312,27 +313,28 @@ impl EndpointRegistry {
             .map_err(|source| ModelError::Process { name: algorithm.name.clone(), source })
     }
 
-    /// Loads the model at asset `key` and stores its snapshot; the deploy step.
-    pub async fn snapshot_model(&self, key: &str) -> Result<LoadedModel, ModelError> {
+    /// Loads the model at asset `key` (`framework` as the request names it) and stores its
+    /// snapshot; the deploy step.
+    pub async fn snapshot_model(&self, key: &str, framework: &str) -> Result<LoadedModel, ModelError> {
         let bytes = self
             .artifacts
             .read_asset(key, self.max_model_bytes)
             .await
             .map_err(|source| ModelError::Storage { key: key.to_string(), source })?;
-        let loaded = self.parse(key, bytes.clone()).await?;
+        let loaded = self.parse(key, bytes.clone(), framework).await?;
         self.keep_snapshot(key, &loaded.sha256, bytes).await?;
         Ok(loaded)
     }
 
     /// Loads the snapshot a previous stage deployed: a promotion deploys exactly those bytes,
     /// whatever the asset holds now.
-    pub async fn promoted_model(&self, key: &str, sha256: &str) -> Result<LoadedModel, ModelError> {
+    pub async fn promoted_model(&self, key: &str, sha256: &str, framework: &str) -> Result<LoadedModel, ModelError> {
         let bytes = self
             .artifacts
             .read_path(&snapshot_path(sha256), self.max_model_bytes)
             .await
             .map_err(|source| ModelError::Storage { key: key.to_string(), source })?;
-        let loaded = self.parse(key, bytes).await?;
+        let loaded = self.parse(key, bytes, framework).await?;
         if loaded.sha256 != sha256 {
             return Err(ModelError::Damaged {
                 key: key.to_string(),
@@ -345,8 +347,9 @@ impl EndpointRegistry {
 
     /// Reads, unpacks and parses a model (parsing runs on the blocking pool: a large JSON model
     /// takes a while).
-    async fn parse(&self, key: &str, bytes: bytes::Bytes) -> Result<LoadedModel, ModelError> {
+    async fn parse(&self, key: &str, bytes: bytes::Bytes, framework: &str) -> Result<LoadedModel, ModelError> {
         let limit = self.max_model_bytes;
+        let framework = framework.to_string();
         let limits = self.limits;
         let key_owned = key.to_string();
         let started = std::time::Instant::now();
@@ -354,18 +357,15 @@ impl EndpointRegistry {
             let sha256 = hex::encode(Sha256::digest(&bytes));
             let file = model_archive::extract_model_file_with_limit(&bytes, limit)
                 .map_err(|source| ModelError::Archive { key: key_owned.clone(), source })?;
-            let booster =
-                Booster::load_within(&file, &limits).map_err(|source| ModelError::Load { key: key_owned, source })?;
-            Ok(LoadedModel { booster, sha256 })
+            let model = BuiltinModel::load(&file, &framework, &limits)
+                .map_err(|source| ModelError::Load { key: key_owned, source })?;
+            Ok(LoadedModel { model, sha256 })
         })
         .await
         // A panic while parsing a hostile file is a failed load, not a dead request.
         .map_err(|e| ModelError::Load {
             key: key.to_string(),
-            source: super::xgboost::LoadError::Invalid {
-                path: String::new(),
-                reason: format!("loading panicked: {e}"),
-            },
+            source: super::builtin::LoadError::Panicked(e.to_string()),
         })?;
         let outcome = if loaded.is_ok() { "ok" } else { "error" };
         metrics::counter!(crate::metrics::MODEL_LOADS, "outcome" => outcome).increment(1);
@@ -550,7 +550,7 @@ impl EndpointRegistry {
             .read_path(&snapshot_path(&config.artifact_sha256), self.max_model_bytes)
             .await
             .map_err(|source| ModelError::Storage { key: config.artifact.clone(), source })?;
-        let loaded = self.parse(&config.artifact, bytes).await?;
+        let loaded = self.parse(&config.artifact, bytes, &config.framework).await?;
         if loaded.sha256 != config.artifact_sha256 {
             return Err(ModelError::Damaged {
                 key: config.artifact.clone(),
@@ -564,7 +564,7 @@ impl EndpointRegistry {
             name: record.name.clone(),
             revision: record.revision,
             config,
-            model: Model::Xgboost(loaded.booster),
+            model: Model::Builtin(loaded.model),
             metrics: crate::metrics::EndpointMetrics::new(&record.environment, &record.name),
         })
     }

@@ -41,6 +41,9 @@ pub enum InvokeError {
     /// A custom algorithm answered with an error status (SageMaker's `ModelError`).
     #[error("the algorithm answered {status}")]
     Model { status: u16, body: Bytes },
+    /// A built-in model failed to evaluate rows it accepted.
+    #[error("the model failed to evaluate the rows: {0}")]
+    Predict(#[from] super::builtin::PredictError),
 }
 
 /// Whether this invocation is captured, at `percentage` (0 to 100) of invocations.
@@ -55,7 +58,7 @@ pub async fn invoke(
     invocation: Invocation,
 ) -> Result<InvocationOutput, InvokeError> {
     let (content_type, body) = match &endpoint.model {
-        Model::Xgboost(_) => score_builtin(&endpoint, &invocation).await?,
+        Model::Builtin(_) => score_builtin(&endpoint, &invocation).await?,
         Model::Process(process) => {
             let request = ProcessRequest {
                 content_type: invocation.content_type.clone(),
@@ -105,24 +108,24 @@ async fn score_builtin(
     endpoint: &std::sync::Arc<LiveEndpoint>,
     invocation: &Invocation,
 ) -> Result<(Cow<'static, str>, Vec<u8>), InvokeError> {
-    let Model::Xgboost(_) = &endpoint.model else { unreachable!("called for built-in models only") };
+    let Model::Builtin(_) = &endpoint.model else { unreachable!("called for built-in models only") };
     let request_format = codec::request_format(invocation.content_type.as_deref())?;
     let response_format = codec::response_format(invocation.accept.as_deref(), request_format)?;
     let work = {
         let (endpoint, input) = (endpoint.clone(), invocation.body.clone());
-        move || -> Result<(&'static str, Vec<u8>), CodecError> {
-            let Model::Xgboost(model) = &endpoint.model else { unreachable!("checked above") };
+        move || -> Result<(&'static str, Vec<u8>), InvokeError> {
+            let Model::Builtin(model) = &endpoint.model else { unreachable!("checked above") };
             let rows = codec::parse_rows(request_format, &input, model.num_features())?;
             let per_row = model.num_outputs();
             let mut outputs = Vec::with_capacity(rows.rows * per_row);
-            for row in rows.values.chunks(rows.cols.max(1)).take(rows.rows) {
-                model.predict_row(row, &mut outputs);
-            }
+            model.predict_rows(&rows.values[..rows.rows * rows.cols], &mut outputs)?;
             Ok(codec::encode_predictions(response_format, &outputs, per_row))
         }
     };
     let (content_type, body) = if invocation.body.len() >= BLOCKING_BYTES {
-        tokio::task::spawn_blocking(work).await.expect("scoring does not panic")?
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| super::builtin::PredictError(format!("evaluation panicked: {e}")))??
     } else {
         work()?
     };

@@ -3,11 +3,13 @@
 
 pub mod algorithm;
 pub mod batch;
+pub mod builtin;
 pub mod capture;
 pub mod codec;
 pub mod endpoints;
 pub mod invoke;
 pub mod limiter;
 pub mod model_archive;
+pub mod onnx;
 pub mod process;
 pub mod xgboost;

@@ -1,5 +1,6 @@
 //! Takes the model file out of a SageMaker-style model archive (`model.tar.gz` holding one file,
-//! conventionally `xgboost-model`), or passes a bare model file through unchanged.
+//! conventionally `xgboost-model`, or one `*.onnx` file beside others), or passes a bare model
+//! file through unchanged.
 //!
 //! Archives are untrusted uploads: the amount of data unpacked is capped, so a small gzip bomb
 //! fails with an error instead of filling memory.
@@ -23,7 +24,7 @@ pub enum ArchiveError {
     NoModelFile,
     #[error(
         "the model archive holds several files ({}); it must hold one model file, or one named \
-         `{PREFERRED_NAME}`", names.join(", ")
+         `{PREFERRED_NAME}` or `*.onnx`", names.join(", ")
     )]
     SeveralFiles { names: Vec<String> },
     #[error("the model archive unpacks to more than {limit} bytes")]
@@ -130,7 +131,7 @@ fn read_tar(reader: impl Read, limit: u64) -> Result<Vec<u8>, ArchiveError> {
         names.push(path.to_string_lossy().into_owned());
 
         // Keep only what may be returned; later files are read just to move past them.
-        let is_preferred = file_name == PREFERRED_NAME;
+        let is_preferred = file_name == PREFERRED_NAME || file_name.to_ascii_lowercase().ends_with(".onnx");
         if is_preferred || first.is_none() {
             let mut data = Vec::with_capacity(entry.size().min(limit) as usize);
             entry.read_to_end(&mut data).map_err(ArchiveError::Corrupt)?;

@@ -105,6 +105,8 @@ impl Shared {
 pub struct ProcessModel {
     shared: Arc<Shared>,
     client: reqwest::Client,
+    /// Keeps no idle connections: a retry through it always opens a new one.
+    fresh: reqwest::Client,
 }
 
 impl std::fmt::Debug for ProcessModel {
@@ -206,6 +208,11 @@ impl ProcessModel {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ProcessError::Spawn(e.to_string()))?;
+        let fresh = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| ProcessError::Spawn(e.to_string()))?;
         let mut child = spawn(&spec, &shared)?;
         if let Err(e) = wait_ready(&client, &mut child, &shared, spec.start_timeout).await {
             let _ = child.kill().await;
@@ -214,7 +221,7 @@ impl ProcessModel {
         shared.ready.store(true, Ordering::Release);
         tracing::info!(endpoint = %spec.endpoint, port = shared.port.load(Ordering::Relaxed), "custom algorithm ready");
         tokio::spawn(supervise(spec, shared.clone(), client.clone(), child));
-        Ok(ProcessModel { shared, client })
+        Ok(ProcessModel { shared, client, fresh })
     }
 
     /// The last `lines` lines the algorithm wrote (stdout and stderr, interleaved as they came).
@@ -237,26 +244,37 @@ impl ProcessModel {
             return Err(ProcessError::Restarting);
         }
         let url = format!("http://127.0.0.1:{}/invocations", self.shared.port.load(Ordering::Relaxed));
-        let mut call = self.client.post(url).timeout(INVOCATION_TIMEOUT).body(request.body);
-        for (name, value) in [
-            ("content-type", &request.content_type),
-            ("accept", &request.accept),
-            ("x-amzn-sagemaker-custom-attributes", &request.custom_attributes),
-            ("x-amzn-sagemaker-inference-id", &request.inference_id),
-        ] {
-            if let Some(value) = value {
-                call = call.header(name, value);
+        let send = |client: &reqwest::Client| {
+            let mut call = client.post(&url).timeout(INVOCATION_TIMEOUT).body(request.body.clone());
+            for (name, value) in [
+                ("content-type", &request.content_type),
+                ("accept", &request.accept),
+                ("x-amzn-sagemaker-custom-attributes", &request.custom_attributes),
+                ("x-amzn-sagemaker-inference-id", &request.inference_id),
+            ] {
+                if let Some(value) = value {
+                    call = call.header(name, value);
+                }
             }
-        }
-        let response = call.send().await.map_err(|e| {
-            if e.is_timeout() {
-                ProcessError::Timeout(INVOCATION_TIMEOUT)
-            } else if !self.is_ready() || e.is_connect() {
-                ProcessError::Restarting
-            } else {
-                ProcessError::Call(e.to_string())
-            }
-        })?;
+            call.send()
+        };
+        let response = match send(&self.client).await {
+            Ok(response) => response,
+            Err(e) if e.is_timeout() => return Err(ProcessError::Timeout(INVOCATION_TIMEOUT)),
+            Err(e) if !self.is_ready() || e.is_connect() => return Err(ProcessError::Restarting),
+            // A kept-alive connection the algorithm closed (it exited after its last answer,
+            // before the supervisor noticed): once more on a new connection (not another
+            // pooled one, which may be as dead), which a dead process refuses.
+            Err(_) => send(&self.fresh).await.map_err(|e| {
+                if e.is_timeout() {
+                    ProcessError::Timeout(INVOCATION_TIMEOUT)
+                } else if !self.is_ready() || e.is_connect() {
+                    ProcessError::Restarting
+                } else {
+                    ProcessError::Call(e.to_string())
+                }
+            })?,
+        };
         let status = response.status().as_u16();
         let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
         let mut body = Vec::new();

@@ -22,6 +22,7 @@ mod job_lease;
 mod layering;
 mod lifecycle;
 mod metrics;
+mod onnx;
 mod openapi;
 mod pipeline_jobs;
 #[cfg(feature = "aws")]

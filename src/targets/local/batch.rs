@@ -121,8 +121,9 @@ impl LocalTarget {
                 (Scorer::Process(Arc::new(process)), sha256)
             }
             model => {
-                let loaded = self.stage_model(stage, super::built_in_artifact(model)?).await?;
-                (Scorer::Builtin(Arc::new(loaded.booster)), loaded.sha256)
+                let (framework, artifact) = super::built_in_artifact(model)?;
+                let loaded = self.stage_model(stage, framework, artifact).await?;
+                (Scorer::Builtin(Arc::new(loaded.model)), loaded.sha256)
             }
         };
         let store = self.artifacts.object_store();

@@ -1,7 +1,8 @@
 //! The embedded target: this process serves the models itself. An environment is a namespace
 //! (endpoint names are per environment). Runs `byom_realtime_builtin` and `byom_batch_builtin`
-//! with XGBoost models, and builds custom algorithms (`byom_image_builder`) today; everything else is refused up front with a 422 rather than
-//! accepted and failed later.
+//! with XGBoost and ONNX models, builds custom algorithms (`byom_image_builder`) and runs them
+//! (`byom_realtime_custom`, `byom_batch_custom`); everything else is refused up front with a 422
+//! rather than accepted and failed later.
 
 mod batch;
 mod image_builder;
@@ -33,20 +34,27 @@ pub struct LocalTarget {
     python: String,
 }
 
-/// The asset key of a built-in model (the only source `check_supported` lets through).
-fn built_in_artifact(model: &ModelSource) -> Result<&str, TargetError> {
+/// The framework and asset key of a built-in model (the only source `check_supported` lets
+/// through here).
+fn built_in_artifact(model: &ModelSource) -> Result<(&str, &str), TargetError> {
     match model {
-        ModelSource::BuiltIn { artifact, .. } => Ok(artifact.as_str()),
+        ModelSource::BuiltIn { framework, artifact, .. } => Ok((framework.as_str(), artifact.as_str())),
         _ => Err(TargetError::permanent("the local target runs built-in models only")),
     }
 }
 
+/// The frameworks this process evaluates itself (serving/builtin.rs).
+const FRAMEWORKS: [&str; 2] = ["xgboost", "onnx"];
+
 /// Whether the local target can run this model source.
 fn check_model(model: &ModelSource) -> Result<(), String> {
     match model {
-        ModelSource::BuiltIn { framework, .. } if framework.eq_ignore_ascii_case("xgboost") => Ok(()),
+        ModelSource::BuiltIn { framework, .. } if FRAMEWORKS.iter().any(|f| framework.eq_ignore_ascii_case(f)) => {
+            Ok(())
+        }
         ModelSource::BuiltIn { framework, .. } => Err(format!(
-            "the local target runs built-in `xgboost` models; model_framework `{framework}` is not supported yet"
+            "the local target evaluates `xgboost` and `onnx` models; model_framework `{framework}` is not one \
+             of them (convert the model to ONNX, e.g. with skl2onnx, and set model_framework to `onnx`)"
         )),
         ModelSource::Registry { .. } => {
             Err("models from a model registry (model_package_name) need the aws target".into())
@@ -71,11 +79,16 @@ impl LocalTarget {
 
     /// The model a stage runs. Promotion integrity: a later stage runs the bytes the first stage
     /// ran, not whatever the asset holds by the time it is approved.
-    async fn stage_model(&self, stage: &StageContext, artifact: &str) -> Result<LoadedModel, TargetError> {
+    async fn stage_model(
+        &self,
+        stage: &StageContext,
+        framework: &str,
+        artifact: &str,
+    ) -> Result<LoadedModel, TargetError> {
         if stage.key.ordinal == 0 {
-            self.endpoints.snapshot_model(artifact).await.map_err(model_error)
+            self.endpoints.snapshot_model(artifact, framework).await.map_err(model_error)
         } else {
-            self.endpoints.promoted_model(artifact, promoted_sha256(stage)?).await.map_err(model_error)
+            self.endpoints.promoted_model(artifact, promoted_sha256(stage)?, framework).await.map_err(model_error)
         }
     }
 
@@ -116,10 +129,11 @@ impl LocalTarget {
                 return Err(TargetError::permanent("models from a model registry need the aws target"));
             }
         };
-        let loaded = self.stage_model(stage, artifact.as_str()).await?;
+        let loaded = self.stage_model(stage, framework, artifact.as_str()).await?;
         let config = EndpointConfig {
             model_name: params.model_name.clone(),
-            framework: framework.clone(),
+            // What the file is (an ONNX file under `model_framework: xgboost` runs as ONNX).
+            framework: loaded.model.framework().to_string(),
             artifact: artifact.as_str().to_string(),
             artifact_sha256: loaded.sha256.clone(),
             variant: VARIANT.to_string(),
@@ -127,19 +141,21 @@ impl LocalTarget {
                 bucket: params.data_capture_location.bucket().to_string(),
                 prefix: params.data_capture_location.prefix().to_string(),
             }),
-            num_features: loaded.booster.num_features(),
-            num_outputs: loaded.booster.num_outputs(),
-            objective: loaded.booster.objective().to_string(),
+            num_features: loaded.model.num_features(),
+            num_outputs: loaded.model.num_outputs(),
+            objective: loaded.model.objective().to_string(),
             algorithm: None,
         };
         let name = params.endpoint_name.as_str();
         let (num_features, objective) = (config.num_features, config.objective.clone());
-        let revision = self.activate(stage, name, config, Model::Xgboost(loaded.booster)).await?;
+        let framework = config.framework.clone();
+        let revision = self.activate(stage, name, config, Model::Builtin(loaded.model)).await?;
         Ok(StepOutcome::Done(json!({
             "endpoint_name": name,
             "environment": stage.environment,
             "revision": revision,
             "model_sha256": loaded.sha256,
+            "framework": framework,
             "num_features": num_features,
             "objective": objective,
             "data_capture_location": params.data_capture_location.as_str(),
