@@ -3,6 +3,7 @@
 //! Data flows one way: HTTP / Git → `domain` (validate into typed values) → `store` → `jobs` →
 //! `targets` → `store` → notifications. See `docs/ARCHITECTURE.md`.
 
+pub mod analyzer;
 pub mod app;
 pub mod artifacts;
 pub mod auth;

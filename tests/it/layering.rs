@@ -61,6 +61,27 @@ fn the_domain_imports_nothing_of_ours_but_itself() {
     }
 }
 
+/// The analyzer is a library the jobs, the API and the command call: nothing of ours below it.
+#[test]
+fn the_analyzer_imports_nothing_of_ours_but_itself() {
+    for module in [
+        "store",
+        "services",
+        "targets",
+        "jobs",
+        "http",
+        "app",
+        "config",
+        "serving",
+        "artifacts",
+        "auth",
+        "domain",
+        "state",
+    ] {
+        assert_only(module, |f| !f.starts_with("analyzer/"));
+    }
+}
+
 #[test]
 fn store_targets_and_jobs_stay_below_the_services() {
     for module in ["services", "http", "state"] {

@@ -4,6 +4,7 @@
 mod support;
 
 mod algorithms;
+mod analyzer;
 mod approvals;
 mod assets;
 mod aws_harness;

@@ -1,0 +1,138 @@
+//! The drift analyzer against reference implementations: scipy's two-sample Kolmogorov–Smirnov
+//! statistic for the numeric distance, and shifted copies of a data set scikit-learn ships, which
+//! must be flagged feature by feature while an unshifted resample is not. Fixtures and expected
+//! values: `tests/fixtures/analyzer/generate.py` (README there).
+
+use mlops::analyzer::check::check;
+use mlops::analyzer::constraints::{Constraints, suggest};
+use mlops::analyzer::distance::{Method, numerical};
+use mlops::analyzer::kll::KllSketch;
+use mlops::analyzer::profile::Profile;
+use mlops::analyzer::profile_csv;
+use mlops::analyzer::statistics::{Statistics, statistics};
+use serde_json::Value;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/analyzer");
+
+fn profile(file: &str) -> Profile {
+    let path = format!("{FIXTURES}/{file}");
+    profile_csv(std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap()
+}
+
+fn expected() -> Value {
+    serde_json::from_slice(&std::fs::read(format!("{FIXTURES}/expected.json")).unwrap()).unwrap()
+}
+
+/// The generator's sample: sums of three uniforms from a 64-bit LCG, plus `shift`.
+fn lcg_sample(seed: u64, count: usize, shift: f64) -> Vec<f64> {
+    let (a, c) = (6364136223846793005u64, 1442695040888963407u64);
+    let mut state = seed;
+    (0..count)
+        .map(|_| {
+            let mut total = 0.0;
+            for _ in 0..3 {
+                state = state.wrapping_mul(a).wrapping_add(c);
+                total += (state >> 11) as f64 / 2f64.powi(53);
+            }
+            total + shift
+        })
+        .collect()
+}
+
+fn sketch(values: &[f64]) -> KllSketch {
+    let mut s = KllSketch::new();
+    values.iter().for_each(|v| s.update(*v));
+    s
+}
+
+#[test]
+fn exact_sketches_give_scipys_ks_statistic() {
+    let expected = expected();
+    let baseline = profile("baseline.csv");
+    for window in ["window_same", "window_shifted"] {
+        let current = profile(&format!("{window}.csv"));
+        let ks = expected["ks"][window].as_object().unwrap();
+        assert_eq!(ks.len(), 10);
+        for (feature, want) in ks {
+            let column = |p: &Profile| p.columns.iter().find(|c| &c.name == feature).unwrap().sketch.ranks();
+            let got = numerical(&column(&baseline), &column(&current), Method::Simple).unwrap();
+            let want = want.as_f64().unwrap();
+            assert!((got - want).abs() < 1e-12, "{window} {feature}: ours {got}, scipy {want}");
+        }
+    }
+}
+
+/// Past 2,050 values the sketch compacts; the distance stays within 0.005 of scipy's exact
+/// statistic (docs/MONITORING.md; the largest error in these cases is about 0.0012).
+#[test]
+fn compacted_sketches_stay_within_the_error_bound_of_scipys_ks_statistic() {
+    for case in expected()["large"].as_array().unwrap() {
+        let (seed, n, m) = (case["seed"].as_u64().unwrap(), case["n"].as_u64().unwrap(), case["m"].as_u64().unwrap());
+        let shift = case["shift"].as_f64().unwrap();
+        let a = lcg_sample(seed, n as usize, 0.0);
+        let firsts: Vec<f64> = case["first_values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(a[..3], firsts[..], "the generator and the test draw the same numbers");
+        let b = lcg_sample(seed + 100, m as usize, shift);
+        let (sa, sb) = (sketch(&a), sketch(&b));
+        assert_eq!((sa.count(), sb.count()), (n, m), "the total weight is the number of values");
+        let got = numerical(&sa.ranks(), &sb.ranks(), Method::Simple).unwrap();
+        let want = case["ks"].as_f64().unwrap();
+        assert!((got - want).abs() <= 0.005, "n={n} m={m} shift={shift}: ours {got}, scipy {want}");
+        if n as usize <= 2050 && m as usize <= 2050 {
+            assert!((got - want).abs() < 1e-12);
+        }
+        // Robust is Simple less 1.8·sqrt((n+m)/(n·m)), never below zero.
+        let robust = numerical(&sa.ranks(), &sb.ranks(), Method::Robust).unwrap();
+        let correction = 1.8 * ((n + m) as f64 / (n as f64 * m as f64)).sqrt();
+        assert!((robust - (got - correction).max(0.0)).abs() < 1e-12);
+    }
+}
+
+/// Sketches survive statistics.json: a sketch read back gives the same ranks, and merging two
+/// halves gives the one-pass count.
+#[test]
+fn sketches_round_trip_through_json_and_merge() {
+    let values = lcg_sample(9, 50_000, 0.0);
+    let whole = sketch(&values);
+    let back =
+        KllSketch::from_json(&serde_json::from_value(serde_json::to_value(whole.to_json()).unwrap()).unwrap()).unwrap();
+    let (r1, r2) = (whole.ranks(), back.ranks());
+    for q in [0.5, 1.0, 1.5, 2.0, 2.5] {
+        assert_eq!(r1.rank(q), r2.rank(q));
+    }
+    let (mut left, right) = (sketch(&values[..20_000]), sketch(&values[20_000..]));
+    left.merge(&right);
+    assert_eq!(left.count(), 50_000);
+    let d = numerical(&left.ranks(), &whole.ranks(), Method::Simple).unwrap();
+    assert!(d < 0.01, "merged and one-pass sketches disagree by {d}");
+}
+
+/// Baseline on the data set, then the shifted window flags exactly the shifted features (three
+/// numeric, one categorical) with the defaults (Robust, threshold 0.1), and the resample nothing.
+#[test]
+fn shifted_features_are_flagged_and_only_they() {
+    let expected = expected();
+    let mut baseline = profile("baseline.csv");
+    let stats: Statistics = serde_json::from_value(serde_json::to_value(statistics(&mut baseline)).unwrap()).unwrap();
+    let constraints: Constraints = serde_json::from_value(serde_json::to_value(suggest(&baseline)).unwrap()).unwrap();
+
+    let same = check(&stats, &constraints, &profile("window_same.csv")).unwrap();
+    assert!(same.violations.is_empty(), "{:#?}", same.violations);
+    assert_eq!(same.drift.len(), 11, "every feature's drift is reported");
+
+    let shifted = check(&stats, &constraints, &profile("window_shifted.csv")).unwrap();
+    let mut flagged: Vec<&str> = shifted
+        .violations
+        .iter()
+        .filter(|v| v.constraint_check_type == "baseline_drift_check")
+        .map(|v| v.feature_name.as_str())
+        .collect();
+    flagged.sort();
+    let mut want: Vec<&str> =
+        expected["shifted_features"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    want.sort();
+    assert_eq!(flagged, want);
+    let radius = shifted.drift.iter().find(|d| d.feature == "mean radius").unwrap();
+    assert_eq!(radius.method, "linf_robust");
+    assert!(radius.why.contains("above the threshold 0.1"), "{}", radius.why);
+}
