@@ -48,6 +48,11 @@ enum Command {
         #[arg(default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+    /// Run the drift analyzer as a SageMaker monitoring or baselining job: inputs, outputs and
+    /// settings come from the job's environment (`dataset_format`, `dataset_source`,
+    /// `output_path`, `start_time`, `end_time`, `baseline_statistics`, `baseline_constraints`,
+    /// `publish_cloudwatch_metrics`, ...; docs/MONITORING.md). Prints what it did as JSON.
+    Analyze,
     #[command(flatten)]
     Client(mlops::client::ClientCommand),
 }
@@ -89,6 +94,13 @@ async fn main() -> anyhow::Result<ExitCode> {
             let store = mlops::store::connect(&settings.database_url()).await?;
             store.migrate().await?;
             println!("migrations applied");
+        }
+        Command::Analyze => {
+            // Logs to stderr: stdout carries the outcome.
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+            let env = mlops::analyzer::job::JobEnv::from_vars(|name| std::env::var(name).ok())?;
+            let outcome = mlops::analyzer::job::run(&env)?;
+            println!("{}", serde_json::to_string(&outcome)?);
         }
         Command::Openapi { check } => {
             let generated = mlops::openapi::document_json();

@@ -8,9 +8,11 @@
 //! - [`check`]: a window against a baseline → `constraint_violations.json`, with [`distance`]'s
 //!   drift measures.
 
+pub mod capture;
 pub mod check;
 pub mod constraints;
 pub mod distance;
+pub mod job;
 pub mod kll;
 pub mod profile;
 pub mod statistics;

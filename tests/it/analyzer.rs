@@ -136,3 +136,132 @@ fn shifted_features_are_flagged_and_only_they() {
     assert_eq!(radius.method, "linf_robust");
     assert!(radius.why.contains("above the threshold 0.1"), "{}", radius.why);
 }
+
+/// `mlops analyze` run as SageMaker runs its analyzer image: a baselining job over a CSV with a
+/// header, then a monitoring job over captured traffic laid out as
+/// `/{endpoint}/{variant}/yyyy/mm/dd/hh/*.jsonl`, with the job's environment variables and paths
+/// (under a temporary root standing in for `/opt/ml`). Records outside the window are ignored;
+/// the shifted features are flagged; metrics are written when asked for.
+mod monitoring_job {
+    use super::FIXTURES;
+    use serde_json::{Value, json};
+    use std::path::Path;
+    use std::process::Command;
+
+    fn analyze(env: &[(&str, String)]) -> Value {
+        let output = Command::new(env!("CARGO_BIN_EXE_mlops"))
+            .arg("analyze")
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+    }
+
+    fn read(path: &Path) -> Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    }
+
+    /// Capture records, one request of `rows` CSV rows each, at `time`.
+    fn capture_lines(rows: &[&str], per_request: usize, time: &str) -> String {
+        rows.chunks(per_request)
+            .map(|chunk| {
+                json!({"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
+                    "data": chunk.join("\n") + "\n", "encoding": "CSV"}},
+                    "eventMetadata": {"eventId": uuid::Uuid::new_v4().to_string(), "inferenceTime": time}, "eventVersion": "0"})
+                .to_string()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn baseline_then_monitoring_as_a_sagemaker_job() {
+        let root = tempfile::tempdir().unwrap();
+        let ml = root.path().join("opt/ml");
+        let processing = ml.join("processing");
+        let baseline_input = processing.join("input/baseline_dataset_input");
+        std::fs::create_dir_all(&baseline_input).unwrap();
+        std::fs::copy(format!("{FIXTURES}/baseline.csv"), baseline_input.join("baseline.csv")).unwrap();
+        let baseline_output = processing.join("output");
+        let path = |p: &Path| p.display().to_string();
+
+        let outcome = analyze(&[
+            ("dataset_format", r#"{"csv": {"header": true, "output_columns_position": "START"}}"#.into()),
+            ("dataset_source", path(&baseline_input)),
+            ("output_path", path(&baseline_output)),
+            ("publish_cloudwatch_metrics", "Disabled".into()),
+        ]);
+        assert_eq!(outcome["mode"], "baseline");
+        assert_eq!(outcome["rows"], 569);
+        let statistics = read(&baseline_output.join("statistics.json"));
+        assert_eq!(statistics["dataset"]["item_count"], 569);
+        assert_eq!(statistics["features"].as_array().unwrap().len(), 11);
+        let constraints = read(&baseline_output.join("constraints.json"));
+        assert_eq!(constraints["features"][10]["string_constraints"]["domains"], json!(["benign", "malignant"]));
+
+        // Capture: the shifted window at 07:xx (in the window), the unshifted one at 06:xx (not).
+        let endpoint = processing.join("endpointdata");
+        let body = |file: &str| std::fs::read_to_string(format!("{FIXTURES}/{file}")).unwrap();
+        let (shifted, same) = (body("window_shifted.csv"), body("window_same.csv"));
+        let rows = |text: &str| text.lines().skip(1).map(str::to_string).collect::<Vec<_>>();
+        let (shifted, same) = (rows(&shifted), rows(&same));
+        for (hour, rows, time) in [("07", &shifted, "2026-12-03T07:20:00Z"), ("06", &same, "2026-12-03T06:40:00Z")] {
+            let dir = endpoint.join(format!("churn-endpoint/AllTraffic/2026/12/03/{hour}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+            let mut lines = capture_lines(&refs, 7, time);
+            lines.push_str("{\"not a capture record\": true}\n");
+            std::fs::write(dir.join("20-00-000-a.jsonl"), lines).unwrap();
+        }
+        let result = processing.join("resultdata");
+        let metrics = ml.join("output/metrics/cloudwatch");
+        let outcome = analyze(&[
+            (
+                "dataset_format",
+                r#"{"sagemakerCaptureJson": {"captureIndexNames": ["endpointInput", "endpointOutput"]}}"#.into(),
+            ),
+            ("dataset_source", path(&endpoint)),
+            ("output_path", path(&result)),
+            ("start_time", "2026-12-03T07:00:00Z".into()),
+            ("end_time", "2026-12-03T08:00:00Z".into()),
+            ("baseline_statistics", path(&baseline_output.join("statistics.json"))),
+            ("baseline_constraints", path(&baseline_output.join("constraints.json"))),
+            ("publish_cloudwatch_metrics", "Enabled".into()),
+            ("sagemaker_endpoint_name", "churn-endpoint".into()),
+            ("sagemaker_monitoring_schedule_name", "churn-schedule".into()),
+            ("MLOPS_CLOUDWATCH_METRICS_DIR", path(&metrics)),
+        ]);
+        assert_eq!(outcome["mode"], "monitoring");
+        assert_eq!(outcome["rows"], 569, "only the window's records: {outcome:#}");
+        assert_eq!(outcome["records"], 569usize.div_ceil(7));
+        assert_eq!(outcome["unreadable_records"], 2);
+        let violations = read(&result.join("constraint_violations.json"));
+        let mut drifted: Vec<&str> = violations["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["constraint_check_type"] == "baseline_drift_check")
+            .map(|v| v["feature_name"].as_str().unwrap())
+            .collect();
+        drifted.sort();
+        assert_eq!(drifted, ["diagnosis", "mean radius", "mean smoothness", "mean symmetry"], "{violations:#}");
+        let window_stats = read(&result.join("statistics.json"));
+        assert_eq!(window_stats["dataset"]["item_count"], 569);
+        let lines = std::fs::read_to_string(metrics.join("metrics.jsonl")).unwrap();
+        let drift_metric = lines
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|m| m["MetricName"] == "feature_baseline_drift_mean radius")
+            .expect("a drift metric per feature");
+        assert_eq!(drift_metric["Dimensions"][1]["Value"], "churn-schedule");
+        assert!(drift_metric["Value"].as_f64().unwrap() > 0.2);
+
+        // A missing setting is named.
+        let output = Command::new(env!("CARGO_BIN_EXE_mlops")).arg("analyze").env_clear().output().unwrap();
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("`dataset_format` is required"));
+    }
+}

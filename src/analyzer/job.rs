@@ -1,0 +1,360 @@
+//! The monitoring-job contract (reference sagemaker-formats.md B.7): what a SageMaker processing
+//! job gives the analyzer image — `dataset_format`, `dataset_source`, `output_path`,
+//! `start_time`/`end_time`, `baseline_statistics`/`baseline_constraints`,
+//! `publish_cloudwatch_metrics`, the endpoint and schedule names — and what it must leave behind.
+//!
+//! Without baseline files the job is a baselining job: it profiles the dataset and writes
+//! `statistics.json` and `constraints.json`. With them it is a monitoring run: it profiles the
+//! window (capture records whose `inferenceTime` falls in `[start_time, end_time)`), writes
+//! `statistics.json` and `constraint_violations.json`, and with metrics enabled CloudWatch
+//! metrics as JSON lines under the metrics directory. `mlops analyze` runs it.
+
+use super::capture::{self, OutputPosition, RowLayout};
+use super::check::{Report, check};
+use super::constraints::{Constraints, suggest};
+use super::profile::Profile;
+use super::statistics::{Statistics, statistics};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+/// Where a SageMaker job's container writes CloudWatch metrics.
+pub const DEFAULT_METRICS_DIR: &str = "/opt/ml/output/metrics/cloudwatch";
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("`{name}` is required")]
+    Missing { name: &'static str },
+    #[error("`{name}`: {message}")]
+    Invalid { name: &'static str, message: String },
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error(transparent)]
+    Check(#[from] super::check::CheckError),
+}
+
+/// How the dataset is laid out (`dataset_format`).
+#[derive(Debug, Clone)]
+pub enum DatasetFormat {
+    Csv { header: bool, output_position: OutputPosition },
+    JsonLines,
+    Capture(RowLayout),
+}
+
+#[derive(Debug, Clone)]
+pub struct JobEnv {
+    pub dataset_format: DatasetFormat,
+    pub dataset_source: PathBuf,
+    pub output_path: PathBuf,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub baseline_statistics: Option<PathBuf>,
+    pub baseline_constraints: Option<PathBuf>,
+    pub publish_cloudwatch_metrics: bool,
+    pub endpoint_name: Option<String>,
+    pub schedule_name: Option<String>,
+    pub metrics_dir: PathBuf,
+}
+
+fn parse_time(name: &'static str, text: Option<String>) -> Result<Option<DateTime<Utc>>, JobError> {
+    text.filter(|t| !t.is_empty())
+        .map(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| JobError::Invalid { name, message: format!("{t:?} is not an ISO-8601 time: {e}") })
+        })
+        .transpose()
+}
+
+fn parse_format(text: &str) -> Result<DatasetFormat, JobError> {
+    let invalid = |message: String| JobError::Invalid { name: "dataset_format", message };
+    let value: Value = serde_json::from_str(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let position = |v: &Value| match v.get("output_columns_position").and_then(Value::as_str) {
+        Some(p) if p.eq_ignore_ascii_case("END") => OutputPosition::End,
+        _ => OutputPosition::Start,
+    };
+    if let Some(csv) = value.get("csv") {
+        let header = csv.get("header").and_then(Value::as_bool).unwrap_or(false);
+        return Ok(DatasetFormat::Csv { header, output_position: position(csv) });
+    }
+    if value.get("json").is_some() {
+        return Ok(DatasetFormat::JsonLines);
+    }
+    if let Some(capture) = value.get("sagemakerCaptureJson") {
+        let names: Vec<&str> = capture
+            .get("captureIndexNames")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_else(|| vec!["endpointInput", "endpointOutput"]);
+        return Ok(DatasetFormat::Capture(RowLayout {
+            input: names.contains(&"endpointInput"),
+            output: names.contains(&"endpointOutput"),
+            output_position: position(capture),
+        }));
+    }
+    Err(invalid(format!("{text} names no format this analyzer reads (csv, json, sagemakerCaptureJson)")))
+}
+
+impl JobEnv {
+    /// Reads the contract from variables (`get` is `std::env::var` in the command).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, JobError> {
+        let required = |name: &'static str| get(name).filter(|v| !v.is_empty()).ok_or(JobError::Missing { name });
+        let path = |name: &str| get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Ok(Self {
+            dataset_format: parse_format(&required("dataset_format")?)?,
+            dataset_source: PathBuf::from(required("dataset_source")?),
+            output_path: PathBuf::from(required("output_path")?),
+            start_time: parse_time("start_time", get("start_time"))?,
+            end_time: parse_time("end_time", get("end_time"))?,
+            baseline_statistics: path("baseline_statistics"),
+            baseline_constraints: path("baseline_constraints"),
+            publish_cloudwatch_metrics: get("publish_cloudwatch_metrics")
+                .is_some_and(|v| v.eq_ignore_ascii_case("enabled")),
+            endpoint_name: get("sagemaker_endpoint_name").filter(|v| !v.is_empty()),
+            schedule_name: get("sagemaker_monitoring_schedule_name").filter(|v| !v.is_empty()),
+            metrics_dir: path("MLOPS_CLOUDWATCH_METRICS_DIR").unwrap_or_else(|| PathBuf::from(DEFAULT_METRICS_DIR)),
+        })
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobOutcome {
+    /// `baseline` or `monitoring`.
+    pub mode: &'static str,
+    pub rows: u64,
+    /// Capture records read in the window, and those that could not be read (skipped, counted).
+    pub records: u64,
+    pub unreadable_records: u64,
+    pub violations: usize,
+    pub files: Vec<String>,
+    /// Per-feature drift of a monitoring run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+}
+
+fn io_error(path: &Path, e: impl std::fmt::Display) -> JobError {
+    JobError::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// Every file under `dir` (or `dir` itself), in name order.
+fn files(dir: &Path) -> Result<Vec<PathBuf>, JobError> {
+    if dir.is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| io_error(&d, e))? {
+            let path = entry.map_err(|e| io_error(&d, e))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, JobError> {
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| io_error(path, e))
+}
+
+fn write_json(dir: &Path, name: &str, value: &impl serde::Serialize, files: &mut Vec<String>) -> Result<(), JobError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    let path = dir.join(name);
+    let text = serde_json::to_string_pretty(value).expect("analyzer files serialise");
+    // Written beside and renamed: a reader never sees half a file.
+    let partial = dir.join(format!(".{name}.partial"));
+    std::fs::write(&partial, text).map_err(|e| io_error(&partial, e))?;
+    std::fs::rename(&partial, &path).map_err(|e| io_error(&path, e))?;
+    files.push(path.display().to_string());
+    Ok(())
+}
+
+/// Column names for `width` fields: the baseline's, position by position, then `_c<i>`.
+fn names(width: usize, baseline: Option<&Constraints>) -> Vec<String> {
+    (0..width)
+        .map(|i| baseline.and_then(|c| c.features.get(i)).map_or_else(|| format!("_c{i}"), |f| f.name.clone()))
+        .collect()
+}
+
+struct Rows {
+    profile: Option<Profile>,
+    records: u64,
+    unreadable: u64,
+}
+
+impl Rows {
+    fn add(&mut self, fields: &[String], baseline: Option<&Constraints>) {
+        let width = fields.len().max(baseline.map_or(0, |c| c.features.len()));
+        let profile = self.profile.get_or_insert_with(|| Profile::new(&names(width, baseline)));
+        profile.add_row(fields.iter().map(String::as_str));
+    }
+}
+
+/// Profiles the dataset as `dataset_format` says.
+fn profile_dataset(env: &JobEnv, baseline: Option<&Constraints>) -> Result<Rows, JobError> {
+    let mut rows = Rows { profile: None, records: 0, unreadable: 0 };
+    for path in files(&env.dataset_source)? {
+        let file = std::fs::File::open(&path).map_err(|e| io_error(&path, e))?;
+        match &env.dataset_format {
+            DatasetFormat::Csv { header, .. } => {
+                let mut reader = csv::ReaderBuilder::new().has_headers(*header).flexible(true).from_reader(file);
+                if *header && rows.profile.is_none() {
+                    let names: Vec<String> =
+                        reader.headers().map_err(|e| io_error(&path, e))?.iter().map(str::to_string).collect();
+                    rows.profile = Some(Profile::new(&names));
+                }
+                for record in reader.records() {
+                    let record = record.map_err(|e| io_error(&path, e))?;
+                    let fields: Vec<String> = record.iter().map(str::to_string).collect();
+                    rows.add(&fields, baseline);
+                }
+            }
+            DatasetFormat::JsonLines | DatasetFormat::Capture(_) => {
+                for line in BufReader::new(file).lines() {
+                    let line = line.map_err(|e| io_error(&path, e))?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    if let DatasetFormat::Capture(layout) = &env.dataset_format {
+                        match capture::read_record(&line, *layout) {
+                            Ok(Some(record)) => {
+                                let in_window = match (record.time, env.start_time, env.end_time) {
+                                    (Some(t), start, end) => start.is_none_or(|s| t >= s) && end.is_none_or(|e| t < e),
+                                    (None, _, _) => true,
+                                };
+                                if in_window {
+                                    rows.records += 1;
+                                    for fields in &record.rows {
+                                        rows.add(fields, baseline);
+                                    }
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                rows.unreadable += 1;
+                                tracing::warn!(file = %path.display(), error = %e, "skipped a capture record");
+                            }
+                        }
+                    } else {
+                        match serde_json::from_str::<Value>(&line) {
+                            Ok(Value::Object(map)) => {
+                                let (keys, values): (Vec<String>, Vec<String>) = map
+                                    .into_iter()
+                                    .map(|(k, v)| {
+                                        (
+                                            k,
+                                            if let Value::String(s) = v {
+                                                s
+                                            } else if v.is_null() {
+                                                String::new()
+                                            } else {
+                                                v.to_string()
+                                            },
+                                        )
+                                    })
+                                    .unzip();
+                                if rows.profile.is_none() && baseline.is_none() {
+                                    rows.profile = Some(Profile::new(&keys));
+                                }
+                                rows.add(&values, baseline);
+                            }
+                            Ok(Value::Array(items)) => {
+                                let values: Vec<String> = items
+                                    .iter()
+                                    .map(|v| if let Value::String(s) = v { s.clone() } else { v.to_string() })
+                                    .collect();
+                                rows.add(&values, baseline);
+                            }
+                            _ => rows.unreadable += 1,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs the job: a baselining job without baseline files, a monitoring run with them.
+pub fn run(env: &JobEnv) -> Result<JobOutcome, JobError> {
+    let mut files = Vec::new();
+    let baseline = match (&env.baseline_statistics, &env.baseline_constraints) {
+        (Some(s), Some(c)) => Some((read_json::<Statistics>(s)?, read_json::<Constraints>(c)?)),
+        (None, None) => None,
+        (Some(_), None) => return Err(JobError::Missing { name: "baseline_constraints" }),
+        (None, Some(_)) => return Err(JobError::Missing { name: "baseline_statistics" }),
+    };
+    let rows = profile_dataset(env, baseline.as_ref().map(|(_, c)| c))?;
+    let mut profile = rows.profile.unwrap_or_else(|| {
+        let width = baseline.as_ref().map_or(0, |(_, c)| c.features.len());
+        Profile::new(&names(width, baseline.as_ref().map(|(_, c)| c)))
+    });
+    let stats = statistics(&mut profile);
+    write_json(&env.output_path, "statistics.json", &stats, &mut files)?;
+    let Some((baseline_stats, constraints)) = baseline else {
+        write_json(&env.output_path, "constraints.json", &suggest(&profile), &mut files)?;
+        return Ok(JobOutcome {
+            mode: "baseline",
+            rows: profile.rows,
+            records: rows.records,
+            unreadable_records: rows.unreadable,
+            violations: 0,
+            files,
+            report: None,
+        });
+    };
+    let report = check(&baseline_stats, &constraints, &profile)?;
+    let violations = super::check::Violations { violations: report.violations.clone() };
+    write_json(&env.output_path, "constraint_violations.json", &violations, &mut files)?;
+    if env.publish_cloudwatch_metrics {
+        files.push(write_metrics(env, &stats, &profile, &report)?);
+    }
+    Ok(JobOutcome {
+        mode: "monitoring",
+        rows: profile.rows,
+        records: rows.records,
+        unreadable_records: rows.unreadable,
+        violations: report.violations.len(),
+        files,
+        report: Some(report),
+    })
+}
+
+/// The data-quality metrics Model Monitor publishes (B.7), one PutMetricData datum per line.
+fn write_metrics(env: &JobEnv, stats: &Statistics, profile: &Profile, report: &Report) -> Result<String, JobError> {
+    let timestamp = env.end_time.unwrap_or_else(Utc::now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let dimensions = match (&env.endpoint_name, &env.schedule_name) {
+        (Some(endpoint), Some(schedule)) => {
+            json!([{"Name": "Endpoint", "Value": endpoint}, {"Name": "MonitoringSchedule", "Value": schedule}])
+        }
+        (None, Some(schedule)) => json!([{"Name": "MonitoringSchedule", "Value": schedule}]),
+        _ => json!([]),
+    };
+    let mut lines = Vec::new();
+    for (feature, column) in stats.features.iter().zip(&profile.columns) {
+        if let Some(n) = &feature.numerical_statistics {
+            lines.push(json!({"MetricName": format!("feature_data_{}", feature.name), "Timestamp": timestamp,
+                "Dimensions": dimensions, "StatisticValues": {"SampleCount": n.common.num_present as f64,
+                "Sum": n.sum, "Minimum": n.min, "Maximum": n.max}, "Unit": "None"}));
+        }
+        lines.push(json!({"MetricName": format!("feature_non_null_{}", feature.name), "Timestamp": timestamp,
+            "Dimensions": dimensions, "Value": column.completeness(), "Unit": "None"}));
+    }
+    for drift in &report.drift {
+        lines.push(json!({"MetricName": format!("feature_baseline_drift_{}", drift.feature), "Timestamp": timestamp,
+            "Dimensions": dimensions, "Value": drift.distance, "Unit": "None"}));
+    }
+    let dir = &env.metrics_dir;
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    let path = dir.join("metrics.jsonl");
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, text).map_err(|e| io_error(&path, e))?;
+    Ok(path.display().to_string())
+}
