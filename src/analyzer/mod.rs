@@ -14,6 +14,7 @@ pub mod constraints;
 pub mod distance;
 pub mod job;
 pub mod kll;
+pub mod model_quality;
 pub mod profile;
 pub mod statistics;
 pub mod values;

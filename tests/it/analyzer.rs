@@ -265,3 +265,121 @@ mod monitoring_job {
         assert!(String::from_utf8_lossy(&output.stderr).contains("`dataset_format` is required"));
     }
 }
+
+/// Model-quality metrics against scikit-learn's on held-out predictions of models trained on
+/// data sets scikit-learn ships (`tests/fixtures/analyzer/model_quality.json`).
+mod model_quality {
+    use super::FIXTURES;
+    use mlops::analyzer::model_quality::{Example, ProblemType, statistics, suggest_constraints, violations};
+    use serde_json::Value;
+
+    fn cases() -> Value {
+        serde_json::from_slice(&std::fs::read(format!("{FIXTURES}/model_quality.json")).unwrap()).unwrap()
+    }
+
+    fn strings(v: &Value) -> Vec<String> {
+        v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    }
+
+    fn examples(case: &Value) -> Vec<Example> {
+        let probabilities: Vec<Option<f64>> = match case.get("probabilities") {
+            Some(p) => strings(p).iter().map(|s| Some(s.parse().unwrap())).collect(),
+            None => vec![None; case["labels"].as_array().unwrap().len()],
+        };
+        strings(&case["labels"])
+            .into_iter()
+            .zip(strings(&case["predictions"]))
+            .zip(probabilities)
+            .map(|((label, prediction), probability)| Example { label, prediction, probability })
+            .collect()
+    }
+
+    fn assert_metrics(stats: &Value, block: &str, expected: &Value) {
+        for (name, want) in expected.as_object().unwrap() {
+            let got =
+                stats[block][name]["value"].as_f64().unwrap_or_else(|| panic!("{block}.{name} missing: {stats:#}"));
+            let want = want.as_f64().unwrap();
+            assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{name}: ours {got}, scikit-learn {want}");
+        }
+    }
+
+    #[test]
+    fn regression_binary_and_multiclass_metrics_equal_scikit_learns() {
+        let cases = cases();
+        let time = "2026-12-03T08:00:00Z";
+
+        let regression = statistics(ProblemType::Regression, &examples(&cases["regression"]), "1", time).unwrap();
+        assert_metrics(&regression, "regression_metrics", &cases["regression"]["metrics"]);
+        assert_eq!(regression["dataset"]["item_count"], 142);
+        assert_eq!(regression["regression_metrics"]["mae"]["standard_deviation"], "NaN", "below 200 examples");
+
+        let binary_case = &cases["binary"];
+        let binary = statistics(ProblemType::BinaryClassification, &examples(binary_case), "1", time).unwrap();
+        let block = &binary["binary_classification_metrics"];
+        assert_metrics(&binary, "binary_classification_metrics", &binary_case["metrics"]);
+        let m = &binary_case["confusion_matrix"];
+        assert_eq!(block["confusion_matrix"]["1"]["1"], m["tp"], "the outer key is the actual label");
+        assert_eq!(block["confusion_matrix"]["1"]["0"], m["fn"]);
+        assert_eq!(block["confusion_matrix"]["0"]["1"], m["fp"]);
+        for (ours, theirs) in [
+            (&block["receiver_operating_characteristic_curve"], &binary_case["roc"]),
+            (&block["precision_recall_curve"], &binary_case["precision_recall"]),
+        ] {
+            for (key, want) in theirs.as_object().unwrap() {
+                let (got, want) = (ours[key].as_array().unwrap(), want.as_array().unwrap());
+                assert_eq!(got.len(), want.len(), "{key}");
+                for (g, w) in got.iter().zip(want) {
+                    assert!((g.as_f64().unwrap() - w.as_f64().unwrap()).abs() < 1e-12, "{key}");
+                }
+            }
+        }
+        let std_dev = block["f1"]["standard_deviation"].as_f64().expect("269 examples: a number");
+        assert!(std_dev > 0.0 && std_dev < 0.1, "{std_dev}");
+
+        let multi =
+            statistics(ProblemType::MulticlassClassification, &examples(&cases["multiclass"]), "1", time).unwrap();
+        assert_metrics(&multi, "multiclass_classification_metrics", &cases["multiclass"]["metrics"]);
+    }
+
+    /// Suggested constraints hold on the baseline itself; a window with worse predictions
+    /// violates the accuracy-like ones with `LessThanThreshold`, in Model Monitor's wording.
+    #[test]
+    fn a_worse_window_violates_the_suggested_constraints() {
+        let cases = cases();
+        let baseline = examples(&cases["binary"]);
+        let time = "2026-12-03T08:00:00Z";
+        let stats = statistics(ProblemType::BinaryClassification, &baseline, "1", time).unwrap();
+        let constraints = suggest_constraints(ProblemType::BinaryClassification, &stats);
+        assert_eq!(constraints["binary_classification_constraints"]["f1"]["comparison_operator"], "LessThanThreshold");
+        assert_eq!(
+            constraints["binary_classification_constraints"]["false_positive_rate"]["comparison_operator"],
+            "GreaterThanThreshold"
+        );
+        assert_eq!(
+            violations(ProblemType::BinaryClassification, &stats, &constraints)["violations"],
+            serde_json::json!([])
+        );
+
+        // Every tenth prediction flipped.
+        let worse: Vec<Example> = baseline
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut e = e.clone();
+                if i % 10 == 0 {
+                    e.prediction = if e.prediction == "1" { "0".into() } else { "1".into() };
+                }
+                e
+            })
+            .collect();
+        let window = statistics(ProblemType::BinaryClassification, &worse, "1", time).unwrap();
+        let found = violations(ProblemType::BinaryClassification, &window, &constraints);
+        let f1 = found["violations"].as_array().unwrap().iter().find(|v| v["metric_name"] == "f1").expect("f1 dropped");
+        assert_eq!(f1["constraint_check_type"], "LessThanThreshold");
+        let description = f1["description"].as_str().unwrap();
+        assert!(
+            description.starts_with("Metric f1 with ") && description.contains(" was LessThanThreshold "),
+            "{description}"
+        );
+    }
+}
