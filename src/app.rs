@@ -175,6 +175,7 @@ impl AppState {
         );
         let endpoint_service = EndpointService::new(store.clone());
         let algorithm_service = crate::services::algorithms::AlgorithmService::new(store.clone());
+        let monitor_service = crate::services::monitors::MonitorService::new(store.clone(), settings.jobs.max_attempts);
         let invocations =
             Arc::new(crate::serving::limiter::InvocationLimiter::new(settings.serving.max_concurrent_invocations));
         Ok(AppState {
@@ -189,6 +190,7 @@ impl AppState {
             pipelines,
             endpoint_service,
             algorithm_service,
+            monitor_service,
         })
     }
 }
@@ -233,6 +235,7 @@ pub async fn start(
     // Aborted if this future is dropped (a killed server), so no worker outlives its server.
     let mut workers = (settings.jobs.workers > 0)
         .then(|| AbortOnDrop(tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace))));
+    let _schedules = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_schedules(&settings, &store, &stop)));
 
     tracing::info!(listen = %listener.local_addr()?, database = ?store.backend(), "mlops-orchestrator serving");
     // One grace period for everything (an ECS stop window is 30 s): in-flight requests and
@@ -269,6 +272,19 @@ pub async fn start(
     Ok(served?)
 }
 
+/// Starts monitor executions as their schedules fire, a window two capture flushes (and 5 s)
+/// after it closes so its last records are written.
+fn spawn_schedules(settings: &Settings, store: &DynStore, stop: &CancellationToken) -> tokio::task::JoinHandle<()> {
+    let delay = settings.capture.flush_interval * 2 + std::time::Duration::from_secs(5);
+    tokio::spawn(crate::jobs::schedules::run(
+        store.clone(),
+        settings.jobs.poll_interval,
+        delay,
+        settings.jobs.max_attempts,
+        stop.clone(),
+    ))
+}
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -288,6 +304,7 @@ pub async fn run_workers(
     let _metrics = start_metrics(&settings, &store, &stop).await?;
     let runner = Arc::new(Runner::new(store.clone(), job_handler(&state), settings.jobs.clone()));
     let workers = tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace));
+    let _schedules = AbortOnDrop(spawn_schedules(&settings, &store, &stop));
     shutdown.await;
     stop.cancel();
     // The runner releases unfinished jobs at the end of its grace period; give it a moment more.

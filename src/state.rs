@@ -28,6 +28,7 @@ pub struct AppState {
     pub pipelines: PipelineService,
     pub endpoint_service: EndpointService,
     pub algorithm_service: AlgorithmService,
+    pub monitor_service: crate::services::monitors::MonitorService,
 }
 
 impl AppState {

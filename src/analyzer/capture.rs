@@ -209,6 +209,83 @@ fn field(value: &Value) -> String {
     }
 }
 
+/// Column names for `width` fields: the baseline's, position by position, then `_c<i>`.
+pub fn column_names(width: usize, baseline: &[String]) -> Vec<String> {
+    (0..width).map(|i| baseline.get(i).cloned().unwrap_or_else(|| format!("_c{i}"))).collect()
+}
+
+/// Profiles the rows of capture records that fall in a window (`inferenceTime` in
+/// `[start, end)`; records without a time are taken), naming columns after the baseline's
+/// features. Records that cannot be read are skipped and counted.
+pub struct WindowReader {
+    layout: RowLayout,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    baseline: Vec<String>,
+    profile: Option<super::profile::Profile>,
+    /// Records read in the window.
+    pub records: u64,
+    /// Records that could not be read.
+    pub unreadable: u64,
+}
+
+impl WindowReader {
+    pub fn new(
+        layout: RowLayout,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+        baseline: Vec<String>,
+    ) -> Self {
+        Self { layout, start, end, baseline, profile: None, records: 0, unreadable: 0 }
+    }
+
+    /// Adds one capture line; the error of an unreadable one (already counted) is returned for
+    /// the log.
+    pub fn add_line(&mut self, line: &str) -> Result<(), CaptureError> {
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        match read_record(line, self.layout) {
+            Ok(Some(record)) => {
+                let in_window =
+                    record.time.is_none_or(|t| self.start.is_none_or(|s| t >= s) && self.end.is_none_or(|e| t < e));
+                if in_window {
+                    self.records += 1;
+                    for fields in &record.rows {
+                        self.add_row(fields);
+                    }
+                }
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.unreadable += 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds one row of fields (the first row sets the columns: at least the baseline's).
+    pub fn add_row(&mut self, fields: &[String]) {
+        let width = fields.len().max(self.baseline.len());
+        let baseline = &self.baseline;
+        let profile = self.profile.get_or_insert_with(|| super::profile::Profile::new(&column_names(width, baseline)));
+        profile.add_row(fields.iter().map(String::as_str));
+    }
+
+    /// Starts the profile with these columns (a CSV header) unless rows came first.
+    pub fn set_columns(&mut self, names: &[String]) {
+        if self.profile.is_none() {
+            self.profile = Some(super::profile::Profile::new(names));
+        }
+    }
+
+    /// The window's profile (the baseline's columns, empty, when no row came).
+    pub fn into_profile(self) -> super::profile::Profile {
+        self.profile.unwrap_or_else(|| super::profile::Profile::new(&self.baseline))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

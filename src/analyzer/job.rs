@@ -176,110 +176,65 @@ fn write_json(dir: &Path, name: &str, value: &impl serde::Serialize, files: &mut
     Ok(())
 }
 
-/// Column names for `width` fields: the baseline's, position by position, then `_c<i>`.
-fn names(width: usize, baseline: Option<&Constraints>) -> Vec<String> {
-    (0..width)
-        .map(|i| baseline.and_then(|c| c.features.get(i)).map_or_else(|| format!("_c{i}"), |f| f.name.clone()))
-        .collect()
-}
-
-struct Rows {
-    profile: Option<Profile>,
-    records: u64,
-    unreadable: u64,
-}
-
-impl Rows {
-    fn add(&mut self, fields: &[String], baseline: Option<&Constraints>) {
-        let width = fields.len().max(baseline.map_or(0, |c| c.features.len()));
-        let profile = self.profile.get_or_insert_with(|| Profile::new(&names(width, baseline)));
-        profile.add_row(fields.iter().map(String::as_str));
-    }
-}
-
 /// Profiles the dataset as `dataset_format` says.
-fn profile_dataset(env: &JobEnv, baseline: Option<&Constraints>) -> Result<Rows, JobError> {
-    let mut rows = Rows { profile: None, records: 0, unreadable: 0 };
+fn profile_dataset(env: &JobEnv, baseline: Option<&Constraints>) -> Result<capture::WindowReader, JobError> {
+    let names: Vec<String> = baseline.map(|c| c.features.iter().map(|f| f.name.clone()).collect()).unwrap_or_default();
+    let layout = match &env.dataset_format {
+        DatasetFormat::Capture(layout) => *layout,
+        _ => RowLayout::default(),
+    };
+    let mut reader = capture::WindowReader::new(layout, env.start_time, env.end_time, names);
     for path in files(&env.dataset_source)? {
         let file = std::fs::File::open(&path).map_err(|e| io_error(&path, e))?;
         match &env.dataset_format {
             DatasetFormat::Csv { header, .. } => {
-                let mut reader = csv::ReaderBuilder::new().has_headers(*header).flexible(true).from_reader(file);
-                if *header && rows.profile.is_none() {
+                let mut csv = csv::ReaderBuilder::new().has_headers(*header).flexible(true).from_reader(file);
+                if *header && baseline.is_none() {
                     let names: Vec<String> =
-                        reader.headers().map_err(|e| io_error(&path, e))?.iter().map(str::to_string).collect();
-                    rows.profile = Some(Profile::new(&names));
+                        csv.headers().map_err(|e| io_error(&path, e))?.iter().map(str::to_string).collect();
+                    reader.set_columns(&names);
                 }
-                for record in reader.records() {
+                for record in csv.records() {
                     let record = record.map_err(|e| io_error(&path, e))?;
-                    let fields: Vec<String> = record.iter().map(str::to_string).collect();
-                    rows.add(&fields, baseline);
+                    reader.add_row(&record.iter().map(str::to_string).collect::<Vec<_>>());
                 }
             }
-            DatasetFormat::JsonLines | DatasetFormat::Capture(_) => {
+            DatasetFormat::Capture(_) => {
+                for line in BufReader::new(file).lines() {
+                    let line = line.map_err(|e| io_error(&path, e))?;
+                    if let Err(e) = reader.add_line(&line) {
+                        tracing::warn!(file = %path.display(), error = %e, "skipped a capture record");
+                    }
+                }
+            }
+            DatasetFormat::JsonLines => {
                 for line in BufReader::new(file).lines() {
                     let line = line.map_err(|e| io_error(&path, e))?;
                     if line.trim().is_empty() {
                         continue;
                     }
-                    if let DatasetFormat::Capture(layout) = &env.dataset_format {
-                        match capture::read_record(&line, *layout) {
-                            Ok(Some(record)) => {
-                                let in_window = match (record.time, env.start_time, env.end_time) {
-                                    (Some(t), start, end) => start.is_none_or(|s| t >= s) && end.is_none_or(|e| t < e),
-                                    (None, _, _) => true,
-                                };
-                                if in_window {
-                                    rows.records += 1;
-                                    for fields in &record.rows {
-                                        rows.add(fields, baseline);
-                                    }
-                                }
+                    let text = |v: Value| match v {
+                        Value::String(s) => s,
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    match serde_json::from_str::<Value>(&line) {
+                        Ok(Value::Object(map)) => {
+                            let (keys, values): (Vec<String>, Vec<String>) =
+                                map.into_iter().map(|(k, v)| (k, text(v))).unzip();
+                            if baseline.is_none() {
+                                reader.set_columns(&keys);
                             }
-                            Ok(None) => {}
-                            Err(e) => {
-                                rows.unreadable += 1;
-                                tracing::warn!(file = %path.display(), error = %e, "skipped a capture record");
-                            }
+                            reader.add_row(&values);
                         }
-                    } else {
-                        match serde_json::from_str::<Value>(&line) {
-                            Ok(Value::Object(map)) => {
-                                let (keys, values): (Vec<String>, Vec<String>) = map
-                                    .into_iter()
-                                    .map(|(k, v)| {
-                                        (
-                                            k,
-                                            if let Value::String(s) = v {
-                                                s
-                                            } else if v.is_null() {
-                                                String::new()
-                                            } else {
-                                                v.to_string()
-                                            },
-                                        )
-                                    })
-                                    .unzip();
-                                if rows.profile.is_none() && baseline.is_none() {
-                                    rows.profile = Some(Profile::new(&keys));
-                                }
-                                rows.add(&values, baseline);
-                            }
-                            Ok(Value::Array(items)) => {
-                                let values: Vec<String> = items
-                                    .iter()
-                                    .map(|v| if let Value::String(s) = v { s.clone() } else { v.to_string() })
-                                    .collect();
-                                rows.add(&values, baseline);
-                            }
-                            _ => rows.unreadable += 1,
-                        }
+                        Ok(Value::Array(items)) => reader.add_row(&items.into_iter().map(text).collect::<Vec<_>>()),
+                        _ => reader.unreadable += 1,
                     }
                 }
             }
         }
     }
-    Ok(rows)
+    Ok(reader)
 }
 
 /// Runs the job: a baselining job without baseline files, a monitoring run with them.
@@ -291,11 +246,9 @@ pub fn run(env: &JobEnv) -> Result<JobOutcome, JobError> {
         (Some(_), None) => return Err(JobError::Missing { name: "baseline_constraints" }),
         (None, Some(_)) => return Err(JobError::Missing { name: "baseline_statistics" }),
     };
-    let rows = profile_dataset(env, baseline.as_ref().map(|(_, c)| c))?;
-    let mut profile = rows.profile.unwrap_or_else(|| {
-        let width = baseline.as_ref().map_or(0, |(_, c)| c.features.len());
-        Profile::new(&names(width, baseline.as_ref().map(|(_, c)| c)))
-    });
+    let reader = profile_dataset(env, baseline.as_ref().map(|(_, c)| c))?;
+    let (records, unreadable) = (reader.records, reader.unreadable);
+    let mut profile = reader.into_profile();
     let stats = statistics(&mut profile);
     write_json(&env.output_path, "statistics.json", &stats, &mut files)?;
     let Some((baseline_stats, constraints)) = baseline else {
@@ -303,8 +256,8 @@ pub fn run(env: &JobEnv) -> Result<JobOutcome, JobError> {
         return Ok(JobOutcome {
             mode: "baseline",
             rows: profile.rows,
-            records: rows.records,
-            unreadable_records: rows.unreadable,
+            records,
+            unreadable_records: unreadable,
             violations: 0,
             files,
             report: None,
@@ -319,8 +272,8 @@ pub fn run(env: &JobEnv) -> Result<JobOutcome, JobError> {
     Ok(JobOutcome {
         mode: "monitoring",
         rows: profile.rows,
-        records: rows.records,
-        unreadable_records: rows.unreadable,
+        records,
+        unreadable_records: unreadable,
         violations: report.violations.len(),
         files,
         report: Some(report),

@@ -32,6 +32,8 @@ pub enum JobPayload {
     },
     /// Tears every stage of a pipeline down, last first.
     TeardownPipeline { version: i64 },
+    /// Runs one execution of a monitor (a scheduled window or a run-now).
+    RunMonitor { version: i64, execution_id: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,7 @@ impl JobPayload {
     pub const DEPLOY_STAGE: &'static str = "deploy_stage";
     pub const REJECT_STAGE: &'static str = "reject_stage";
     pub const TEARDOWN_PIPELINE: &'static str = "teardown_pipeline";
+    pub const RUN_MONITOR: &'static str = "run_monitor";
 
     /// The kind as stored in the jobs table.
     pub fn kind(&self) -> &'static str {
@@ -52,6 +55,7 @@ impl JobPayload {
             JobPayload::DeployStage { .. } => Self::DEPLOY_STAGE,
             JobPayload::RejectStage { .. } => Self::REJECT_STAGE,
             JobPayload::TeardownPipeline { .. } => Self::TEARDOWN_PIPELINE,
+            JobPayload::RunMonitor { .. } => Self::RUN_MONITOR,
         }
     }
 
@@ -60,7 +64,8 @@ impl JobPayload {
         match self {
             JobPayload::DeployStage { version, .. }
             | JobPayload::RejectStage { version, .. }
-            | JobPayload::TeardownPipeline { version } => *version,
+            | JobPayload::TeardownPipeline { version }
+            | JobPayload::RunMonitor { version, .. } => *version,
         }
     }
 
@@ -98,6 +103,7 @@ mod tests {
             JobPayload::DeployStage { version: 3, decision: Some(decision.clone()) },
             JobPayload::RejectStage { version: 2, decision: Decision { approve: false, ..decision } },
             JobPayload::TeardownPipeline { version: 7 },
+            JobPayload::RunMonitor { version: 1, execution_id: "e".into() },
         ] {
             let json = payload.to_json();
             assert_eq!(json["kind"], payload.kind());

@@ -9,6 +9,7 @@ pub mod per_stage;
 pub mod pipeline_type;
 pub mod plan;
 pub mod request;
+pub mod schedule;
 pub mod spec;
 pub mod state;
 pub mod values;

@@ -20,6 +20,11 @@ pub mod event_kind {
     pub const ENDPOINT_IN_SERVICE: &str = "endpoint.in_service";
     /// A job failed for good without changing any state (e.g. passing a rejection on).
     pub const JOB_FAILED: &str = "job.failed";
+    /// A monitor execution ended: without violations, with them (listing the features), or
+    /// failed.
+    pub const MONITOR_COMPLETED: &str = "monitor.completed";
+    pub const MONITOR_VIOLATIONS: &str = "monitor.violations";
+    pub const MONITOR_FAILED: &str = "monitor.failed";
 }
 
 /// The actor of changes the workers make.
@@ -469,8 +474,10 @@ fn job_failed(s: &Snapshot, job: &FailedJob) -> Result<Plan, WorkflowError> {
     let message = format!("job {} ({}) failed: {}", job.id, job.kind, job.error);
     let mut plan = Builder::new(s);
     let is_teardown = job.kind == JobPayload::TEARDOWN_PIPELINE;
+    // A monitor's run failing says nothing about the pipeline's deployment: an event only.
+    let is_monitor_run = job.kind == JobPayload::RUN_MONITOR;
     let mut changed = false;
-    if let Some(ordinal) = job.ordinal
+    if let Some(ordinal) = job.ordinal.filter(|_| !is_monitor_run)
         && let Some(stage) = s.stage(ordinal, current)
         && matches!(stage.state, StageState::Pending | StageState::Deploying)
     {
@@ -478,6 +485,7 @@ fn job_failed(s: &Snapshot, job: &FailedJob) -> Result<Plan, WorkflowError> {
         changed = true;
     }
     let fails_pipeline = match s.pipeline.state {
+        _ if is_monitor_run => false,
         PipelineState::Pending | PipelineState::Provisioning => true,
         PipelineState::Deleting => is_teardown,
         _ => false,

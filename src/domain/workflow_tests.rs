@@ -288,6 +288,15 @@ fn a_failed_job_of_a_pipeline_at_rest_is_recorded_without_a_state_change() {
     assert!(pipeline_moves(&plan).is_empty(), "the pipeline stays deleting");
 }
 
+#[test]
+fn a_failed_monitor_run_is_recorded_and_fails_nothing() {
+    // The second stage deploys while the first one's monitor run fails for good.
+    let s = snapshot(P::Provisioning, 1, &[S::Deployed, S::Deploying]);
+    let plan = decide(&s, &failed_job("run_monitor", Some(0), 1)).unwrap();
+    assert!(pipeline_moves(&plan).is_empty() && stage_moves(&plan).is_empty());
+    assert_eq!(events(&plan), [event_kind::JOB_FAILED]);
+}
+
 // Transitions the state machines refuse are errors, not silent skips.
 #[test]
 fn a_transition_the_state_machine_refuses_is_an_error() {

@@ -6,6 +6,7 @@ pub mod compat;
 pub mod endpoints;
 pub mod extract;
 pub mod health;
+pub mod monitors;
 pub mod pipelines;
 
 use crate::state::AppState;
@@ -24,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(compat::router())
         .merge(pipelines::router())
         .merge(algorithms::router())
+        .merge(monitors::router())
         // Invocations enforce the serving payload limit themselves.
         .merge(endpoints::router().layer(DefaultBodyLimit::disable()))
         .merge(OpenApiRouter::from(assets))

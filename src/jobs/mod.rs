@@ -4,6 +4,7 @@
 
 pub mod pipeline_jobs;
 pub mod runner;
+pub mod schedules;
 
 pub use runner::Runner;
 

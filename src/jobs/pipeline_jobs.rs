@@ -95,6 +95,62 @@ impl PipelineJobs {
         Ok(JobOutcome::Done)
     }
 
+    /// Runs one monitor execution. Its outcome is the execution's (and an event on the
+    /// pipeline), never the pipeline's state: a failed run is recorded and the job is done.
+    async fn run_monitor(&self, execution_id: &str) -> Result<JobOutcome, String> {
+        let Some(execution) = self.store.execution(execution_id).await.map_err(|e| e.to_string())? else {
+            return Ok(JobOutcome::Done); // the monitor was deleted with its executions
+        };
+        if !self.store.start_execution(execution_id).await.map_err(|e| e.to_string())? {
+            return Ok(JobOutcome::Done); // finished already
+        }
+        let Some(monitor) = self.store.monitor(&execution.monitor_id).await.map_err(|e| e.to_string())? else {
+            return Ok(JobOutcome::Done);
+        };
+        let window = format!("{} to {}", execution.window_start.to_rfc3339(), execution.window_end.to_rfc3339());
+        let (state, result, error, event) = match self.target.run_monitor(&monitor, &execution).await {
+            Ok(result) => {
+                let flagged: Vec<String> = result["violations"]
+                    .as_array()
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(|v| {
+                                v["feature_name"]
+                                    .as_str()
+                                    .map(|f| format!("{f} ({})", v["constraint_check_type"].as_str().unwrap_or("")))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if flagged.is_empty() {
+                    let message = format!("{}: no violations in {window}", monitor.name);
+                    ("completed", Some(result), None, (crate::domain::workflow::event_kind::MONITOR_COMPLETED, message))
+                } else {
+                    let message =
+                        format!("{}: {} violations in {window}: {}", monitor.name, flagged.len(), flagged.join(", "));
+                    // The notification hook point: channels come later; for now the log says it.
+                    tracing::warn!(monitor = %monitor.name, execution = %execution.id, %message, "monitor violations");
+                    (
+                        "completed_with_violations",
+                        Some(result),
+                        None,
+                        (crate::domain::workflow::event_kind::MONITOR_VIOLATIONS, message),
+                    )
+                }
+            }
+            Err(e) if e.kind == ErrorKind::Transient => return Ok(JobOutcome::Retry(e.to_string())),
+            Err(e) => {
+                let message = format!("{}: the run over {window} failed: {e}", monitor.name);
+                ("failed", None, Some(e.to_string()), (crate::domain::workflow::event_kind::MONITOR_FAILED, message))
+            }
+        };
+        self.store
+            .finish_execution(execution_id, state, result.as_ref(), error.as_deref(), (event.0, &event.1))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(JobOutcome::Done)
+    }
+
     async fn context(
         &self,
         key: &StageKey,
@@ -156,6 +212,7 @@ impl PipelineJobs {
                 Err(e) => Ok(JobOutcome::Fail(e)),
             },
             JobPayload::TeardownPipeline { .. } => self.teardown(job, &pipeline_id).await,
+            JobPayload::RunMonitor { execution_id, .. } => self.run_monitor(&execution_id).await,
         }
     }
 }

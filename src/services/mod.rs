@@ -4,6 +4,7 @@
 
 pub mod algorithms;
 pub mod endpoints;
+pub mod monitors;
 pub mod pipelines;
 
 use crate::domain::RequestErrors;

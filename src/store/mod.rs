@@ -146,6 +146,42 @@ pub trait Store: Send + Sync + 'static {
     async fn list_algorithms(&self) -> Result<Vec<AlgorithmRecord>, StoreError>;
     async fn delete_algorithms(&self, pipeline_id: &str) -> Result<(), StoreError>;
 
+    // Monitors -------------------------------------------------------------------------------
+    /// Records the monitor of a stage (replacing the one an earlier deploy of the stage recorded,
+    /// keeping its id and executions).
+    async fn save_monitor(&self, monitor: &NewMonitor) -> Result<MonitorRecord, StoreError>;
+    async fn delete_monitors(&self, pipeline_id: &str) -> Result<(), StoreError>;
+    async fn monitor(&self, id: &str) -> Result<Option<MonitorRecord>, StoreError>;
+    async fn list_monitors(&self) -> Result<Vec<MonitorRecord>, StoreError>;
+    /// Scheduled monitors whose next run is at or before `now`.
+    async fn due_monitors(&self, now: DateTime<Utc>) -> Result<Vec<MonitorRecord>, StoreError>;
+    /// Claims a scheduled window: moves the monitor's `next_run_at` from `expected` to `next`,
+    /// records the execution and queues its job, in one transaction. `None` when another replica
+    /// claimed it first (`next_run_at` moved, or the window is recorded already).
+    async fn claim_scheduled_execution(
+        &self,
+        expected: DateTime<Utc>,
+        next: DateTime<Utc>,
+        execution: &NewExecution,
+    ) -> Result<Option<MonitorExecutionRecord>, StoreError>;
+    /// Records a run-now execution and queues its job.
+    async fn create_execution(&self, execution: &NewExecution) -> Result<MonitorExecutionRecord, StoreError>;
+    async fn execution(&self, id: &str) -> Result<Option<MonitorExecutionRecord>, StoreError>;
+    /// A monitor's executions, newest first.
+    async fn list_executions(&self, monitor_id: &str, limit: i64) -> Result<Vec<MonitorExecutionRecord>, StoreError>;
+    /// `pending` → `running`; `false` when it was not pending (finished, or run elsewhere).
+    async fn start_execution(&self, id: &str) -> Result<bool, StoreError>;
+    /// Records how an execution ended and, in the same transaction, an event on the monitor's
+    /// pipeline (`kind`, `message`).
+    async fn finish_execution(
+        &self,
+        id: &str,
+        state: &str,
+        result: Option<&serde_json::Value>,
+        error: Option<&str>,
+        event: (&str, &str),
+    ) -> Result<(), StoreError>;
+
     // Jobs ---------------------------------------------------------------------------------
     async fn enqueue_job(&self, job: NewJob) -> Result<JobRecord, StoreError>;
     async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;

@@ -261,3 +261,66 @@ pub struct RowCounts {
 pub fn lease_until(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30))
 }
+
+/// A model monitor of one stage on the local target.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MonitorRecord {
+    pub id: String,
+    pub pipeline_id: String,
+    pub environment: String,
+    /// The monitoring schedule's name (`<endpoint>-<type>-<hex>`).
+    pub name: String,
+    /// `data_quality`, `model_quality`, ...
+    pub monitor_type: String,
+    pub endpoint_name: String,
+    pub schedule_expression: String,
+    /// The stage's parameters and where its baseline files are.
+    pub config: Json<Value>,
+    /// `scheduled` or `stopped`.
+    pub state: String,
+    pub next_run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A monitor to record (or re-record, when its stage deploys again).
+#[derive(Debug, Clone)]
+pub struct NewMonitor {
+    pub pipeline_id: String,
+    pub environment: String,
+    pub name: String,
+    pub monitor_type: String,
+    pub endpoint_name: String,
+    pub schedule_expression: String,
+    pub config: Value,
+    pub next_run_at: DateTime<Utc>,
+}
+
+/// One run of a monitor over a window of captured traffic.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MonitorExecutionRecord {
+    pub id: String,
+    pub monitor_id: String,
+    /// `schedule` or `manual` (run-now).
+    pub origin: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    /// `pending`, `running`, `completed`, `completed_with_violations` or `failed`.
+    pub state: String,
+    pub result: Option<Json<Value>>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// An execution to record, with the job that runs it.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    pub id: String,
+    pub monitor_id: String,
+    pub origin: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub job: NewJob,
+}

@@ -203,6 +203,25 @@ macro_rules! impl_sql_store {
                 Ok(sqlx::query_as(Self::LOCK_PIPELINE_SQL).bind(pipeline_id).fetch_optional(&mut **tx).await?)
             }
 
+            /// `None` when the scheduled window is recorded already.
+            async fn insert_execution(
+                tx: &mut Tx,
+                execution: &crate::store::NewExecution,
+            ) -> Result<Option<crate::store::MonitorExecutionRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "INSERT INTO monitor_executions (id, monitor_id, origin, window_start, window_end, state, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', $6) ON CONFLICT DO NOTHING RETURNING *",
+                )
+                .bind(&execution.id)
+                .bind(&execution.monitor_id)
+                .bind(&execution.origin)
+                .bind(execution.window_start)
+                .bind(execution.window_end)
+                .bind(crate::store::now())
+                .fetch_optional(&mut **tx)
+                .await?)
+            }
+
             async fn insert_job(tx: &mut Tx, job: &NewJob) -> Result<JobRecord, StoreError> {
                 let now = crate::store::now();
                 let inserted: Option<JobRecord> = sqlx::query_as(
@@ -634,6 +653,178 @@ macro_rules! impl_sql_store {
 
             async fn delete_algorithms(&self, pipeline_id: &str) -> Result<(), StoreError> {
                 sqlx::query("DELETE FROM algorithms WHERE pipeline_id = $1").bind(pipeline_id).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn save_monitor(&self, monitor: &crate::store::NewMonitor) -> Result<crate::store::MonitorRecord, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let now = crate::store::now();
+                let record = sqlx::query_as(
+                    "INSERT INTO monitors (id, pipeline_id, environment, name, monitor_type, endpoint_name, \
+                     schedule_expression, config, state, next_run_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'scheduled', $9, $10, $10) \
+                     ON CONFLICT (pipeline_id, environment) DO UPDATE SET name = excluded.name, \
+                     monitor_type = excluded.monitor_type, endpoint_name = excluded.endpoint_name, \
+                     schedule_expression = excluded.schedule_expression, config = excluded.config, \
+                     state = 'scheduled', next_run_at = excluded.next_run_at, updated_at = excluded.updated_at \
+                     RETURNING *",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&monitor.pipeline_id)
+                .bind(&monitor.environment)
+                .bind(&monitor.name)
+                .bind(&monitor.monitor_type)
+                .bind(&monitor.endpoint_name)
+                .bind(&monitor.schedule_expression)
+                .bind(sqlx::types::Json(&monitor.config))
+                .bind(monitor.next_run_at)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(record)
+            }
+
+            async fn delete_monitors(&self, pipeline_id: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM monitors WHERE pipeline_id = $1").bind(pipeline_id).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn monitor(&self, id: &str) -> Result<Option<crate::store::MonitorRecord>, StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM monitors WHERE id = $1").bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn list_monitors(&self) -> Result<Vec<crate::store::MonitorRecord>, StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM monitors ORDER BY environment, name").fetch_all(&self.pool).await?)
+            }
+
+            async fn due_monitors(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<crate::store::MonitorRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM monitors WHERE state = 'scheduled' AND next_run_at <= $1 ORDER BY next_run_at",
+                )
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn claim_scheduled_execution(
+                &self,
+                expected: chrono::DateTime<chrono::Utc>,
+                next: chrono::DateTime<chrono::Utc>,
+                execution: &crate::store::NewExecution,
+            ) -> Result<Option<crate::store::MonitorExecutionRecord>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let moved = sqlx::query(
+                    "UPDATE monitors SET next_run_at = $1, updated_at = $2 \
+                     WHERE id = $3 AND next_run_at = $4 AND state = 'scheduled'",
+                )
+                .bind(next)
+                .bind(crate::store::now())
+                .bind(&execution.monitor_id)
+                .bind(expected)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if moved == 0 {
+                    return Ok(None);
+                }
+                let Some(record) = Self::insert_execution(&mut tx, execution).await? else {
+                    return Ok(None);
+                };
+                Self::insert_job(&mut tx, &execution.job).await?;
+                tx.commit().await?;
+                self.wake.notify_waiters();
+                Ok(Some(record))
+            }
+
+            async fn create_execution(
+                &self,
+                execution: &crate::store::NewExecution,
+            ) -> Result<crate::store::MonitorExecutionRecord, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let record = Self::insert_execution(&mut tx, execution)
+                    .await?
+                    .ok_or_else(|| StoreError::Conflict(format!("execution {} exists", execution.id)))?;
+                Self::insert_job(&mut tx, &execution.job).await?;
+                tx.commit().await?;
+                self.wake.notify_waiters();
+                Ok(record)
+            }
+
+            async fn execution(&self, id: &str) -> Result<Option<crate::store::MonitorExecutionRecord>, StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM monitor_executions WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_executions(
+                &self,
+                monitor_id: &str,
+                limit: i64,
+            ) -> Result<Vec<crate::store::MonitorExecutionRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM monitor_executions WHERE monitor_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                )
+                .bind(monitor_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn start_execution(&self, id: &str) -> Result<bool, StoreError> {
+                let changed = sqlx::query(
+                    "UPDATE monitor_executions SET state = 'running', started_at = $2 WHERE id = $1 AND state IN ('pending', 'running')",
+                )
+                .bind(id)
+                .bind(crate::store::now())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(changed > 0)
+            }
+
+            async fn finish_execution(
+                &self,
+                id: &str,
+                state: &str,
+                result: Option<&serde_json::Value>,
+                error: Option<&str>,
+                event: (&str, &str),
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let pipeline_id: Option<(String,)> = sqlx::query_as(
+                    "SELECT m.pipeline_id FROM monitor_executions e JOIN monitors m ON m.id = e.monitor_id WHERE e.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE monitor_executions SET state = $2, result = $3, error = $4, finished_at = $5 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(state)
+                .bind(result.map(sqlx::types::Json))
+                .bind(error)
+                .bind(crate::store::now())
+                .execute(&mut *tx)
+                .await?;
+                if let Some((pipeline_id,)) = pipeline_id {
+                    Self::insert_event(
+                        &mut tx,
+                        crate::store::sql_store::Event {
+                            pipeline_id: &pipeline_id,
+                            stage_ordinal: None,
+                            kind: event.0,
+                            from_state: None,
+                            to_state: None,
+                            actor: "monitor",
+                            message: Some(event.1),
+                        },
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -8,7 +8,10 @@ pub mod codepipeline_state;
 pub mod local;
 
 use crate::domain::{PipelineSpec, PipelineType, StageParams};
-use crate::store::{AlgorithmRecord, DynStore, EndpointRecord, PipelineRecord, StageKey, StageRecord, StoreError};
+use crate::store::{
+    AlgorithmRecord, DynStore, EndpointRecord, MonitorExecutionRecord, MonitorRecord, NewMonitor, PipelineRecord,
+    StageKey, StageRecord, StoreError,
+};
 use async_trait::async_trait;
 use codepipeline_state::PipelineStateOut;
 use std::sync::Arc;
@@ -48,6 +51,9 @@ pub trait TargetStore: Send + Sync + 'static {
     ) -> Result<AlgorithmRecord, StoreError>;
     async fn algorithm(&self, name: &str) -> Result<Option<AlgorithmRecord>, StoreError>;
     async fn delete_algorithms(&self, pipeline_id: &str) -> Result<(), StoreError>;
+    /// Records a stage's monitor and its schedule (local target; see `Store::save_monitor`).
+    async fn save_monitor(&self, monitor: &NewMonitor) -> Result<MonitorRecord, StoreError>;
+    async fn delete_monitors(&self, pipeline_id: &str) -> Result<(), StoreError>;
 }
 
 pub type DynTargetStore = Arc<dyn TargetStore>;
@@ -100,6 +106,14 @@ impl TargetStore for StorePort {
 
     async fn delete_algorithms(&self, pipeline_id: &str) -> Result<(), StoreError> {
         self.0.delete_algorithms(pipeline_id).await
+    }
+
+    async fn save_monitor(&self, monitor: &NewMonitor) -> Result<MonitorRecord, StoreError> {
+        self.0.save_monitor(monitor).await
+    }
+
+    async fn delete_monitors(&self, pipeline_id: &str) -> Result<(), StoreError> {
+        self.0.delete_monitors(pipeline_id).await
     }
 }
 
@@ -231,5 +245,16 @@ pub trait Target: Send + Sync + 'static {
     /// A stage waiting for approval was rejected (the store has already recorded it).
     async fn reject_stage(&self, _stage: &StageContext) -> Result<StepOutcome, TargetError> {
         Ok(StepOutcome::Done(serde_json::Value::Null))
+    }
+
+    /// Runs one execution of a monitor the target scheduled (local: over the captured traffic
+    /// in the object store). The result is what the executions API shows; its `violations`
+    /// list decides the execution's state.
+    async fn run_monitor(
+        &self,
+        _monitor: &MonitorRecord,
+        _execution: &MonitorExecutionRecord,
+    ) -> Result<serde_json::Value, TargetError> {
+        Err(TargetError::permanent("this target's monitors run in its own service"))
     }
 }

@@ -99,13 +99,13 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "valid, but the local target cannot run it",
-            body: monitor.to_string(),
+            body: fixture_json("requests/byom_model_bias_monitor.json").to_string(),
             status: 422,
             pointers: &[],
             detailed: None,
         },
         Case {
-            name: "valid, but not an xgboost model",
+            name: "valid, but not a model the local target evaluates",
             body: with(realtime, json!({"model_framework": "linear-learner"})),
             status: 422,
             pointers: &[],

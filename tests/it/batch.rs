@@ -250,6 +250,17 @@ impl mlops::targets::TargetStore for CrashingPort {
     async fn delete_algorithms(&self, pipeline_id: &str) -> Result<(), mlops::store::StoreError> {
         self.inner.delete_algorithms(pipeline_id).await
     }
+
+    async fn save_monitor(
+        &self,
+        monitor: &mlops::store::NewMonitor,
+    ) -> Result<mlops::store::MonitorRecord, mlops::store::StoreError> {
+        self.inner.save_monitor(monitor).await
+    }
+
+    async fn delete_monitors(&self, pipeline_id: &str) -> Result<(), mlops::store::StoreError> {
+        self.inner.delete_monitors(pipeline_id).await
+    }
 }
 
 /// A transform interrupted after its first object resumes from the checkpoint: the finished

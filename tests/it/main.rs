@@ -23,6 +23,7 @@ mod job_lease;
 mod layering;
 mod lifecycle;
 mod metrics;
+mod monitors;
 mod onnx;
 mod openapi;
 mod pipeline_jobs;

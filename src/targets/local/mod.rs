@@ -6,6 +6,7 @@
 
 mod batch;
 mod image_builder;
+mod monitor;
 
 use super::{StageContext, StepOutcome, Target, TargetError};
 use crate::artifacts::{ArtifactStore, StorageError};
@@ -314,9 +315,10 @@ impl Target for LocalTarget {
                 other => check_model(other),
             },
             (PipelineType::ByomImageBuilder, PipelineParams::ImageBuilder(_)) => Ok(()),
+            (PipelineType::ByomDataQualityMonitor, PipelineParams::Monitor(_)) => Ok(()),
             (other, _) => Err(format!(
-                "the local target cannot run `{other}` pipelines yet; it runs `byom_realtime_builtin` and \
-                 `byom_batch_builtin` (xgboost) and `byom_image_builder`",
+                "the local target cannot run `{other}` pipelines yet; it runs the real-time and batch types, \
+                 `byom_image_builder` and `byom_data_quality_monitor`",
                 other = other.as_str()
             )),
         }
@@ -327,6 +329,7 @@ impl Target for LocalTarget {
             StageParams::Realtime(params) => self.deploy_realtime(stage, params).await,
             StageParams::Batch(params) => self.deploy_batch(stage, params).await,
             StageParams::ImageBuilder(spec) => self.deploy_image_builder(stage, spec).await,
+            StageParams::Monitor(params) => self.deploy_monitor(stage, params).await,
             _ => Err(TargetError::permanent("the local target cannot deploy this pipeline type")),
         }
     }
@@ -342,8 +345,17 @@ impl Target for LocalTarget {
                 .delete_algorithms(&stage.key.pipeline_id)
                 .await
                 .map_err(|e| TargetError::transient(e.to_string()))?,
+            StageParams::Monitor(_) => self.teardown_monitor(stage).await?,
             _ => {}
         }
         Ok(StepOutcome::Done(json!({})))
+    }
+
+    async fn run_monitor(
+        &self,
+        monitor: &crate::store::MonitorRecord,
+        execution: &crate::store::MonitorExecutionRecord,
+    ) -> Result<serde_json::Value, TargetError> {
+        self.run_monitor_execution(monitor, execution).await
     }
 }
