@@ -65,6 +65,10 @@ pub struct AwsSettings {
     pub notification_topic_arn: String,
     pub ecr_repo_arn: String,
     pub ecr_repo_name: String,
+    /// An image with our analyzer (`mlops analyze`; e.g. this server's own image) that
+    /// data-quality baselines and monitoring schedules run instead of SageMaker's prebuilt
+    /// Model Monitor analyzer, which is closed to new customers (docs/MONITORING.md).
+    pub monitor_image_uri: Option<String>,
     /// How long a worker waits between two looks at something slow (a stack, a pipeline, a job).
     #[serde(with = "duration")]
     pub poll_interval: Duration,
@@ -99,6 +103,7 @@ impl Default for AwsSettings {
             notification_topic_arn: String::new(),
             ecr_repo_arn: String::new(),
             ecr_repo_name: String::new(),
+            monitor_image_uri: None,
             poll_interval: Duration::from_secs(15),
             stack_id_wait: Duration::from_secs(20),
             environments: Default::default(),
@@ -640,6 +645,16 @@ impl Settings {
             if value.trim().is_empty() {
                 return Err(ConfigError::new(key, "is required when target = \"aws\""));
             }
+        }
+        if let Some(image) = &aws.monitor_image_uri
+            && (image.is_empty() || image.len() > 255 || image.chars().any(char::is_whitespace))
+        {
+            return Err(ConfigError::new(
+                "aws.monitor_image_uri",
+                format!(
+                    "{image:?} is not an image URI (1-255 characters, no spaces), e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-orchestrator:1.0"
+                ),
+            ));
         }
         let arn = regex::Regex::new(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$").expect("valid regex");
         for (key, value) in [

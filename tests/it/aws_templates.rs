@@ -51,6 +51,7 @@ fn context(multi: bool) -> AwsContext {
         notification_topic_arn: "arn:aws:sns:us-east-1:123456789012:mlops-notifications".into(),
         cloudformation_role_arn: "arn:aws:iam::123456789012:role/mlops-cloudformation".into(),
         use_model_registry: false,
+        monitor_image_uri: None,
         environments,
         poll_interval: std::time::Duration::from_secs(15),
     }
@@ -454,6 +455,26 @@ fn derived_values() {
     );
     assert_eq!(monitor["ImageUri"], "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer");
     assert!(!monitor.contains_key("JobInstanceCount"), "left at the template's default, as the solution does");
+    assert!(!monitor.contains_key("AnalyzerArguments"), "the prebuilt analyzer takes none");
+
+    // aws.monitor_image_uri: data quality runs our analyzer (`mlops analyze`); model quality keeps
+    // the prebuilt one until `mlops analyze` speaks its contract; Clarify's monitors keep Clarify.
+    let ours = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-orchestrator:1.0";
+    let own = AwsContext { monitor_image_uri: Some(ours.into()), ..ctx.clone() };
+    let values = |pipeline_type| -> BTreeMap<String, String> {
+        let stages = planned(pipeline_type, Variant::Single).unwrap();
+        stack_parameters(pipeline_type, &stages[0].1, &own).unwrap().into_iter().collect()
+    };
+    let data_quality = values(PipelineType::ByomDataQualityMonitor);
+    assert_eq!(data_quality["ImageUri"], ours);
+    assert_eq!(data_quality["AnalyzerArguments"], "analyze");
+    let model_quality = values(PipelineType::ByomModelQualityMonitor);
+    assert!(model_quality["ImageUri"].ends_with("/sagemaker-model-monitor-analyzer"));
+    assert!(!model_quality.contains_key("AnalyzerArguments"));
+    let stages = planned(PipelineType::ByomModelBiasMonitor, Variant::Single).unwrap();
+    let bias: BTreeMap<_, _> =
+        stack_parameters(PipelineType::ByomModelBiasMonitor, &stages[0].1, &own).unwrap().into_iter().collect();
+    assert!(bias["ImageUri"].contains("sagemaker-clarify-processing"));
 
     let explainability = get(PipelineType::ByomModelExplainabilityMonitor, Variant::Single);
     let shap: serde_json::Value = serde_json::from_str(&explainability["SHAPConfig"]).unwrap();

@@ -19,6 +19,8 @@ pub struct AwsContext {
     pub cloudformation_role_arn: String,
     /// The solution's `UseModelRegistry`.
     pub use_model_registry: bool,
+    /// `aws.monitor_image_uri`: our analyzer's image, run instead of the prebuilt one.
+    pub monitor_image_uri: Option<String>,
     /// In promotion order; exactly three for a multi-account installation, else empty.
     pub environments: Vec<AwsEnvironment>,
     /// How long a step that is still waiting on AWS asks to wait before the next look.

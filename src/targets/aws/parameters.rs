@@ -186,9 +186,16 @@ fn batch(p: &mut Params, b: &BatchStage, ctx: &AwsContext) -> Result<(), Paramet
 }
 
 fn monitor(p: &mut Params, t: PipelineType, m: &MonitorStage, ctx: &AwsContext) -> Result<(), ParameterError> {
-    let image_uri = match &m.kind {
-        MonitorKind::DataQuality | MonitorKind::ModelQuality(_) => image_uris::model_monitor_image_uri(&ctx.region)?,
-        MonitorKind::ModelBias(_) | MonitorKind::ModelExplainability(_) => image_uris::clarify_image_uri(&ctx.region)?,
+    let (image_uri, analyzer_arguments) = match (&m.kind, &ctx.monitor_image_uri) {
+        // Our analyzer: the image's entrypoint is `mlops`, the job runs `mlops analyze`. Data
+        // quality only, until `mlops analyze` speaks the model-quality contract too.
+        (MonitorKind::DataQuality, Some(ours)) => (ours.clone(), "analyze"),
+        (MonitorKind::DataQuality | MonitorKind::ModelQuality(_), _) => {
+            (image_uris::model_monitor_image_uri(&ctx.region)?, "")
+        }
+        (MonitorKind::ModelBias(_) | MonitorKind::ModelExplainability(_), _) => {
+            (image_uris::clarify_image_uri(&ctx.region)?, "")
+        }
     };
     p.set("BlueprintBucket", &ctx.blueprint_bucket);
     p.set("AssetsBucket", &ctx.assets_bucket);
@@ -215,6 +222,9 @@ fn monitor(p: &mut Params, t: PipelineType, m: &MonitorStage, ctx: &AwsContext) 
             .as_ref()
             .ok_or(ParameterError::Missing { pipeline_type: t, field: "monitor_ground_truth_input" })
     };
+    if !analyzer_arguments.is_empty() {
+        p.set("AnalyzerArguments", analyzer_arguments);
+    }
     match &m.kind {
         MonitorKind::DataQuality => {}
         MonitorKind::ModelQuality(q) => {

@@ -84,6 +84,7 @@ impl AwsTarget {
             notification_topic_arn: aws.notification_topic_arn.clone(),
             cloudformation_role_arn: aws.cloudformation_role_arn.clone(),
             use_model_registry: settings.use_model_registry,
+            monitor_image_uri: aws.monitor_image_uri.clone(),
             environments,
             poll_interval: aws.poll_interval,
         };
@@ -775,6 +776,7 @@ impl Target for AwsTarget {
                 image_uris::builtin_image_uri(&t.model_framework, &t.model_framework_version, region).map(drop)
             }
             PipelineParams::Monitor(m) => match m.kind.monitor_type() {
+                MonitorType::DataQuality if self.context.monitor_image_uri.is_some() => Ok(()),
                 MonitorType::DataQuality | MonitorType::ModelQuality => {
                     image_uris::model_monitor_image_uri(region).map(drop)
                 }

@@ -53,6 +53,7 @@ pub(super) fn context() -> AwsContext {
         notification_topic_arn: "arn:aws:sns:us-east-1:123456789012:mlops-notifications".into(),
         cloudformation_role_arn: "arn:aws:iam::123456789012:role/mlops-cloudformation".into(),
         use_model_registry: false,
+        monitor_image_uri: None,
         environments: Vec::new(),
         poll_interval: std::time::Duration::from_secs(15),
     }

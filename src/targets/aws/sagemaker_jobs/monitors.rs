@@ -122,13 +122,19 @@ async fn start_baseline(
             job_tags(stage),
         )
     } else {
-        analyzer_request(
-            m,
-            role,
-            &image(image_uris::model_monitor_image_uri(&context.region))?,
-            &baseline_data,
-            job_tags(stage),
-        )
+        let (image_uri, ours) = match (&context.monitor_image_uri, &m.kind) {
+            (Some(ours), MonitorKind::DataQuality) => (ours.clone(), true),
+            _ => (image(image_uris::model_monitor_image_uri(&context.region))?, false),
+        };
+        let request = analyzer_request(m, role, &image_uri, &baseline_data, job_tags(stage));
+        // Our image's entrypoint is `mlops`; the job runs `mlops analyze` (docs/MONITORING.md).
+        if ours {
+            request.app_specification(
+                AppSpecification::builder().image_uri(image_uri).container_arguments("analyze").build(),
+            )
+        } else {
+            request
+        }
     };
     request.send_with(&clients.sagemaker).await.map_err(|e| AwsError::from_sdk("CreateProcessingJob", e))?;
     Ok(())

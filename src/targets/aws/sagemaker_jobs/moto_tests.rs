@@ -8,7 +8,7 @@
 //! a missing moto fails the tests, as it does there.
 
 use super::fixtures::{self, ASSETS, REGION};
-use super::{after_deploy, monitors};
+use super::{AwsContext, after_deploy, monitors};
 use crate::domain::{PipelineType, StageParams};
 use crate::targets::ErrorKind;
 use crate::targets::aws::clients::Clients;
@@ -284,6 +284,27 @@ async fn data_quality_baseline_and_a_stopped_one() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a stopped baseline is not done"),
     }
+}
+
+/// With `aws.monitor_image_uri` the baseline job runs our analyzer: our image, `mlops analyze`.
+#[tokio::test]
+async fn a_baseline_runs_our_analyzer_when_configured() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let stage = fixtures::stage(PipelineType::ByomDataQualityMonitor);
+    let StageParams::Monitor(m) = &stage.params else { panic!("monitor") };
+    let outputs = outputs(&[("MonitorRoleArn", ROLE)]);
+    let ours = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-orchestrator:1.0";
+    let context = AwsContext { monitor_image_uri: Some(ours.into()), ..fixtures::context() };
+    assert!(matches!(
+        monitors::baseline(&clients, &stage, m, &outputs, &context).await.unwrap(),
+        StepOutcome::InProgress(_)
+    ));
+    let job =
+        clients.sagemaker.describe_processing_job().processing_job_name(&m.baseline_job_name).send().await.unwrap();
+    let app = job.app_specification().unwrap();
+    assert_eq!(app.image_uri(), Some(ours));
+    assert_eq!(app.container_arguments(), ["analyze"]);
 }
 
 #[tokio::test]
