@@ -175,7 +175,11 @@ impl AppState {
         );
         let endpoint_service = EndpointService::new(store.clone());
         let algorithm_service = crate::services::algorithms::AlgorithmService::new(store.clone());
-        let monitor_service = crate::services::monitors::MonitorService::new(store.clone(), settings.jobs.max_attempts);
+        let monitor_service = crate::services::monitors::MonitorService::new(
+            store.clone(),
+            artifacts.clone(),
+            settings.jobs.max_attempts,
+        );
         let invocations =
             Arc::new(crate::serving::limiter::InvocationLimiter::new(settings.serving.max_concurrent_invocations));
         Ok(AppState {

@@ -12,6 +12,7 @@ pub mod capture;
 pub mod check;
 pub mod constraints;
 pub mod distance;
+pub mod ground_truth;
 pub mod job;
 pub mod kll;
 pub mod model_quality;

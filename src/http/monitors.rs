@@ -1,7 +1,7 @@
 //! `/v1/monitors`: the model monitors the local target runs, their executions (scheduled windows
-//! and run-now), and run-now itself.
+//! and run-now), run-now itself, and `/v1/ground-truth/{endpoint}` for model quality.
 
-use super::extract::{ApiPath, ApiQuery, Caller, JsonBody, ToOperate, ToRead};
+use super::extract::{ApiPath, ApiQuery, Caller, JsonBody, ToInvoke, ToOperate, ToRead};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{MonitorExecutionRecord, MonitorRecord};
@@ -20,6 +20,31 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_monitor))
         .routes(routes!(list_executions, run_now))
         .routes(routes!(get_execution))
+        .routes(routes!(post_ground_truth))
+}
+
+/// Ground truth for an endpoint's predictions: SageMaker's ground-truth records as JSON lines
+/// (`{"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "…"},
+/// "eventVersion": "0"}`), joined to captured inferences by `inferenceId`, else `eventId`.
+/// Idempotent on `eventId`. `{endpoint}` is `name`, or `environment.name`.
+#[utoipa::path(post, path = "/v1/ground-truth/{endpoint}", tag = "monitors",
+    params(("endpoint" = String, Path, description = "Endpoint name, or `environment.name`")),
+    request_body(content = String, content_type = "text/plain", description = "Ground-truth records as JSON lines (any content type is read as text)"),
+    responses(
+        (status = 202, body = crate::services::monitors::GroundTruthAccepted),
+        (status = 400, description = "A line that is not a ground-truth record, named by `/lines/<n>`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No model-quality monitor watches the endpoint", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn post_ground_truth(
+    State(state): State<AppState>,
+    _caller: Caller<ToInvoke>,
+    ApiPath(endpoint): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<crate::services::monitors::GroundTruthAccepted>), ApiError> {
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("", "the body is not UTF-8 text".to_string()))?;
+    let accepted = state.monitor_service.ingest_ground_truth(&endpoint, text).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -73,7 +98,8 @@ fn monitor_out(m: MonitorRecord) -> MonitorOut {
     }
 }
 
-/// A violation, as `constraint_violations.json` holds it.
+/// A violation, as `constraint_violations.json` holds it (a model-quality one names its metric
+/// in `feature_name` too).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ViolationOut {
     pub feature_name: String,
@@ -109,6 +135,11 @@ pub struct ExecutionOut {
     pub rows: Option<u64>,
     pub records: Option<u64>,
     pub unreadable_records: Option<u64>,
+    /// Model quality: captured records joined with ground truth, their share of the captured
+    /// ones, and the median time from inference to its label.
+    pub labelled_records: Option<u64>,
+    pub merge_rate: Option<f64>,
+    pub label_delay_seconds: Option<i64>,
     pub violations: Vec<ViolationOut>,
     pub drift: Vec<DriftOut>,
     /// The files written (`statistics.json`, `constraint_violations.json`).
@@ -131,6 +162,9 @@ fn execution_out(e: MonitorExecutionRecord) -> ExecutionOut {
         rows: result["rows"].as_u64(),
         records: result["records"].as_u64(),
         unreadable_records: result["unreadable_records"].as_u64(),
+        labelled_records: result["labelled_records"].as_u64(),
+        merge_rate: result["merge_rate"].as_f64(),
+        label_delay_seconds: result["label_delay_seconds"].as_i64(),
         violations: list("violations").into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
         drift: list("drift").into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
         files: list("files").into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),

@@ -82,6 +82,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// GET as a viewer, the body as JSON.
+async fn get_json(server: &TestServer, path: &str) -> Value {
+    server.get(path, VIEWER).send().await.unwrap().json().await.unwrap()
+}
+
 async fn run_now(server: &TestServer, monitor: &str, start: &str, end: &str) -> Value {
     let response = server
         .post(&format!("/v1/monitors/{monitor}/executions"), OPERATOR)
@@ -97,14 +102,7 @@ async fn run_now(server: &TestServer, monitor: &str, start: &str, end: &str) -> 
 async fn finished(server: &TestServer, monitor: &str, execution: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let e: Value = server
-            .get(&format!("/v1/monitors/{monitor}/executions/{execution}"), VIEWER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let e: Value = get_json(server, &format!("/v1/monitors/{monitor}/executions/{execution}")).await;
         if !matches!(e["state"].as_str(), Some("pending" | "running")) {
             return e;
         }
@@ -121,14 +119,18 @@ fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-async fn a_data_quality_monitor_watches_a_live_endpoint(db: TestDb) {
+/// A server with `churn-endpoint` serving the breast-cancer XGBoost fixture (capture on).
+async fn live_endpoint(db: TestDb) -> TestServer {
     let server = TestServer::start(db).await;
     server.upload_fixture("models/churn.json", "xgboost/binary_logistic.json").await;
-    let id = server.provision(&realtime_body("churn", "models/churn.json")).await["pipeline_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let body = realtime_body("churn", "models/churn.json");
+    let id = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
     server.wait_for(&id, "active").await;
+    server
+}
+
+async fn a_data_quality_monitor_watches_a_live_endpoint(db: TestDb) {
+    let server = live_endpoint(db).await;
 
     // The baseline: the model's answers on the baseline rows, answer first (Model Monitor's
     // START layout), with a header.
@@ -155,7 +157,7 @@ async fn a_data_quality_monitor_watches_a_live_endpoint(db: TestDb) {
     .unwrap();
     assert_eq!(constraints["features"].as_array().unwrap().len(), FEATURES + 1);
 
-    let listed: Value = server.get("/v1/monitors", VIEWER).send().await.unwrap().json().await.unwrap();
+    let listed: Value = get_json(&server, "/v1/monitors").await;
     assert_eq!(listed["items"][0]["id"], monitor_id.as_str());
     assert_eq!(listed["items"][0]["schedule_expression"], "cron(0 * ? * * *)");
     assert_eq!(listed["items"][0]["monitor_type"], "data_quality");
@@ -217,20 +219,12 @@ async fn a_data_quality_monitor_watches_a_live_endpoint(db: TestDb) {
     assert_eq!(refused.status(), 400);
     let problem: Value = refused.json().await.unwrap();
     assert_eq!(problem["errors"][0]["pointer"], "/end_time");
-    let executions: Value = server
-        .get(&format!("/v1/monitors/{monitor_id}/executions"), VIEWER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let executions: Value = get_json(&server, &format!("/v1/monitors/{monitor_id}/executions")).await;
     assert_eq!(executions["items"].as_array().unwrap().len(), 2);
     assert_eq!(executions["items"][0]["id"], shifted["id"], "newest first");
 
     // Scheduled windows: two replicas tick at the same moment, one window is claimed.
-    let monitor: Value =
-        server.get(&format!("/v1/monitors/{monitor_id}"), VIEWER).send().await.unwrap().json().await.unwrap();
+    let monitor: Value = get_json(&server, &format!("/v1/monitors/{monitor_id}")).await;
     let next_run: chrono::DateTime<chrono::Utc> = monitor["next_run_at"].as_str().unwrap().parse().unwrap();
     let (a, b) =
         (mlops::store::connect(&server.db.url).await.unwrap(), mlops::store::connect(&server.db.url).await.unwrap());
@@ -240,14 +234,7 @@ async fn a_data_quality_monitor_watches_a_live_endpoint(db: TestDb) {
         tokio::join!(mlops::jobs::schedules::tick(&a, at, delay, 3), mlops::jobs::schedules::tick(&b, at, delay, 3));
     assert_eq!(x.unwrap() + y.unwrap(), 1, "one replica claims the window");
     assert_eq!(mlops::jobs::schedules::tick(&a, at, delay, 3).await.unwrap(), 0, "and only once");
-    let executions: Value = server
-        .get(&format!("/v1/monitors/{monitor_id}/executions"), VIEWER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let executions: Value = get_json(&server, &format!("/v1/monitors/{monitor_id}/executions")).await;
     let scheduled = &executions["items"][0];
     assert_eq!(scheduled["origin"], "schedule");
     assert_eq!(scheduled["window_end"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap(), next_run);
@@ -258,8 +245,7 @@ async fn a_data_quality_monitor_watches_a_live_endpoint(db: TestDb) {
     );
     let done = finished(&server, &monitor_id, scheduled["id"].as_str().unwrap()).await;
     assert!(matches!(done["state"].as_str(), Some("completed" | "completed_with_violations")), "{done:#}");
-    let monitor: Value =
-        server.get(&format!("/v1/monitors/{monitor_id}"), VIEWER).send().await.unwrap().json().await.unwrap();
+    let monitor: Value = get_json(&server, &format!("/v1/monitors/{monitor_id}")).await;
     assert_eq!(
         monitor["next_run_at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap(),
         next_run + chrono::Duration::hours(1)
@@ -270,3 +256,143 @@ async fn a_data_quality_monitor_watches_a_live_endpoint(db: TestDb) {
 }
 
 on_both_stores!(a_data_quality_monitor_watches_a_live_endpoint);
+
+/// One request per row, with inference ids `<prefix>-<row>` (what ground truth joins on).
+async fn invoke_with_ids(server: &TestServer, rows: &[String], prefix: &str) {
+    for (i, row) in rows.iter().enumerate() {
+        let response = server
+            .http
+            .post(server.url("/v1/endpoints/churn-endpoint/invocations"))
+            .bearer_auth(INVOKER)
+            .header("content-type", "text/csv")
+            .header("x-amzn-sagemaker-inference-id", format!("{prefix}-{i}"))
+            .body(row.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+/// `byom_model_quality_monitor` on a live endpoint: the baseline's metrics and an execution's
+/// over captured predictions joined with ground truth posted through the API (by inference id,
+/// sent twice: idempotent) equal scikit-learn's; a window with worse labels violates the
+/// suggested constraints.
+async fn a_model_quality_monitor_joins_ground_truth(db: TestDb) {
+    let server = live_endpoint(db).await;
+    let case: Value =
+        serde_json::from_slice(&std::fs::read(format!("{ANALYZER}/model_quality.json")).unwrap()).unwrap();
+    let case = &case["endpoint_binary"];
+    let rows: Vec<String> = case["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
+        .collect();
+    let labels: Vec<&str> = case["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+
+    // The baseline: the endpoint's answers on the rows, with the labels.
+    let probabilities = invoke_all(&server, &rows).await;
+    let mut csv = "label,prediction,probability\n".to_string();
+    for (p, label) in probabilities.iter().zip(&labels) {
+        let predicted = if p.parse::<f64>().unwrap() >= 0.5 { 1 } else { 0 };
+        csv.push_str(&format!("{label},{predicted},{p}\n"));
+    }
+    assert_eq!(server.put_asset("monitor/mq-baseline.csv", csv.into_bytes()).await.status(), 201);
+    let body = json!({
+        "pipeline_type": "byom_model_quality_monitor",
+        "model_name": "churn",
+        "endpoint_name": "churn-endpoint",
+        "baseline_data": "monitor/mq-baseline.csv",
+        "baseline_job_output_location": "my-bucket/monitor/mq-baseline",
+        "data_capture_location": "my-bucket/datacapture/churn",
+        "monitoring_output_location": "my-bucket/monitor/mq-output",
+        "schedule_expression": "cron(0 * ? * * *)",
+        "instance_type": "ml.m5.large",
+        "instance_volume_size": "20",
+        "monitor_max_runtime_seconds": "1800",
+        "problem_type": "BinaryClassification",
+        "baseline_inference_attribute": "prediction",
+        "baseline_probability_attribute": "probability",
+        "baseline_ground_truth_attribute": "label",
+        "monitor_probability_attribute": "0",
+        "probability_threshold_attribute": "0.5",
+        "monitor_ground_truth_input": "my-bucket/monitor/groundtruth",
+    });
+    let monitor_pipeline = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
+    let outputs = server.wait_for(&monitor_pipeline, "active").await["stages"][0]["outputs"].clone();
+    let monitor_id = outputs["monitor_id"].as_str().unwrap().to_string();
+    let objects = server.db.dir.path().join("data/objects");
+    let read = |path: &str| -> Value { serde_json::from_slice(&std::fs::read(objects.join(path)).unwrap()).unwrap() };
+    let baseline = read(outputs["baseline_statistics"].as_str().unwrap());
+    let expected = case["metrics"].as_object().unwrap();
+    for (name, want) in expected {
+        let got = baseline["binary_classification_metrics"][name]["value"].as_f64().unwrap();
+        assert!((got - want.as_f64().unwrap()).abs() < 1e-9, "baseline {name}: ours {got}, scikit-learn {want}");
+    }
+
+    // Traffic with inference ids, then their labels (sent twice).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let t0 = now();
+    invoke_with_ids(&server, &rows, "row").await;
+    let baseline_records = rows.len().div_ceil(7);
+    wait_for_capture(&server, baseline_records + rows.len()).await;
+    let truth: String = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| json!({"groundTruthData": {"data": l, "encoding": "CSV"}, "eventMetadata": {"eventId": format!("row-{i}")}, "eventVersion": "0"}).to_string() + "\n")
+        .collect();
+    for _ in 0..2 {
+        let posted = server.post("/v1/ground-truth/churn-endpoint", INVOKER).body(truth.clone()).send().await.unwrap();
+        assert_eq!(posted.status(), 202, "{}", posted.text().await.unwrap());
+    }
+    let bad = server
+        .post("/v1/ground-truth/churn-endpoint", INVOKER)
+        .body("{\"groundTruthData\": {}}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let unknown = server.post("/v1/ground-truth/nope", INVOKER).body(truth.clone()).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let t1 = now();
+    let clean = run_now(&server, &monitor_id, &iso(t0), &iso(t1)).await;
+    assert_eq!(clean["state"], "completed", "{clean:#}");
+    assert_eq!(clean["rows"], rows.len());
+    let statistics = read(clean["files"][0].as_str().unwrap());
+    for (name, want) in expected {
+        let got = statistics["binary_classification_metrics"][name]["value"].as_f64().unwrap();
+        assert!((got - want.as_f64().unwrap()).abs() < 1e-9, "window {name}: ours {got}, scikit-learn {want}");
+    }
+    let execution: Value =
+        get_json(&server, &format!("/v1/monitors/{monitor_id}/executions/{}", clean["id"].as_str().unwrap())).await;
+    assert_eq!(execution["rows"], rows.len());
+    assert_eq!(execution["labelled_records"], rows.len());
+    assert_eq!(execution["merge_rate"], 1.0, "every prediction has its label");
+    assert!(execution["label_delay_seconds"].as_i64().unwrap() >= 0);
+
+    // A worse window: the same predictions, every other label flipped.
+    invoke_with_ids(&server, &rows, "worse").await;
+    wait_for_capture(&server, baseline_records + 2 * rows.len()).await;
+    let worse: String = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let label = if i % 2 == 0 { if *l == "1" { "0" } else { "1" } } else { l };
+            json!({"groundTruthData": {"data": label, "encoding": "CSV"}, "eventMetadata": {"eventId": format!("worse-{i}")}, "eventVersion": "0"}).to_string() + "\n"
+        })
+        .collect();
+    let posted = server.post("/v1/ground-truth/churn-endpoint", INVOKER).body(worse).send().await.unwrap();
+    assert_eq!(posted.status(), 202);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let bad_window = run_now(&server, &monitor_id, &iso(t1), &iso(now())).await;
+    assert_eq!(bad_window["state"], "completed_with_violations", "{bad_window:#}");
+    let f1 = bad_window["violations"].as_array().unwrap().iter().find(|v| v["feature_name"] == "f1").expect("f1 fell");
+    assert_eq!(f1["constraint_check_type"], "LessThanThreshold");
+    assert!(f1["description"].as_str().unwrap().starts_with("Metric f1 with "), "{f1}");
+    server.stop().await;
+}
+
+on_both_stores!(a_model_quality_monitor_joins_ground_truth);

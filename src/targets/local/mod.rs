@@ -6,6 +6,7 @@
 
 mod batch;
 mod image_builder;
+mod model_quality;
 mod monitor;
 
 use super::{StageContext, StepOutcome, Target, TargetError};
@@ -315,10 +316,13 @@ impl Target for LocalTarget {
                 other => check_model(other),
             },
             (PipelineType::ByomImageBuilder, PipelineParams::ImageBuilder(_)) => Ok(()),
-            (PipelineType::ByomDataQualityMonitor, PipelineParams::Monitor(_)) => Ok(()),
+            (
+                PipelineType::ByomDataQualityMonitor | PipelineType::ByomModelQualityMonitor,
+                PipelineParams::Monitor(_),
+            ) => Ok(()),
             (other, _) => Err(format!(
                 "the local target cannot run `{other}` pipelines yet; it runs the real-time and batch types, \
-                 `byom_image_builder` and `byom_data_quality_monitor`",
+                 `byom_image_builder` and the data- and model-quality monitors",
                 other = other.as_str()
             )),
         }

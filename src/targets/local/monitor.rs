@@ -10,6 +10,7 @@ use crate::analyzer::constraints::{Constraints, suggest};
 use crate::analyzer::statistics::{Statistics, statistics};
 use crate::artifacts::{StorageError, location_path};
 use crate::domain::plan::MonitorStage;
+use crate::domain::spec::MonitorKind;
 use crate::store::{MonitorExecutionRecord, MonitorRecord, NewMonitor};
 use crate::targets::{StageContext, StepOutcome, TargetError};
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -60,12 +61,9 @@ impl LocalTarget {
         serde_json::from_slice(&bytes).map_err(|e| TargetError::permanent(format!("{path} is not readable: {e}")))
     }
 
-    /// The baseline job, then the monitor's record and schedule.
-    pub(super) async fn deploy_monitor(
-        &self,
-        stage: &StageContext,
-        params: &MonitorStage,
-    ) -> Result<StepOutcome, TargetError> {
+    /// The data-quality baseline: `baseline_data` streamed through the profiler (memory stays
+    /// bounded by the columns, not the rows).
+    async fn data_quality_baseline(&self, params: &MonitorStage) -> Result<(Value, Value, u64), TargetError> {
         let key = params.baseline_data.as_str();
         let (_, stream) = self.artifacts.get_asset(key).await.map_err(|e| match e {
             StorageError::NotFound { .. } => TargetError::not_found(format!(
@@ -73,7 +71,6 @@ impl LocalTarget {
             )),
             other => storage(&format!("reading baseline_data {key:?}"), other),
         })?;
-        // Streamed through the profiler: memory stays bounded by the columns, not the rows.
         let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(
             stream.map_err(|e| std::io::Error::other(e.to_string())),
         ));
@@ -81,8 +78,28 @@ impl LocalTarget {
             .await
             .map_err(|e| TargetError::permanent(format!("profiling baseline_data failed: {e}")))?
             .map_err(|e| TargetError::permanent(format!("baseline_data {key:?}: {e}")))?;
-        let stats = statistics(&mut profile);
-        let constraints = suggest(&profile);
+        let stats = serde_json::to_value(statistics(&mut profile)).expect("statistics serialise");
+        let constraints = serde_json::to_value(suggest(&profile)).expect("constraints serialise");
+        Ok((stats, constraints, profile.rows))
+    }
+
+    /// The baseline job, then the monitor's record and schedule.
+    pub(super) async fn deploy_monitor(
+        &self,
+        stage: &StageContext,
+        params: &MonitorStage,
+    ) -> Result<StepOutcome, TargetError> {
+        let (stats, constraints, rows, monitor_type) = match &params.kind {
+            MonitorKind::DataQuality => {
+                let (stats, constraints, rows) = self.data_quality_baseline(params).await?;
+                (stats, constraints, rows, "data_quality")
+            }
+            MonitorKind::ModelQuality(q) => {
+                let (stats, constraints, rows) = self.model_quality_baseline(params, q).await?;
+                (stats, constraints, rows, "model_quality")
+            }
+            _ => return Err(TargetError::permanent("the local target runs data- and model-quality monitors")),
+        };
         let job = params.baseline_job_name.as_str();
         let statistics_path = under(&params.baseline_job_output_location, &[job, "statistics.json"])?;
         let constraints_path = under(&params.baseline_job_output_location, &[job, "constraints.json"])?;
@@ -107,7 +124,7 @@ impl LocalTarget {
                 pipeline_id: stage.key.pipeline_id.clone(),
                 environment: stage.environment.clone(),
                 name: params.monitoring_schedule_name.clone(),
-                monitor_type: "data_quality".into(),
+                monitor_type: monitor_type.into(),
                 endpoint_name: params.endpoint_name.as_str().to_string(),
                 schedule_expression: params.schedule_expression.as_str().to_string(),
                 config,
@@ -119,7 +136,7 @@ impl LocalTarget {
             "monitor_id": monitor.id,
             "monitoring_schedule_name": monitor.name,
             "baseline_job_name": job,
-            "baseline_rows": profile.rows,
+            "baseline_rows": rows,
             "baseline_statistics": statistics_path.to_string(),
             "baseline_constraints": constraints_path.to_string(),
             "schedule_expression": monitor.schedule_expression,
@@ -138,53 +155,58 @@ impl LocalTarget {
         })?;
         let text = |key: &str| monitor.config.0[key].as_str().unwrap_or_default().to_string();
         let parse = |p: String| Path::parse(&p).map_err(|e| TargetError::permanent(format!("{p}: {e}")));
+        let endpoint = stage.endpoint_name.as_str();
+        let folder = execution.window_end.format("%Y/%m/%d/%H").to_string();
+        let schedule = monitor.name.as_str();
+        let output = |file: &str| under(&stage.monitoring_output_location, &[endpoint, schedule, &folder, file]);
+        if let MonitorKind::ModelQuality(q) = &stage.kind {
+            let constraints: Value = self.read_json(&parse(text("baseline_constraints"))?).await?;
+            let (files, mut summary) =
+                self.model_quality_execution(monitor, execution, &stage, q, &constraints).await?;
+            let (statistics_path, violations_path) =
+                (output("statistics.json")?, output("constraint_violations.json")?);
+            self.put_json(&statistics_path, &files["statistics"]).await?;
+            self.put_json(&violations_path, &files["violations"]).await?;
+            // Violations name their metric as a data-quality one names its feature.
+            let violations: Vec<Value> = files["violations"]["violations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|mut v| {
+                    v["feature_name"] = v["metric_name"].clone();
+                    v
+                })
+                .collect();
+            summary["violations"] = json!(violations);
+            summary["files"] = json!([statistics_path.to_string(), violations_path.to_string()]);
+            return Ok(summary);
+        }
         let baseline: Statistics = self.read_json(&parse(text("baseline_statistics"))?).await?;
         let constraints: Constraints = self.read_json(&parse(text("baseline_constraints"))?).await?;
 
         let names: Vec<String> = constraints.features.iter().map(|f| f.name.clone()).collect();
         let (start, end) = (execution.window_start, execution.window_end);
         let mut reader = WindowReader::new(RowLayout::default(), Some(start), Some(end), names);
-        let endpoint = stage.endpoint_name.as_str();
-        for hour in hours(start, end) {
-            let folder = hour.format("%Y/%m/%d/%H").to_string();
-            let prefix = under(&stage.data_capture_location, &[endpoint, VARIANT])?;
-            let prefix =
-                Path::parse(format!("{prefix}/{folder}")).map_err(|e| TargetError::permanent(e.to_string()))?;
-            let objects: Vec<object_store::ObjectMeta> = self
-                .artifacts
-                .object_store()
-                .list(Some(&prefix))
-                .try_collect()
-                .await
-                .map_err(|e| storage(&format!("listing {prefix}"), e))?;
-            for object in objects {
-                let bytes = self.artifacts.read_path(&object.location, MAX_FILE_BYTES).await.map_err(|e| match e {
-                    StorageError::NotFound { .. } => {
-                        TargetError::transient(format!("{} vanished while read", object.location))
+        for object in self.hourly_objects(&stage.data_capture_location, &[endpoint, VARIANT], start, end).await? {
+            let bytes = self.read_object(&object).await?;
+            let location = object.location.to_string();
+            reader = tokio::task::spawn_blocking(move || {
+                for line in String::from_utf8_lossy(&bytes).lines() {
+                    if let Err(e) = reader.add_line(line) {
+                        tracing::debug!(object = %location, error = %e, "skipped a capture record");
                     }
-                    other => storage(&format!("reading {}", object.location), other),
-                })?;
-                let location = object.location.to_string();
-                reader = tokio::task::spawn_blocking(move || {
-                    for line in String::from_utf8_lossy(&bytes).lines() {
-                        if let Err(e) = reader.add_line(line) {
-                            tracing::debug!(object = %location, error = %e, "skipped a capture record");
-                        }
-                    }
-                    reader
-                })
-                .await
-                .map_err(|e| TargetError::permanent(format!("reading capture failed: {e}")))?;
-            }
+                }
+                reader
+            })
+            .await
+            .map_err(|e| TargetError::permanent(format!("reading capture failed: {e}")))?;
         }
         let (records, unreadable) = (reader.records, reader.unreadable);
         let mut profile = reader.into_profile();
         let window_stats = statistics(&mut profile);
         let report = check(&baseline, &constraints, &profile).map_err(|e| TargetError::permanent(e.to_string()))?;
 
-        let folder = end.format("%Y/%m/%d/%H").to_string();
-        let schedule = monitor.name.as_str();
-        let output = |file: &str| under(&stage.monitoring_output_location, &[endpoint, schedule, &folder, file]);
         let (statistics_path, violations_path) = (output("statistics.json")?, output("constraint_violations.json")?);
         self.put_json(&statistics_path, &window_stats).await?;
         self.put_json(&violations_path, &Violations { violations: report.violations.clone() }).await?;
@@ -198,12 +220,47 @@ impl LocalTarget {
         }))
     }
 
+    /// The objects filed under `location/<parts>/yyyy/mm/dd/hh/` for every hour `[start, end)`
+    /// touches (as capture and ground truth are filed), in order.
+    pub(super) async fn hourly_objects(
+        &self,
+        location: &crate::domain::values::S3Location,
+        parts: &[&str],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<object_store::ObjectMeta>, TargetError> {
+        let mut out = Vec::new();
+        for hour in hours(start, end) {
+            let folder = hour.format("%Y/%m/%d/%H").to_string();
+            let mut all: Vec<&str> = parts.to_vec();
+            all.push(&folder);
+            let prefix = under(location, &all)?;
+            let mut objects: Vec<object_store::ObjectMeta> = self
+                .artifacts
+                .object_store()
+                .list(Some(&prefix))
+                .try_collect()
+                .await
+                .map_err(|e| storage(&format!("listing {prefix}"), e))?;
+            objects.sort_by(|a, b| a.location.cmp(&b.location));
+            out.extend(objects);
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn read_object(&self, object: &object_store::ObjectMeta) -> Result<bytes::Bytes, TargetError> {
+        self.artifacts.read_path(&object.location, MAX_FILE_BYTES).await.map_err(|e| match e {
+            StorageError::NotFound { .. } => TargetError::transient(format!("{} vanished while read", object.location)),
+            other => storage(&format!("reading {}", object.location), other),
+        })
+    }
+
     pub(super) async fn teardown_monitor(&self, stage: &StageContext) -> Result<(), TargetError> {
         self.store.delete_monitors(&stage.key.pipeline_id).await.map_err(|e| TargetError::transient(e.to_string()))
     }
 }
 
-/// The capture hours `[start, end)` touches (capture is filed by the hour of the invocation).
+/// The hours `[start, end)` touches (capture and ground truth are filed by the hour).
 fn hours(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     let mut hour = start.duration_trunc(Duration::hours(1)).unwrap_or(start);
     let mut out = Vec::new();
