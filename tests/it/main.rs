@@ -5,6 +5,7 @@ mod support;
 
 mod algorithms;
 mod analyzer;
+mod analyzer_formats;
 mod approvals;
 mod assets;
 mod aws_harness;
