@@ -267,10 +267,15 @@ impl WindowReader {
 
     /// Adds one row of fields (the first row sets the columns: at least the baseline's).
     pub fn add_row(&mut self, fields: &[String]) {
-        let width = fields.len().max(self.baseline.len());
+        self.add_fields(fields.len(), fields.iter().map(String::as_str));
+    }
+
+    /// [`Self::add_row`] without owning the fields (`count` of them), e.g. a CSV record's.
+    pub fn add_fields<'a>(&mut self, count: usize, fields: impl IntoIterator<Item = &'a str>) {
+        let width = count.max(self.baseline.len());
         let baseline = &self.baseline;
         let profile = self.profile.get_or_insert_with(|| super::profile::Profile::new(&column_names(width, baseline)));
-        profile.add_row(fields.iter().map(String::as_str));
+        profile.add_row(fields);
     }
 
     /// Starts the profile with these columns (a CSV header) unless rows came first.

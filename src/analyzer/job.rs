@@ -196,7 +196,7 @@ fn profile_dataset(env: &JobEnv, baseline: Option<&Constraints>) -> Result<captu
                 }
                 for record in csv.records() {
                     let record = record.map_err(|e| io_error(&path, e))?;
-                    reader.add_row(&record.iter().map(str::to_string).collect::<Vec<_>>());
+                    reader.add_fields(record.len(), record.iter());
                 }
             }
             DatasetFormat::Capture(_) => {

@@ -175,15 +175,20 @@ impl ColumnProfile {
             self.moments.add(x);
             self.sketch.update(x);
         }
-        self.distinct.insert(field);
-        if let Some(values) = &mut self.values {
-            if let Some(count) = values.get_mut(field) {
-                *count += 1;
-            } else if values.len() < MAX_TRACKED_VALUES {
-                values.insert(field.to_string(), 1);
-            } else {
-                self.values = None;
+        // Exact counts while the column has few values; past that a HyperLogLog sketch, seeded
+        // with the values counted so far (it is not fed while the counts are exact).
+        match &mut self.values {
+            Some(values) => {
+                if let Some(count) = values.get_mut(field) {
+                    *count += 1;
+                } else if values.len() < MAX_TRACKED_VALUES {
+                    values.insert(field.to_string(), 1);
+                } else {
+                    self.overflow();
+                    self.distinct.insert(field);
+                }
             }
+            None => self.distinct.insert(field),
         }
     }
 
@@ -196,16 +201,35 @@ impl ColumnProfile {
         self.string += other.string;
         self.moments.merge(&other.moments);
         self.sketch.merge(&other.sketch);
-        self.distinct.merge(&other.distinct).expect("same precision and hasher");
-        self.values = match (self.values.take(), &other.values) {
-            (Some(mut mine), Some(theirs)) => {
+        match (&mut self.values, &other.values) {
+            (Some(mine), Some(theirs)) => {
                 for (value, count) in theirs {
                     *mine.entry(value.clone()).or_insert(0) += count;
                 }
-                (mine.len() <= MAX_TRACKED_VALUES).then_some(mine)
+                if mine.len() > MAX_TRACKED_VALUES {
+                    self.overflow();
+                }
             }
-            _ => None,
-        };
+            (Some(_), None) => {
+                self.overflow();
+                self.distinct.merge(&other.distinct).expect("same precision and hasher");
+            }
+            (None, Some(theirs)) => {
+                for value in theirs.keys() {
+                    self.distinct.insert(value);
+                }
+            }
+            (None, None) => self.distinct.merge(&other.distinct).expect("same precision and hasher"),
+        }
+    }
+
+    /// Stops counting values exactly: the sketch takes over, seeded with the values seen.
+    fn overflow(&mut self) {
+        if let Some(values) = self.values.take() {
+            for value in values.keys() {
+                self.distinct.insert(value);
+            }
+        }
     }
 
     /// Deequ's order: all missing → Unknown; any String, or Booleans mixed with numbers →
@@ -331,5 +355,27 @@ mod tests {
         assert!(column.values.is_none());
         let estimate = column.distinct_count();
         assert!((estimate - 1010.0).abs() / 1010.0 < 0.1, "{estimate}");
+    }
+
+    #[test]
+    fn distinct_counts_survive_merging_counted_and_sketched_columns() {
+        let column = |prefix: &str, n: usize| {
+            let mut p = Profile::new(&["x"]);
+            for i in 0..n {
+                p.add_row([format!("{prefix}{i}").as_str()]);
+            }
+            p
+        };
+        let (counted, sketched) = (column("a", 500), column("b", 2000));
+        for (mut left, right) in [(counted.clone(), sketched.clone()), (sketched.clone(), counted.clone())] {
+            left.merge(&right);
+            let estimate = left.columns[0].distinct_count();
+            assert!((estimate - 2500.0).abs() / 2500.0 < 0.1, "{estimate}");
+        }
+        let (mut a, b) = (column("a", 700), column("b", 700));
+        a.merge(&b);
+        assert!(a.columns[0].values.is_none(), "1400 distinct values are past the exact limit");
+        let estimate = a.columns[0].distinct_count();
+        assert!((estimate - 1400.0).abs() / 1400.0 < 0.1, "{estimate}");
     }
 }
