@@ -4,7 +4,7 @@
 
 use crate::on_both_stores;
 use crate::support::api::{csv_rows, fixture_json};
-use crate::support::server::{APPROVER, test_settings};
+use crate::support::server::test_settings;
 use crate::support::{TestDb, TestServer};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -161,20 +161,7 @@ async fn promotion_runs_each_environment_with_the_first_stages_model(db: TestDb)
 
     // The asset changes after dev ran: later stages still run the model dev ran.
     assert_eq!(server.put_asset("models/churn/model.tar.gz", b"not a model".to_vec()).await.status(), 201);
-    for stage in ["staging", "prod"] {
-        let version = server.pipeline(&id).await["version"].clone();
-        let approved = server
-            .post(&format!("/v1/pipelines/{id}/stages/{stage}/approval"), APPROVER)
-            .json(&json!({"decision": "approve", "version": version}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap());
-        if stage == "staging" {
-            server.wait_for(&id, "awaiting_approval").await;
-        }
-    }
-    let pipeline = server.wait_for(&id, "active").await;
+    let pipeline = server.approve_staging_and_prod(&id).await;
     let predictions = cases["predictions"].as_array().unwrap();
     for env in ["dev", "staging", "prod"] {
         assert_predictions(&read_output(&root.join(format!("out/{env}/in.csv.out"))), predictions);

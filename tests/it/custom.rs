@@ -265,20 +265,7 @@ async fn custom_types_promote_through_environments(db: TestDb) {
     let changed = model_archive(&json!({"weights": [10.0, 10.0], "bias": 0.0}));
     assert_eq!(server.put_asset(key, changed).await.status(), 201);
     for id in &ids {
-        for stage in ["staging", "prod"] {
-            let version = server.pipeline(id).await["version"].clone();
-            let approved = server
-                .post(&format!("/v1/pipelines/{id}/stages/{stage}/approval"), crate::support::server::APPROVER)
-                .json(&json!({"decision": "approve", "version": version}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap());
-            if stage == "staging" {
-                server.wait_for(id, "awaiting_approval").await;
-            }
-        }
-        server.wait_for(id, "active").await;
+        server.approve_staging_and_prod(id).await;
     }
     for env in ["dev", "staging", "prod"] {
         let ok = server.invoke(&format!("{env}.promoted-endpoint"), "text/csv", "1,2".into(), INVOKER).await;

@@ -146,7 +146,7 @@ fn damaged_files_fail_at_load() {
 mod end_to_end {
     use super::{case, close, fixture};
     use crate::on_both_stores;
-    use crate::support::server::{APPROVER, INVOKER, test_settings};
+    use crate::support::server::{INVOKER, test_settings};
     use crate::support::{TestDb, TestServer};
     use serde_json::{Value, json};
 
@@ -326,20 +326,7 @@ mod end_to_end {
         // Replaced after dev deployed: the later stages still run dev's bytes.
         assert_eq!(server.put_asset(key, archive("logistic_multiclass")).await.status(), 201);
         for id in &ids {
-            for stage in ["staging", "prod"] {
-                let version = server.pipeline(id).await["version"].clone();
-                let approved = server
-                    .post(&format!("/v1/pipelines/{id}/stages/{stage}/approval"), APPROVER)
-                    .json(&json!({"decision": "approve", "version": version}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap());
-                if stage == "staging" {
-                    server.wait_for(id, "awaiting_approval").await;
-                }
-            }
-            server.wait_for(id, "active").await;
+            server.approve_staging_and_prod(id).await;
         }
         for env in ["dev", "staging", "prod"] {
             let response =

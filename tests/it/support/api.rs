@@ -1,7 +1,7 @@
 //! Small client helpers over the real HTTP API, for the end-to-end tests.
 
 use super::TestServer;
-use super::server::{ADMIN, OPERATOR, VIEWER};
+use super::server::{ADMIN, APPROVER, OPERATOR, VIEWER};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -44,6 +44,25 @@ impl TestServer {
         let out: Value = response.json().await.unwrap();
         assert_eq!(status, 200, "{out:#}");
         out
+    }
+
+    /// Approves staging, waits for prod to ask, approves prod, and waits for the pipeline to be
+    /// active (a dev → staging → prod pipeline whose dev stage has deployed).
+    pub async fn approve_staging_and_prod(&self, id: &str) -> Value {
+        for stage in ["staging", "prod"] {
+            let version = self.pipeline(id).await["version"].clone();
+            let approved = self
+                .post(&format!("/v1/pipelines/{id}/stages/{stage}/approval"), APPROVER)
+                .json(&json!({"decision": "approve", "version": version}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(approved.status(), 200, "{}", approved.text().await.unwrap());
+            if stage == "staging" {
+                self.wait_for(id, "awaiting_approval").await;
+            }
+        }
+        self.wait_for(id, "active").await
     }
 
     pub async fn pipeline(&self, id: &str) -> Value {
