@@ -278,6 +278,15 @@ impl WindowReader {
         profile.add_row(fields);
     }
 
+    /// [`Self::add_fields`] for a batch of CSV records, profiled column by column in parallel.
+    pub fn add_records(&mut self, records: &[csv::StringRecord]) {
+        let Some(first) = records.first() else { return };
+        let width = first.len().max(self.baseline.len());
+        let baseline = &self.baseline;
+        let profile = self.profile.get_or_insert_with(|| super::profile::Profile::new(&column_names(width, baseline)));
+        profile.add_records(records);
+    }
+
     /// Starts the profile with these columns (a CSV header) unless rows came first.
     pub fn set_columns(&mut self, names: &[String]) {
         if self.profile.is_none() {

@@ -194,10 +194,8 @@ fn profile_dataset(env: &JobEnv, baseline: Option<&Constraints>) -> Result<captu
                         csv.headers().map_err(|e| io_error(&path, e))?.iter().map(str::to_string).collect();
                     reader.set_columns(&names);
                 }
-                for record in csv.records() {
-                    let record = record.map_err(|e| io_error(&path, e))?;
-                    reader.add_fields(record.len(), record.iter());
-                }
+                super::for_each_batch(&mut csv, |records| reader.add_records(records))
+                    .map_err(|e| io_error(&path, e))?;
             }
             DatasetFormat::Capture(_) => {
                 for line in BufReader::new(file).lines() {

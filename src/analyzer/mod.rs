@@ -31,7 +31,7 @@ pub enum ReadError {
 }
 
 /// Profiles a CSV with a header row (the baseline dataset).
-pub fn profile_csv(reader: impl std::io::Read) -> Result<Profile, ReadError> {
+pub fn profile_csv(reader: impl std::io::Read + Send) -> Result<Profile, ReadError> {
     let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(reader);
     let headers = csv.headers().map_err(|e| csv_error(&e))?.clone();
     if headers.is_empty() {
@@ -39,15 +39,44 @@ pub fn profile_csv(reader: impl std::io::Read) -> Result<Profile, ReadError> {
     }
     let names: Vec<&str> = headers.iter().collect();
     let mut profile = Profile::new(&names);
-    let mut record = csv::StringRecord::new();
-    loop {
-        match csv.read_record(&mut record) {
-            Ok(true) => profile.add_row(record.iter()),
-            Ok(false) => break,
-            Err(e) => return Err(csv_error(&e)),
-        }
-    }
+    for_each_batch(&mut csv, |records| profile.add_records(records)).map_err(|e| csv_error(&e))?;
     Ok(profile)
+}
+
+/// Records per batch: large enough that a column's share of a batch outweighs handing it to a
+/// thread, small enough to stay in cache.
+const BATCH_RECORDS: usize = 4096;
+
+/// Reads the CSV's records in batches and hands each to `profile`, reading the next batch while
+/// the last one is profiled (rayon), so parsing overlaps the per-column work.
+pub fn for_each_batch<R: std::io::Read + Send>(
+    csv: &mut csv::Reader<R>,
+    mut profile: impl FnMut(&[csv::StringRecord]) + Send,
+) -> Result<(), csv::Error> {
+    let (mut current, mut next) = (Vec::new(), Vec::new());
+    let mut filled = read_batch(csv, &mut current)?;
+    while filled > 0 {
+        let batch = &current[..filled];
+        let (read, ()) = rayon::join(|| read_batch(csv, &mut next), || profile(batch));
+        filled = read?;
+        std::mem::swap(&mut current, &mut next);
+    }
+    Ok(())
+}
+
+/// Fills `batch` (its records' buffers reused) with up to [`BATCH_RECORDS`] records; how many.
+fn read_batch<R: std::io::Read>(csv: &mut csv::Reader<R>, batch: &mut Vec<csv::StringRecord>) -> csv::Result<usize> {
+    let mut filled = 0;
+    while filled < BATCH_RECORDS {
+        if filled == batch.len() {
+            batch.push(csv::StringRecord::new());
+        }
+        if !csv.read_record(&mut batch[filled])? {
+            break;
+        }
+        filled += 1;
+    }
+    Ok(filled)
 }
 
 fn csv_error(e: &csv::Error) -> ReadError {

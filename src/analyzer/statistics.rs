@@ -100,7 +100,7 @@ impl FeatureStatistics {
 }
 
 /// Counts sorted by descending count, then value (a stable order for files and tests).
-pub fn by_popularity(values: &std::collections::HashMap<String, u64>) -> Vec<(String, u64)> {
+pub fn by_popularity(values: &super::profile::ValueCounts) -> Vec<(String, u64)> {
     let mut sorted: Vec<(String, u64)> = values.iter().map(|(v, c)| (v.clone(), *c)).collect();
     sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     sorted

@@ -17,44 +17,46 @@ pub enum Kind {
     String,
 }
 
-/// Classifies a non-empty field.
+/// Classifies a non-empty field. One pass with an index (this runs on every field of every
+/// row; iterator adaptors per digit run cost a fifth of a profile).
 pub fn classify(field: &str) -> Kind {
     let b = field.as_bytes();
-    let mut i = 0;
-    if matches!(b.first(), Some(b'-' | b'+')) {
-        i += 1;
-        if b.get(i) == Some(&b' ') {
+    let n = b.len();
+    let digits_from = |mut i: usize| {
+        while i < n && b[i].is_ascii_digit() {
             i += 1;
         }
+        i
+    };
+    let mut i = 0;
+    if n > 0 && (b[0] == b'-' || b[0] == b'+') {
+        i = if n > 1 && b[1] == b' ' { 2 } else { 1 };
     }
-    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
-    let whole = digits(i);
-    if whole == 0 {
+    let after_whole = digits_from(i);
+    if after_whole == i {
         return if field == "true" || field == "false" { Kind::Boolean } else { Kind::String };
     }
-    i += whole;
-    if i == b.len() {
+    i = after_whole;
+    if i == n {
         return Kind::Integral;
     }
-    let mut fraction = false;
     if b[i] == b'.' {
-        let n = digits(i + 1);
-        if n == 0 {
+        let after_fraction = digits_from(i + 1);
+        if after_fraction == i + 1 {
             return Kind::String;
         }
-        i += 1 + n;
-        fraction = true;
+        i = after_fraction;
+        if i == n {
+            return Kind::Fractional;
+        }
     }
-    if i == b.len() {
-        return if fraction { Kind::Fractional } else { Kind::String };
-    }
-    if matches!(b[i], b'e' | b'E') {
+    if b[i] == b'e' || b[i] == b'E' {
         i += 1;
-        if matches!(b.get(i), Some(b'-' | b'+')) {
+        if i < n && (b[i] == b'-' || b[i] == b'+') {
             i += 1;
         }
-        let n = digits(i);
-        if n > 0 && i + n == b.len() {
+        let end = digits_from(i);
+        if end > i && end == n {
             return Kind::Fractional;
         }
     }
@@ -64,13 +66,16 @@ pub fn classify(field: &str) -> Kind {
 /// The number in an Integral or Fractional field (the optional space after a sign dropped).
 pub fn number(field: &str) -> Option<f64> {
     let parsed = match field.as_bytes() {
-        [sign @ (b'-' | b'+'), b' ', ..] => {
-            let rest = &field[2..];
-            rest.parse::<f64>().ok().map(|v| if *sign == b'-' { -v } else { v })
-        }
-        _ => field.parse::<f64>().ok(),
+        [sign @ (b'-' | b'+'), b' ', ..] => parse(&field[2..]).map(|v| if *sign == b'-' { -v } else { v }),
+        _ => parse(field),
     };
     parsed.filter(|v| v.is_finite())
+}
+
+/// fast-float2 (correctly rounded, as std is, and about twice as fast on the fields of every
+/// row); what it refuses, std decides.
+fn parse(text: &str) -> Option<f64> {
+    fast_float2::parse::<f64, _>(text).ok().or_else(|| text.parse::<f64>().ok())
 }
 
 #[cfg(test)]

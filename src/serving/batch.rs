@@ -78,7 +78,7 @@ pub fn input_format(name: &str) -> RequestFormat {
 /// Whole lines of the input, and the number of the first.
 struct Chunk {
     first_line: usize,
-    bytes: Vec<u8>,
+    bytes: Bytes,
 }
 
 impl Chunk {
@@ -89,58 +89,102 @@ impl Chunk {
     }
 }
 
-/// Cuts a byte stream into chunks of whole lines.
+/// Cuts a byte stream into chunks of whole lines, without copying: a chunk is a slice of what
+/// was read, except the one line that straddles two reads (copied once, as its own chunk).
 struct Chunker {
     stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
+    /// The start of a line whose end has not been read yet.
     carry: Vec<u8>,
+    ready: std::collections::VecDeque<Chunk>,
     next_line: usize,
-    /// Bytes of `carry` already searched for a line end without finding one.
-    scanned: usize,
+    started: bool,
     finished: bool,
     file: String,
 }
 
 impl Chunker {
+    fn new(stream: BoxStream<'static, Result<Bytes, object_store::Error>>, file: String) -> Self {
+        Chunker {
+            stream,
+            carry: Vec::new(),
+            ready: Default::default(),
+            next_line: 1,
+            started: false,
+            finished: false,
+            file,
+        }
+    }
+
     async fn next(&mut self) -> Result<Option<Chunk>, BatchError> {
         loop {
-            if self.carry.len() >= CHUNK_BYTES || (self.finished && !self.carry.is_empty()) {
-                let cut = if self.finished {
-                    Some(self.carry.len())
-                } else {
-                    self.carry[self.scanned..].iter().rposition(|b| *b == b'\n').map(|i| self.scanned + i + 1)
-                };
-                match cut {
-                    Some(cut) => {
-                        let rest = self.carry.split_off(cut);
-                        let bytes = std::mem::replace(&mut self.carry, rest);
-                        let first_line = self.next_line;
-                        self.next_line += bytes.iter().filter(|b| **b == b'\n').count();
-                        self.scanned = 0;
-                        return Ok(Some(Chunk { first_line, bytes }));
-                    }
-                    None if self.carry.len() > MAX_LINE_BYTES => {
-                        return Err(BatchError::LineTooLong { file: self.file.clone(), line: self.next_line });
-                    }
-                    None => self.scanned = self.carry.len(),
-                }
+            if let Some(chunk) = self.ready.pop_front() {
+                return Ok(Some(chunk));
             }
             if self.finished {
                 return Ok(None);
             }
             match self.stream.next().await {
-                Some(Ok(bytes)) => {
-                    // A UTF-8 byte-order mark (as spreadsheet exports write) is not data.
-                    let bytes = if self.next_line == 1 && self.carry.is_empty() {
-                        bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).map(Bytes::copy_from_slice).unwrap_or(bytes)
-                    } else {
-                        bytes
-                    };
-                    self.carry.extend_from_slice(&bytes);
-                }
+                Some(Ok(bytes)) => self.cut(bytes)?,
                 Some(Err(source)) => return Err(BatchError::Storage { file: self.file.clone(), source }),
-                None => self.finished = true,
+                None => {
+                    self.finished = true;
+                    if !self.carry.is_empty() {
+                        let last = Bytes::from(std::mem::take(&mut self.carry));
+                        self.push(last);
+                    }
+                }
             }
         }
+    }
+
+    /// Takes the whole lines of what was read; keeps the unfinished last one.
+    fn cut(&mut self, mut bytes: Bytes) -> Result<(), BatchError> {
+        if !self.started {
+            self.started = !bytes.is_empty();
+            // A UTF-8 byte-order mark (as spreadsheet exports write) is not data.
+            if bytes.starts_with(b"\xEF\xBB\xBF") {
+                bytes = bytes.slice(3..);
+            }
+        }
+        let Some(last_end) = memchr::memrchr(b'\n', &bytes) else {
+            self.carry.extend_from_slice(&bytes);
+            return self.check_carry();
+        };
+        let rest = bytes.split_off(last_end + 1);
+        if !self.carry.is_empty() {
+            let first_end = memchr::memchr(b'\n', &bytes).expect("bytes holds a line end");
+            self.carry.extend_from_slice(&bytes.split_to(first_end + 1));
+            if self.carry.len() > MAX_LINE_BYTES + 1 {
+                return Err(BatchError::LineTooLong { file: self.file.clone(), line: self.next_line });
+            }
+            let straddling = Bytes::from(std::mem::take(&mut self.carry));
+            self.push(straddling);
+        }
+        // Reads are larger than chunks: cut them at the first line end past each chunk's size.
+        while bytes.len() > CHUNK_BYTES {
+            let end = memchr::memchr(b'\n', &bytes[CHUNK_BYTES..]).map_or(bytes.len(), |i| CHUNK_BYTES + i + 1);
+            let chunk = bytes.split_to(end);
+            self.push(chunk);
+        }
+        if !bytes.is_empty() {
+            self.push(bytes);
+        }
+        self.carry.extend_from_slice(&rest);
+        self.check_carry()
+    }
+
+    fn check_carry(&self) -> Result<(), BatchError> {
+        if self.carry.len() > MAX_LINE_BYTES {
+            return Err(BatchError::LineTooLong { file: self.file.clone(), line: self.next_line });
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, bytes: Bytes) {
+        let first_line = self.next_line;
+        // memchr's vectorised search: this count runs on every byte, before the scoring can.
+        self.next_line += memchr::memchr_iter(b'\n', &bytes).count();
+        self.ready.push_back(Chunk { first_line, bytes });
     }
 }
 
@@ -242,24 +286,45 @@ fn score_chunk(
         let line = chunk.first_line + chunk.bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count();
         record_error(CodecError { row: Some(line), column: None, message: "not valid UTF-8".into() })
     })?;
+    // Each blocking thread keeps its matrix between chunks: a chunk's worth of fresh memory
+    // costs more in page faults than its numbers take to parse.
     let mut matrix = FeatureMatrix::with_cols(model.num_features());
+    matrix.values = MATRIX_VALUES.take();
+    matrix.values.clear();
+    let scored = score_lines(model, format, chunk, text, &mut matrix).map_err(|e| match e {
+        Ok(codec) => record_error(codec),
+        Err(message) => {
+            BatchError::Model { file: file.to_string(), first: chunk.first_line, last: chunk.last_line(), message }
+        }
+    });
+    MATRIX_VALUES.set(std::mem::take(&mut matrix.values));
+    scored.map(|body| (body, matrix.rows as u64))
+}
+
+thread_local! {
+    static MATRIX_VALUES: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Parses the chunk's lines into `matrix`, predicts and encodes; a record's error, or the
+/// model's message.
+fn score_lines(
+    model: &BuiltinModel,
+    format: RequestFormat,
+    chunk: &Chunk,
+    text: &str,
+    matrix: &mut FeatureMatrix,
+) -> Result<Vec<u8>, Result<CodecError, String>> {
     for (offset, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             continue;
         }
-        codec::parse_line(format, line, chunk.first_line + offset, &mut matrix).map_err(record_error)?;
+        codec::parse_line(format, line, chunk.first_line + offset, matrix).map_err(Ok)?;
     }
     let per_row = model.num_outputs();
     let mut outputs = Vec::with_capacity(matrix.rows * per_row);
-    model.predict_rows(&matrix.values, &mut outputs).map_err(|e| BatchError::Model {
-        file: file.to_string(),
-        first: chunk.first_line,
-        last: chunk.last_line(),
-        message: e.0,
-    })?;
-    let (_, body) = codec::encode_predictions(ResponseFormat::Csv, &outputs, per_row);
-    Ok((body, matrix.rows as u64))
+    model.predict_rows(&matrix.values, &mut outputs).map_err(|e| Err(e.0))?;
+    Ok(codec::encode_predictions(ResponseFormat::Csv, &outputs, per_row).1)
 }
 
 /// Transforms the object at `input` into `output` with up to `parallelism` chunks scored at
@@ -288,8 +353,7 @@ pub async fn transform_object(
             async move { source.get_range(&path, range).await }
         })
         .boxed();
-    let mut chunker =
-        Chunker { stream, carry: Vec::new(), next_line: 1, scanned: 0, finished: false, file: file.clone() };
+    let mut chunker = Chunker::new(stream, file.clone());
     // Reading and cutting run beside the scoring, a few chunks ahead.
     let in_flight = 2 * parallelism.max(1) + 2;
     let (sender, mut chunks) = tokio::sync::mpsc::channel::<Result<Chunk, BatchError>>(in_flight);
@@ -364,21 +428,23 @@ mod tests {
 
     fn chunker(parts: Vec<&'static [u8]>) -> Chunker {
         let stream = stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))).boxed();
-        Chunker { stream, carry: Vec::new(), next_line: 1, scanned: 0, finished: false, file: "f".into() }
+        Chunker::new(stream, "f".into())
     }
 
     async fn all(mut c: Chunker) -> Vec<(usize, Vec<u8>)> {
         let mut out = Vec::new();
         while let Some(chunk) = c.next().await.unwrap() {
-            out.push((chunk.first_line, chunk.bytes));
+            out.push((chunk.first_line, chunk.bytes.to_vec()));
         }
         out
     }
 
     #[tokio::test]
-    async fn small_inputs_are_one_chunk_without_the_byte_order_mark() {
+    async fn lines_across_reads_are_joined_without_the_byte_order_mark() {
         let chunks = all(chunker(vec![b"\xEF\xBB\xBF1,2\n3,", b"4\n5,6"])).await;
-        assert_eq!(chunks, vec![(1, b"1,2\n3,4\n5,6".to_vec())]);
+        assert_eq!(chunks, vec![(1, b"1,2\n".to_vec()), (2, b"3,4\n".to_vec()), (3, b"5,6".to_vec())]);
+        let chunks = all(chunker(vec![b"1,", b"2", b"", b"\n3"])).await;
+        assert_eq!(chunks, vec![(1, b"1,2\n".to_vec()), (2, b"3".to_vec())]);
     }
 
     #[tokio::test]

@@ -156,7 +156,13 @@ pub(super) fn exact_significant_digits(x: f64) -> Option<u128> {
     let mut value = u128::from(mantissa >> shift);
     let mut power = exponent + i32::try_from(shift).ok()?;
     if power < 0 {
-        // odd * 5^-power / 10^-power: odd, so no trailing zeros to drop.
+        // odd * 5^-power / 10^-power: odd, so no trailing zeros to drop. Most values (every
+        // float32 prediction widened to double) have far more digits: say so without the loop.
+        // 2^60 > LIMIT and 5 > 2^2.32, so more than 60 bits of odd * 5^-power is too many.
+        let bits = 128 - value.leading_zeros();
+        if f64::from(bits) + f64::from(-power) * 5f64.log2() > 61.0 {
+            return None;
+        }
         for _ in 0..-power {
             value *= 5;
             if value >= LIMIT {

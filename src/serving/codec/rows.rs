@@ -57,6 +57,15 @@ pub(super) fn parse_csv(text: &str, cols: usize) -> Result<FeatureMatrix, CodecE
 /// One pass over the line: the fields are parsed as they are found, and a wrong number of
 /// fields wins over a bad value (as when the fields were counted first).
 fn parse_csv_line(line: &str, row: usize, matrix: &mut FeatureMatrix) -> Result<(), CodecError> {
+    if parse_plain_csv_line(line.as_bytes(), matrix.cols, &mut matrix.values) {
+        matrix.rows += 1;
+        return Ok(());
+    }
+    parse_csv_fields(line, row, matrix)
+}
+
+/// [`parse_csv_line`] field by field, with every rule and error message.
+fn parse_csv_fields(line: &str, row: usize, matrix: &mut FeatureMatrix) -> Result<(), CodecError> {
     let start = matrix.values.len();
     let mut found = 0;
     let mut bad_value = None;
@@ -81,6 +90,39 @@ fn parse_csv_line(line: &str, row: usize, matrix: &mut FeatureMatrix) -> Result<
     }
     matrix.rows += 1;
     Ok(())
+}
+
+/// The usual line in one pass: exactly `cols` fields, each a number read right up to its comma
+/// (or empty). Anything else (blank space, a bad value, another count of fields) leaves `values`
+/// as it was and returns false, for [`parse_csv_line`]'s full rules and error messages. The same
+/// values as those rules give: fast-float2 reads a field it consumes whole exactly as
+/// [`parse_csv_field`] does (its `parse` is this partial parse plus that check).
+fn parse_plain_csv_line(line: &[u8], cols: usize, values: &mut Vec<f32>) -> bool {
+    let start = values.len();
+    let mut at = 0;
+    for col in 1..=cols {
+        let value = if at == line.len() || line[at] == b',' {
+            Some(f32::NAN)
+        } else {
+            match fast_float2::parse_partial::<f64, _>(&line[at..]) {
+                Ok((value, used)) => {
+                    at += used;
+                    to_feature(value).ok()
+                }
+                Err(_) => None,
+            }
+        };
+        let ends_right = if col == cols { at == line.len() } else { line.get(at) == Some(&b',') };
+        match value {
+            Some(value) if ends_right => values.push(value),
+            _ => {
+                values.truncate(start);
+                return false;
+            }
+        }
+        at += 1;
+    }
+    cols > 0
 }
 
 pub(super) fn parse_csv_field(field: &str) -> Result<f32, String> {
@@ -234,4 +276,59 @@ pub(super) fn at_row(row: usize, message: String) -> CodecError {
 
 pub(super) fn whole_body(message: &str) -> CodecError {
     CodecError { row: None, column: None, message: message.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every line the one-pass reader takes gives the values the field-by-field rules give, and
+    /// what it refuses those rules decide.
+    #[test]
+    fn the_one_pass_reader_agrees_with_the_field_rules() {
+        let spellings = [
+            "1",
+            "-2.5",
+            "+3",
+            "0.1234567890123456789",
+            "1e-7",
+            "2E+30",
+            "1e400",
+            "1e-400",
+            "",
+            " 1",
+            "1 ",
+            "nan",
+            "NaN",
+            "inf",
+            "-infinity",
+            ".5",
+            "5.",
+            "1.5x",
+            "0x10",
+            "1_0",
+            "\u{661}",
+            "3.4028236e38",
+            "-0",
+        ];
+        let mut checked = 0;
+        for a in spellings {
+            for b in spellings {
+                for line in [format!("{a},{b}"), format!("{a},{b},"), a.to_string(), format!("{a},{b}\r")] {
+                    let mut fast = Vec::new();
+                    if !parse_plain_csv_line(line.as_bytes(), 2, &mut fast) {
+                        assert!(fast.is_empty(), "{line:?} left values behind");
+                        continue;
+                    }
+                    let mut slow = FeatureMatrix::with_cols(2);
+                    parse_csv_fields(&line, 1, &mut slow).unwrap_or_else(|e| panic!("{line:?}: {e:?}"));
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&fast), bits(&slow.values), "{line:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
+        assert!(!parse_plain_csv_line(b"1", 0, &mut Vec::new()));
+    }
 }

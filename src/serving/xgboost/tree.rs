@@ -33,12 +33,27 @@ impl Node {
 #[derive(Clone, Debug)]
 pub(crate) struct Tree {
     nodes: Vec<Node>,
+    /// The nodes again for [`Self::leaf_values`]: leaves (and unreachable nodes) lead to
+    /// themselves, so a walk can take the same number of steps in every lane without asking
+    /// whether it has arrived.
+    steps: Vec<Step>,
+    /// Splits on the longest path from the root to a leaf.
+    depth: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    feature: u32,
+    cond: f32,
+    left: u32,
+    right: u32,
+    default_left: bool,
 }
 
 impl Tree {
     /// Heap bytes the tree holds.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>()
+        self.nodes.capacity() * std::mem::size_of::<Node>() + self.steps.capacity() * std::mem::size_of::<Step>()
     }
 
     /// Checks that the nodes reachable from node 0 form a tree whose splits use features below
@@ -48,8 +63,10 @@ impl Tree {
             return Err("has no nodes".into());
         }
         let mut seen = vec![false; nodes.len()];
-        let mut stack = vec![0usize];
-        while let Some(i) = stack.pop() {
+        let mut stack = vec![(0usize, 0usize)];
+        let mut depth = 0;
+        while let Some((i, at_depth)) = stack.pop() {
+            depth = depth.max(at_depth);
             if std::mem::replace(&mut seen[i], true) {
                 return Err(format!("node {i} is reached twice (the nodes do not form a tree)"));
             }
@@ -70,32 +87,47 @@ impl Tree {
                 if child as usize >= nodes.len() {
                     return Err(format!("node {i} has child {child} outside the {} nodes", nodes.len()));
                 }
-                stack.push(child as usize);
+                stack.push((child as usize, at_depth + 1));
             }
         }
-        Ok(Tree { nodes })
+        let steps = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                if seen[i] && !node.is_leaf() {
+                    let Node { left, right, feature, value, default_left } = *node;
+                    Step { feature, cond: value, left, right, default_left }
+                } else {
+                    let own = i as u32;
+                    Step { feature: 0, cond: 0.0, left: own, right: own, default_left: true }
+                }
+            })
+            .collect();
+        Ok(Tree { nodes, steps, depth })
     }
 
-    /// [`Self::leaf_value`] for `LANES` rows at once: the walks go down level by level side by
-    /// side, so the processor overlaps their loads instead of waiting on one chain of them.
+    /// [`Self::leaf_value`] for `LANES` rows at once (every row at least as long as the
+    /// features the splits use): the walks go down level by level side by side, so the processor
+    /// overlaps their loads, and without a branch on the data (a leaf leads to itself, the
+    /// direction is a select), so it never stalls on a mispredicted split.
     pub(crate) fn leaf_values<const LANES: usize>(&self, rows: [&[f32]; LANES]) -> [f32; LANES] {
-        let mut at = [0usize; LANES];
-        loop {
-            let mut walking = false;
+        let mut at = [0u32; LANES];
+        for _ in 0..self.depth {
+            let mut moved = false;
             for lane in 0..LANES {
-                let node = &self.nodes[at[lane]];
-                if node.is_leaf() {
-                    continue;
-                }
-                walking = true;
-                let x = rows[lane].get(node.feature as usize).copied().unwrap_or(f32::NAN);
-                let go_left = if x.is_nan() { node.default_left } else { x < node.value };
-                at[lane] = if go_left { node.left } else { node.right } as usize;
+                let step = &self.steps[at[lane] as usize];
+                let x = rows[lane].get(step.feature as usize).copied().unwrap_or(f32::NAN);
+                let go_left = (x < step.cond) | (x.is_nan() & step.default_left);
+                let next = if go_left { step.left } else { step.right };
+                moved |= next != at[lane];
+                at[lane] = next;
             }
-            if !walking {
-                return at.map(|i| self.nodes[i].value);
+            // Every lane on a leaf: shallower paths than the deepest one end early.
+            if !moved {
+                break;
             }
         }
+        at.map(|i| self.nodes[i as usize].value)
     }
 
     /// The leaf value for one row; NaN (or a feature past the end of `features`) is missing.
@@ -140,6 +172,33 @@ mod tests {
         assert_eq!(t.leaf_value(&[0.0, f32::NAN]), 1.0);
         assert_eq!(t.leaf_value(&[0.0]), 1.0, "absent trailing features are missing");
         assert_eq!(t.leaf_value(&[f32::NEG_INFINITY, f32::INFINITY]), 2.0);
+    }
+
+    #[test]
+    fn lanes_walk_to_the_same_leaves_as_one_row_at_a_time() {
+        // An unbalanced tree: depth 3 on the left, a leaf at depth 1 on the right.
+        let t = Tree::new(
+            vec![
+                Node::split(0, 0.5, 1, 2, false),
+                Node::split(1, 2.0, 3, 4, true),
+                Node::leaf(3.0),
+                Node::split(0, -1.0, 5, 6, true),
+                Node::leaf(2.0),
+                Node::leaf(-4.0),
+                Node::leaf(1.0),
+            ],
+            2,
+        )
+        .unwrap();
+        let values = [f32::NAN, -2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0];
+        let rows: Vec<[f32; 2]> = values.iter().flat_map(|a| values.iter().map(move |b| [*a, *b])).collect();
+        for lanes in rows.chunks_exact(8) {
+            let lanes: [&[f32]; 8] = std::array::from_fn(|i| lanes[i].as_slice());
+            let expected = lanes.map(|row| t.leaf_value(row));
+            assert_eq!(t.leaf_values(lanes), expected, "{lanes:?}");
+        }
+        let leaf = Tree::new(vec![Node::leaf(-0.25)], 0).unwrap();
+        assert_eq!(leaf.leaf_values([&[][..]; 4]), [-0.25; 4]);
     }
 
     #[test]
