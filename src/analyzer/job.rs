@@ -12,6 +12,8 @@
 use super::capture::{self, OutputPosition, RowLayout};
 use super::check::{Report, check};
 use super::constraints::{Constraints, suggest};
+use super::merge;
+use super::model_quality::{self, ProblemType};
 use super::profile::Profile;
 use super::statistics::{Statistics, statistics};
 use chrono::{DateTime, Utc};
@@ -42,8 +44,35 @@ pub enum DatasetFormat {
     Capture(RowLayout),
 }
 
+/// What the job computes (`analysis_type`).
+#[derive(Debug, Clone)]
+pub enum Analysis {
+    /// `DATA_QUALITY` (the default): statistics and constraints of the features.
+    DataQuality,
+    /// `MODEL_QUALITY`: predictions against ground truth.
+    ModelQuality(ModelQualityEnv),
+}
+
+/// A model-quality job's variables. A baselining job reads a CSV with a header whose columns
+/// `ground_truth_attribute`, `inference_attribute` and `probability_attribute` name; a monitoring
+/// run reads the endpoint's capture (`dataset_source`) and the labels under
+/// `ground_truth_source` (SageMaker's ground-truth JSON lines; a file's modification time is
+/// when its labels arrived) and joins them by `inferenceId`, else `eventId`.
+#[derive(Debug, Clone)]
+pub struct ModelQualityEnv {
+    pub problem: ProblemType,
+    pub inference_attribute: Option<String>,
+    pub probability_attribute: Option<String>,
+    pub probability_threshold: Option<f64>,
+    pub ground_truth_attribute: Option<String>,
+    pub ground_truth_source: Option<PathBuf>,
+    /// The positive class of a binary problem (`positive_label`, default `1`).
+    pub positive_label: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct JobEnv {
+    pub analysis: Analysis,
     pub dataset_format: DatasetFormat,
     pub dataset_source: PathBuf,
     pub output_path: PathBuf,
@@ -101,7 +130,50 @@ impl JobEnv {
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, JobError> {
         let required = |name: &'static str| get(name).filter(|v| !v.is_empty()).ok_or(JobError::Missing { name });
         let path = |name: &str| get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let analysis = match get("analysis_type").filter(|v| !v.is_empty()).as_deref() {
+            None | Some("DATA_QUALITY") => Analysis::DataQuality,
+            Some("MODEL_QUALITY") => {
+                let problem = match required("problem_type")?.as_str() {
+                    "Regression" => ProblemType::Regression,
+                    "BinaryClassification" => ProblemType::BinaryClassification,
+                    "MulticlassClassification" => ProblemType::MulticlassClassification,
+                    other => {
+                        return Err(JobError::Invalid {
+                            name: "problem_type",
+                            message: format!(
+                                "{other:?} is not Regression, BinaryClassification or MulticlassClassification"
+                            ),
+                        });
+                    }
+                };
+                let text = |name: &str| get(name).filter(|v| !v.is_empty());
+                let probability_threshold = text("probability_threshold_attribute")
+                    .map(|t| {
+                        t.parse::<f64>().map_err(|_| JobError::Invalid {
+                            name: "probability_threshold_attribute",
+                            message: format!("{t:?} is not a number"),
+                        })
+                    })
+                    .transpose()?;
+                Analysis::ModelQuality(ModelQualityEnv {
+                    problem,
+                    inference_attribute: text("inference_attribute"),
+                    probability_attribute: text("probability_attribute"),
+                    probability_threshold,
+                    ground_truth_attribute: text("ground_truth_attribute"),
+                    ground_truth_source: path("ground_truth_source"),
+                    positive_label: text("positive_label").unwrap_or_else(|| "1".into()),
+                })
+            }
+            Some(other) => {
+                return Err(JobError::Invalid {
+                    name: "analysis_type",
+                    message: format!("{other:?} is not DATA_QUALITY or MODEL_QUALITY"),
+                });
+            }
+        };
         Ok(Self {
+            analysis,
             dataset_format: parse_format(&required("dataset_format")?)?,
             dataset_source: PathBuf::from(required("dataset_source")?),
             output_path: PathBuf::from(required("output_path")?),
@@ -132,6 +204,9 @@ pub struct JobOutcome {
     /// Per-feature drift of a monitoring run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<Report>,
+    /// How a model-quality run's predictions met their labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge: Option<merge::MergeSummary>,
 }
 
 fn io_error(path: &Path, e: impl std::fmt::Display) -> JobError {
@@ -237,6 +312,9 @@ fn profile_dataset(env: &JobEnv, baseline: Option<&Constraints>) -> Result<captu
 
 /// Runs the job: a baselining job without baseline files, a monitoring run with them.
 pub fn run(env: &JobEnv) -> Result<JobOutcome, JobError> {
+    if let Analysis::ModelQuality(quality) = &env.analysis {
+        return run_model_quality(env, quality);
+    }
     let mut files = Vec::new();
     let baseline = match (&env.baseline_statistics, &env.baseline_constraints) {
         (Some(s), Some(c)) => Some((read_json::<Statistics>(s)?, read_json::<Constraints>(c)?)),
@@ -259,6 +337,7 @@ pub fn run(env: &JobEnv) -> Result<JobOutcome, JobError> {
             violations: 0,
             files,
             report: None,
+            merge: None,
         });
     };
     let report = check(&baseline_stats, &constraints, &profile)?;
@@ -275,6 +354,97 @@ pub fn run(env: &JobEnv) -> Result<JobOutcome, JobError> {
         violations: report.violations.len(),
         files,
         report: Some(report),
+        merge: None,
+    })
+}
+
+/// A model-quality job: the baseline's metrics and constraints, or a window's metrics and
+/// violations against `baseline_constraints`.
+fn run_model_quality(env: &JobEnv, quality: &ModelQualityEnv) -> Result<JobOutcome, JobError> {
+    let mut written = Vec::new();
+    let problem = quality.problem;
+    let evaluation_time = env.end_time.unwrap_or_else(Utc::now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let metrics = |examples: &[model_quality::Example]| {
+        model_quality::statistics(problem, examples, &quality.positive_label, &evaluation_time)
+            .map_err(|e| JobError::Invalid { name: "dataset_source", message: e.to_string() })
+    };
+    let Some(constraints_path) = &env.baseline_constraints else {
+        if !matches!(env.dataset_format, DatasetFormat::Csv { header: true, .. }) {
+            return Err(JobError::Invalid {
+                name: "dataset_format",
+                message: "a model-quality baseline is a CSV with a header: {\"csv\": {\"header\": true}}".into(),
+            });
+        }
+        let column = |name: &'static str, value: &Option<String>| value.clone().ok_or(JobError::Missing { name });
+        let truth = column("ground_truth_attribute", &quality.ground_truth_attribute)?;
+        let inference = column("inference_attribute", &quality.inference_attribute)?;
+        let mut examples = Vec::new();
+        for path in files(&env.dataset_source)? {
+            let file = std::fs::File::open(&path).map_err(|e| io_error(&path, e))?;
+            let read = merge::baseline_examples(
+                BufReader::new(file),
+                problem,
+                &truth,
+                &inference,
+                quality.probability_attribute.as_deref(),
+            )
+            .map_err(|e| io_error(&path, e))?;
+            examples.extend(read);
+        }
+        let statistics = metrics(&examples)?;
+        write_json(&env.output_path, "statistics.json", &statistics, &mut written)?;
+        let constraints = model_quality::suggest_constraints(problem, &statistics);
+        write_json(&env.output_path, "constraints.json", &constraints, &mut written)?;
+        return Ok(JobOutcome {
+            mode: "baseline",
+            rows: examples.len() as u64,
+            records: 0,
+            unreadable_records: 0,
+            violations: 0,
+            files: written,
+            report: None,
+            merge: None,
+        });
+    };
+    let constraints: Value = read_json(constraints_path)?;
+    let truth_source = quality.ground_truth_source.as_ref().ok_or(JobError::Missing { name: "ground_truth_source" })?;
+    let attributes = merge::Attributes {
+        problem,
+        inference: quality.inference_attribute.clone(),
+        probability: quality.probability_attribute.clone(),
+        probability_threshold: quality.probability_threshold,
+    };
+    let start = env.start_time.unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let end = env.end_time.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let mut merged = merge::Merge::new(attributes, start, end);
+    for path in files(&env.dataset_source)? {
+        for line in BufReader::new(std::fs::File::open(&path).map_err(|e| io_error(&path, e))?).lines() {
+            merged.add_capture_line(&line.map_err(|e| io_error(&path, e))?);
+        }
+    }
+    for path in files(truth_source)? {
+        let file = std::fs::File::open(&path).map_err(|e| io_error(&path, e))?;
+        let arrived =
+            file.metadata().and_then(|m| m.modified()).map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
+        for line in BufReader::new(file).lines() {
+            merged.add_label_line(&line.map_err(|e| io_error(&path, e))?, arrived);
+        }
+    }
+    let (examples, summary) =
+        merged.finish().map_err(|e| JobError::Invalid { name: "ground_truth_source", message: e.to_string() })?;
+    let statistics = metrics(&examples)?;
+    write_json(&env.output_path, "statistics.json", &statistics, &mut written)?;
+    let violations = model_quality::violations(problem, &statistics, &constraints);
+    write_json(&env.output_path, "constraint_violations.json", &violations, &mut written)?;
+    Ok(JobOutcome {
+        mode: "monitoring",
+        rows: examples.len() as u64,
+        records: summary.records as u64,
+        unreadable_records: summary.unreadable_records,
+        violations: violations["violations"].as_array().map_or(0, Vec::len),
+        files: written,
+        report: None,
+        merge: Some(summary),
     })
 }
 

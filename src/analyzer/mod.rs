@@ -15,6 +15,7 @@ pub mod distance;
 pub mod ground_truth;
 pub mod job;
 pub mod kll;
+pub mod merge;
 pub mod model_quality;
 pub mod profile;
 pub mod statistics;

@@ -383,3 +383,183 @@ mod model_quality {
         );
     }
 }
+
+/// `mlops analyze` as a model-quality job (`analysis_type=MODEL_QUALITY`): a baselining job over a
+/// CSV of labels, predictions and probabilities, then monitoring runs joining captured answers
+/// with ground-truth files by `inferenceId`, else `eventId`. The window's metrics equal
+/// scikit-learn's; worse labels raise violations.
+mod model_quality_job {
+    use super::FIXTURES;
+    use serde_json::{Value, json};
+    use std::path::Path;
+    use std::process::Command;
+
+    fn analyze(env: &[(&str, String)]) -> Result<Value, String> {
+        let output = Command::new(env!("CARGO_BIN_EXE_mlops"))
+            .arg("analyze")
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(serde_json::from_slice(&output.stdout).unwrap())
+    }
+
+    fn read(path: &Path) -> Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    }
+
+    fn column(case: &Value, key: &str) -> Vec<String> {
+        case[key].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    }
+
+    fn assert_binary_metrics(stats: &Value, expected: &Value) {
+        for (name, want) in expected.as_object().unwrap() {
+            let got = stats["binary_classification_metrics"][name]["value"].as_f64().unwrap();
+            let want = want.as_f64().unwrap();
+            assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{name}: ours {got}, scikit-learn {want}");
+        }
+    }
+
+    #[test]
+    fn baseline_then_monitoring_with_ground_truth() {
+        let cases: Value =
+            serde_json::from_slice(&std::fs::read(format!("{FIXTURES}/model_quality.json")).unwrap()).unwrap();
+        let case = &cases["binary"];
+        let (labels, predictions, probabilities) =
+            (column(case, "labels"), column(case, "predictions"), column(case, "probabilities"));
+        let root = tempfile::tempdir().unwrap();
+        let processing = root.path().join("opt/ml/processing");
+        let path = |p: &Path| p.display().to_string();
+        let common = |extra: &[(&'static str, String)]| {
+            let mut env = vec![
+                ("analysis_type", "MODEL_QUALITY".to_string()),
+                ("problem_type", "BinaryClassification".to_string()),
+            ];
+            env.extend_from_slice(extra);
+            env
+        };
+
+        // Baseline: a CSV with a header.
+        let input = processing.join("input/baseline_dataset_input");
+        std::fs::create_dir_all(&input).unwrap();
+        let mut csv = String::from("label,probability,prediction\n");
+        for ((l, p), q) in labels.iter().zip(&predictions).zip(&probabilities) {
+            csv.push_str(&format!("{l},{q},{p}\n"));
+        }
+        std::fs::write(input.join("baseline.csv"), csv).unwrap();
+        let baseline = processing.join("baseline");
+        let outcome = analyze(&common(&[
+            ("dataset_format", r#"{"csv": {"header": true}}"#.into()),
+            ("dataset_source", path(&input)),
+            ("output_path", path(&baseline)),
+            ("ground_truth_attribute", "label".into()),
+            ("inference_attribute", "prediction".into()),
+            ("probability_attribute", "probability".into()),
+        ]))
+        .unwrap();
+        assert_eq!((outcome["mode"].as_str(), outcome["rows"].as_u64()), (Some("baseline"), Some(labels.len() as u64)));
+        assert_binary_metrics(&read(&baseline.join("statistics.json")), &case["metrics"]);
+        let constraints = read(&baseline.join("constraints.json"));
+        assert_eq!(constraints["binary_classification_constraints"]["f1"]["comparison_operator"], "LessThanThreshold");
+
+        // Capture: each answer `probability,label`; every other request carries an inferenceId.
+        let capture = processing.join("input/endpoint/churn/AllTraffic/2026/12/03/08");
+        std::fs::create_dir_all(&capture).unwrap();
+        let key = |i: usize| if i.is_multiple_of(2) { format!("inference-{i}") } else { format!("event-{i}") };
+        let mut lines = String::new();
+        for (i, (p, q)) in predictions.iter().zip(&probabilities).enumerate() {
+            let mut metadata = json!({"eventId": format!("event-{i}"), "inferenceTime": "2026-12-03T08:15:00Z"});
+            if i.is_multiple_of(2) {
+                metadata["inferenceId"] = json!(key(i));
+            }
+            let record = json!({"captureData": {"endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT",
+                "data": format!("{q},{p}"), "encoding": "CSV"}}, "eventMetadata": metadata, "eventVersion": "0"});
+            lines.push_str(&format!("{record}\n"));
+        }
+        // Outside the window: never joined.
+        lines.push_str(&format!(
+            "{}\n",
+            json!({"captureData": {"endpointOutput": {"observedContentType": "text/csv",
+            "mode": "OUTPUT", "data": "0.9,1", "encoding": "CSV"}}, "eventMetadata": {"eventId": "late",
+            "inferenceTime": "2026-12-03T09:15:00Z"}, "eventVersion": "0"})
+        ));
+        std::fs::write(capture.join("15-00-000-a.jsonl"), lines).unwrap();
+
+        let monitor = |labels: &[String], name: &str| {
+            let truth = processing.join(format!("groundtruth-{name}/2026/12/03/09"));
+            std::fs::create_dir_all(&truth).unwrap();
+            let mut records: String = labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    format!(
+                        "{}\n",
+                        json!({"groundTruthData": {"data": l, "encoding": "CSV"},
+                        "eventMetadata": {"eventId": key(i)}, "eventVersion": "0"})
+                    )
+                })
+                .collect();
+            records.push_str(&format!(
+                "{}\n",
+                json!({"groundTruthData": {"data": "1", "encoding": "CSV"},
+                "eventMetadata": {"eventId": "late"}, "eventVersion": "0"})
+            ));
+            std::fs::write(truth.join("labels.jsonl"), records).unwrap();
+            let output = processing.join(format!("result-{name}"));
+            let outcome = analyze(&common(&[
+                ("dataset_format", r#"{"sagemakerCaptureJson": {"captureIndexNames": ["endpointOutput"]}}"#.into()),
+                ("dataset_source", path(&processing.join("input/endpoint"))),
+                ("ground_truth_source", path(&processing.join(format!("groundtruth-{name}")))),
+                ("output_path", path(&output)),
+                ("start_time", "2026-12-03T08:00:00Z".into()),
+                ("end_time", "2026-12-03T09:00:00Z".into()),
+                ("inference_attribute", "1".into()),
+                ("probability_attribute", "0".into()),
+                ("baseline_constraints", path(&baseline.join("constraints.json"))),
+            ]))
+            .unwrap();
+            (outcome, read(&output.join("statistics.json")), read(&output.join("constraint_violations.json")))
+        };
+
+        let (outcome, statistics, violations) = monitor(&labels, "same");
+        assert_eq!(outcome["mode"], "monitoring");
+        assert_eq!(outcome["merge"]["records"], labels.len(), "the late record is outside the window: {outcome:#}");
+        assert_eq!(outcome["merge"]["merge_rate"], 1.0);
+        assert_binary_metrics(&statistics, &case["metrics"]);
+        assert_eq!(violations["violations"], json!([]), "the baseline's own predictions hold");
+
+        // Every tenth label flipped: the accuracy-like metrics fall below their thresholds.
+        let flipped: Vec<String> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| if i.is_multiple_of(10) { if l == "1" { "0".into() } else { "1".into() } } else { l.clone() })
+            .collect();
+        let (outcome, _, violations) = monitor(&flipped, "flipped");
+        let names: Vec<&str> =
+            violations["violations"].as_array().unwrap().iter().map(|v| v["metric_name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"accuracy"), "{violations:#}");
+        assert_eq!(outcome["violations"], names.len());
+
+        // Settings a model-quality job needs are named.
+        let error = analyze(&common(&[
+            ("dataset_format", r#"{"sagemakerCaptureJson": {}}"#.into()),
+            ("dataset_source", path(&processing.join("input/endpoint"))),
+            ("output_path", path(&processing.join("x"))),
+            ("baseline_constraints", path(&baseline.join("constraints.json"))),
+        ]))
+        .unwrap_err();
+        assert!(error.contains("`ground_truth_source` is required"), "{error}");
+        let error = analyze(&[
+            ("analysis_type", "MODEL_QUALITY".into()),
+            ("problem_type", "Ranking".into()),
+            ("dataset_format", r#"{"csv": {"header": true}}"#.into()),
+            ("dataset_source", path(&input)),
+            ("output_path", path(&processing.join("x"))),
+        ])
+        .unwrap_err();
+        assert!(error.contains("`problem_type`: \"Ranking\""), "{error}");
+    }
+}
