@@ -195,6 +195,7 @@ impl AppState {
             endpoint_service,
             algorithm_service,
             monitor_service,
+            shutdown: CancellationToken::new(),
         })
     }
 }
@@ -233,7 +234,7 @@ pub async fn start(
 ) -> Result<(), StartError> {
     let state = AppState::build(settings).await?;
     let (settings, store) = (state.settings.clone(), state.store.clone());
-    let stop = CancellationToken::new();
+    let stop = state.shutdown.clone();
     let _metrics = start_metrics(&settings, &store, &stop).await?;
     let runner = Arc::new(Runner::new(store.clone(), job_handler(&state), settings.jobs.clone()));
     // Aborted if this future is dropped (a killed server), so no worker outlives its server.
@@ -304,7 +305,7 @@ pub async fn run_workers(
 ) -> Result<(), StartError> {
     let state = AppState::build(settings).await?;
     let (settings, store) = (state.settings.clone(), state.store.clone());
-    let stop = CancellationToken::new();
+    let stop = state.shutdown.clone();
     let _metrics = start_metrics(&settings, &store, &stop).await?;
     let runner = Arc::new(Runner::new(store.clone(), job_handler(&state), settings.jobs.clone()));
     let workers = tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace));

@@ -29,6 +29,8 @@ pub struct AppState {
     pub endpoint_service: EndpointService,
     pub algorithm_service: AlgorithmService,
     pub monitor_service: crate::services::monitors::MonitorService,
+    /// Cancelled when the server begins to stop: long-lived responses (event streams) end.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {

@@ -35,36 +35,72 @@ pub struct Followed {
     pub rejection: Option<String>,
 }
 
-/// Polls the pipeline and its events until it settles, printing the events of its current phase
-/// (since its creation, latest re-provision or deletion) as they appear.
+/// Follows the pipeline until it settles, printing the events of its current phase (since its
+/// creation, latest re-provision or deletion): those recorded so far, then each new one as the
+/// server streams it (Server-Sent Events, resumed after the last event seen if the stream ends).
 pub async fn follow(client: &Client, id: &str, output: Output) -> anyhow::Result<Followed> {
-    let mut after: Option<i64> = None;
     let mut rejection = None;
+    let mut pipeline: Pipeline = client.get_json(&["v1", "pipelines", id], &[]).await?;
+    let mut events = read_events(client, id, 0).await?;
+    let mut after = events.last().map_or(0, |e| e.id);
+    let start = events.iter().rposition(starts_a_phase).unwrap_or(0);
+    events.drain(..start);
+    let mut settled = false;
     loop {
-        // State first, then events: an event is written in the same transaction as the state
-        // change it records, so the events read afterwards include everything that led here.
-        let pipeline: Pipeline = client.get_json(&["v1", "pipelines", id], &[]).await?;
-        let mut events = read_events(client, id, after.unwrap_or(0)).await?;
-        if after.is_none() {
-            let start = events.iter().rposition(starts_a_phase).unwrap_or(0);
-            events.drain(..start);
-        }
         let environments: HashMap<i32, &str> =
             pipeline.stages.iter().map(|s| (s.ordinal, s.environment.as_str())).collect();
-        for event in &events {
-            output.line(&event_line(event, &environments));
+        for event in events.drain(..) {
+            output.line(&event_line(&event, &environments));
             if event.kind == "stage.rejected" {
                 let stage = stage_name(event.stage_ordinal, &environments);
                 let comment = event.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
                 rejection = Some(format!("stage {stage} was rejected by {}{comment}", event.actor));
             }
         }
-        after = Some(events.last().map(|e| e.id).or(after).unwrap_or(0));
-        if is_settled(&pipeline.state) {
+        if settled {
             return Ok(Followed { pipeline, rejection });
         }
+        pipeline = client.get_json(&["v1", "pipelines", id], &[]).await?;
+        if is_settled(&pipeline.state) {
+            // What led here may have been recorded after the last event printed: those too.
+            events = read_events(client, id, after).await?;
+            settled = true;
+            continue;
+        }
+        events = next_events(client, id, &mut after).await?;
+    }
+}
+
+/// The events after `after` as the server streams them, up to one that settles the pipeline or
+/// the end of the stream (the server ends one every few minutes); `after` moves along.
+async fn next_events(client: &Client, id: &str, after: &mut i64) -> anyhow::Result<Vec<Event>> {
+    use eventsource_stream::Eventsource;
+    use futures::StreamExt;
+    let request = client
+        .request(reqwest::Method::GET, &["v1", "pipelines", id, "events"])?
+        .query(&[("follow", "true")])
+        .header("last-event-id", after.to_string());
+    let mut stream = client.send(request).await?.bytes_stream().eventsource();
+    let mut events = Vec::new();
+    while let Some(message) = stream.next().await {
+        let Ok(message) = message else { break }; // a broken stream: resume from `after`
+        if message.data.is_empty() {
+            continue;
+        }
+        let event: Event = serde_json::from_str(&message.data)
+            .map_err(|e| anyhow::anyhow!("the server streamed an event that is not one ({e}): {}", message.data))?;
+        *after = event.id;
+        let settles = event.kind == "pipeline.state_changed" && event.to_state.as_deref().is_some_and(is_settled);
+        events.push(event);
+        if settles {
+            break;
+        }
+    }
+    if events.is_empty() {
+        // Ended without news (or broken): wait a moment before the state is read again.
         tokio::time::sleep(POLL).await;
     }
+    Ok(events)
 }
 
 /// Creation, a re-provision and a deletion each begin what `--wait` shows; older events

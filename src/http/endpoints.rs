@@ -297,6 +297,7 @@ pub struct EndpointLogsOut {
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// Lines to return, newest last (1-2000, default 200).
     pub lines: Option<usize>,
@@ -305,7 +306,10 @@ pub struct LogsQuery {
 /// A custom endpoint's algorithm output (stdout and stderr) on the replica that answers.
 #[utoipa::path(get, path = "/v1/endpoints/{name}/logs", tag = "endpoints",
     params(("name" = String, Path, description = "`name`, or `environment.name` with several environments"), LogsQuery),
-    responses((status = 200, body = EndpointLogsOut), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses(
+        (status = 200, body = EndpointLogsOut),
+        (status = 400, description = "`lines` is not a number in range", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
 async fn endpoint_logs(
     State(state): State<AppState>,
     _caller: Caller<ToRead>,

@@ -4,6 +4,7 @@ pub mod algorithms;
 pub mod assets;
 pub mod compat;
 pub mod endpoints;
+pub mod event_stream;
 pub mod extract;
 pub mod health;
 pub mod monitors;

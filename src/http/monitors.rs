@@ -192,6 +192,7 @@ pub struct RunNowIn {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionQuery {
     /// At most this many, newest first (1–1000, default 100).
@@ -223,7 +224,10 @@ async fn get_monitor(
 /// A monitor's executions, newest first.
 #[utoipa::path(get, path = "/v1/monitors/{id}/executions", tag = "monitors",
     params(("id" = String, Path, description = "Monitor id"), ExecutionQuery),
-    responses((status = 200, body = ExecutionListOut), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses(
+        (status = 200, body = ExecutionListOut),
+        (status = 400, description = "`limit` is not a number in range", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
 async fn list_executions(
     State(state): State<AppState>,
     _caller: Caller<ToRead>,

@@ -124,6 +124,7 @@ pub struct ApprovalIn {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateQuery {
     /// Validate and plan only: nothing is stored.
     #[serde(default)]
@@ -131,6 +132,7 @@ pub struct CreateQuery {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub state: Option<PipelineState>,
     pub pipeline_type: Option<PipelineType>,
@@ -141,11 +143,15 @@ pub struct ListQuery {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only events with an id greater than this.
     pub after: Option<i64>,
     /// 1-1000, default 200.
     pub limit: Option<i64>,
+    /// `true`: answer with Server-Sent Events (`text/event-stream`) — the events after `after`
+    /// (or the `Last-Event-ID` header), then each new one as it happens; `limit` does not apply.
+    pub follow: Option<bool>,
 }
 
 fn stage_out(s: StageRecord) -> StageOut {
@@ -285,23 +291,49 @@ async fn delete_pipeline(
     Ok((StatusCode::ACCEPTED, Json(view_out(view))))
 }
 
-/// The pipeline's audit trail: every state change, approval and deployment, oldest first.
+/// The pipeline's audit trail: every state change, approval and deployment, oldest first. With
+/// `follow=true`, a stream of Server-Sent Events instead: each event's SSE `id` is its id, its
+/// `event` its kind, its `data` the event as JSON; reconnecting with `Last-Event-ID` resumes after
+/// that event and misses none. A stream ends after five minutes (reconnect), or once the
+/// pipeline is deleted.
 #[utoipa::path(get, path = "/v1/pipelines/{id}/events", tag = "pipelines",
-    params(("id" = String, Path, description = "Pipeline id"), EventsQuery),
-    responses((status = 200, body = EventListOut), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
+    params(("id" = String, Path, description = "Pipeline id"), EventsQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "With `follow=true`: resume after this event (wins over `after`)")),
+    responses(
+        (status = 200, content(
+            (EventListOut = "application/json"),
+            (EventRecord = "text/event-stream", example = json!({"id": 42, "pipeline_id": "01a2…", "stage_ordinal": 0, "kind": "stage.state_changed", "from_state": "pending", "to_state": "deploying", "actor": "system", "message": null, "created_at": "2026-12-03T08:00:00Z"})),
+        )),
+        (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
 async fn list_events(
     State(state): State<AppState>,
     _caller: Caller<ToRead>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<EventsQuery>,
-) -> Result<Json<EventListOut>, ApiError> {
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if query.follow == Some(true) {
+        let resume = match headers.get("last-event-id") {
+            Some(value) => Some(value.to_str().ok().and_then(|v| v.trim().parse::<i64>().ok()).ok_or_else(|| {
+                ApiError::bad_parameter("Last-Event-ID", "`Last-Event-ID` must be the id of an event")
+            })?),
+            None => None,
+        };
+        let after = resume.or(query.after).unwrap_or(0);
+        // Unknown pipelines are a 404 now, not an empty stream.
+        state.pipelines.events(&id, Some(after), 1).await?;
+        let stream = super::event_stream::follow(state.pipelines.clone(), id, after, state.shutdown.clone());
+        return Ok(stream.into_response());
+    }
     let limit = query.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_parameter("limit", "`limit` must be between 1 and 1000"));
     }
     let items = state.pipelines.events(&id, query.after, limit).await?;
     let next_after = (items.len() as i64 == limit).then(|| items.last().map(|e| e.id)).flatten();
-    Ok(Json(EventListOut { items, next_after }))
+    Ok(Json(EventListOut { items, next_after }).into_response())
 }
 
 /// Approve or reject the stage waiting for approval (`{stage}` is its environment name or

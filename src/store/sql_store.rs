@@ -7,6 +7,10 @@
 //! Concurrency: every write transaction that touches a pipeline first locks its row
 //! (`SELECT … FOR UPDATE` on Postgres; SQLite's `BEGIN IMMEDIATE` serialises writers anyway), so
 //! transitions of one pipeline never interleave and locks are always taken pipeline row first.
+//! An event takes its id only under that lock (`insert_event` takes it if the transaction has
+//! not), so a pipeline's events commit in id order: a reader that has seen event `n` will never
+//! later find an earlier one appear, and `id > n` is a cursor that misses nothing (the SSE
+//! stream of `GET /v1/pipelines/{id}/events?follow=true` resumes from it).
 //! Job rows are locked before their pipeline only by job-finishing paths, which touch no other
 //! job's row.
 
@@ -19,6 +23,9 @@ macro_rules! impl_sql_store {
                 tx: &mut Tx,
                 event: crate::store::sql_store::Event<'_>,
             ) -> Result<(), sqlx::Error> {
+                // The pipeline's lock before the id (see the module comment); a no-op when the
+                // transaction holds it already.
+                sqlx::query(Self::LOCK_PIPELINE_SQL).bind(event.pipeline_id).execute(&mut **tx).await?;
                 sqlx::query(
                     "INSERT INTO events (pipeline_id, stage_ordinal, kind, from_state, to_state, actor, message, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -799,6 +806,10 @@ macro_rules! impl_sql_store {
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
+                // Pipeline row first, as everywhere: the event below needs its lock.
+                if let Some((pipeline_id,)) = &pipeline_id {
+                    Self::lock_pipeline(&mut tx, pipeline_id).await?;
+                }
                 sqlx::query(
                     "UPDATE monitor_executions SET state = $2, result = $3, error = $4, finished_at = $5 WHERE id = $1",
                 )

@@ -20,6 +20,7 @@ mod binary;
 mod cli;
 mod contract;
 mod custom;
+mod event_stream;
 mod job_lease;
 mod layering;
 mod lifecycle;
