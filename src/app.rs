@@ -182,7 +182,7 @@ impl AppState {
         );
         let invocations =
             Arc::new(crate::serving::limiter::InvocationLimiter::new(settings.serving.max_concurrent_invocations));
-        Ok(AppState {
+        Ok(AppState::new(crate::state::Shared {
             settings: Arc::new(settings),
             store,
             tokens,
@@ -196,7 +196,7 @@ impl AppState {
             algorithm_service,
             monitor_service,
             shutdown: CancellationToken::new(),
-        })
+        }))
     }
 }
 
