@@ -292,13 +292,19 @@ fn score_chunk(
     matrix.values = MATRIX_VALUES.take();
     matrix.values.clear();
     let scored = score_lines(model, format, chunk, text, &mut matrix).map_err(|e| match e {
-        Ok(codec) => record_error(codec),
-        Err(message) => {
+        LinesError::Record(codec) => record_error(codec),
+        LinesError::Model(message) => {
             BatchError::Model { file: file.to_string(), first: chunk.first_line, last: chunk.last_line(), message }
         }
     });
     MATRIX_VALUES.set(std::mem::take(&mut matrix.values));
     scored.map(|body| (body, matrix.rows as u64))
+}
+
+/// Why a chunk's lines could not be scored: a record the model cannot take, or the model.
+enum LinesError {
+    Record(CodecError),
+    Model(String),
 }
 
 thread_local! {
@@ -313,17 +319,17 @@ fn score_lines(
     chunk: &Chunk,
     text: &str,
     matrix: &mut FeatureMatrix,
-) -> Result<Vec<u8>, Result<CodecError, String>> {
+) -> Result<Vec<u8>, LinesError> {
     for (offset, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             continue;
         }
-        codec::parse_line(format, line, chunk.first_line + offset, matrix).map_err(Ok)?;
+        codec::parse_line(format, line, chunk.first_line + offset, matrix).map_err(LinesError::Record)?;
     }
     let per_row = model.num_outputs();
     let mut outputs = Vec::with_capacity(matrix.rows * per_row);
-    model.predict_rows(&matrix.values, &mut outputs).map_err(|e| Err(e.0))?;
+    model.predict_rows(&matrix.values, &mut outputs).map_err(|e| LinesError::Model(e.0))?;
     Ok(codec::encode_predictions(ResponseFormat::Csv, &outputs, per_row).1)
 }
 
