@@ -238,6 +238,22 @@ impl ProcessModel {
         self.shared.ready.load(Ordering::Acquire)
     }
 
+    /// What a failed call on a new connection means. A process that is dying may still take the
+    /// connection and then reset it; its supervisor notices the exit within moments, so a broken
+    /// call waits briefly for that before it is called the algorithm's failure.
+    async fn failure(&self, e: reqwest::Error) -> ProcessError {
+        if e.is_timeout() {
+            return ProcessError::Timeout(INVOCATION_TIMEOUT);
+        }
+        for _ in 0..20 {
+            if !self.is_ready() {
+                return ProcessError::Restarting;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        if e.is_connect() { ProcessError::Restarting } else { ProcessError::Call(e.to_string()) }
+    }
+
     /// `POST /invocations` on the algorithm.
     pub async fn invoke(&self, request: ProcessRequest) -> Result<ProcessReply, ProcessError> {
         if !self.is_ready() {
@@ -265,15 +281,10 @@ impl ProcessModel {
             // A kept-alive connection the algorithm closed (it exited after its last answer,
             // before the supervisor noticed): once more on a new connection (not another
             // pooled one, which may be as dead), which a dead process refuses.
-            Err(_) => send(&self.fresh).await.map_err(|e| {
-                if e.is_timeout() {
-                    ProcessError::Timeout(INVOCATION_TIMEOUT)
-                } else if !self.is_ready() || e.is_connect() {
-                    ProcessError::Restarting
-                } else {
-                    ProcessError::Call(e.to_string())
-                }
-            })?,
+            Err(_) => match send(&self.fresh).await {
+                Ok(response) => response,
+                Err(e) => return Err(self.failure(e).await),
+            },
         };
         let status = response.status().as_u16();
         let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
