@@ -267,24 +267,20 @@ impl WindowReader {
 
     /// Adds one row of fields (the first row sets the columns: at least the baseline's).
     pub fn add_row(&mut self, fields: &[String]) {
-        self.add_fields(fields.len(), fields.iter().map(String::as_str));
+        self.profile_for(fields.len()).add_row(fields.iter().map(String::as_str));
     }
 
-    /// [`Self::add_row`] without owning the fields (`count` of them), e.g. a CSV record's.
-    pub fn add_fields<'a>(&mut self, count: usize, fields: impl IntoIterator<Item = &'a str>) {
-        let width = count.max(self.baseline.len());
-        let baseline = &self.baseline;
-        let profile = self.profile.get_or_insert_with(|| super::profile::Profile::new(&column_names(width, baseline)));
-        profile.add_row(fields);
-    }
-
-    /// [`Self::add_fields`] for a batch of CSV records, profiled column by column in parallel.
+    /// [`Self::add_row`] for a batch of CSV records, profiled column by column in parallel.
     pub fn add_records(&mut self, records: &[csv::StringRecord]) {
         let Some(first) = records.first() else { return };
-        let width = first.len().max(self.baseline.len());
+        self.profile_for(first.len()).add_records(records);
+    }
+
+    /// The profile, started with `width` columns (at least the baseline's) by the first row.
+    fn profile_for(&mut self, width: usize) -> &mut super::profile::Profile {
+        let width = width.max(self.baseline.len());
         let baseline = &self.baseline;
-        let profile = self.profile.get_or_insert_with(|| super::profile::Profile::new(&column_names(width, baseline)));
-        profile.add_records(records);
+        self.profile.get_or_insert_with(|| super::profile::Profile::new(&column_names(width, baseline)))
     }
 
     /// Starts the profile with these columns (a CSV header) unless rows came first.

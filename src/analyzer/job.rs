@@ -60,10 +60,10 @@ pub enum Analysis {
 /// when its labels arrived) and joins them by `inferenceId`, else `eventId`.
 #[derive(Debug, Clone)]
 pub struct ModelQualityEnv {
-    pub problem: ProblemType,
-    pub inference_attribute: Option<String>,
-    pub probability_attribute: Option<String>,
-    pub probability_threshold: Option<f64>,
+    /// The problem and where the prediction and probability are (`inference_attribute`,
+    /// `probability_attribute`, `probability_threshold_attribute`): the baseline CSV's columns,
+    /// or the captured answers' values.
+    pub attributes: merge::Attributes,
     pub ground_truth_attribute: Option<String>,
     pub ground_truth_source: Option<PathBuf>,
     /// The positive class of a binary problem (`positive_label`, default `1`).
@@ -133,19 +133,14 @@ impl JobEnv {
         let analysis = match get("analysis_type").filter(|v| !v.is_empty()).as_deref() {
             None | Some("DATA_QUALITY") => Analysis::DataQuality,
             Some("MODEL_QUALITY") => {
-                let problem = match required("problem_type")?.as_str() {
-                    "Regression" => ProblemType::Regression,
-                    "BinaryClassification" => ProblemType::BinaryClassification,
-                    "MulticlassClassification" => ProblemType::MulticlassClassification,
-                    other => {
-                        return Err(JobError::Invalid {
-                            name: "problem_type",
-                            message: format!(
-                                "{other:?} is not Regression, BinaryClassification or MulticlassClassification"
-                            ),
-                        });
-                    }
-                };
+                let problem_type = required("problem_type")?;
+                let problem: ProblemType =
+                    serde_json::from_value(Value::String(problem_type.clone())).map_err(|_| JobError::Invalid {
+                        name: "problem_type",
+                        message: format!(
+                            "{problem_type:?} is not Regression, BinaryClassification or MulticlassClassification"
+                        ),
+                    })?;
                 let text = |name: &str| get(name).filter(|v| !v.is_empty());
                 let probability_threshold = text("probability_threshold_attribute")
                     .map(|t| {
@@ -156,10 +151,12 @@ impl JobEnv {
                     })
                     .transpose()?;
                 Analysis::ModelQuality(ModelQualityEnv {
-                    problem,
-                    inference_attribute: text("inference_attribute"),
-                    probability_attribute: text("probability_attribute"),
-                    probability_threshold,
+                    attributes: merge::Attributes {
+                        problem,
+                        inference: text("inference_attribute"),
+                        probability: text("probability_attribute"),
+                        probability_threshold,
+                    },
                     ground_truth_attribute: text("ground_truth_attribute"),
                     ground_truth_source: path("ground_truth_source"),
                     positive_label: text("positive_label").unwrap_or_else(|| "1".into()),
@@ -362,7 +359,7 @@ pub fn run(env: &JobEnv) -> Result<JobOutcome, JobError> {
 /// violations against `baseline_constraints`.
 fn run_model_quality(env: &JobEnv, quality: &ModelQualityEnv) -> Result<JobOutcome, JobError> {
     let mut written = Vec::new();
-    let problem = quality.problem;
+    let problem = quality.attributes.problem;
     let evaluation_time = env.end_time.unwrap_or_else(Utc::now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let metrics = |examples: &[model_quality::Example]| {
         model_quality::statistics(problem, examples, &quality.positive_label, &evaluation_time)
@@ -377,7 +374,7 @@ fn run_model_quality(env: &JobEnv, quality: &ModelQualityEnv) -> Result<JobOutco
         }
         let column = |name: &'static str, value: &Option<String>| value.clone().ok_or(JobError::Missing { name });
         let truth = column("ground_truth_attribute", &quality.ground_truth_attribute)?;
-        let inference = column("inference_attribute", &quality.inference_attribute)?;
+        let inference = column("inference_attribute", &quality.attributes.inference)?;
         let mut examples = Vec::new();
         for path in files(&env.dataset_source)? {
             let file = std::fs::File::open(&path).map_err(|e| io_error(&path, e))?;
@@ -386,7 +383,7 @@ fn run_model_quality(env: &JobEnv, quality: &ModelQualityEnv) -> Result<JobOutco
                 problem,
                 &truth,
                 &inference,
-                quality.probability_attribute.as_deref(),
+                quality.attributes.probability.as_deref(),
             )
             .map_err(|e| io_error(&path, e))?;
             examples.extend(read);
@@ -408,15 +405,9 @@ fn run_model_quality(env: &JobEnv, quality: &ModelQualityEnv) -> Result<JobOutco
     };
     let constraints: Value = read_json(constraints_path)?;
     let truth_source = quality.ground_truth_source.as_ref().ok_or(JobError::Missing { name: "ground_truth_source" })?;
-    let attributes = merge::Attributes {
-        problem,
-        inference: quality.inference_attribute.clone(),
-        probability: quality.probability_attribute.clone(),
-        probability_threshold: quality.probability_threshold,
-    };
     let start = env.start_time.unwrap_or(DateTime::<Utc>::MIN_UTC);
     let end = env.end_time.unwrap_or(DateTime::<Utc>::MAX_UTC);
-    let mut merged = merge::Merge::new(attributes, start, end);
+    let mut merged = merge::Merge::new(quality.attributes.clone(), start, end);
     for path in files(&env.dataset_source)? {
         for line in BufReader::new(std::fs::File::open(&path).map_err(|e| io_error(&path, e))?).lines() {
             merged.add_capture_line(&line.map_err(|e| io_error(&path, e))?);

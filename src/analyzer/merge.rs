@@ -22,10 +22,6 @@ pub struct Attributes {
 }
 
 impl Attributes {
-    fn classification(&self) -> bool {
-        self.problem != ProblemType::Regression
-    }
-
     /// The prediction (and probability) in one row of the endpoint's output.
     pub fn predicted(&self, row: &[String]) -> Option<(String, Option<f64>)> {
         let probability =
@@ -37,12 +33,14 @@ impl Attributes {
             (Some(a), _, _) => attribute(row, a)?,
             _ => return None,
         };
-        Some((self.label(&label), probability))
+        Some((label_of(self.problem, &label), probability))
     }
+}
 
-    fn label(&self, text: &str) -> String {
-        if self.classification() { normalize_label(text) } else { text.to_string() }
-    }
+/// A label or prediction as compared: class labels normalised (`1.0` is `1`), regression values
+/// as they are.
+fn label_of(problem: ProblemType, text: &str) -> String {
+    if problem == ProblemType::Regression { text.to_string() } else { normalize_label(text) }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -76,7 +74,6 @@ pub fn baseline_examples(
     let truth = column(truth, "baseline_ground_truth_attribute")?;
     let inference = column(inference, "baseline_inference_attribute")?;
     let probability = probability.map(|name| column(name, "baseline_probability_attribute")).transpose()?;
-    let attributes = Attributes { problem, inference: None, probability: None, probability_threshold: None };
     let mut examples = Vec::new();
     for (line, record) in csv.records().enumerate() {
         let record = record.map_err(|e| MergeError::Baseline(e.to_string()))?;
@@ -88,8 +85,8 @@ pub fn baseline_examples(
             None => None,
         };
         examples.push(Example {
-            label: attributes.label(get(truth)),
-            prediction: attributes.label(get(inference)),
+            label: label_of(problem, get(truth)),
+            prediction: label_of(problem, get(inference)),
             probability,
         });
     }
@@ -180,7 +177,7 @@ impl Merge {
             delays.push((*received - *time).num_seconds().max(0));
             for ((prediction, probability), label) in rows.iter().zip(truth) {
                 examples.push(Example {
-                    label: self.attributes.label(label),
+                    label: label_of(self.attributes.problem, label),
                     prediction: prediction.clone(),
                     probability: *probability,
                 });

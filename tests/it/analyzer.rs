@@ -14,6 +14,26 @@ use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/analyzer");
 
+/// Runs `mlops analyze` with exactly these variables: the outcome it prints, or what it wrote to
+/// stderr when it failed.
+fn run_analyze(env: &[(&str, String)]) -> Result<Value, String> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .arg("analyze")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout))))
+}
+
+fn read_json(path: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
 fn profile(file: &str) -> Profile {
     let path = format!("{FIXTURES}/{file}");
     profile_csv(std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap()
@@ -143,25 +163,13 @@ fn shifted_features_are_flagged_and_only_they() {
 /// (under a temporary root standing in for `/opt/ml`). Records outside the window are ignored;
 /// the shifted features are flagged; metrics are written when asked for.
 mod monitoring_job {
-    use super::FIXTURES;
+    use super::{FIXTURES, read_json as read};
     use serde_json::{Value, json};
     use std::path::Path;
     use std::process::Command;
 
     fn analyze(env: &[(&str, String)]) -> Value {
-        let output = Command::new(env!("CARGO_BIN_EXE_mlops"))
-            .arg("analyze")
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
-    }
-
-    fn read(path: &Path) -> Value {
-        serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+        super::run_analyze(env).unwrap_or_else(|stderr| panic!("mlops analyze failed: {stderr}"))
     }
 
     /// Capture records, one request of `rows` CSV rows each, at `time`.
@@ -294,7 +302,7 @@ mod model_quality {
             .collect()
     }
 
-    fn assert_metrics(stats: &Value, block: &str, expected: &Value) {
+    pub(super) fn assert_metrics(stats: &Value, block: &str, expected: &Value) {
         for (name, want) in expected.as_object().unwrap() {
             let got =
                 stats[block][name]["value"].as_f64().unwrap_or_else(|| panic!("{block}.{name} missing: {stats:#}"));
@@ -389,38 +397,16 @@ mod model_quality {
 /// with ground-truth files by `inferenceId`, else `eventId`. The window's metrics equal
 /// scikit-learn's; worse labels raise violations.
 mod model_quality_job {
-    use super::FIXTURES;
+    use super::{FIXTURES, read_json as read, run_analyze as analyze};
     use serde_json::{Value, json};
     use std::path::Path;
-    use std::process::Command;
-
-    fn analyze(env: &[(&str, String)]) -> Result<Value, String> {
-        let output = Command::new(env!("CARGO_BIN_EXE_mlops"))
-            .arg("analyze")
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
-            .unwrap();
-        if !output.status.success() {
-            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
-        }
-        Ok(serde_json::from_slice(&output.stdout).unwrap())
-    }
-
-    fn read(path: &Path) -> Value {
-        serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
-    }
 
     fn column(case: &Value, key: &str) -> Vec<String> {
         case[key].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
     }
 
     fn assert_binary_metrics(stats: &Value, expected: &Value) {
-        for (name, want) in expected.as_object().unwrap() {
-            let got = stats["binary_classification_metrics"][name]["value"].as_f64().unwrap();
-            let want = want.as_f64().unwrap();
-            assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{name}: ours {got}, scikit-learn {want}");
-        }
+        super::model_quality::assert_metrics(stats, "binary_classification_metrics", expected);
     }
 
     #[test]
