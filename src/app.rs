@@ -42,6 +42,8 @@ pub enum StartError {
     SchemaOutOfDate(usize),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
+    #[error(transparent)]
+    Channel(#[from] crate::notify::ChannelError),
     #[error("cannot listen for metrics on {address}: {source}")]
     MetricsListen { address: std::net::SocketAddr, source: std::io::Error },
 }
@@ -84,6 +86,7 @@ impl AppState {
             // Before anything records: handles registered earlier would stay no-ops.
             crate::metrics::install();
         }
+        let channels = crate::notify::Channels::from_settings(&settings)?;
         let store = open_store(&settings).await?;
         let tokens = Arc::new(TokenRegistry::new(settings.auth.principals(), settings.dev));
         let artifacts = match settings.target {
@@ -180,6 +183,7 @@ impl AppState {
             artifacts.clone(),
             settings.jobs.max_attempts,
         );
+        let notification_service = crate::services::notifications::NotificationService::new(store.clone());
         let invocations =
             Arc::new(crate::serving::limiter::InvocationLimiter::new(settings.serving.max_concurrent_invocations));
         Ok(AppState::new(crate::state::Shared {
@@ -195,18 +199,23 @@ impl AppState {
             endpoint_service,
             algorithm_service,
             monitor_service,
+            notification_service,
+            channels,
             shutdown: CancellationToken::new(),
         }))
     }
 }
 
-/// The job handler of every pipeline job kind, from the parts it uses.
+/// The job handler of every job kind, from the parts each uses.
 fn job_handler(state: &AppState) -> Arc<dyn crate::jobs::JobHandler> {
-    Arc::new(crate::jobs::pipeline_jobs::PipelineJobs::new(
-        state.store.clone(),
-        state.target.clone(),
-        state.settings.jobs.clone(),
-    ))
+    Arc::new(crate::jobs::ByKind {
+        pipelines: Box::new(crate::jobs::pipeline_jobs::PipelineJobs::new(
+            state.store.clone(),
+            state.target.clone(),
+            state.settings.jobs.clone(),
+        )),
+        deliveries: Box::new(crate::notify::deliveries::DeliveryJobs::new(state.store.clone(), state.channels.clone())),
+    })
 }
 
 /// Opens the store, applying migrations on SQLite (an embedded database has nobody else to
@@ -241,6 +250,7 @@ pub async fn start(
     let mut workers = (settings.jobs.workers > 0)
         .then(|| AbortOnDrop(tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace))));
     let _schedules = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_schedules(&settings, &store, &stop)));
+    let _dispatcher = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_dispatcher(&state)));
 
     tracing::info!(listen = %listener.local_addr()?, database = ?store.backend(), "mlops-orchestrator serving");
     // One grace period for everything (an ECS stop window is 30 s): in-flight requests and
@@ -290,6 +300,16 @@ fn spawn_schedules(settings: &Settings, store: &DynStore, stop: &CancellationTok
     ))
 }
 
+/// Turns events into notifications (every worker process runs one; they share the work).
+fn spawn_dispatcher(state: &AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(crate::notify::dispatcher::run(
+        state.store.clone(),
+        state.channels.clone(),
+        state.settings.notifications.dispatch_interval,
+        state.shutdown.clone(),
+    ))
+}
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -310,6 +330,7 @@ pub async fn run_workers(
     let runner = Arc::new(Runner::new(store.clone(), job_handler(&state), settings.jobs.clone()));
     let workers = tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace));
     let _schedules = AbortOnDrop(spawn_schedules(&settings, &store, &stop));
+    let _dispatcher = AbortOnDrop(spawn_dispatcher(&state));
     shutdown.await;
     stop.cancel();
     // The runner releases unfinished jobs at the end of its grace period; give it a moment more.

@@ -2,6 +2,10 @@
 //! (nested keys with `__`, e.g. `MLOPS_JOBS__WORKERS=4`) → command-line flags. Everything is
 //! validated at start and a bad value fails naming its key.
 
+mod notifications;
+
+pub use notifications::{EmailChannel, NotificationSettings, SmtpSecurity, SnsChannel, WebhookChannel};
+
 use crate::auth::Role;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -37,6 +41,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub notifications: NotificationSettings,
     /// Settings of the aws target; read only when `target = "aws"`.
     pub aws: AwsSettings,
 }
@@ -323,6 +328,7 @@ impl std::fmt::Debug for Settings {
             .field("auth", &self.auth)
             .field("log", &self.log)
             .field("metrics", &self.metrics)
+            .field("notifications", &self.notifications)
             .field("aws", &self.aws)
             .finish()
     }
@@ -383,6 +389,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             log: LogSettings::default(),
             metrics: MetricsSettings::default(),
+            notifications: NotificationSettings::default(),
             aws: AwsSettings::default(),
         }
     }
@@ -606,6 +613,7 @@ impl Settings {
         if self.capture.flush_interval.is_zero() {
             return Err(ConfigError::new("capture.flush_interval", "must be non-zero"));
         }
+        self.notifications.validate()?;
         for (i, token) in self.auth.tokens.iter().enumerate() {
             let key = format!("auth.tokens[{i}]");
             if token.name.trim().is_empty() {

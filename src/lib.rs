@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod server;
 pub mod services;

@@ -48,6 +48,9 @@ pub struct Shared {
     pub endpoint_service: EndpointService,
     pub algorithm_service: AlgorithmService,
     pub monitor_service: crate::services::monitors::MonitorService,
+    pub notification_service: crate::services::notifications::NotificationService,
+    /// The configured notification channels.
+    pub channels: crate::notify::Channels,
     /// Cancelled when the server begins to stop: long-lived responses (event streams) end.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -34,6 +34,8 @@ pub enum JobPayload {
     TeardownPipeline { version: i64 },
     /// Runs one execution of a monitor (a scheduled window or a run-now).
     RunMonitor { version: i64, execution_id: String },
+    /// Sends one notification over one channel (a row of `notification_deliveries`).
+    DeliverNotification { delivery_id: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,7 @@ impl JobPayload {
     pub const REJECT_STAGE: &'static str = "reject_stage";
     pub const TEARDOWN_PIPELINE: &'static str = "teardown_pipeline";
     pub const RUN_MONITOR: &'static str = "run_monitor";
+    pub const DELIVER_NOTIFICATION: &'static str = "deliver_notification";
 
     /// The kind as stored in the jobs table.
     pub fn kind(&self) -> &'static str {
@@ -56,16 +59,19 @@ impl JobPayload {
             JobPayload::RejectStage { .. } => Self::REJECT_STAGE,
             JobPayload::TeardownPipeline { .. } => Self::TEARDOWN_PIPELINE,
             JobPayload::RunMonitor { .. } => Self::RUN_MONITOR,
+            JobPayload::DeliverNotification { .. } => Self::DELIVER_NOTIFICATION,
         }
     }
 
-    /// The pipeline version the job works for: work of an older version is superseded.
-    pub fn version(&self) -> i64 {
+    /// The pipeline version the job works for (work of an older version is superseded);
+    /// `None` for work that belongs to no pipeline version.
+    pub fn version(&self) -> Option<i64> {
         match self {
             JobPayload::DeployStage { version, .. }
             | JobPayload::RejectStage { version, .. }
             | JobPayload::TeardownPipeline { version }
-            | JobPayload::RunMonitor { version, .. } => *version,
+            | JobPayload::RunMonitor { version, .. } => Some(*version),
+            JobPayload::DeliverNotification { .. } => None,
         }
     }
 
@@ -104,6 +110,7 @@ mod tests {
             JobPayload::RejectStage { version: 2, decision: Decision { approve: false, ..decision } },
             JobPayload::TeardownPipeline { version: 7 },
             JobPayload::RunMonitor { version: 1, execution_id: "e".into() },
+            JobPayload::DeliverNotification { delivery_id: "d".into() },
         ] {
             let json = payload.to_json();
             assert_eq!(json["kind"], payload.kind());

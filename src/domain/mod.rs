@@ -5,6 +5,7 @@
 pub mod cron;
 pub mod jobs;
 pub mod names;
+pub mod notifications;
 pub mod per_stage;
 pub mod pipeline_type;
 pub mod plan;

@@ -8,6 +8,7 @@ pub mod event_stream;
 pub mod extract;
 pub mod health;
 pub mod monitors;
+pub mod notifications;
 pub mod pipelines;
 
 use crate::state::AppState;
@@ -27,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(pipelines::router())
         .merge(algorithms::router())
         .merge(monitors::router())
+        .merge(notifications::router())
         // Invocations enforce the serving payload limit themselves.
         .merge(endpoints::router().layer(DefaultBodyLimit::disable()))
         .merge(OpenApiRouter::from(assets))

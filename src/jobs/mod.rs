@@ -31,3 +31,19 @@ pub enum JobOutcome {
 pub trait JobHandler: Send + Sync + 'static {
     async fn run(&self, job: &JobRecord) -> JobOutcome;
 }
+
+/// Routes each job to the handler of its kind.
+pub struct ByKind {
+    pub pipelines: Box<dyn JobHandler>,
+    pub deliveries: Box<dyn JobHandler>,
+}
+
+#[async_trait]
+impl JobHandler for ByKind {
+    async fn run(&self, job: &JobRecord) -> JobOutcome {
+        match job.kind.as_str() {
+            JobPayload::DELIVER_NOTIFICATION => self.deliveries.run(job).await,
+            _ => self.pipelines.run(job).await,
+        }
+    }
+}

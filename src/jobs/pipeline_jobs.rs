@@ -6,7 +6,7 @@ use super::{JobHandler, JobOutcome, JobPayload};
 use crate::config::JobSettings;
 use crate::domain::workflow::Fact;
 use crate::domain::{PipelineType, StageParams};
-use crate::store::{DynStore, JobPolicy, JobRecord, StageKey, StageRecord, StoreError};
+use crate::store::{DynStore, JobPolicy, JobRecord, MonitorEvent, StageKey, StageRecord, StoreError};
 use crate::targets::{Decision, DynTarget, ErrorKind, StageContext, StepOutcome, TargetError};
 use async_trait::async_trait;
 
@@ -108,6 +108,7 @@ impl PipelineJobs {
             return Ok(JobOutcome::Done);
         };
         let window = format!("{} to {}", execution.window_start.to_rfc3339(), execution.window_end.to_rfc3339());
+        let mut details = None;
         let (state, result, error, event) = match self.target.run_monitor(&monitor, &execution).await {
             Ok(result) => {
                 let flagged: Vec<String> = result["violations"]
@@ -128,8 +129,14 @@ impl PipelineJobs {
                 } else {
                     let message =
                         format!("{}: {} violations in {window}: {}", monitor.name, flagged.len(), flagged.join(", "));
-                    // The notification hook point: channels come later; for now the log says it.
                     tracing::warn!(monitor = %monitor.name, execution = %execution.id, %message, "monitor violations");
+                    let repeated = self.repeats_previous(&monitor.id, execution_id, &result["violations"]).await?;
+                    details = Some(serde_json::json!({
+                        "monitor": monitor.name,
+                        "execution_id": execution.id,
+                        "violations": result["violations"],
+                        "repeated": repeated,
+                    }));
                     (
                         "completed_with_violations",
                         Some(result),
@@ -144,11 +151,27 @@ impl PipelineJobs {
                 ("failed", None, Some(e.to_string()), (crate::domain::workflow::event_kind::MONITOR_FAILED, message))
             }
         };
+        let event = MonitorEvent { kind: event.0, message: &event.1, details: details.as_ref() };
         self.store
-            .finish_execution(execution_id, state, result.as_ref(), error.as_deref(), (event.0, &event.1))
+            .finish_execution(execution_id, state, result.as_ref(), error.as_deref(), &event)
             .await
             .map_err(|e| e.to_string())?;
         Ok(JobOutcome::Done)
+    }
+
+    /// Whether the monitor's previous finished execution found the same violations (then
+    /// people were told already: a violation is notified once while it persists).
+    async fn repeats_previous(
+        &self,
+        monitor_id: &str,
+        execution_id: &str,
+        violations: &serde_json::Value,
+    ) -> Result<bool, String> {
+        let recent = self.store.list_executions(monitor_id, 10).await.map_err(|e| e.to_string())?;
+        let previous = recent.iter().find(|e| e.id != execution_id && e.finished_at.is_some() && e.state != "failed");
+        Ok(previous
+            .and_then(|p| p.result.as_ref())
+            .is_some_and(|r| crate::domain::notifications::same_violations(&r.0["violations"], violations)))
     }
 
     async fn context(
@@ -213,6 +236,7 @@ impl PipelineJobs {
             },
             JobPayload::TeardownPipeline { .. } => self.teardown(job, &pipeline_id).await,
             JobPayload::RunMonitor { execution_id, .. } => self.run_monitor(&execution_id).await,
+            JobPayload::DeliverNotification { .. } => Ok(JobOutcome::Fail("not a pipeline job".into())),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod algorithms;
 pub mod endpoints;
 pub mod monitors;
+pub mod notifications;
 pub mod pipelines;
 
 use crate::domain::RequestErrors;

@@ -6,11 +6,16 @@
 //! (`sql_store.rs`); what differs between them (transaction start, job claim, wake-up) lives in
 //! `postgres.rs` and `sqlite.rs`.
 
+pub mod notifications;
 mod postgres;
 mod records;
 mod sql_store;
 mod sqlite;
 
+pub use notifications::{
+    DeliveryAttemptRecord, DeliveryRecord, NewAttempt, NewNotification, NotificationFilter, NotificationRecord,
+    NotificationStore, PendingEvent,
+};
 pub use postgres::PostgresStore;
 pub use records::*;
 pub use sqlite::SqliteStore;
@@ -70,7 +75,7 @@ pub fn now() -> DateTime<Utc> {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: NotificationStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Woken whenever a job becomes runnable (in this process, or on Postgres in any replica).
     fn job_wakeup(&self) -> Arc<Notify>;
@@ -179,7 +184,7 @@ pub trait Store: Send + Sync + 'static {
         state: &str,
         result: Option<&serde_json::Value>,
         error: Option<&str>,
-        event: (&str, &str),
+        event: &MonitorEvent<'_>,
     ) -> Result<(), StoreError>;
 
     // Jobs ---------------------------------------------------------------------------------

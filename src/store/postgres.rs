@@ -83,3 +83,4 @@ async fn forward_notifications(mut listener: PgListener, wake: Arc<Notify>) {
 }
 
 impl_sql_store!(PostgresStore, sqlx::Postgres);
+super::notifications::impl_notification_store!(PostgresStore, " FOR UPDATE OF e SKIP LOCKED");

@@ -85,6 +85,11 @@ pub struct EventRecord {
     /// Who caused it: a token name, or `system` for workers.
     pub actor: String,
     pub message: Option<String>,
+    /// Structured facts about the event: a stage transition's pipeline `version`; a monitor
+    /// execution's `violations` and whether they `repeated` the previous execution's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<sqlx::types::Json<serde_json::Value>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -323,4 +328,12 @@ pub struct NewExecution {
     pub window_start: DateTime<Utc>,
     pub window_end: DateTime<Utc>,
     pub job: NewJob,
+}
+
+/// The event a finished monitor execution writes on its pipeline.
+#[derive(Debug, Clone, Copy)]
+pub struct MonitorEvent<'a> {
+    pub kind: &'a str,
+    pub message: &'a str,
+    pub details: Option<&'a serde_json::Value>,
 }

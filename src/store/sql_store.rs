@@ -27,8 +27,8 @@ macro_rules! impl_sql_store {
                 // transaction holds it already.
                 sqlx::query(Self::LOCK_PIPELINE_SQL).bind(event.pipeline_id).execute(&mut **tx).await?;
                 sqlx::query(
-                    "INSERT INTO events (pipeline_id, stage_ordinal, kind, from_state, to_state, actor, message, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO events (pipeline_id, stage_ordinal, kind, from_state, to_state, actor, message, details, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(event.pipeline_id)
                 .bind(event.stage_ordinal)
@@ -37,6 +37,7 @@ macro_rules! impl_sql_store {
                 .bind(event.to_state)
                 .bind(event.actor)
                 .bind(event.message)
+                .bind(event.details.map(sqlx::types::Json))
                 .bind(crate::store::now())
                 .execute(&mut **tx)
                 .await?;
@@ -51,6 +52,7 @@ macro_rules! impl_sql_store {
                 (from, to): (&str, &str),
                 actor: &str,
                 message: &Option<String>,
+                details: Option<&serde_json::Value>,
             ) -> Result<(), sqlx::Error> {
                 use crate::domain::workflow::event_kind;
                 let kind = if ordinal.is_some() { event_kind::STAGE_STATE_CHANGED } else { event_kind::PIPELINE_STATE_CHANGED };
@@ -62,6 +64,7 @@ macro_rules! impl_sql_store {
                     to_state: Some(to),
                     actor,
                     message: message.as_deref(),
+                    details,
                 })
                 .await
             }
@@ -111,7 +114,7 @@ macro_rules! impl_sql_store {
                                 )));
                             }
                             let states = (from.as_str(), to.as_str());
-                            Self::transition_event(tx, pipeline_id, None, states, actor, message).await?;
+                            Self::transition_event(tx, pipeline_id, None, states, actor, message, None).await?;
                         }
                         Change::Stage { ordinal, version, from, to, actor, message, last_error } => {
                             let changed = sqlx::query(
@@ -134,7 +137,9 @@ macro_rules! impl_sql_store {
                                 )));
                             }
                             let states = (from.as_str(), to.as_str());
-                            Self::transition_event(tx, pipeline_id, Some(*ordinal), states, actor, message).await?;
+                            let details = serde_json::json!({ "version": version });
+                            Self::transition_event(tx, pipeline_id, Some(*ordinal), states, actor, message, Some(&details))
+                                .await?;
                         }
                         Change::Event { ordinal, kind, to_state, actor, message } => {
                             Self::insert_event(tx, crate::store::sql_store::Event {
@@ -145,6 +150,7 @@ macro_rules! impl_sql_store {
                                 to_state: *to_state,
                                 actor,
                                 message: message.as_deref(),
+                                details: None,
                             })
                             .await?;
                         }
@@ -606,6 +612,7 @@ macro_rules! impl_sql_store {
                         to_state: None,
                         actor,
                         message: Some(message),
+                        details: None,
                     },
                 )
                 .await?;
@@ -797,7 +804,7 @@ macro_rules! impl_sql_store {
                 state: &str,
                 result: Option<&serde_json::Value>,
                 error: Option<&str>,
-                event: (&str, &str),
+                event: &MonitorEvent<'_>,
             ) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
                 let pipeline_id: Option<(String,)> = sqlx::query_as(
@@ -826,11 +833,12 @@ macro_rules! impl_sql_store {
                         crate::store::sql_store::Event {
                             pipeline_id: &pipeline_id,
                             stage_ordinal: None,
-                            kind: event.0,
+                            kind: event.kind,
                             from_state: None,
                             to_state: None,
                             actor: "monitor",
-                            message: Some(event.1),
+                            message: Some(event.message),
+                            details: event.details,
                         },
                     )
                     .await?;
@@ -889,6 +897,7 @@ macro_rules! impl_sql_store {
                     to_state: Some("in_service"),
                     actor: "system",
                     message: Some(&format!("endpoint {name} ({environment}) revision {}", updated.revision)),
+                    details: None,
                 })
                 .await?;
                 tx.commit().await?;
@@ -1092,8 +1101,8 @@ pub(crate) fn snapshot(pipeline: &PipelineRecord, stages: &[StageRecord]) -> Sna
 
 pub(crate) fn failed_job(job: &JobRecord, error: &str) -> FailedJob {
     let version = crate::domain::jobs::JobPayload::parse(&job.kind, &job.payload.0)
-        .map(|p| p.version())
         .ok()
+        .and_then(|p| p.version())
         .or_else(|| job.payload.0.get("version").and_then(|v| v.as_i64()));
     FailedJob {
         id: job.id.clone(),
@@ -1143,4 +1152,7 @@ pub(crate) struct Event<'a> {
     pub to_state: Option<&'a str>,
     pub actor: &'a str,
     pub message: Option<&'a str>,
+    /// Structured facts for readers such as the notification rules (a stage's version, a
+    /// monitor's violations).
+    pub details: Option<&'a serde_json::Value>,
 }

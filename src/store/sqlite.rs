@@ -56,3 +56,4 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, sqlx::Sqlite);
+super::notifications::impl_notification_store!(SqliteStore, "");

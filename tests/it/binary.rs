@@ -361,3 +361,63 @@ async fn kill_9_loses_at_most_one_flush_interval_of_capture() {
     }
     assert!(ids.len() <= 150 && ids.iter().all(|id| id.starts_with("early-") || id.starts_with("late-")), "{ids:?}");
 }
+
+/// `kill -9` between an event and its delivery loses nothing: the notification and its delivery
+/// job were committed with the event's dispatch, so the restarted server delivers it — once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_before_a_delivery_still_delivers_after_restart() {
+    use crate::notifications::{Helper, SECRET};
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Helper::receiver(dir.path(), 0).await;
+    // Down at first: every try fails, so the deliveries are pending when the server dies.
+    let down = dir.path().join("webhooks.jsonl.down");
+    std::fs::write(&down, "").unwrap();
+    let config = dir.path().join("mlops.toml");
+    std::fs::write(
+        &config,
+        format!("[[notifications.webhooks]]\nname = \"ops\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n", receiver.url()),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let serve = ["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()];
+    let env = [
+        ("MLOPS_CONFIG", config.to_str().unwrap()),
+        ("MLOPS_JOBS__RETRY_BASE", "200ms"),
+        ("MLOPS_JOBS__RETRY_MAX", "400ms"),
+        ("MLOPS_JOBS__LEASE", "4s"),
+        ("MLOPS_JOBS__HEARTBEAT", "1s"),
+    ];
+    let mut server = Process::start(&serve, &env, "mlops-orchestrator serving").await;
+    let base = server.base().to_string();
+    let http = reqwest::Client::new();
+    let example = |file: &str| std::fs::read(repo(&format!("examples/breast-cancer/{file}"))).unwrap();
+    let put = http.put(format!("{base}/v1/assets/models/breast-cancer/model.tar.gz")).body(example("model.tar.gz"));
+    assert_eq!(put.send().await.unwrap().status(), 201);
+    let provisioned = json_of(http.post(format!("{base}/provisionpipeline")).body(example("mlops-config.json"))).await;
+    wait_active(&http, &base, provisioned["pipeline_id"].as_str().unwrap()).await;
+    let kinds = |lines: &[Value], outcome: &str| {
+        let mut kinds: Vec<String> = lines
+            .iter()
+            .filter(|l| l["outcome"] == outcome)
+            .map(|l| l["body"]["type"].as_str().unwrap_or("").to_string())
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    };
+    receiver.wait_for("failed tries of both notices", |l| kinds(l, "failed_on_purpose").len() == 2).await;
+
+    let pid = server.child.id().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    server.child.wait().await.unwrap();
+    assert!(receiver.accepted().is_empty());
+    std::fs::remove_file(&down).unwrap();
+
+    let server = Process::start(&serve, &env, "mlops-orchestrator serving").await;
+    receiver.wait_for("both notices accepted", |l| kinds(l, "accepted").len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let accepted = receiver.accepted();
+    assert_eq!(kinds(&accepted, "accepted"), ["pipeline.active", "pipeline.provisioned"]);
+    assert_eq!(accepted.len(), 2, "each delivered once: {accepted:#?}");
+    server.terminate().await;
+}

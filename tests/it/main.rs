@@ -26,6 +26,7 @@ mod layering;
 mod lifecycle;
 mod metrics;
 mod monitors;
+pub mod notifications;
 mod onnx;
 mod openapi;
 mod pipeline_jobs;

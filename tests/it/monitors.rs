@@ -209,6 +209,35 @@ async fn a_data_quality_monitor_watches_a_live_endpoint(db: TestDb) {
     assert_eq!(violations.len(), 1, "{events:#}");
     assert!(violations[0]["message"].as_str().unwrap().contains("f0 (baseline_drift_check)"));
 
+    // People are told of violations once while they persist: the same window again finds the
+    // same violations, and no second notification goes out.
+    let again = run_now(&server, &monitor_id, &iso(t1), &iso(now())).await;
+    assert_eq!(again["state"], "completed_with_violations");
+    let events = server.events(&monitor_pipeline).await;
+    let details: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "monitor.violations")
+        .map(|e| &e["details"]["repeated"])
+        .collect();
+    assert_eq!(details, [&json!(false), &json!(true)], "{events:#}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let told = loop {
+        let told = crate::notifications::notifications(&server, "?kind=monitor.violations").await;
+        if !told.is_empty() {
+            break told;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no violation notice");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Longer than the dispatch interval (1 s): the repeat's event has been dispatched too.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(crate::notifications::notifications(&server, "?kind=monitor.violations").await.len(), 1);
+    let data = &told[0]["body"]["data"];
+    assert_eq!(data["execution_id"], shifted["id"]);
+    assert!(told[0]["body"]["text"].as_str().unwrap().contains("f0"), "{told:#?}");
+
     // A window in the future, or backwards, is refused naming the field.
     let refused = server
         .post(&format!("/v1/monitors/{monitor_id}/executions"), OPERATOR)
@@ -220,8 +249,8 @@ async fn a_data_quality_monitor_watches_a_live_endpoint(db: TestDb) {
     let problem: Value = refused.json().await.unwrap();
     assert_eq!(problem["errors"][0]["pointer"], "/end_time");
     let executions: Value = get_json(&server, &format!("/v1/monitors/{monitor_id}/executions")).await;
-    assert_eq!(executions["items"].as_array().unwrap().len(), 2);
-    assert_eq!(executions["items"][0]["id"], shifted["id"], "newest first");
+    assert_eq!(executions["items"].as_array().unwrap().len(), 3);
+    assert_eq!(executions["items"][0]["id"], again["id"], "newest first");
 
     // Scheduled windows: two replicas tick at the same moment, one window is claimed.
     let monitor: Value = get_json(&server, &format!("/v1/monitors/{monitor_id}")).await;
