@@ -51,7 +51,7 @@ enum Sender {
     Webhook(webhook::Webhook),
     Email(Box<email::Email>),
     #[cfg(feature = "aws")]
-    Sns(sns::Sns),
+    Sns(Box<sns::Sns>),
 }
 
 pub struct Channel {
@@ -139,7 +139,7 @@ impl Channels {
                 kind: "sns",
                 events: s.events.clone(),
                 pipelines: s.pipelines.clone(),
-                sender: Sender::Sns(sns::Sns::new(s, &settings.aws.region)),
+                sender: Sender::Sns(Box::new(sns::Sns::new(s, &settings.aws.region))),
             });
         }
         let order = channels.iter().map(|c| c.name.clone()).collect();
