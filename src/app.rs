@@ -44,6 +44,8 @@ pub enum StartError {
     Serve(#[from] std::io::Error),
     #[error(transparent)]
     Channel(#[from] crate::notify::ChannelError),
+    #[error(transparent)]
+    ConfigSource(#[from] crate::sources::SourceError),
     #[error("cannot listen for metrics on {address}: {source}")]
     MetricsListen { address: std::net::SocketAddr, source: std::io::Error },
 }
@@ -184,6 +186,13 @@ impl AppState {
             settings.jobs.max_attempts,
         );
         let notification_service = crate::services::notifications::NotificationService::new(store.clone());
+        let sources = crate::sources::Sources::from_settings(&settings, &artifacts)?;
+        let config_revisions = crate::services::config_revisions::ConfigRevisionService::new(
+            store.clone(),
+            pipelines.clone(),
+            channels.clone(),
+            sources,
+        );
         let invocations =
             Arc::new(crate::serving::limiter::InvocationLimiter::new(settings.serving.max_concurrent_invocations));
         Ok(AppState::new(crate::state::Shared {
@@ -200,6 +209,7 @@ impl AppState {
             algorithm_service,
             monitor_service,
             notification_service,
+            config_revisions,
             channels,
             shutdown: CancellationToken::new(),
         }))
@@ -215,6 +225,7 @@ fn job_handler(state: &AppState) -> Arc<dyn crate::jobs::JobHandler> {
             state.settings.jobs.clone(),
         )),
         deliveries: Box::new(crate::notify::deliveries::DeliveryJobs::new(state.store.clone(), state.channels.clone())),
+        config_polls: Box::new(crate::sources::polls::ConfigPolls::new(state.config_revisions.clone())),
     })
 }
 
@@ -251,6 +262,7 @@ pub async fn start(
         .then(|| AbortOnDrop(tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace))));
     let _schedules = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_schedules(&settings, &store, &stop)));
     let _dispatcher = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_dispatcher(&state)));
+    start_config_polls(&state).await?;
 
     tracing::info!(listen = %listener.local_addr()?, database = ?store.backend(), "mlops-orchestrator serving");
     // One grace period for everything (an ECS stop window is 30 s): in-flight requests and
@@ -300,6 +312,13 @@ fn spawn_schedules(settings: &Settings, store: &DynStore, stop: &CancellationTok
     ))
 }
 
+/// Queues each config source's recurring poll (any process may: the queue keeps one per source).
+async fn start_config_polls(state: &AppState) -> Result<(), StartError> {
+    let sources = state.config_revisions.sources();
+    crate::sources::polls::start(&state.store, sources, state.settings.jobs.max_attempts).await?;
+    Ok(())
+}
+
 /// Turns events into notifications (every worker process runs one; they share the work).
 fn spawn_dispatcher(state: &AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(crate::notify::dispatcher::run(
@@ -331,6 +350,7 @@ pub async fn run_workers(
     let workers = tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace));
     let _schedules = AbortOnDrop(spawn_schedules(&settings, &store, &stop));
     let _dispatcher = AbortOnDrop(spawn_dispatcher(&state));
+    start_config_polls(&state).await?;
     shutdown.await;
     stop.cancel();
     // The runner releases unfinished jobs at the end of its grace period; give it a moment more.

@@ -3,8 +3,10 @@
 //! validated at start and a bad value fails naming its key.
 
 mod notifications;
+mod sources;
 
 pub use notifications::{EmailChannel, NotificationSettings, SmtpSecurity, SnsChannel, WebhookChannel};
+pub use sources::{BucketS3, BucketSource, ConfigSourceSettings, GitSource};
 
 use crate::auth::Role;
 use figment::Figment;
@@ -42,6 +44,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub notifications: NotificationSettings,
+    pub config_sources: ConfigSourceSettings,
     /// Settings of the aws target; read only when `target = "aws"`.
     pub aws: AwsSettings,
 }
@@ -329,6 +332,7 @@ impl std::fmt::Debug for Settings {
             .field("log", &self.log)
             .field("metrics", &self.metrics)
             .field("notifications", &self.notifications)
+            .field("config_sources", &self.config_sources)
             .field("aws", &self.aws)
             .finish()
     }
@@ -390,6 +394,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             metrics: MetricsSettings::default(),
             notifications: NotificationSettings::default(),
+            config_sources: ConfigSourceSettings::default(),
             aws: AwsSettings::default(),
         }
     }
@@ -614,6 +619,7 @@ impl Settings {
             return Err(ConfigError::new("capture.flush_interval", "must be non-zero"));
         }
         self.notifications.validate()?;
+        self.config_sources.validate()?;
         for (i, token) in self.auth.tokens.iter().enumerate() {
             let key = format!("auth.tokens[{i}]");
             if token.name.trim().is_empty() {

@@ -37,6 +37,9 @@ pub enum ApiError {
     BadRequest { detail: String, errors: Vec<FieldProblem>, compat_detail: Option<String> },
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A signed delivery (a push webhook) whose signature does not verify.
+    #[error("{0}")]
+    BadSignature(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -111,6 +114,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Auth(AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -136,6 +140,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => "invalid_request",
             ApiError::Auth(AuthError::Forbidden { .. }) => "forbidden",
             ApiError::Auth(_) => "unauthorized",
+            ApiError::BadSignature(_) => "bad_signature",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unprocessable(_) => "unsupported_by_target",
@@ -224,6 +229,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::Invalid(errors) => bad_request(errors),
             ServiceError::NotFound(what) => ApiError::NotFound(what),
+            ServiceError::BadSignature(why) => ApiError::BadSignature(why),
             ServiceError::Conflict(why) => ApiError::Conflict(why),
             ServiceError::Unsupported(why) => ApiError::Unprocessable(why),
             ServiceError::Upstream(e) => ApiError::Upstream(e),

@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod server;
 pub mod services;
 pub mod serving;
+pub mod sources;
 pub mod state;
 pub mod store;
 pub mod targets;

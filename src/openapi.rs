@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "pipelines", description = "Pipelines, their stages, approvals and events"),
         (name = "endpoints", description = "Locally served real-time endpoints"),
         (name = "algorithms", description = "Custom algorithms built by byom_image_builder on the local target"),
+        (name = "config", description = "Config sources: mlops-config.json from Git repositories and buckets, their revisions, the push webhook"),
         (name = "notifications", description = "What people were told (webhooks, SNS, e-mail), with each delivery's log"),
         (name = "monitors", description = "Model monitors on the local target: executions and run-now"),
         (name = "assets", description = "The assets bucket: model artifacts and data"),

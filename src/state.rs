@@ -49,6 +49,7 @@ pub struct Shared {
     pub algorithm_service: AlgorithmService,
     pub monitor_service: crate::services::monitors::MonitorService,
     pub notification_service: crate::services::notifications::NotificationService,
+    pub config_revisions: crate::services::config_revisions::ConfigRevisionService,
     /// The configured notification channels.
     pub channels: crate::notify::Channels,
     /// Cancelled when the server begins to stop: long-lived responses (event streams) end.

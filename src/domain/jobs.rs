@@ -36,6 +36,9 @@ pub enum JobPayload {
     RunMonitor { version: i64, execution_id: String },
     /// Sends one notification over one channel (a row of `notification_deliveries`).
     DeliverNotification { delivery_id: String },
+    /// Fetches a config source and processes its newest revision; a recurring poll runs again
+    /// after the source's interval.
+    PollConfigSource { source: String, recurring: bool },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,7 @@ impl JobPayload {
     pub const TEARDOWN_PIPELINE: &'static str = "teardown_pipeline";
     pub const RUN_MONITOR: &'static str = "run_monitor";
     pub const DELIVER_NOTIFICATION: &'static str = "deliver_notification";
+    pub const POLL_CONFIG_SOURCE: &'static str = "poll_config_source";
 
     /// The kind as stored in the jobs table.
     pub fn kind(&self) -> &'static str {
@@ -60,6 +64,7 @@ impl JobPayload {
             JobPayload::TeardownPipeline { .. } => Self::TEARDOWN_PIPELINE,
             JobPayload::RunMonitor { .. } => Self::RUN_MONITOR,
             JobPayload::DeliverNotification { .. } => Self::DELIVER_NOTIFICATION,
+            JobPayload::PollConfigSource { .. } => Self::POLL_CONFIG_SOURCE,
         }
     }
 
@@ -71,7 +76,7 @@ impl JobPayload {
             | JobPayload::RejectStage { version, .. }
             | JobPayload::TeardownPipeline { version }
             | JobPayload::RunMonitor { version, .. } => Some(*version),
-            JobPayload::DeliverNotification { .. } => None,
+            JobPayload::DeliverNotification { .. } | JobPayload::PollConfigSource { .. } => None,
         }
     }
 
@@ -111,6 +116,7 @@ mod tests {
             JobPayload::TeardownPipeline { version: 7 },
             JobPayload::RunMonitor { version: 1, execution_id: "e".into() },
             JobPayload::DeliverNotification { delivery_id: "d".into() },
+            JobPayload::PollConfigSource { source: "repo".into(), recurring: true },
         ] {
             let json = payload.to_json();
             assert_eq!(json["kind"], payload.kind());

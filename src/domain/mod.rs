@@ -2,6 +2,7 @@
 //! per-environment [`Plan`], and the pipeline/stage state machines. No HTTP, no SQL, no I/O:
 //! everything here is a function of its inputs.
 
+pub mod config_file;
 pub mod cron;
 pub mod jobs;
 pub mod names;

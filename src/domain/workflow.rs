@@ -286,8 +286,13 @@ pub struct ProvisionPlan {
 
 /// A request to provision: a new pipeline, or a new version of the live one of the same type and
 /// name. Every state but `deleting` accepts a new version; its queued work is cancelled and the
-/// first stage is deployed again (later stages need their approvals again).
-pub fn provision(existing: Option<&Snapshot>, actor: &str) -> Result<ProvisionPlan, WorkflowError> {
+/// first stage is deployed again (later stages need their approvals again). `origin`, when the
+/// request came from a config source, says which revision (it is added to the event).
+pub fn provision(
+    existing: Option<&Snapshot>,
+    actor: &str,
+    origin: Option<&str>,
+) -> Result<ProvisionPlan, WorkflowError> {
     let deploy_first =
         |version| Change::Enqueue { ordinal: Some(0), payload: JobPayload::DeployStage { version, decision: None } };
     let Some(existing) = existing else {
@@ -298,7 +303,7 @@ pub fn provision(existing: Option<&Snapshot>, actor: &str) -> Result<ProvisionPl
                     kind: event_kind::PIPELINE_CREATED,
                     to_state: Some(PipelineState::Pending.as_str()),
                     actor: actor.into(),
-                    message: None,
+                    message: origin.map(String::from),
                 },
                 deploy_first(1),
             ],
@@ -320,7 +325,10 @@ pub fn provision(existing: Option<&Snapshot>, actor: &str) -> Result<ProvisionPl
         kind: event_kind::PIPELINE_UPDATED,
         to_state: None,
         actor: actor.into(),
-        message: Some(format!("re-provisioned as version {version}")),
+        message: Some(match origin {
+            Some(origin) => format!("re-provisioned as version {version} {origin}"),
+            None => format!("re-provisioned as version {version}"),
+        }),
     });
     plan.pipeline_to(PipelineState::Pending, actor, None)?;
     plan.push(Change::CancelQueuedJobs);

@@ -86,7 +86,7 @@ fn failed_job(kind: &str, ordinal: Option<i32>, version: i64) -> Fact {
 // Pipeline: (new) → pending, by provision.
 #[test]
 fn provision_creates_version_one_pending_and_deploys_the_first_stage() {
-    let plan = provision(None, "alice").unwrap();
+    let plan = provision(None, "alice", None).unwrap();
     assert!(plan.created);
     assert_eq!(plan.version, 1);
     assert_eq!(events(&plan.plan), [event_kind::PIPELINE_CREATED]);
@@ -99,7 +99,7 @@ fn provision_creates_version_one_pending_and_deploys_the_first_stage() {
 fn reprovision_from_every_live_state_goes_back_to_pending_with_the_next_version() {
     for state in [P::Provisioning, P::AwaitingApproval, P::Active, P::Failed, P::Rejected] {
         let s = snapshot(state, 4, &[S::Deployed, S::AwaitingApproval]);
-        let plan = provision(Some(&s), "bob").unwrap();
+        let plan = provision(Some(&s), "bob", None).unwrap();
         assert!(!plan.created);
         assert_eq!(plan.version, 5, "{state}");
         assert_eq!(pipeline_moves(&plan.plan), [(state, P::Pending)], "{state}");
@@ -108,14 +108,14 @@ fn reprovision_from_every_live_state_goes_back_to_pending_with_the_next_version(
         assert_eq!(events(&plan.plan), [event_kind::PIPELINE_UPDATED]);
     }
     // Already pending: a new version, no state change.
-    let plan = provision(Some(&snapshot(P::Pending, 1, &[S::Pending])), "bob").unwrap();
+    let plan = provision(Some(&snapshot(P::Pending, 1, &[S::Pending])), "bob", None).unwrap();
     assert_eq!(plan.version, 2);
     assert!(pipeline_moves(&plan.plan).is_empty());
 }
 
 #[test]
 fn reprovision_while_deleting_is_a_conflict() {
-    let err = provision(Some(&snapshot(P::Deleting, 1, &[S::Deployed])), "bob").unwrap_err();
+    let err = provision(Some(&snapshot(P::Deleting, 1, &[S::Deployed])), "bob", None).unwrap_err();
     assert!(matches!(err, WorkflowError::Conflict(_)), "{err:?}");
 }
 

@@ -97,3 +97,38 @@ fn sse_event(event: &EventRecord) -> Event {
         .json_data(event)
         .unwrap_or_else(|_| Event::default().id(event.id.to_string()).event(&event.kind))
 }
+
+/// One Server-Sent Event of an event stream, as the OpenAPI document describes it: `data` is a
+/// JSON-encoded [`EventRecord`] (`contentMediaType`/`contentSchema`, so contract checkers parse
+/// and check it), `id` its id, `event` its kind.
+pub struct SseEventItem;
+
+impl utoipa::PartialSchema for SseEventItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let string = |description: &str| ObjectBuilder::new().schema_type(Type::String).description(Some(description));
+        ObjectBuilder::new()
+            .property(
+                "data",
+                string("The event as JSON")
+                    .content_media_type("application/json")
+                    .content_schema(Some(utoipa::openapi::Ref::from_schema_name("EventRecord"))),
+            )
+            .required("data")
+            .property("id", string("The event's id (send it back as `Last-Event-ID` to resume)"))
+            .property("event", string("The event's kind, e.g. `stage.state_changed`"))
+            .property(
+                "retry",
+                ObjectBuilder::new().schema_type(Type::Integer).description(Some("Reconnection delay, ms")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SseEventItem {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        use utoipa::PartialSchema;
+        schemas.push(("EventRecord".into(), EventRecord::schema()));
+        <EventRecord as utoipa::ToSchema>::schemas(schemas);
+    }
+}

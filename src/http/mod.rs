@@ -3,6 +3,7 @@
 pub mod algorithms;
 pub mod assets;
 pub mod compat;
+pub mod config_sources;
 pub mod endpoints;
 pub mod event_stream;
 pub mod extract;
@@ -29,6 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(algorithms::router())
         .merge(monitors::router())
         .merge(notifications::router())
+        .merge(config_sources::router())
         // Invocations enforce the serving payload limit themselves.
         .merge(endpoints::router().layer(DefaultBodyLimit::disable()))
         .merge(OpenApiRouter::from(assets))

@@ -43,6 +43,10 @@ pub struct PipelineOut {
     pub last_error: Option<String>,
     /// The validated, typed request.
     pub spec: Value,
+    /// When the current version came from a config source: `source`, `kind` (`git`, `bucket`),
+    /// `revision` (commit SHA, object version), `author`, `message`, `config_revision_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Value>,
     pub stages: Vec<StageOut>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -182,6 +186,7 @@ pub fn pipeline_out(p: PipelineRecord, stages: Vec<StageRecord>, warnings: Vec<S
         updated_at: p.updated_at,
         last_error: p.last_error,
         spec: p.spec.0,
+        origin: p.origin.map(|o| o.0),
         stages: stages.into_iter().map(stage_out).collect(),
         warnings,
     }
@@ -302,7 +307,7 @@ async fn delete_pipeline(
     responses(
         (status = 200, content(
             (EventListOut = "application/json"),
-            (EventRecord = "text/event-stream", example = json!({"id": 42, "pipeline_id": "01a2…", "stage_ordinal": 0, "kind": "stage.state_changed", "from_state": "pending", "to_state": "deploying", "actor": "system", "message": null, "created_at": "2026-12-03T08:00:00Z"})),
+            (super::event_stream::SseEventItem = "text/event-stream", example = json!({"id": "42", "event": "stage.state_changed", "data": "{\"id\":42,\"pipeline_id\":\"01a2…\",\"stage_ordinal\":0,\"kind\":\"stage.state_changed\",\"from_state\":\"pending\",\"to_state\":\"deploying\",\"actor\":\"system\",\"message\":null,\"details\":{\"version\":1},\"created_at\":\"2026-12-03T08:00:00Z\"}"})),
         )),
         (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]

@@ -36,6 +36,7 @@ pub trait JobHandler: Send + Sync + 'static {
 pub struct ByKind {
     pub pipelines: Box<dyn JobHandler>,
     pub deliveries: Box<dyn JobHandler>,
+    pub config_polls: Box<dyn JobHandler>,
 }
 
 #[async_trait]
@@ -43,6 +44,7 @@ impl JobHandler for ByKind {
     async fn run(&self, job: &JobRecord) -> JobOutcome {
         match job.kind.as_str() {
             JobPayload::DELIVER_NOTIFICATION => self.deliveries.run(job).await,
+            JobPayload::POLL_CONFIG_SOURCE => self.config_polls.run(job).await,
             _ => self.pipelines.run(job).await,
         }
     }

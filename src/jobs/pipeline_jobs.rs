@@ -236,7 +236,9 @@ impl PipelineJobs {
             },
             JobPayload::TeardownPipeline { .. } => self.teardown(job, &pipeline_id).await,
             JobPayload::RunMonitor { execution_id, .. } => self.run_monitor(&execution_id).await,
-            JobPayload::DeliverNotification { .. } => Ok(JobOutcome::Fail("not a pipeline job".into())),
+            JobPayload::DeliverNotification { .. } | JobPayload::PollConfigSource { .. } => {
+                Ok(JobOutcome::Fail("not a pipeline job".into()))
+            }
         }
     }
 }

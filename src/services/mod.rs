@@ -3,6 +3,7 @@
 //! [`ServiceError`]; `error.rs` is the one place those become HTTP responses.
 
 pub mod algorithms;
+pub mod config_revisions;
 pub mod endpoints;
 pub mod monitors;
 pub mod notifications;
@@ -19,6 +20,9 @@ pub enum ServiceError {
     Invalid(RequestErrors),
     #[error("{0}")]
     NotFound(String),
+    /// A signed delivery whose signature does not verify.
+    #[error("{0}")]
+    BadSignature(String),
     #[error("{0}")]
     Conflict(String),
     /// A valid request this server's target cannot carry out.

@@ -26,6 +26,15 @@ pub struct Planned {
     pub version: i64,
 }
 
+/// Where a request came from, when not from the API: a config source's revision.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Recorded on the pipeline (`source`, `kind`, `revision`, `author`, `message`).
+    pub record: Value,
+    /// Said in the provisioning event, e.g. `from git repo commit 1a2b3c4 by Ann: msg`.
+    pub note: String,
+}
+
 pub struct ProvisionResult {
     pub record: PipelineRecord,
     pub created: bool,
@@ -78,6 +87,16 @@ impl PipelineService {
     }
 
     pub async fn provision(&self, principal: &Principal, body: &Value) -> Result<ProvisionResult, ServiceError> {
+        self.provision_from(principal, body, None).await
+    }
+
+    /// As [`Self::provision`], for a request read from a config source's revision.
+    pub async fn provision_from(
+        &self,
+        principal: &Principal,
+        body: &Value,
+        origin: Option<&Origin>,
+    ) -> Result<ProvisionResult, ServiceError> {
         // Planned once, inside the store's transaction, for the version fixed there.
         let planned = self.validate(body)?;
         let new = NewPipeline {
@@ -88,6 +107,8 @@ impl PipelineService {
             spec: serde_json::to_value(&planned.spec).map_err(|e| ServiceError::Internal(e.to_string()))?,
             request: body.clone(),
             actor: principal.name.clone(),
+            origin: origin.map(|o| o.record.clone()),
+            origin_note: origin.map(|o| o.note.clone()),
         };
         // Generated names (SageMaker job names) depend on the version.
         let hosts_endpoints = self.target.hosts_endpoints();

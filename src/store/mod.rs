@@ -6,12 +6,16 @@
 //! (`sql_store.rs`); what differs between them (transaction start, job claim, wake-up) lives in
 //! `postgres.rs` and `sqlite.rs`.
 
+pub mod config_revisions;
 pub mod notifications;
 mod postgres;
 mod records;
 mod sql_store;
 mod sqlite;
 
+pub use config_revisions::{
+    Begun, ConfigRevisionFilter, ConfigRevisionRecord, ConfigRevisionStore, NewConfigRevision, revision_state,
+};
 pub use notifications::{
     DeliveryAttemptRecord, DeliveryRecord, NewAttempt, NewNotification, NotificationFilter, NotificationRecord,
     NotificationStore, PendingEvent,
@@ -75,7 +79,7 @@ pub fn now() -> DateTime<Utc> {
 }
 
 #[async_trait]
-pub trait Store: NotificationStore + Send + Sync + 'static {
+pub trait Store: NotificationStore + ConfigRevisionStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Woken whenever a job becomes runnable (in this process, or on Postgres in any replica).
     fn job_wakeup(&self) -> Arc<Notify>;

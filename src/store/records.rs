@@ -24,6 +24,8 @@ pub struct PipelineRecord {
     pub updated_at: DateTime<Utc>,
     /// The target's own id for the pipeline (aws: the wrapper stack's StackId), once known.
     pub external_id: Option<String>,
+    /// The config revision that provisioned the current version, if one did.
+    pub origin: Option<Json<Value>>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -137,6 +139,11 @@ pub struct NewPipeline {
     pub spec: Value,
     pub request: Value,
     pub actor: String,
+    /// The config revision it came from (`source`, `kind`, `revision`, `author`, `message`);
+    /// none for an API request.
+    pub origin: Option<Value>,
+    /// That origin in words, for the provisioning event.
+    pub origin_note: Option<String>,
 }
 
 /// The stages (and endpoint names) of one pipeline version, as the planner makes them.

@@ -299,14 +299,14 @@ macro_rules! impl_sql_store {
                     Some(p) => Some(Self::snapshot(&mut tx, p).await?),
                     None => None,
                 };
-                let decided = crate::domain::workflow::provision(snapshot.as_ref(), &new.actor)
+                let decided = crate::domain::workflow::provision(snapshot.as_ref(), &new.actor, new.origin_note.as_deref())
                     .map_err(|e| crate::store::sql_store::refused(&new.id, e))?;
                 let planned = planner(decided.version).map_err(StoreError::Plan)?;
                 let id = match &existing {
                     Some(old) => {
                         sqlx::query(
                             "UPDATE pipelines SET spec = $2, request = $3, target = $4, version = $5, \
-                             updated_at = $6 WHERE id = $1",
+                             updated_at = $6, origin = $7 WHERE id = $1",
                         )
                         .bind(&old.id)
                         .bind(sqlx::types::Json(&new.spec))
@@ -314,6 +314,7 @@ macro_rules! impl_sql_store {
                         .bind(&new.target)
                         .bind(decided.version)
                         .bind(now)
+                        .bind(new.origin.as_ref().map(sqlx::types::Json))
                         .execute(&mut *tx)
                         .await?;
                         sqlx::query("DELETE FROM stages WHERE pipeline_id = $1")
@@ -325,8 +326,8 @@ macro_rules! impl_sql_store {
                     None => {
                         sqlx::query(
                             "INSERT INTO pipelines (id, name, pipeline_type, target, spec, request, state, version, \
-                             created_by, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $9)",
+                             created_by, created_at, updated_at, origin) \
+                             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $9, $10)",
                         )
                         .bind(&new.id)
                         .bind(&new.name)
@@ -337,6 +338,7 @@ macro_rules! impl_sql_store {
                         .bind(decided.version)
                         .bind(&new.actor)
                         .bind(now)
+                        .bind(new.origin.as_ref().map(sqlx::types::Json))
                         .execute(&mut *tx)
                         .await?;
                         new.id.clone()

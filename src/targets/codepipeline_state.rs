@@ -275,6 +275,7 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
             external_id: None,
+            origin: None,
         }
     }
 

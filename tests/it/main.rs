@@ -18,6 +18,7 @@ mod bad_requests;
 mod batch;
 mod binary;
 mod cli;
+mod config_sources;
 mod contract;
 mod custom;
 mod event_stream;

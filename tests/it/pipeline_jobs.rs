@@ -88,6 +88,8 @@ async fn provision(store: &DynStore, environments: &[&str]) -> String {
         spec: json!({}),
         request: body,
         actor: "tester".into(),
+        origin: None,
+        origin_note: None,
     };
     let planner = |version: i64| {
         let stages = plan(&spec, &ctx, version as u64).map_err(|e| e.to_string())?.stages;

@@ -25,6 +25,8 @@ pub fn new_pipeline(name: &str, environments: &[&str]) -> TestPipeline {
             spec: json!({"model_name": name}),
             request: json!({"pipeline_type": "byom_realtime_builtin", "model_name": name}),
             actor: "alice".into(),
+            origin: None,
+            origin_note: None,
         },
         planned: PlannedStages {
             stages: environments
