@@ -620,6 +620,15 @@ impl Settings {
         }
         self.notifications.validate()?;
         self.config_sources.validate()?;
+        if self.target == TargetKind::Aws
+            && let Some(i) = self.config_sources.buckets.iter().position(|b| b.s3.is_none())
+        {
+            // The aws target's object store is the assets bucket itself, not a root of buckets.
+            return Err(ConfigError::new(
+                format!("config_sources.buckets[{i}].s3"),
+                "on the aws target a config bucket is an S3 bucket: set s3 = { region = \"…\" }",
+            ));
+        }
         for (i, token) in self.auth.tokens.iter().enumerate() {
             let key = format!("auth.tokens[{i}]");
             if token.name.trim().is_empty() {
@@ -895,6 +904,54 @@ mod tests {
             jail.set_env("MLOPS_UNKNOWN", "1");
             let err = load(&Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("unknown"), "{err}");
+            Ok(())
+        });
+    }
+
+    /// Channels and config sources: each bad value is refused naming its key, and secrets stay
+    /// out of the settings' Debug output.
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn notification_channels_and_config_sources_are_checked() {
+        Jail::expect_with(|jail| {
+            let token =
+                "[[auth.tokens]]\nname = \"ops\"\nrole = \"admin\"\ntoken = \"0123456789abcdef0123456789abcdef\"\n";
+            let key = |jail: &mut Jail, toml: &str| {
+                jail.create_file("mlops.toml", &format!("{token}{toml}")).unwrap();
+                Settings::load(Some(Path::new("mlops.toml")), &Overrides::default()).map(|_| ()).map_err(|e| e.key)
+            };
+            let hook = "[[notifications.webhooks]]\nname = \"ops\"\nurl = \"https://h.example.com/x\"\n";
+            assert_eq!(key(jail, hook), Err("notifications.webhooks[0].secret".into()), "a webhook must be signed");
+            let signed = format!("{hook}secret = \"whsec_c2VjcmV0\"\n");
+            assert_eq!(key(jail, &signed), Ok(()));
+            let filtered = format!("{signed}events = [\"pipeline.exploded\"]\n");
+            assert_eq!(key(jail, &filtered), Err("notifications.webhooks[0].events".into()));
+            let ftp = signed.replace("https://h.example.com/x", "ftp://h.example.com");
+            assert_eq!(key(jail, &ftp), Err("notifications.webhooks[0].url".into()));
+            let mail =
+                "[[notifications.email]]\nname = \"ops\"\nsmtp_host = \"smtp\"\nfrom = \"a@b.c\"\nto = [\"nobody\"]\n";
+            assert_eq!(
+                key(jail, &format!("{signed}{mail}")),
+                Err("notifications.email[0].name".into()),
+                "two channels named ops"
+            );
+            assert_eq!(key(jail, &mail.replace("\"ops\"", "\"mail\"")), Err("notifications.email[0].to".into()));
+            let git = "[[config_sources.git]]\nname = \"repo\"\nurl = \"/srv/repo.git\"\n";
+            assert_eq!(key(jail, git), Ok(()));
+            assert_eq!(
+                key(jail, &format!("{git}branch = \"--upload-pack=x\"\n")),
+                Err("config_sources.git[0].branch".into())
+            );
+            assert_eq!(
+                key(jail, &format!("{git}path = \"../etc/passwd\"\n")),
+                Err("config_sources.git[0].path".into())
+            );
+            let bucket = "[[config_sources.buckets]]\nname = \"repo\"\nbucket = \"mlops-config\"\n";
+            assert_eq!(key(jail, &format!("{git}{bucket}")), Err("config_sources.buckets[0].name".into()));
+
+            jail.create_file("mlops.toml", &format!("{token}{signed}"))?;
+            let settings = Settings::load(Some(Path::new("mlops.toml")), &Overrides::default()).unwrap();
+            assert!(!format!("{settings:?}").contains("whsec_"), "the webhook secret is not logged");
             Ok(())
         });
     }
