@@ -16,6 +16,7 @@ mod aws_target;
 mod aws_templates;
 mod bad_requests;
 mod batch;
+mod bias;
 mod binary;
 mod cli;
 mod config_sources;
