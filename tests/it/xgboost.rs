@@ -350,3 +350,50 @@ fn truncated_or_corrupted_models_fail_without_panicking() {
         }
     }
 }
+
+/// Exact TreeSHAP against xgboost's own `pred_contribs` (`contribs.py`), for every fixture model
+/// in both formats. xgboost accumulates SHAP values in float32 and we in float64, so values agree
+/// to float32 rounding, scaled by the sum of magnitudes the trees add up (bias terms included);
+/// every group's values still sum to its margin.
+#[test]
+fn tree_shap_equals_xgboost_pred_contribs() {
+    let mut compared = 0;
+    let mut worst: f64 = 0.0;
+    for case in all_cases() {
+        let doc: Value = serde_json::from_slice(&fixture(&format!("{}.contribs.json", case.name))).unwrap();
+        let expected: Vec<Vec<Vec<f64>>> =
+            doc["contribs"].as_array().unwrap().iter().map(|row| numbers(row, "contribs")).collect();
+        for ext in ["json", "ubj"] {
+            let booster = load(&format!("{}.{ext}", case.name));
+            for (r, row) in case.rows.iter().enumerate() {
+                let got = booster.contributions(row).unwrap_or_else(|| panic!("{}: no covers", case.name));
+                let width = case.num_features + 1;
+                assert_eq!(got.len(), expected[r].len() * width, "{} row {r}: groups × (features + 1)", case.name);
+                for (group, want) in expected[r].iter().enumerate() {
+                    let ours = &got[group * width..(group + 1) * width];
+                    let scale = want.iter().map(|v| v.abs()).sum::<f64>().max(1.0);
+                    for (i, (a, b)) in ours.iter().zip(want).enumerate() {
+                        let error = (a - b).abs() / scale;
+                        worst = worst.max(error);
+                        assert!(
+                            error <= 1e-6,
+                            "{} ({ext}) row {r} group {group} feature {i}: ours {a}, xgboost {b}",
+                            case.name
+                        );
+                        compared += 1;
+                    }
+                    // Local accuracy: the values add up to the margin.
+                    let total: f64 = ours.iter().sum();
+                    let margin = case.margins[r][group];
+                    assert!(
+                        (total - margin).abs() <= 1e-5 * margin.abs().max(1.0),
+                        "{} row {r}: Σφ {total} vs margin {margin}",
+                        case.name
+                    );
+                }
+            }
+        }
+    }
+    assert!(compared > 50_000, "compared only {compared} values");
+    eprintln!("TreeSHAP: {compared} values, worst relative difference {worst:e}");
+}

@@ -380,7 +380,12 @@ fn read_tree(
         };
         nodes.push(Node::split(feature, conds[i], l, r, default_left[i]));
     }
-    Tree::new(nodes, num_features).map_err(|reason| at.invalid(reason))
+    let tree = Tree::new(nodes, num_features).map_err(|reason| at.invalid(reason))?;
+    // Covers are for explanations only: a model without them (or with odd ones) still predicts.
+    match at.opt("sum_hessian").map(|h| h.f32s()) {
+        Some(Ok(covers)) => Ok(tree.with_covers(covers)),
+        _ => Ok(tree),
+    }
 }
 
 fn vector_leaf(index: usize) -> LoadError {

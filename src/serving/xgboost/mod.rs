@@ -15,6 +15,7 @@
 mod doc;
 mod document;
 mod objective;
+mod shap;
 mod tree;
 mod ubjson;
 
@@ -205,6 +206,26 @@ impl Booster {
     /// (probabilities, class index, exp for poisson...).
     pub fn predict_row(&self, features: &[f32], out: &mut Vec<f64>) {
         self.with_margins(features, |margins| self.objective.transform(margins, out));
+    }
+
+    /// Exact SHAP values of one row in margin space (TreeSHAP; xgboost's `pred_contribs`
+    /// layout): per output group, one value per feature and then the bias (the base margin plus
+    /// each tree's cover-weighted mean). Each group's values sum to its margin. `None` when the
+    /// model file keeps no node covers (`sum_hessian`), without which SHAP values are undefined.
+    pub fn contributions(&self, features: &[f32]) -> Option<Vec<f64>> {
+        let width = self.num_features + 1;
+        let mut out = vec![0.0; self.num_groups * width];
+        for (group, base) in self.base_margins.iter().enumerate() {
+            out[group * width + self.num_features] = f64::from(*base);
+        }
+        for (index, (tree, &group)) in self.trees.iter().zip(&self.tree_groups).enumerate() {
+            let scale = self.tree_weights.as_ref().map_or(1.0, |w| f64::from(w[index]));
+            let slot = &mut out[group as usize * width..(group as usize + 1) * width];
+            if !shap::add_tree(tree, features, scale, slot) {
+                return None;
+            }
+        }
+        Some(out)
     }
 
     /// Appends the untransformed margins (num_margin_outputs() values), as xgboost's

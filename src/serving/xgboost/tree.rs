@@ -23,7 +23,7 @@ impl Node {
         Node { left, right, feature, value: cond, default_left }
     }
 
-    fn is_leaf(&self) -> bool {
+    pub(crate) fn is_leaf(&self) -> bool {
         self.left == LEAF
     }
 }
@@ -39,6 +39,9 @@ pub(crate) struct Tree {
     steps: Vec<Step>,
     /// Splits on the longest path from the root to a leaf.
     depth: usize,
+    /// Each node's cover (`sum_hessian`: the training weight that reached it), which TreeSHAP
+    /// weighs the paths by; empty when the model file has none.
+    covers: Vec<f32>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +56,9 @@ struct Step {
 impl Tree {
     /// Heap bytes the tree holds.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>() + self.steps.capacity() * std::mem::size_of::<Step>()
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.steps.capacity() * std::mem::size_of::<Step>()
+            + self.covers.capacity() * 4
     }
 
     /// Checks that the nodes reachable from node 0 form a tree whose splits use features below
@@ -103,7 +108,24 @@ impl Tree {
                 }
             })
             .collect();
-        Ok(Tree { nodes, steps, depth })
+        Ok(Tree { nodes, steps, depth, covers: Vec::new() })
+    }
+
+    /// Keeps the nodes' covers for TreeSHAP when they fit (one per node, each finite and
+    /// non-negative); otherwise the tree predicts as before and cannot be explained exactly.
+    pub(crate) fn with_covers(mut self, covers: Vec<f32>) -> Tree {
+        if covers.len() == self.nodes.len() && covers.iter().all(|c| c.is_finite() && *c >= 0.0) {
+            self.covers = covers;
+        }
+        self
+    }
+
+    pub(crate) fn covers(&self) -> &[f32] {
+        &self.covers
+    }
+
+    pub(crate) fn node(&self, i: usize) -> &Node {
+        &self.nodes[i]
     }
 
     /// [`Self::leaf_value`] for `LANES` rows at once (every row at least as long as the
