@@ -8,6 +8,7 @@
 //! - [`check`]: a window against a baseline → `constraint_violations.json`, with [`distance`]'s
 //!   drift measures.
 
+pub mod attribution;
 pub mod bias;
 pub mod capture;
 pub mod check;

@@ -8,6 +8,7 @@ mod analyzer;
 mod analyzer_formats;
 mod approvals;
 mod assets;
+mod attribution;
 mod aws_harness;
 mod aws_policy;
 #[cfg(feature = "aws")]
