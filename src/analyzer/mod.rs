@@ -16,6 +16,7 @@ pub mod constraints;
 pub mod distance;
 pub mod ground_truth;
 pub mod job;
+pub mod kernel_shap;
 pub mod kll;
 pub mod merge;
 pub mod model_quality;

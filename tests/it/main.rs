@@ -25,6 +25,7 @@ mod contract;
 mod custom;
 mod event_stream;
 mod job_lease;
+mod kernel_shap;
 mod layering;
 mod lifecycle;
 mod metrics;
