@@ -140,6 +140,10 @@ pub struct ExecutionOut {
     pub labelled_records: Option<u64>,
     pub merge_rate: Option<f64>,
     pub label_delay_seconds: Option<i64>,
+    /// Explainability: each explained label's nDCG of the window's feature ranking against the
+    /// baseline's (below 0.9 is a violation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ndcg: Option<std::collections::BTreeMap<String, f64>>,
     pub violations: Vec<ViolationOut>,
     pub drift: Vec<DriftOut>,
     /// The files written (`statistics.json`, `constraint_violations.json`).
@@ -165,6 +169,7 @@ fn execution_out(e: MonitorExecutionRecord) -> ExecutionOut {
         labelled_records: result["labelled_records"].as_u64(),
         merge_rate: result["merge_rate"].as_f64(),
         label_delay_seconds: result["label_delay_seconds"].as_i64(),
+        ndcg: serde_json::from_value(result["ndcg"].clone()).ok(),
         violations: list("violations").into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
         drift: list("drift").into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
         files: list("files").into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),

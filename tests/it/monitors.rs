@@ -425,3 +425,95 @@ async fn a_model_quality_monitor_joins_ground_truth(db: TestDb) {
 }
 
 on_both_stores!(a_model_quality_monitor_joins_ground_truth);
+
+/// `byom_model_explainability_monitor` on a live endpoint: the baseline explains the baseline
+/// rows with Kernel SHAP through the endpoint's model and writes Clarify's `analysis.json`; a
+/// window of the same traffic keeps the ranking (nDCG 1), a window whose most important features
+/// are pinned to the SHAP baseline loses it and is flagged.
+async fn an_explainability_monitor_ranks_the_features_of_live_traffic(db: TestDb) {
+    let server = live_endpoint(db).await;
+    let baseline_rows: Vec<String> = rows("baseline.csv").into_iter().take(120).collect();
+    let parsed: Vec<Vec<f64>> =
+        baseline_rows.iter().map(|r| r.split(',').map(|f| f.parse().unwrap()).collect()).collect();
+    let mean: Vec<f64> =
+        (0..FEATURES).map(|j| parsed.iter().map(|r| r[j]).sum::<f64>() / parsed.len() as f64).collect();
+    let header: Vec<String> =
+        std::iter::once("label".to_string()).chain((0..FEATURES).map(|i| format!("f{i}"))).collect();
+    let mut csv = header.join(",") + "\n";
+    for r in &baseline_rows {
+        csv.push_str(&format!("0,{r}\n"));
+    }
+    assert_eq!(server.put_asset("monitor/explain-baseline.csv", csv.into_bytes()).await.status(), 201);
+    let mut body = monitor_body();
+    body["pipeline_type"] = json!("byom_model_explainability_monitor");
+    body["baseline_data"] = json!("monitor/explain-baseline.csv");
+    body["problem_type"] = json!("BinaryClassification");
+    body["monitor_inference_attribute"] = json!("0");
+    body["model_scores"] = json!(0);
+    body["shap_config"] = json!({"baseline": [mean], "num_samples": 400, "seed": 7, "agg_method": "mean_abs"});
+    let monitor_pipeline = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
+    let pipeline = server.wait_for(&monitor_pipeline, "active").await;
+    let outputs = &pipeline["stages"][0]["outputs"];
+    assert_eq!(outputs["baseline_rows"], 120, "{outputs:#}");
+    let monitor_id = outputs["monitor_id"].as_str().unwrap().to_string();
+    let objects = server.db.dir.path().join("data/objects");
+    let text = std::fs::read_to_string(objects.join(outputs["baseline_analysis"].as_str().unwrap())).unwrap();
+    let analysis: Value = serde_json::from_str(&text).unwrap();
+    let label0 = &analysis["explanations"]["kernel_shap"]["label0"];
+    let global = label0["global_shap_values"].as_object().unwrap();
+    assert_eq!(global.len(), FEATURES);
+    // Written in header order, as Clarify writes them.
+    let positions: Vec<usize> = header[1..].iter().map(|h| text.find(&format!("\"{h}\":")).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "features in header order:\n{text}");
+    // The base value is the model's answer on the SHAP baseline row.
+    let mean_row = mean.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let at_mean: f64 = invoke_all(&server, &[mean_row]).await[0].parse().unwrap();
+    assert!((label0["expected_value"].as_f64().unwrap() - at_mean).abs() < 1e-6, "{label0}");
+    let mut ranked: Vec<(&String, f64)> = global.iter().map(|(k, v)| (k, v.as_f64().unwrap())).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert!(ranked[0].1 > 0.0 && ranked.iter().all(|(_, v)| *v >= 0.0), "{ranked:?}");
+
+    // The same traffic: the same ranking.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let t0 = now();
+    invoke_all(&server, &baseline_rows).await;
+    wait_for_capture(&server, 120usize.div_ceil(7) + 1).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let t1 = now();
+    let same = run_now(&server, &monitor_id, &iso(t0), &iso(t1)).await;
+    assert_eq!(same["state"], "completed", "{same:#}");
+    assert_eq!(same["rows"], 120);
+    assert_eq!(same["violations"], json!([]));
+    assert!((same["ndcg"]["label0"].as_f64().unwrap() - 1.0).abs() < 1e-12, "{same:#}");
+
+    // The three most important features pinned at the SHAP baseline: they explain nothing now.
+    let top: Vec<usize> = ranked[..3].iter().map(|(k, _)| k[1..].parse().unwrap()).collect();
+    let pinned: Vec<String> = parsed
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            for &j in &top {
+                r[j] = mean[j];
+            }
+            r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+        })
+        .collect();
+    invoke_all(&server, &pinned).await;
+    wait_for_capture(&server, 120usize.div_ceil(7) * 2 + 1).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let drifted = run_now(&server, &monitor_id, &iso(t1), &iso(now())).await;
+    assert_eq!(drifted["state"], "completed_with_violations", "{drifted:#}");
+    let violation = &drifted["violations"][0];
+    assert_eq!(violation["constraint_check_type"], "feature_attribution_drift_check");
+    assert_eq!(violation["feature_name"], "label0", "a violation names its label");
+    assert!(drifted["ndcg"]["label0"].as_f64().unwrap() < 0.9, "{drifted:#}");
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(objects.join(drifted["files"][1].as_str().unwrap())).unwrap()).unwrap();
+    let entry = &written["violations"][0];
+    assert_eq!(entry["constraint_check_type"], "feature_attribution_drift_check");
+    assert_eq!((entry["label"].as_str(), entry["metric_name"].as_str()), (Some("label0"), Some("shap")));
+    assert!(entry["description"].as_str().unwrap().starts_with("Feature attribution drift 0."), "{entry}");
+    server.stop().await;
+}
+
+on_both_stores!(an_explainability_monitor_ranks_the_features_of_live_traffic);

@@ -5,6 +5,7 @@
 //! rather than accepted and failed later.
 
 mod batch;
+mod explainability;
 mod image_builder;
 mod model_quality;
 mod monitor;
@@ -317,12 +318,14 @@ impl Target for LocalTarget {
             },
             (PipelineType::ByomImageBuilder, PipelineParams::ImageBuilder(_)) => Ok(()),
             (
-                PipelineType::ByomDataQualityMonitor | PipelineType::ByomModelQualityMonitor,
+                PipelineType::ByomDataQualityMonitor
+                | PipelineType::ByomModelQualityMonitor
+                | PipelineType::ByomModelExplainabilityMonitor,
                 PipelineParams::Monitor(_),
             ) => Ok(()),
             (other, _) => Err(format!(
                 "the local target cannot run `{other}` pipelines yet; it runs the real-time and batch types, \
-                 `byom_image_builder` and the data- and model-quality monitors",
+                 `byom_image_builder` and the data-quality, model-quality and explainability monitors",
                 other = other.as_str()
             )),
         }

@@ -89,6 +89,23 @@ impl LocalTarget {
         stage: &StageContext,
         params: &MonitorStage,
     ) -> Result<StepOutcome, TargetError> {
+        if let MonitorKind::ModelExplainability(e) = &params.kind {
+            let (analysis, headers, rows) = self.explainability_baseline(&stage.environment, params, e).await?;
+            let job = params.baseline_job_name.as_str();
+            let analysis_path = under(&params.baseline_job_output_location, &[job, "analysis.json"])?;
+            self.put_json(&analysis_path, &analysis).await?;
+            let config = json!({"stage": params, "baseline_analysis": analysis_path.to_string(), "headers": headers});
+            return self
+                .record_monitor(
+                    stage,
+                    params,
+                    "model_explainability",
+                    config,
+                    rows,
+                    &[("baseline_analysis", &analysis_path)],
+                )
+                .await;
+        }
         let (stats, constraints, rows, monitor_type) = match &params.kind {
             MonitorKind::DataQuality => {
                 let (stats, constraints, rows) = self.data_quality_baseline(params).await?;
@@ -98,14 +115,37 @@ impl LocalTarget {
                 let (stats, constraints, rows) = self.model_quality_baseline(params, q).await?;
                 (stats, constraints, rows, "model_quality")
             }
-            _ => return Err(TargetError::permanent("the local target runs data- and model-quality monitors")),
+            _ => {
+                return Err(TargetError::permanent(
+                    "the local target runs data-quality, model-quality and explainability monitors",
+                ));
+            }
         };
         let job = params.baseline_job_name.as_str();
         let statistics_path = under(&params.baseline_job_output_location, &[job, "statistics.json"])?;
         let constraints_path = under(&params.baseline_job_output_location, &[job, "constraints.json"])?;
         self.put_json(&statistics_path, &stats).await?;
         self.put_json(&constraints_path, &constraints).await?;
+        let config = json!({
+            "stage": params,
+            "baseline_statistics": statistics_path.to_string(),
+            "baseline_constraints": constraints_path.to_string(),
+        });
+        let files = [("baseline_statistics", &statistics_path), ("baseline_constraints", &constraints_path)];
+        self.record_monitor(stage, params, monitor_type, config, rows, &files).await
+    }
 
+    /// Records the monitor of a stage whose baseline is written, with its schedule.
+    async fn record_monitor(
+        &self,
+        stage: &StageContext,
+        params: &MonitorStage,
+        monitor_type: &str,
+        config: Value,
+        rows: u64,
+        files: &[(&str, &Path)],
+    ) -> Result<StepOutcome, TargetError> {
+        let job = params.baseline_job_name.as_str();
         let now = crate::store::now();
         let next_run_at = params.schedule_expression.next_after(now).ok_or_else(|| {
             TargetError::permanent(format!(
@@ -113,11 +153,6 @@ impl LocalTarget {
                 params.schedule_expression.as_str()
             ))
         })?;
-        let config = json!({
-            "stage": params,
-            "baseline_statistics": statistics_path.to_string(),
-            "baseline_constraints": constraints_path.to_string(),
-        });
         let monitor = self
             .store
             .save_monitor(&NewMonitor {
@@ -132,16 +167,18 @@ impl LocalTarget {
             })
             .await
             .map_err(|e| TargetError::transient(e.to_string()))?;
-        Ok(StepOutcome::Done(json!({
+        let mut outputs = json!({
             "monitor_id": monitor.id,
             "monitoring_schedule_name": monitor.name,
             "baseline_job_name": job,
             "baseline_rows": rows,
-            "baseline_statistics": statistics_path.to_string(),
-            "baseline_constraints": constraints_path.to_string(),
             "schedule_expression": monitor.schedule_expression,
             "next_run_at": monitor.next_run_at,
-        })))
+        });
+        for (name, path) in files {
+            outputs[*name] = json!(path.to_string());
+        }
+        Ok(StepOutcome::Done(outputs))
     }
 
     /// One execution: the window's captured traffic against the baseline.
@@ -159,6 +196,21 @@ impl LocalTarget {
         let folder = execution.window_end.format("%Y/%m/%d/%H").to_string();
         let schedule = monitor.name.as_str();
         let output = |file: &str| under(&stage.monitoring_output_location, &[endpoint, schedule, &folder, file]);
+        if let MonitorKind::ModelExplainability(e) = &stage.kind {
+            let baseline: Value = self.read_json(&parse(text("baseline_analysis"))?).await?;
+            let (files, mut summary) = self.explainability_execution(monitor, execution, &stage, e, &baseline).await?;
+            let (analysis_path, violations_path) = (output("analysis.json")?, output("constraint_violations.json")?);
+            self.put_json(&analysis_path, &files["analysis"]).await?;
+            self.put_json(&violations_path, &files["violations"]).await?;
+            // Violations name their label as a data-quality one names its feature.
+            if let Some(violations) = summary["violations"].as_array_mut() {
+                for v in violations {
+                    v["feature_name"] = v["label"].clone();
+                }
+            }
+            summary["files"] = json!([analysis_path.to_string(), violations_path.to_string()]);
+            return Ok(summary);
+        }
         if let MonitorKind::ModelQuality(q) = &stage.kind {
             let constraints: Value = self.read_json(&parse(text("baseline_constraints"))?).await?;
             let (files, mut summary) =

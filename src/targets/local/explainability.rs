@@ -1,0 +1,359 @@
+//! `byom_model_explainability_monitor` on the local target (issue 15): the baseline explains
+//! `baseline_data`'s rows with Kernel SHAP against `shap_config.baseline`, calling the monitored
+//! endpoint's model in this process (never through HTTP), and writes Clarify's `analysis.json`;
+//! each execution explains the window's captured requests the same way and flags labels whose
+//! attribution ranking drifted (nDCG below 0.9) in `constraint_violations.json`
+//! (docs/MONITORING.md).
+
+use super::LocalTarget;
+use super::VARIANT;
+use crate::analyzer::attribution;
+use crate::analyzer::capture::{RowLayout, read_record};
+use crate::analyzer::kernel_shap;
+use crate::domain::plan::MonitorStage;
+use crate::domain::spec::{ModelExplainabilitySpec, ModelScores, ShapBaseline};
+use crate::serving::endpoints::Model;
+use crate::store::{MonitorExecutionRecord, MonitorRecord};
+use crate::targets::TargetError;
+use rayon::prelude::*;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Records explained per baseline or window at most (Clarify explains every record; a window
+/// of more is explained on its first records, and the summary says so).
+pub const MAX_EXPLAINED_RECORDS: usize = 2000;
+
+fn permanent(message: impl Into<String>) -> TargetError {
+    TargetError::permanent(message)
+}
+
+/// How the model is explained: its one output score and the SHAP options.
+struct Explainer {
+    /// A built-in model's endpoint (checked when made).
+    endpoint: Arc<crate::serving::endpoints::LiveEndpoint>,
+    score: usize,
+    use_logit: bool,
+    num_samples: Option<usize>,
+    seed: u64,
+    agg_method: String,
+    background: Vec<Vec<f64>>,
+}
+
+impl Explainer {
+    fn predict(&self, rows: &[Vec<f64>]) -> Vec<f64> {
+        let Model::Builtin(model) = &self.endpoint.model else { return Vec::new() };
+        let width = model.num_features();
+        let mut values = Vec::with_capacity(rows.len() * width);
+        for row in rows {
+            values.extend(row.iter().map(|x| *x as f32));
+            values.resize(values.len() + width.saturating_sub(row.len()), f32::NAN);
+        }
+        let mut out = Vec::with_capacity(rows.len() * model.num_outputs());
+        if model.predict_rows(&values, &mut out).is_err() {
+            return Vec::new();
+        }
+        let outputs = model.num_outputs().max(1);
+        out.chunks(outputs)
+            .map(|o| {
+                let p = o.get(self.score).copied().unwrap_or(f64::NAN);
+                if self.use_logit {
+                    let p = p.clamp(1e-12, 1.0 - 1e-12);
+                    (p / (1.0 - p)).ln()
+                } else {
+                    p
+                }
+            })
+            .collect()
+    }
+
+    /// Global SHAP values (by `agg_method`) and the expected value over `records`.
+    fn explain(&self, headers: &[String], records: &[Vec<f64>]) -> Result<(BTreeMap<String, f64>, f64), TargetError> {
+        let budget = self.num_samples.unwrap_or_else(|| kernel_shap::default_samples(headers.len()));
+        let predict = |rows: &[Vec<f64>]| self.predict(rows);
+        let explanations: Vec<kernel_shap::Explanation> = records
+            .par_iter()
+            .map(|record| kernel_shap::explain(&predict, record, &self.background, budget, self.seed))
+            .collect::<Result<_, _>>()
+            .map_err(|e| permanent(format!("explaining the records failed: {e}")))?;
+        let expected = explanations.first().map(|e| e.expected_value).unwrap_or(0.0);
+        let mut global = BTreeMap::new();
+        for (j, name) in headers.iter().enumerate() {
+            let mut values: Vec<f64> = explanations.iter().map(|e| e.shap_values[j]).collect();
+            let value = match self.agg_method.as_str() {
+                "median" => {
+                    values.sort_by(f64::total_cmp);
+                    let n = values.len();
+                    if n == 0 {
+                        0.0
+                    } else if n % 2 == 1 {
+                        values[n / 2]
+                    } else {
+                        (values[n / 2 - 1] + values[n / 2]) / 2.0
+                    }
+                }
+                "mean_sq" => values.iter().map(|v| v * v).sum::<f64>() / values.len().max(1) as f64,
+                _ => values.iter().map(|v| v.abs()).sum::<f64>() / values.len().max(1) as f64,
+            };
+            global.insert(name.clone(), value);
+        }
+        Ok((global, expected))
+    }
+}
+
+/// Clarify's `analysis.json` of one explained label.
+#[derive(serde::Serialize)]
+pub(super) struct Analysis {
+    version: &'static str,
+    explanations: Explanations,
+}
+
+#[derive(serde::Serialize)]
+struct Explanations {
+    kernel_shap: BTreeMap<String, LabelExplanation>,
+}
+
+#[derive(serde::Serialize)]
+struct LabelExplanation {
+    global_shap_values: InHeaderOrder,
+    expected_value: f64,
+}
+
+/// Features in header order, as Clarify writes them (a JSON map of ours would sort them).
+struct InHeaderOrder(Vec<(String, f64)>);
+
+impl serde::Serialize for InHeaderOrder {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+fn analysis(global: &BTreeMap<String, f64>, headers: &[String], expected: f64) -> Analysis {
+    let values = headers.iter().map(|h| (h.clone(), global.get(h).copied().unwrap_or(0.0))).collect();
+    let label = LabelExplanation { global_shap_values: InHeaderOrder(values), expected_value: expected };
+    Analysis { version: "1.0", explanations: Explanations { kernel_shap: BTreeMap::from([("label0".into(), label)]) } }
+}
+
+/// Numbers of a CSV (a header row, if any, skipped).
+fn numeric_rows(text: &str, what: &str) -> Result<Vec<Vec<f64>>, TargetError> {
+    let rows = crate::analyzer::capture::csv_rows(text);
+    let numeric = |row: &Vec<String>| row.iter().map(|f| f.trim().parse::<f64>().ok()).collect::<Option<Vec<f64>>>();
+    let mut out = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        match numeric(row) {
+            Some(values) => out.push(values),
+            None if i == 0 => {} // a header
+            None => return Err(permanent(format!("{what}: row {} has a non-numeric field", i + 1))),
+        }
+    }
+    Ok(out)
+}
+
+impl LocalTarget {
+    async fn explainer(
+        &self,
+        environment: &str,
+        params: &MonitorStage,
+        e: &ModelExplainabilitySpec,
+        features: usize,
+        fallback_background: &[Vec<f64>],
+    ) -> Result<Explainer, TargetError> {
+        let endpoint = self.endpoints.get(environment, params.endpoint_name.as_str()).await.map_err(|err| {
+            TargetError::transient(format!(
+                "the monitored endpoint {} is not serving here: {err}",
+                params.endpoint_name.as_str()
+            ))
+        })?;
+        let outputs = match &endpoint.model {
+            Model::Builtin(m) => m.num_outputs(),
+            Model::Process(_) => {
+                return Err(permanent(
+                    "explaining a custom algorithm's endpoint on the local target is not supported yet (built-in models only)",
+                ));
+            }
+        };
+        let score = match &e.model_scores {
+            None => 0,
+            Some(ModelScores::Index(i)) => *i as usize,
+            Some(ModelScores::Name(name)) => {
+                return Err(permanent(format!(
+                    "model_scores {name:?}: the local target's models have no named outputs; give an index"
+                )));
+            }
+        };
+        if score >= outputs {
+            return Err(permanent(format!("model_scores {score}: the model has {outputs} outputs")));
+        }
+        let options = &e.shap_config.options;
+        let background = match &e.shap_config.baseline {
+            Some(ShapBaseline::Rows(rows)) => rows
+                .iter()
+                .map(|row| match row {
+                    Value::Array(values) => values.iter().map(|v| v.as_f64()).collect::<Option<Vec<f64>>>(),
+                    Value::String(line) => line.split(',').map(|f| f.trim().parse().ok()).collect(),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| permanent("shap_config.baseline: every row must be numbers"))?,
+            Some(ShapBaseline::AssetKey(key)) => {
+                let bytes = self
+                    .artifacts
+                    .read_asset(key.as_str(), 1 << 30)
+                    .await
+                    .map_err(|err| permanent(format!("shap_config.baseline {:?}: {err}", key.as_str())))?;
+                numeric_rows(&String::from_utf8_lossy(&bytes), "shap_config.baseline")?
+            }
+            // Clarify clusters the data when no baseline is given; one cluster here: the mean row.
+            None => {
+                let n = fallback_background.len().max(1) as f64;
+                vec![(0..features).map(|j| fallback_background.iter().map(|r| r[j]).sum::<f64>() / n).collect()]
+            }
+        };
+        if let Some(bad) = background.iter().find(|r| r.len() != features) {
+            return Err(permanent(format!(
+                "shap_config.baseline rows have {} features; the data has {features}",
+                bad.len()
+            )));
+        }
+        Ok(Explainer {
+            endpoint,
+            score,
+            use_logit: options.get("use_logit").and_then(Value::as_bool).unwrap_or(false),
+            num_samples: options.get("num_samples").and_then(Value::as_u64).map(|n| n as usize),
+            seed: options.get("seed").and_then(Value::as_u64).unwrap_or(0),
+            agg_method: options.get("agg_method").and_then(Value::as_str).unwrap_or("mean_abs").to_string(),
+            background,
+        })
+    }
+
+    /// The baseline: `baseline_data` (header, label first, then the features) explained.
+    pub(super) async fn explainability_baseline(
+        &self,
+        environment: &str,
+        params: &MonitorStage,
+        e: &ModelExplainabilitySpec,
+    ) -> Result<(Analysis, Vec<String>, u64), TargetError> {
+        let key = params.baseline_data.as_str();
+        let bytes = self.artifacts.read_asset(key, 1 << 30).await.map_err(|err| match err {
+            crate::artifacts::StorageError::NotFound { .. } => TargetError::not_found(format!(
+                "baseline_data {key:?} is not in the assets bucket: upload it first (PUT /v1/assets/{key})"
+            )),
+            other => TargetError::transient(format!("reading baseline_data {key:?}: {other}")),
+        })?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut rows = crate::analyzer::capture::csv_rows(&text).into_iter();
+        let header = rows.next().ok_or_else(|| permanent(format!("baseline_data {key:?} is empty")))?;
+        // The solution's convention: the label is the first column.
+        let headers: Vec<String> = header.into_iter().skip(1).collect();
+        let records: Vec<Vec<f64>> = rows
+            .take(MAX_EXPLAINED_RECORDS)
+            .enumerate()
+            .map(|(i, row)| {
+                row.iter()
+                    .skip(1)
+                    .map(|f| f.trim().parse::<f64>().ok())
+                    .collect::<Option<Vec<f64>>>()
+                    .filter(|r| r.len() == headers.len())
+                    .ok_or_else(|| permanent(format!("baseline_data {key:?}: row {} is not all numbers", i + 2)))
+            })
+            .collect::<Result<_, _>>()?;
+        let explainer = self.explainer(environment, params, e, headers.len(), &records).await?;
+        let count = records.len() as u64;
+        let headers_for = headers.clone();
+        let (global, expected) = tokio::task::spawn_blocking(move || explainer.explain(&headers_for, &records))
+            .await
+            .map_err(|err| permanent(format!("explaining baseline_data failed: {err}")))??;
+        Ok((analysis(&global, &headers, expected), headers, count))
+    }
+
+    /// One execution: the window's captured requests explained, compared with the baseline.
+    pub(super) async fn explainability_execution(
+        &self,
+        monitor: &MonitorRecord,
+        execution: &MonitorExecutionRecord,
+        stage: &MonitorStage,
+        e: &ModelExplainabilitySpec,
+        baseline: &Value,
+    ) -> Result<(Value, Value), TargetError> {
+        let headers: Vec<String> = monitor.config.0["headers"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        let endpoint = stage.endpoint_name.as_str();
+        let (start, end) = (execution.window_start, execution.window_end);
+        let layout = RowLayout { input: true, output: false, ..RowLayout::default() };
+        let (mut records, mut requests, mut unreadable, mut skipped) = (Vec::new(), 0u64, 0u64, 0u64);
+        for object in self.hourly_objects(&stage.data_capture_location, &[endpoint, VARIANT], start, end).await? {
+            let bytes = self.read_object(&object).await?;
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                let Ok(Some(captured)) = read_record(line, layout) else {
+                    unreadable += 1;
+                    continue;
+                };
+                if captured.time.is_some_and(|t| t < start || t >= end) {
+                    continue;
+                }
+                requests += 1;
+                for row in captured.rows {
+                    match row.iter().map(|f| f.trim().parse::<f64>().ok()).collect::<Option<Vec<f64>>>() {
+                        Some(values) if values.len() == headers.len() && records.len() < MAX_EXPLAINED_RECORDS => {
+                            records.push(values)
+                        }
+                        _ => skipped += 1,
+                    }
+                }
+            }
+        }
+        let explained = records.len() as u64;
+        let current = if records.is_empty() {
+            Analysis { version: "1.0", explanations: Explanations { kernel_shap: BTreeMap::new() } }
+        } else {
+            let explainer = self.explainer(&monitor.environment, stage, e, headers.len(), &records).await?;
+            let headers_for = headers.clone();
+            let (global, expected) = tokio::task::spawn_blocking(move || explainer.explain(&headers_for, &records))
+                .await
+                .map_err(|err| permanent(format!("explaining the window failed: {err}")))??;
+            analysis(&global, &headers, expected)
+        };
+        let labels = |doc: &Value| -> BTreeMap<String, BTreeMap<String, f64>> {
+            doc["explanations"]["kernel_shap"]
+                .as_object()
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .map(|(label, v)| {
+                            let values = v["global_shap_values"]
+                                .as_object()
+                                .map(|m| m.iter().filter_map(|(k, x)| x.as_f64().map(|x| (k.clone(), x))).collect())
+                                .unwrap_or_default();
+                            (label.clone(), values)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let current = serde_json::to_value(&current).expect("analysis serialises");
+        let (before, now) = (labels(baseline), labels(&current));
+        let scores: BTreeMap<&String, f64> =
+            now.iter().filter_map(|(l, v)| before.get(l).map(|b| (l, attribution::ndcg(b, v)))).collect();
+        let violations = if explained == 0 {
+            Vec::new()
+        } else {
+            attribution::violations(&before, &now, attribution::DEFAULT_THRESHOLD)
+        };
+        let summary = json!({
+            "rows": explained,
+            "records": requests,
+            "unreadable_records": unreadable,
+            "rows_not_explained": skipped,
+            "ndcg": scores,
+            "violations": violations,
+        });
+        Ok((json!({"analysis": current, "violations": {"version": "1.0", "violations": violations}}), summary))
+    }
+}
