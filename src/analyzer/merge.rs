@@ -110,6 +110,9 @@ pub struct MergeSummary {
     pub unreadable_records: u64,
 }
 
+/// A labelled example and the request row it was predicted from.
+pub type WithInput = (Example, Vec<String>);
+
 /// Joins a window's captured predictions with ground truth.
 pub struct Merge {
     attributes: Attributes,
@@ -120,12 +123,29 @@ pub struct Merge {
     labels: HashMap<String, (Vec<String>, DateTime<Utc>)>,
     labels_read: u64,
     unreadable: u64,
+    /// The requests' input rows by key, when kept (the bias monitor's facets are features).
+    inputs: Option<HashMap<String, Vec<Vec<String>>>>,
 }
 
 impl Merge {
     /// Predictions with `inferenceTime` in `[start, end)` count.
     pub fn new(attributes: Attributes, start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
-        Self { attributes, start, end, predictions: Vec::new(), labels: HashMap::new(), labels_read: 0, unreadable: 0 }
+        Self {
+            attributes,
+            start,
+            end,
+            predictions: Vec::new(),
+            labels: HashMap::new(),
+            labels_read: 0,
+            unreadable: 0,
+            inputs: None,
+        }
+    }
+
+    /// Keeps each request's input rows too (see [`Self::finish_with_inputs`]).
+    pub fn keeping_inputs(mut self) -> Self {
+        self.inputs = Some(HashMap::new());
+        self
     }
 
     /// One line of the endpoint's capture.
@@ -142,10 +162,23 @@ impl Merge {
                     return;
                 };
                 let rows: Option<Vec<_>> = record.rows.iter().map(|r| self.attributes.predicted(r)).collect();
-                match rows {
-                    Some(rows) => self.predictions.push((key, rows, time)),
-                    None => self.unreadable += 1,
+                let Some(rows) = rows else {
+                    self.unreadable += 1;
+                    return;
+                };
+                if let Some(inputs) = &mut self.inputs {
+                    let layout = RowLayout { input: true, output: false, output_position: OutputPosition::Start };
+                    match read_record(line, layout) {
+                        Ok(Some(input)) if input.rows.len() == rows.len() => {
+                            inputs.insert(key.clone(), input.rows);
+                        }
+                        _ => {
+                            self.unreadable += 1;
+                            return;
+                        }
+                    }
                 }
+                self.predictions.push((key, rows, time));
             }
             Ok(None) => {}
             Err(_) => self.unreadable += 1,
@@ -165,6 +198,12 @@ impl Merge {
 
     /// The labelled examples: a request of several rows needs one label per row.
     pub fn finish(self) -> Result<(Vec<Example>, MergeSummary), MergeError> {
+        let (examples, summary) = self.finish_with_inputs()?;
+        Ok((examples.into_iter().map(|(e, _)| e).collect(), summary))
+    }
+
+    /// [`Self::finish`], each example with its input row (empty unless inputs were kept).
+    pub fn finish_with_inputs(self) -> Result<(Vec<WithInput>, MergeSummary), MergeError> {
         let mut examples = Vec::new();
         let mut delays: Vec<i64> = Vec::new();
         let mut labelled = 0u64;
@@ -175,12 +214,14 @@ impl Merge {
             }
             labelled += 1;
             delays.push((*received - *time).num_seconds().max(0));
-            for ((prediction, probability), label) in rows.iter().zip(truth) {
-                examples.push(Example {
+            let inputs = self.inputs.as_ref().and_then(|i| i.get(key));
+            for (i, ((prediction, probability), label)) in rows.iter().zip(truth).enumerate() {
+                let example = Example {
                     label: label_of(self.attributes.problem, label),
                     prediction: prediction.clone(),
                     probability: *probability,
-                });
+                };
+                examples.push((example, inputs.and_then(|rows| rows.get(i)).cloned().unwrap_or_default()));
             }
         }
         if examples.is_empty() {

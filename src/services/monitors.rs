@@ -68,12 +68,13 @@ impl MonitorService {
             .list_monitors()
             .await?
             .into_iter()
-            .filter(|m| m.monitor_type == "model_quality" && m.endpoint_name == name)
+            // The monitors that join predictions with ground truth.
+            .filter(|m| matches!(m.monitor_type.as_str(), "model_quality" | "model_bias") && m.endpoint_name == name)
             .filter(|m| environment.is_none_or(|e| e == m.environment))
             .collect();
         if monitors.is_empty() {
             return Err(ServiceError::NotFound(format!(
-                "no model-quality monitor watches endpoint {endpoint:?}: provision a byom_model_quality_monitor for it first"
+                "no model-quality or bias monitor watches endpoint {endpoint:?}: provision a byom_model_quality_monitor or byom_model_bias_monitor for it first"
             )));
         }
         let text = lines.join("\n") + "\n";

@@ -99,7 +99,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "valid, but the local target cannot run it",
-            body: fixture_json("requests/byom_model_bias_monitor.json").to_string(),
+            body: fixture_json("requests/model_training_builtin.json").to_string(),
             status: 422,
             pointers: &[],
             detailed: None,

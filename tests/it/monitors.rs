@@ -517,3 +517,122 @@ async fn an_explainability_monitor_ranks_the_features_of_live_traffic(db: TestDb
 }
 
 on_both_stores!(an_explainability_monitor_ranks_the_features_of_live_traffic);
+
+/// Ground-truth records for `labels`, by inference ids `<prefix>-<i>`.
+fn truth_lines(labels: &[&str], prefix: &str) -> String {
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| json!({"groundTruthData": {"data": l, "encoding": "CSV"}, "eventMetadata": {"eventId": format!("{prefix}-{i}")}, "eventVersion": "0"}).to_string() + "\n")
+        .collect()
+}
+
+/// `byom_model_bias_monitor` on a live endpoint: the baseline labels `baseline_data` with the
+/// endpoint's model and writes Clarify's bias `analysis.json` (a continuous facet, `f0` > 14);
+/// a window of the same traffic and labels changes nothing, a window whose labels were flipped
+/// for the facet's rows is flagged with `bias_drift_check` violations.
+async fn a_bias_monitor_flags_a_window_with_injected_bias(db: TestDb) {
+    let server = live_endpoint(db).await;
+    let case: Value =
+        serde_json::from_slice(&std::fs::read(format!("{ANALYZER}/model_quality.json")).unwrap()).unwrap();
+    let case = &case["endpoint_binary"];
+    let rows: Vec<String> = case["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
+        .collect();
+    let labels: Vec<&str> = case["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let header: Vec<String> =
+        std::iter::once("label".to_string()).chain((0..FEATURES).map(|i| format!("f{i}"))).collect();
+    let mut csv = header.join(",") + "\n";
+    for (row, label) in rows.iter().zip(&labels) {
+        csv.push_str(&format!("{label},{row}\n"));
+    }
+    assert_eq!(server.put_asset("monitor/bias-baseline.csv", csv.into_bytes()).await.status(), 201);
+    let mut body = monitor_body();
+    body["pipeline_type"] = json!("byom_model_bias_monitor");
+    body["baseline_data"] = json!("monitor/bias-baseline.csv");
+    body["problem_type"] = json!("BinaryClassification");
+    body["monitor_probability_attribute"] = json!("0");
+    body["probability_threshold_attribute"] = json!(0.5);
+    body["monitor_ground_truth_input"] = json!("my-bucket/monitor/groundtruth");
+    body["bias_config"] =
+        json!({"label_values_or_threshold": [1], "facet_name": "f0", "facet_values_or_threshold": [14]});
+    body["model_predicted_label_config"] = json!({"probability": 0});
+    let monitor_pipeline = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
+    let pipeline = server.wait_for(&monitor_pipeline, "active").await;
+    let outputs = &pipeline["stages"][0]["outputs"];
+    assert_eq!(outputs["baseline_rows"], rows.len(), "{outputs:#}");
+    let monitor_id = outputs["monitor_id"].as_str().unwrap().to_string();
+    let objects = server.db.dir.path().join("data/objects");
+    let analysis: Value =
+        serde_json::from_slice(&std::fs::read(objects.join(outputs["baseline_analysis"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let post = &analysis["post_training_bias_metrics"];
+    assert_eq!((post["label"].as_str(), post["label_value_or_threshold"].as_str()), (Some("label"), Some("1")));
+    let entry = &post["facets"]["f0"][0];
+    let max_f0 = rows.iter().map(|r| r.split(',').next().unwrap().parse::<f64>().unwrap()).fold(f64::MIN, f64::max);
+    assert_eq!(entry["value_or_threshold"], format!("(14.0, {max_f0:?}]"));
+    let names: Vec<&str> = entry["metrics"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["AD", "CDDPL", "DAR", "DCA", "DCR", "DI", "DPPL", "DRR", "FT", "GE", "RD", "SD", "TE"]);
+    assert_eq!(analysis["pre_training_bias_metrics"]["facets"]["f0"][0]["metrics"].as_array().unwrap().len(), 8);
+    // DPPL from the endpoint's own answers: the baseline labelled the rows with the model.
+    let predictions = invoke_all(&server, &rows).await;
+    let (mut a, mut d) = ((0.0, 0.0), (0.0, 0.0));
+    for (row, p) in rows.iter().zip(&predictions) {
+        let positive = f64::from(u8::from(p.parse::<f64>().unwrap() > 0.5));
+        let group = if row.split(',').next().unwrap().parse::<f64>().unwrap() > 14.0 { &mut d } else { &mut a };
+        group.0 += 1.0;
+        group.1 += positive;
+    }
+    let dppl =
+        entry["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "DPPL").unwrap()["value"].as_f64().unwrap();
+    assert!((dppl - (a.1 / a.0 - d.1 / d.0)).abs() < 1e-12, "{dppl}");
+
+    // The same traffic and labels: nothing moved.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let t0 = now();
+    invoke_with_ids(&server, &rows, "same").await;
+    let truth = truth_lines(&labels, "same");
+    assert_eq!(server.post("/v1/ground-truth/churn-endpoint", INVOKER).body(truth).send().await.unwrap().status(), 202);
+    let before = rows.len().div_ceil(7);
+    wait_for_capture(&server, before + rows.len()).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let t1 = now();
+    let same = run_now(&server, &monitor_id, &iso(t0), &iso(t1)).await;
+    assert_eq!(same["state"], "completed", "{same:#}");
+    assert_eq!(same["violations"], json!([]));
+
+    // The labels of the facet's rows flipped: the model now errs against them.
+    invoke_with_ids(&server, &rows, "flip").await;
+    let flipped: Vec<&str> = rows
+        .iter()
+        .zip(&labels)
+        .map(|(row, l)| {
+            let in_facet = row.split(',').next().unwrap().parse::<f64>().unwrap() > 14.0;
+            if in_facet { if *l == "1" { "0" } else { "1" } } else { l }
+        })
+        .collect();
+    let truth = truth_lines(&flipped, "flip");
+    assert_eq!(server.post("/v1/ground-truth/churn-endpoint", INVOKER).body(truth).send().await.unwrap().status(), 202);
+    wait_for_capture(&server, before + 2 * rows.len()).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let biased = run_now(&server, &monitor_id, &iso(t1), &iso(now())).await;
+    assert_eq!(biased["state"], "completed_with_violations", "{biased:#}");
+    let flagged: Vec<&str> =
+        biased["violations"].as_array().unwrap().iter().map(|v| v["feature_name"].as_str().unwrap()).collect();
+    assert!(flagged.iter().any(|f| f.ends_with(" AD")), "accuracy difference grew: {flagged:?}");
+    assert!(flagged.iter().all(|f| f.starts_with("f0=(14.0, ")), "{flagged:?}");
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(objects.join(biased["files"][1].as_str().unwrap())).unwrap()).unwrap();
+    let first = &written["violations"][0];
+    assert_eq!(
+        (first["facet"].as_str(), first["constraint_check_type"].as_str()),
+        (Some("f0"), Some("bias_drift_check"))
+    );
+    assert!(first["description"].as_str().unwrap().contains("doesn't meet the baseline constraint requirement"));
+    server.stop().await;
+}
+
+on_both_stores!(a_bias_monitor_flags_a_window_with_injected_bias);

@@ -5,6 +5,7 @@
 //! rather than accepted and failed later.
 
 mod batch;
+mod bias;
 mod explainability;
 mod image_builder;
 mod model_quality;
@@ -320,12 +321,13 @@ impl Target for LocalTarget {
             (
                 PipelineType::ByomDataQualityMonitor
                 | PipelineType::ByomModelQualityMonitor
-                | PipelineType::ByomModelExplainabilityMonitor,
+                | PipelineType::ByomModelExplainabilityMonitor
+                | PipelineType::ByomModelBiasMonitor,
                 PipelineParams::Monitor(_),
             ) => Ok(()),
             (other, _) => Err(format!(
                 "the local target cannot run `{other}` pipelines yet; it runs the real-time and batch types, \
-                 `byom_image_builder` and the data-quality, model-quality and explainability monitors",
+                 `byom_image_builder` and the monitors",
                 other = other.as_str()
             )),
         }

@@ -89,6 +89,16 @@ impl LocalTarget {
         stage: &StageContext,
         params: &MonitorStage,
     ) -> Result<StepOutcome, TargetError> {
+        if let MonitorKind::ModelBias(b) = &params.kind {
+            let (analysis, headers, rows) = self.bias_baseline(&stage.environment, params, b).await?;
+            let job = params.baseline_job_name.as_str();
+            let analysis_path = under(&params.baseline_job_output_location, &[job, "analysis.json"])?;
+            self.put_json(&analysis_path, &analysis).await?;
+            let config = json!({"stage": params, "baseline_analysis": analysis_path.to_string(), "headers": headers});
+            return self
+                .record_monitor(stage, params, "model_bias", config, rows, &[("baseline_analysis", &analysis_path)])
+                .await;
+        }
         if let MonitorKind::ModelExplainability(e) = &params.kind {
             let (analysis, headers, rows) = self.explainability_baseline(&stage.environment, params, e).await?;
             let job = params.baseline_job_name.as_str();
@@ -196,6 +206,26 @@ impl LocalTarget {
         let folder = execution.window_end.format("%Y/%m/%d/%H").to_string();
         let schedule = monitor.name.as_str();
         let output = |file: &str| under(&stage.monitoring_output_location, &[endpoint, schedule, &folder, file]);
+        if let MonitorKind::ModelBias(b) = &stage.kind {
+            let baseline: Value = self.read_json(&parse(text("baseline_analysis"))?).await?;
+            let (files, mut summary) = self.bias_execution(monitor, execution, &stage, b, &baseline).await?;
+            let (analysis_path, violations_path) = (output("analysis.json")?, output("constraint_violations.json")?);
+            self.put_json(&analysis_path, &files["analysis"]).await?;
+            self.put_json(&violations_path, &files["violations"]).await?;
+            // Violations name their facet and metric as a data-quality one names its feature.
+            if let Some(violations) = summary["violations"].as_array_mut() {
+                for v in violations {
+                    v["feature_name"] = json!(format!(
+                        "{}={} {}",
+                        v["facet"].as_str().unwrap_or(""),
+                        v["facet_value"].as_str().unwrap_or(""),
+                        v["metric_name"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+            summary["files"] = json!([analysis_path.to_string(), violations_path.to_string()]);
+            return Ok(summary);
+        }
         if let MonitorKind::ModelExplainability(e) = &stage.kind {
             let baseline: Value = self.read_json(&parse(text("baseline_analysis"))?).await?;
             let (files, mut summary) = self.explainability_execution(monitor, execution, &stage, e, &baseline).await?;
