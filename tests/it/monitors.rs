@@ -513,6 +513,27 @@ async fn an_explainability_monitor_ranks_the_features_of_live_traffic(db: TestDb
     assert_eq!(entry["constraint_check_type"], "feature_attribution_drift_check");
     assert_eq!((entry["label"].as_str(), entry["metric_name"].as_str()), (Some("label0"), Some("shap")));
     assert!(entry["description"].as_str().unwrap().starts_with("Feature attribution drift 0."), "{entry}");
+
+    // Exact TreeSHAP instead (ours, beyond Clarify): the same monitor re-provisioned with
+    // `algorithm: tree` explains in margin space, deterministically; the same traffic again
+    // keeps its ranking.
+    body["shap_config"]["algorithm"] = json!("forest");
+    let bad = server.post("/v1/pipelines?dry_run=true", OPERATOR).json(&body).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let problem: Value = bad.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["pointer"], "/shap_config/algorithm", "{problem:#}");
+    body["shap_config"]["algorithm"] = json!("tree");
+    server.provision(&body).await;
+    let pipeline = server.wait_until(&monitor_pipeline, |p| p["version"] == 2 && p["state"] == "active").await;
+    let outputs = &pipeline["stages"][0]["outputs"];
+    let text = std::fs::read_to_string(objects.join(outputs["baseline_analysis"].as_str().unwrap())).unwrap();
+    let tree: Value = serde_json::from_str(&text).unwrap();
+    let label0 = &tree["explanations"]["tree_shap"]["label0"];
+    assert_eq!(label0["global_shap_values"].as_object().unwrap().len(), FEATURES, "{text}");
+    let monitor_id = outputs["monitor_id"].as_str().unwrap().to_string();
+    let again = run_now(&server, &monitor_id, &iso(t0), &iso(t1)).await;
+    assert_eq!(again["state"], "completed", "{again:#}");
+    assert!((again["ndcg"]["label0"].as_f64().unwrap() - 1.0).abs() < 1e-12, "{again:#}");
     server.stop().await;
 }
 

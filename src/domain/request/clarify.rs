@@ -13,7 +13,10 @@ use crate::domain::values::AssetKey;
 const BIAS_CONFIG_KEYS: [&str; 4] =
     ["label_values_or_threshold", "facet_name", "facet_values_or_threshold", "group_name"];
 const PREDICTED_LABEL_KEYS: [&str; 4] = ["label", "probability", "probability_threshold", "label_headers"];
-const SHAP_CONFIG_KEYS: [&str; 10] = [
+/// `SHAPConfig`'s arguments, and ours: `algorithm` (`kernel`, Clarify's; `tree`, exact TreeSHAP
+/// for tree models on the local target).
+const SHAP_CONFIG_KEYS: [&str; 11] = [
+    "algorithm",
     "baseline",
     "num_samples",
     "agg_method",
@@ -97,6 +100,7 @@ pub(super) fn shap_config(v: &Value) -> Result<ShapConfig, Issues> {
             "seed" => integer(value, 0..=u32::MAX).map(|n| json!(n)),
             "use_logit" | "save_local_shap_values" => boolean(value).map(|b| json!(b)),
             "agg_method" => one_of(value, &["mean_abs", "median", "mean_sq"]).map(|_| value.clone()),
+            "algorithm" => one_of(value, &["kernel", "tree"]).map(|_| value.clone()),
             "text_config" | "image_config" => object(value).map(|_| value.clone()),
             "features_to_explain" => {
                 value.as_array().map(|_| value.clone()).ok_or_else(|| Invalid::expected("an array", value))

@@ -786,6 +786,14 @@ impl Target for AwsTarget {
             },
             _ => Ok(()),
         };
+        if let PipelineParams::Monitor(m) = &spec.params
+            && let crate::domain::spec::MonitorKind::ModelExplainability(e) = &m.kind
+            && e.shap_config.options.get("algorithm").and_then(|a| a.as_str()) == Some("tree")
+        {
+            return Err("shap_config.algorithm `tree` (exact TreeSHAP) runs on the local target only; \
+                        Clarify computes Kernel SHAP"
+                .into());
+        }
         resolved.map_err(|e| e.to_string())
     }
 

@@ -38,6 +38,8 @@ struct Explainer {
     seed: u64,
     agg_method: String,
     background: Vec<Vec<f64>>,
+    /// `shap_config.algorithm = "tree"`: exact TreeSHAP of an XGBoost model (in margin space).
+    tree: bool,
 }
 
 impl Explainer {
@@ -67,15 +69,45 @@ impl Explainer {
             .collect()
     }
 
+    fn method(&self) -> &'static str {
+        if self.tree { "tree_shap" } else { "kernel_shap" }
+    }
+
+    /// Exact TreeSHAP values of the records (margin space), from the XGBoost model itself.
+    fn tree_explanations(&self, records: &[Vec<f64>]) -> Result<Vec<kernel_shap::Explanation>, TargetError> {
+        let Model::Builtin(crate::serving::builtin::BuiltinModel::Xgboost(booster)) = &self.endpoint.model else {
+            return Err(permanent("shap_config.algorithm `tree` needs an XGBoost model"));
+        };
+        let width = booster.num_features() + 1;
+        records
+            .par_iter()
+            .map(|record| {
+                let row: Vec<f32> = record.iter().map(|x| *x as f32).collect();
+                let all = booster.contributions(&row).ok_or_else(|| {
+                    permanent("the model file keeps no node covers (sum_hessian): exact TreeSHAP is undefined for it")
+                })?;
+                let group = &all[self.score * width..(self.score + 1) * width];
+                let expected_value = group[width - 1];
+                let shap_values = group[..width - 1].to_vec();
+                let prediction = expected_value + shap_values.iter().sum::<f64>();
+                Ok(kernel_shap::Explanation { shap_values, expected_value, prediction })
+            })
+            .collect()
+    }
+
     /// Global SHAP values (by `agg_method`) and the expected value over `records`.
     fn explain(&self, headers: &[String], records: &[Vec<f64>]) -> Result<(BTreeMap<String, f64>, f64), TargetError> {
-        let budget = self.num_samples.unwrap_or_else(|| kernel_shap::default_samples(headers.len()));
-        let predict = |rows: &[Vec<f64>]| self.predict(rows);
-        let explanations: Vec<kernel_shap::Explanation> = records
-            .par_iter()
-            .map(|record| kernel_shap::explain(&predict, record, &self.background, budget, self.seed))
-            .collect::<Result<_, _>>()
-            .map_err(|e| permanent(format!("explaining the records failed: {e}")))?;
+        let explanations = if self.tree {
+            self.tree_explanations(records)?
+        } else {
+            let budget = self.num_samples.unwrap_or_else(|| kernel_shap::default_samples(headers.len()));
+            let predict = |rows: &[Vec<f64>]| self.predict(rows);
+            records
+                .par_iter()
+                .map(|record| kernel_shap::explain(&predict, record, &self.background, budget, self.seed))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| permanent(format!("explaining the records failed: {e}")))?
+        };
         let expected = explanations.first().map(|e| e.expected_value).unwrap_or(0.0);
         let mut global = BTreeMap::new();
         for (j, name) in headers.iter().enumerate() {
@@ -105,12 +137,8 @@ impl Explainer {
 #[derive(serde::Serialize)]
 pub(super) struct Analysis {
     version: &'static str,
-    explanations: Explanations,
-}
-
-#[derive(serde::Serialize)]
-struct Explanations {
-    kernel_shap: BTreeMap<String, LabelExplanation>,
+    /// By method (`kernel_shap`, Clarify's; `tree_shap`, ours), then by label.
+    explanations: BTreeMap<&'static str, BTreeMap<String, LabelExplanation>>,
 }
 
 #[derive(serde::Serialize)]
@@ -133,10 +161,10 @@ impl serde::Serialize for InHeaderOrder {
     }
 }
 
-fn analysis(global: &BTreeMap<String, f64>, headers: &[String], expected: f64) -> Analysis {
+fn analysis(method: &'static str, global: &BTreeMap<String, f64>, headers: &[String], expected: f64) -> Analysis {
     let values = headers.iter().map(|h| (h.clone(), global.get(h).copied().unwrap_or(0.0))).collect();
     let label = LabelExplanation { global_shap_values: InHeaderOrder(values), expected_value: expected };
-    Analysis { version: "1.0", explanations: Explanations { kernel_shap: BTreeMap::from([("label0".into(), label)]) } }
+    Analysis { version: "1.0", explanations: BTreeMap::from([(method, BTreeMap::from([("label0".into(), label)]))]) }
 }
 
 /// Numbers of a CSV (a header row, if any, skipped).
@@ -228,6 +256,7 @@ impl LocalTarget {
             seed: options.get("seed").and_then(Value::as_u64).unwrap_or(0),
             agg_method: options.get("agg_method").and_then(Value::as_str).unwrap_or("mean_abs").to_string(),
             background,
+            tree: options.get("algorithm").and_then(Value::as_str) == Some("tree"),
         })
     }
 
@@ -265,10 +294,11 @@ impl LocalTarget {
         let explainer = self.explainer(environment, params, e, headers.len(), &records).await?;
         let count = records.len() as u64;
         let headers_for = headers.clone();
+        let method = explainer.method();
         let (global, expected) = tokio::task::spawn_blocking(move || explainer.explain(&headers_for, &records))
             .await
             .map_err(|err| permanent(format!("explaining baseline_data failed: {err}")))??;
-        Ok((analysis(&global, &headers, expected), headers, count))
+        Ok((analysis(method, &global, &headers, expected), headers, count))
     }
 
     /// One execution: the window's captured requests explained, compared with the baseline.
@@ -311,18 +341,22 @@ impl LocalTarget {
         }
         let explained = records.len() as u64;
         let current = if records.is_empty() {
-            Analysis { version: "1.0", explanations: Explanations { kernel_shap: BTreeMap::new() } }
+            Analysis { version: "1.0", explanations: BTreeMap::new() }
         } else {
             let explainer = self.explainer(&monitor.environment, stage, e, headers.len(), &records).await?;
             let headers_for = headers.clone();
+            let method = explainer.method();
             let (global, expected) = tokio::task::spawn_blocking(move || explainer.explain(&headers_for, &records))
                 .await
                 .map_err(|err| permanent(format!("explaining the window failed: {err}")))??;
-            analysis(&global, &headers, expected)
+            analysis(method, &global, &headers, expected)
         };
         let labels = |doc: &Value| -> BTreeMap<String, BTreeMap<String, f64>> {
-            doc["explanations"]["kernel_shap"]
+            // The labels of the method the baseline used (a window uses the same one).
+            doc["explanations"]
                 .as_object()
+                .and_then(|methods| methods.values().next())
+                .and_then(Value::as_object)
                 .map(|labels| {
                     labels
                         .iter()

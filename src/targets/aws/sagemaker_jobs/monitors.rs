@@ -357,7 +357,8 @@ fn predicted_label(b: &ModelBiasSpec) -> (Map<String, Value>, Option<Value>) {
 fn shap_config(e: &ModelExplainabilitySpec, assets_bucket: &str) -> Value {
     let mut shap =
         Map::from_iter([("use_logit".to_string(), json!(false)), ("save_local_shap_values".to_string(), json!(true))]);
-    shap.extend(e.shap_config.options.clone());
+    // `algorithm` is ours (exact TreeSHAP runs on the local target only): Clarify never sees it.
+    shap.extend(e.shap_config.options.clone().into_iter().filter(|(k, _)| k != "algorithm"));
     match &e.shap_config.baseline {
         Some(ShapBaseline::AssetKey(key)) => {
             shap.insert("baseline".into(), json!(format!("s3://{assets_bucket}/{key}")));
