@@ -17,13 +17,13 @@ fn schema(name: &str) -> jsonschema::Validator {
     jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn assert_valid(name: &str, file: &Value) {
+pub fn assert_valid(name: &str, file: &Value) {
     let validator = schema(name);
     let errors: Vec<String> = validator.iter_errors(file).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     assert!(errors.is_empty(), "{name}: {errors:#?}");
 }
 
-fn assert_refused(name: &str, damaged: &Value) {
+pub fn assert_refused(name: &str, damaged: &Value) {
     assert!(!schema(name).is_valid(damaged), "{name} accepts a damaged file: {damaged:#}");
 }
 

@@ -5,7 +5,7 @@ mod support;
 
 mod algorithms;
 mod analyzer;
-mod analyzer_formats;
+pub mod analyzer_formats;
 mod approvals;
 mod assets;
 mod attribution;

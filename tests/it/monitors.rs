@@ -3,6 +3,7 @@
 //! flagged), Model Monitor's files in the object store, events, the `/v1/monitors` resources, and
 //! scheduled windows claimed exactly once however many replicas tick.
 
+use crate::analyzer_formats::{assert_refused, assert_valid};
 use crate::on_both_stores;
 use crate::support::api::realtime_body;
 use crate::support::server::{INVOKER, OPERATOR, VIEWER};
@@ -459,6 +460,10 @@ async fn an_explainability_monitor_ranks_the_features_of_live_traffic(db: TestDb
     let objects = server.db.dir.path().join("data/objects");
     let text = std::fs::read_to_string(objects.join(outputs["baseline_analysis"].as_str().unwrap())).unwrap();
     let analysis: Value = serde_json::from_str(&text).unwrap();
+    assert_valid("model-explainability-analysis", &analysis);
+    let mut damaged = analysis.clone();
+    damaged["explanations"]["kernel_shap"]["label0"].as_object_mut().unwrap().remove("expected_value");
+    assert_refused("model-explainability-analysis", &damaged);
     let label0 = &analysis["explanations"]["kernel_shap"]["label0"];
     let global = label0["global_shap_values"].as_object().unwrap();
     assert_eq!(global.len(), FEATURES);
@@ -509,6 +514,13 @@ async fn an_explainability_monitor_ranks_the_features_of_live_traffic(db: TestDb
     assert!(drifted["ndcg"]["label0"].as_f64().unwrap() < 0.9, "{drifted:#}");
     let written: Value =
         serde_json::from_slice(&std::fs::read(objects.join(drifted["files"][1].as_str().unwrap())).unwrap()).unwrap();
+    assert_valid("model-explainability-violations", &written);
+    let mut damaged = written.clone();
+    damaged["violations"][0]["metric_name"] = json!("lime");
+    assert_refused("model-explainability-violations", &damaged);
+    let window: Value =
+        serde_json::from_slice(&std::fs::read(objects.join(drifted["files"][0].as_str().unwrap())).unwrap()).unwrap();
+    assert_valid("model-explainability-analysis", &window);
     let entry = &written["violations"][0];
     assert_eq!(entry["constraint_check_type"], "feature_attribution_drift_check");
     assert_eq!((entry["label"].as_str(), entry["metric_name"].as_str()), (Some("label0"), Some("shap")));
@@ -528,6 +540,7 @@ async fn an_explainability_monitor_ranks_the_features_of_live_traffic(db: TestDb
     let outputs = &pipeline["stages"][0]["outputs"];
     let text = std::fs::read_to_string(objects.join(outputs["baseline_analysis"].as_str().unwrap())).unwrap();
     let tree: Value = serde_json::from_str(&text).unwrap();
+    assert_valid("model-explainability-analysis", &tree);
     let label0 = &tree["explanations"]["tree_shap"]["label0"];
     assert_eq!(label0["global_shap_values"].as_object().unwrap().len(), FEATURES, "{text}");
     let monitor_id = outputs["monitor_id"].as_str().unwrap().to_string();
@@ -598,6 +611,10 @@ async fn a_bias_monitor_flags_a_window_with_injected_bias(db: TestDb) {
     let names: Vec<&str> = entry["metrics"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["AD", "CDDPL", "DAR", "DCA", "DCR", "DI", "DPPL", "DRR", "FT", "GE", "RD", "SD", "TE"]);
     assert_eq!(analysis["pre_training_bias_metrics"]["facets"]["f0"][0]["metrics"].as_array().unwrap().len(), 8);
+    assert_valid("model-bias-analysis", &analysis);
+    let mut damaged = analysis.clone();
+    damaged["post_training_bias_metrics"]["facets"]["f0"][0]["metrics"][0]["value"] = json!("high");
+    assert_refused("model-bias-analysis", &damaged);
     // DPPL from the endpoint's own answers: the baseline labelled the rows with the model.
     let predictions = invoke_all(&server, &rows).await;
     let (mut a, mut d) = ((0.0, 0.0), (0.0, 0.0));
@@ -652,6 +669,13 @@ async fn a_bias_monitor_flags_a_window_with_injected_bias(db: TestDb) {
         (first["facet"].as_str(), first["constraint_check_type"].as_str()),
         (Some("f0"), Some("bias_drift_check"))
     );
+    assert_valid("model-bias-violations", &written);
+    let mut damaged = written.clone();
+    damaged["violations"][0]["constraint_check_type"] = json!("drift");
+    assert_refused("model-bias-violations", &damaged);
+    let window: Value =
+        serde_json::from_slice(&std::fs::read(objects.join(biased["files"][0].as_str().unwrap())).unwrap()).unwrap();
+    assert_valid("model-bias-analysis", &window);
     assert!(first["description"].as_str().unwrap().contains("doesn't meet the baseline constraint requirement"));
     server.stop().await;
 }
