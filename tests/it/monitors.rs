@@ -619,7 +619,7 @@ async fn a_bias_monitor_flags_a_window_with_injected_bias(db: TestDb) {
     let predictions = invoke_all(&server, &rows).await;
     let (mut a, mut d) = ((0.0, 0.0), (0.0, 0.0));
     for (row, p) in rows.iter().zip(&predictions) {
-        let positive = f64::from(u8::from(p.parse::<f64>().unwrap() > 0.5));
+        let positive = f64::from(u8::from(p.parse::<f64>().unwrap() >= 0.5));
         let group = if row.split(',').next().unwrap().parse::<f64>().unwrap() > 14.0 { &mut d } else { &mut a };
         group.0 += 1.0;
         group.1 += positive;

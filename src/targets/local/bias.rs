@@ -263,8 +263,10 @@ impl LocalTarget {
                 "a bias baseline of a custom algorithm's endpoint is not supported on the local target yet (built-in models only)",
             ));
         };
-        // Predicted labels as Clarify makes them: the score at `probability` (index, default 0)
-        // above `probability_threshold` (default 0.5) is the positive class `1`.
+        // Predicted labels: the score at `probability` (index, default 0) at or above
+        // `probability_threshold` (default 0.5) is the positive class `1` — the rule the
+        // executions apply to captured scores (`merge::Attributes`), so baseline and windows
+        // agree (Clarify documents "above"; a score exactly at the threshold is where they differ).
         let predicted_config = b.model_predicted_label_config.clone().unwrap_or_default();
         let score =
             predicted_config.get("probability").or(predicted_config.get("label")).and_then(Value::as_u64).unwrap_or(0)
@@ -289,7 +291,7 @@ impl LocalTarget {
             .chunks(outputs)
             .map(|o| {
                 let s = o.get(score).copied().unwrap_or(f64::NAN);
-                if by_probability { (if s > threshold { "1" } else { "0" }).to_string() } else { format!("{s}") }
+                if by_probability { (if s >= threshold { "1" } else { "0" }).to_string() } else { format!("{s}") }
             })
             .collect();
         let rows = Rows { headers: headers.clone(), features, labels, predicted };
