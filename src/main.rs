@@ -53,6 +53,10 @@ enum Command {
     /// `output_path`, `start_time`, `end_time`, `baseline_statistics`, `baseline_constraints`,
     /// `publish_cloudwatch_metrics`, ...; docs/MONITORING.md). Prints what it did as JSON.
     Analyze,
+    /// Explain a model file's outputs over a CSV (a header row, then the features) as the
+    /// explainability monitor does: Kernel SHAP against baseline rows, or exact TreeSHAP of an
+    /// XGBoost model; writes Clarify's analysis.json and prints a summary as JSON.
+    Explain(mlops::serving::explain::ExplainArgs),
     #[command(flatten)]
     Client(mlops::client::ClientCommand),
 }
@@ -101,6 +105,10 @@ async fn main() -> anyhow::Result<ExitCode> {
             let env = mlops::analyzer::job::JobEnv::from_vars(|name| std::env::var(name).ok())?;
             let outcome = mlops::analyzer::job::run(&env)?;
             println!("{}", serde_json::to_string(&outcome)?);
+        }
+        Command::Explain(args) => {
+            let summary = mlops::serving::explain::explain_files(&args).map_err(|e| anyhow::anyhow!(e))?;
+            println!("{}", serde_json::to_string(&summary)?);
         }
         Command::Openapi { check } => {
             let generated = mlops::openapi::document_json();

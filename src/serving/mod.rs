@@ -7,6 +7,7 @@ pub mod builtin;
 pub mod capture;
 pub mod codec;
 pub mod endpoints;
+pub mod explain;
 pub mod invoke;
 pub mod limiter;
 pub mod model_archive;

@@ -77,3 +77,63 @@ fn a_sampled_budget_stays_within_the_documented_tolerance() {
     }
     eprintln!("Kernel SHAP, 2048 of 2^30 coalitions: worst difference {worst:.4} of Σ|φ|");
 }
+
+/// `mlops explain`: the command over CSV files gives the aggregate of the same values — Kernel
+/// SHAP equal to shap's (every coalition enumerated), TreeSHAP to xgboost's `pred_contribs`.
+#[test]
+fn the_explain_command_aggregates_the_reference_values() {
+    let expected = fixture_json("kernel_shap/expected.json");
+    let case = &expected["exact"];
+    let dir = tempfile::tempdir().unwrap();
+    let csv = |rows: &[Vec<f64>], header: bool| {
+        let width = rows[0].len();
+        let mut text = if header {
+            (0..width).map(|i| format!("x{i}")).collect::<Vec<_>>().join(",") + "\n"
+        } else {
+            String::new()
+        };
+        for r in rows {
+            text.push_str(&r.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(","));
+            text.push('\n');
+        }
+        text
+    };
+    let records = matrix(&case["records"]);
+    std::fs::write(dir.path().join("data.csv"), csv(&records, true)).unwrap();
+    std::fs::write(dir.path().join("baseline.csv"), csv(&matrix(&case["background"]), false)).unwrap();
+    let model = format!("{}/tests/fixtures/xgboost/reg_squarederror.json", env!("CARGO_MANIFEST_DIR"));
+    let run = |algorithm: &str| -> Value {
+        let out = dir.path().join(format!("{algorithm}.json"));
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"))
+            .args(["explain", "--model", &model, "--algorithm", algorithm, "--num-samples", "1022", "--seed", "3"])
+            .arg("--data")
+            .arg(dir.path().join("data.csv"))
+            .arg("--baseline")
+            .arg(dir.path().join("baseline.csv"))
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
+    };
+    let kernel = run("kernel");
+    let global = &kernel["explanations"]["kernel_shap"]["label0"]["global_shap_values"];
+    let theirs = matrix(&case["shap_values"]);
+    for j in 0..records[0].len() {
+        let want = theirs.iter().map(|r| r[j].abs()).sum::<f64>() / theirs.len() as f64;
+        let got = global[format!("x{j}")].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-9, "x{j}: ours {got}, shap {want}");
+    }
+    let tree = run("tree");
+    let global = &tree["explanations"]["tree_shap"]["label0"]["global_shap_values"];
+    let model = Booster::load(&std::fs::read(&model).unwrap()).unwrap();
+    for j in 0..records[0].len() {
+        let want = records
+            .iter()
+            .map(|r| model.contributions(&r.iter().map(|x| *x as f32).collect::<Vec<_>>()).unwrap()[j].abs())
+            .sum::<f64>()
+            / records.len() as f64;
+        assert!((global[format!("x{j}")].as_f64().unwrap() - want).abs() < 1e-12, "x{j}");
+    }
+}

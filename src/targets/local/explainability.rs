@@ -9,13 +9,12 @@ use super::LocalTarget;
 use super::VARIANT;
 use crate::analyzer::attribution;
 use crate::analyzer::capture::{RowLayout, read_record};
-use crate::analyzer::kernel_shap;
 use crate::domain::plan::MonitorStage;
 use crate::domain::spec::{ModelExplainabilitySpec, ModelScores, ShapBaseline};
 use crate::serving::endpoints::Model;
+use crate::serving::explain::{Analysis, ShapOptions, analysis, empty_analysis};
 use crate::store::{MonitorExecutionRecord, MonitorRecord};
 use crate::targets::TargetError;
-use rayon::prelude::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,143 +27,26 @@ fn permanent(message: impl Into<String>) -> TargetError {
     TargetError::permanent(message)
 }
 
-/// How the model is explained: its one output score and the SHAP options.
+/// The monitored endpoint's model and how to explain it.
 struct Explainer {
     /// A built-in model's endpoint (checked when made).
     endpoint: Arc<crate::serving::endpoints::LiveEndpoint>,
-    score: usize,
-    use_logit: bool,
-    num_samples: Option<usize>,
-    seed: u64,
-    agg_method: String,
-    background: Vec<Vec<f64>>,
-    /// `shap_config.algorithm = "tree"`: exact TreeSHAP of an XGBoost model (in margin space).
-    tree: bool,
+    options: ShapOptions,
 }
 
 impl Explainer {
-    fn predict(&self, rows: &[Vec<f64>]) -> Vec<f64> {
-        let Model::Builtin(model) = &self.endpoint.model else { return Vec::new() };
-        let width = model.num_features();
-        let mut values = Vec::with_capacity(rows.len() * width);
-        for row in rows {
-            values.extend(row.iter().map(|x| *x as f32));
-            values.resize(values.len() + width.saturating_sub(row.len()), f32::NAN);
-        }
-        let mut out = Vec::with_capacity(rows.len() * model.num_outputs());
-        if model.predict_rows(&values, &mut out).is_err() {
-            return Vec::new();
-        }
-        let outputs = model.num_outputs().max(1);
-        out.chunks(outputs)
-            .map(|o| {
-                let p = o.get(self.score).copied().unwrap_or(f64::NAN);
-                if self.use_logit {
-                    let p = p.clamp(1e-12, 1.0 - 1e-12);
-                    (p / (1.0 - p)).ln()
-                } else {
-                    p
-                }
-            })
-            .collect()
-    }
-
     fn method(&self) -> &'static str {
-        if self.tree { "tree_shap" } else { "kernel_shap" }
+        self.options.method()
     }
 
-    /// Exact TreeSHAP values of the records (margin space), from the XGBoost model itself.
-    fn tree_explanations(&self, records: &[Vec<f64>]) -> Result<Vec<kernel_shap::Explanation>, TargetError> {
-        let Model::Builtin(crate::serving::builtin::BuiltinModel::Xgboost(booster)) = &self.endpoint.model else {
-            return Err(permanent("shap_config.algorithm `tree` needs an XGBoost model"));
-        };
-        let width = booster.num_features() + 1;
-        records
-            .par_iter()
-            .map(|record| {
-                let row: Vec<f32> = record.iter().map(|x| *x as f32).collect();
-                let all = booster.contributions(&row).ok_or_else(|| {
-                    permanent("the model file keeps no node covers (sum_hessian): exact TreeSHAP is undefined for it")
-                })?;
-                let group = &all[self.score * width..(self.score + 1) * width];
-                let expected_value = group[width - 1];
-                let shap_values = group[..width - 1].to_vec();
-                let prediction = expected_value + shap_values.iter().sum::<f64>();
-                Ok(kernel_shap::Explanation { shap_values, expected_value, prediction })
-            })
-            .collect()
-    }
-
-    /// Global SHAP values (by `agg_method`) and the expected value over `records`.
     fn explain(&self, headers: &[String], records: &[Vec<f64>]) -> Result<(BTreeMap<String, f64>, f64), TargetError> {
-        let explanations = if self.tree {
-            self.tree_explanations(records)?
-        } else {
-            let budget = self.num_samples.unwrap_or_else(|| kernel_shap::default_samples(headers.len()));
-            let predict = |rows: &[Vec<f64>]| self.predict(rows);
-            records
-                .par_iter()
-                .map(|record| kernel_shap::explain(&predict, record, &self.background, budget, self.seed))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| permanent(format!("explaining the records failed: {e}")))?
+        let Model::Builtin(model) = &self.endpoint.model else {
+            return Err(permanent("only built-in models are explained on the local target"));
         };
-        let expected = explanations.first().map(|e| e.expected_value).unwrap_or(0.0);
-        let mut global = BTreeMap::new();
-        for (j, name) in headers.iter().enumerate() {
-            let mut values: Vec<f64> = explanations.iter().map(|e| e.shap_values[j]).collect();
-            let value = match self.agg_method.as_str() {
-                "median" => {
-                    values.sort_by(f64::total_cmp);
-                    let n = values.len();
-                    if n == 0 {
-                        0.0
-                    } else if n % 2 == 1 {
-                        values[n / 2]
-                    } else {
-                        (values[n / 2 - 1] + values[n / 2]) / 2.0
-                    }
-                }
-                "mean_sq" => values.iter().map(|v| v * v).sum::<f64>() / values.len().max(1) as f64,
-                _ => values.iter().map(|v| v.abs()).sum::<f64>() / values.len().max(1) as f64,
-            };
-            global.insert(name.clone(), value);
-        }
-        Ok((global, expected))
+        crate::serving::explain::Explainer { model, options: &self.options }
+            .explain(headers, records)
+            .map_err(permanent)
     }
-}
-
-/// Clarify's `analysis.json` of one explained label.
-#[derive(serde::Serialize)]
-pub(super) struct Analysis {
-    version: &'static str,
-    /// By method (`kernel_shap`, Clarify's; `tree_shap`, ours), then by label.
-    explanations: BTreeMap<&'static str, BTreeMap<String, LabelExplanation>>,
-}
-
-#[derive(serde::Serialize)]
-struct LabelExplanation {
-    global_shap_values: InHeaderOrder,
-    expected_value: f64,
-}
-
-/// Features in header order, as Clarify writes them (a JSON map of ours would sort them).
-struct InHeaderOrder(Vec<(String, f64)>);
-
-impl serde::Serialize for InHeaderOrder {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-fn analysis(method: &'static str, global: &BTreeMap<String, f64>, headers: &[String], expected: f64) -> Analysis {
-    let values = headers.iter().map(|h| (h.clone(), global.get(h).copied().unwrap_or(0.0))).collect();
-    let label = LabelExplanation { global_shap_values: InHeaderOrder(values), expected_value: expected };
-    Analysis { version: "1.0", explanations: BTreeMap::from([(method, BTreeMap::from([("label0".into(), label)]))]) }
 }
 
 /// Numbers of a CSV (a header row, if any, skipped).
@@ -250,13 +132,15 @@ impl LocalTarget {
         }
         Ok(Explainer {
             endpoint,
-            score,
-            use_logit: options.get("use_logit").and_then(Value::as_bool).unwrap_or(false),
-            num_samples: options.get("num_samples").and_then(Value::as_u64).map(|n| n as usize),
-            seed: options.get("seed").and_then(Value::as_u64).unwrap_or(0),
-            agg_method: options.get("agg_method").and_then(Value::as_str).unwrap_or("mean_abs").to_string(),
-            background,
-            tree: options.get("algorithm").and_then(Value::as_str) == Some("tree"),
+            options: ShapOptions {
+                score,
+                use_logit: options.get("use_logit").and_then(Value::as_bool).unwrap_or(false),
+                num_samples: options.get("num_samples").and_then(Value::as_u64).map(|n| n as usize),
+                seed: options.get("seed").and_then(Value::as_u64).unwrap_or(0),
+                agg_method: options.get("agg_method").and_then(Value::as_str).unwrap_or("mean_abs").to_string(),
+                background,
+                tree: options.get("algorithm").and_then(Value::as_str) == Some("tree"),
+            },
         })
     }
 
@@ -341,7 +225,7 @@ impl LocalTarget {
         }
         let explained = records.len() as u64;
         let current = if records.is_empty() {
-            Analysis { version: "1.0", explanations: BTreeMap::new() }
+            empty_analysis()
         } else {
             let explainer = self.explainer(&monitor.environment, stage, e, headers.len(), &records).await?;
             let headers_for = headers.clone();
