@@ -77,16 +77,26 @@ struct Walk<'a> {
     row: &'a [f32],
     scale: f64,
     phi: &'a mut [f64],
+    /// One path buffer per depth, reused: a node's children start from a copy of its path
+    /// (no allocation per node once the buffers have grown).
+    paths: Vec<Vec<PathElement>>,
 }
 
 impl Walk<'_> {
-    fn recurse(&mut self, node: usize, mut path: Vec<PathElement>, zero: f64, one: f64, feature: usize) {
-        extend(&mut path, zero, one, feature);
+    /// Walks `node`, whose parent's path is in `paths[level]`.
+    fn recurse(&mut self, level: usize, node: usize, zero: f64, one: f64, feature: usize) {
+        let mut path = std::mem::take(&mut self.paths[level]);
+        self.visit(level, &mut path, node, zero, one, feature);
+        self.paths[level] = path;
+    }
+
+    fn visit(&mut self, level: usize, path: &mut Vec<PathElement>, node: usize, zero: f64, one: f64, feature: usize) {
+        extend(path, zero, one, feature);
         let n = *self.tree.node(node);
         if n.is_leaf() {
             let value = f64::from(n.value) * self.scale;
             for i in 1..path.len() {
-                let w = unwound_sum(&path, i);
+                let w = unwound_sum(path, i);
                 let e = path[i];
                 self.phi[e.feature] += w * (e.one - e.zero) * value;
             }
@@ -104,16 +114,25 @@ impl Walk<'_> {
         if let Some(k) = path.iter().position(|e| e.feature == split) {
             incoming_zero = path[k].zero;
             incoming_one = path[k].one;
-            unwind(&mut path, k);
+            unwind(path, k);
         }
-        self.recurse(hot as usize, path.clone(), fraction(hot) * incoming_zero, incoming_one, split);
-        self.recurse(cold as usize, path, fraction(cold) * incoming_zero, 0.0, split);
+        if self.paths.len() <= level + 1 {
+            self.paths.push(Vec::with_capacity(path.len() + 1));
+        }
+        for (child, zero, one) in
+            [(hot, fraction(hot) * incoming_zero, incoming_one), (cold, fraction(cold) * incoming_zero, 0.0)]
+        {
+            let next = &mut self.paths[level + 1];
+            next.clear();
+            next.extend_from_slice(path);
+            self.recurse(level + 1, child as usize, zero, one, split);
+        }
     }
 }
 
 /// The cover-weighted mean leaf value of a subtree: what the tree predicts with every feature
-/// absent (its share of the bias term).
-fn expected_value(tree: &Tree, node: usize) -> f64 {
+/// absent (its share of the bias term). The tree keeps its root's (computed once with its covers).
+pub(crate) fn expected_value(tree: &Tree, node: usize) -> f64 {
     let n = tree.node(node);
     if n.is_leaf() {
         return f64::from(n.value);
@@ -134,9 +153,9 @@ pub(crate) fn add_tree(tree: &Tree, row: &[f32], scale: f64, phi: &mut [f64]) ->
         return false;
     }
     let bias = phi.len() - 1;
-    phi[bias] += expected_value(tree, 0) * scale;
-    let mut walk = Walk { tree, row, scale, phi };
-    walk.recurse(0, Vec::with_capacity(16), 1.0, 1.0, usize::MAX);
+    phi[bias] += tree.expected_value() * scale;
+    let mut walk = Walk { tree, row, scale, phi, paths: vec![Vec::with_capacity(16)] };
+    walk.recurse(0, 0, 1.0, 1.0, usize::MAX);
     true
 }
 

@@ -42,6 +42,8 @@ pub(crate) struct Tree {
     /// Each node's cover (`sum_hessian`: the training weight that reached it), which TreeSHAP
     /// weighs the paths by; empty when the model file has none.
     covers: Vec<f32>,
+    /// The cover-weighted mean leaf (TreeSHAP's share of the bias), once covers are known.
+    expected: f64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -108,7 +110,7 @@ impl Tree {
                 }
             })
             .collect();
-        Ok(Tree { nodes, steps, depth, covers: Vec::new() })
+        Ok(Tree { nodes, steps, depth, covers: Vec::new(), expected: 0.0 })
     }
 
     /// Keeps the nodes' covers for TreeSHAP when they fit (one per node, each finite and
@@ -116,12 +118,17 @@ impl Tree {
     pub(crate) fn with_covers(mut self, covers: Vec<f32>) -> Tree {
         if covers.len() == self.nodes.len() && covers.iter().all(|c| c.is_finite() && *c >= 0.0) {
             self.covers = covers;
+            self.expected = super::shap::expected_value(&self, 0);
         }
         self
     }
 
     pub(crate) fn covers(&self) -> &[f32] {
         &self.covers
+    }
+
+    pub(crate) fn expected_value(&self) -> f64 {
+        self.expected
     }
 
     pub(crate) fn node(&self, i: usize) -> &Node {
