@@ -287,6 +287,18 @@ async fn a_data_quality_monitor_watches_a_live_endpoint(db: TestDb) {
 
 on_both_stores!(a_data_quality_monitor_watches_a_live_endpoint);
 
+/// The CSV rows and labels of a `model_quality.json` case.
+fn rows_and_labels(case: &Value) -> (Vec<String>, Vec<String>) {
+    let rows = case["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
+        .collect();
+    let labels = case["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect();
+    (rows, labels)
+}
+
 /// One request per row, with inference ids `<prefix>-<row>` (what ground truth joins on).
 async fn invoke_with_ids(server: &TestServer, rows: &[String], prefix: &str) {
     for (i, row) in rows.iter().enumerate() {
@@ -313,13 +325,8 @@ async fn a_model_quality_monitor_joins_ground_truth(db: TestDb) {
     let case: Value =
         serde_json::from_slice(&std::fs::read(format!("{ANALYZER}/model_quality.json")).unwrap()).unwrap();
     let case = &case["endpoint_binary"];
-    let rows: Vec<String> = case["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
-        .collect();
-    let labels: Vec<&str> = case["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let (rows, labels) = rows_and_labels(case);
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
 
     // The baseline: the endpoint's answers on the rows, with the labels.
     let probabilities = invoke_all(&server, &rows).await;
@@ -367,11 +374,7 @@ async fn a_model_quality_monitor_joins_ground_truth(db: TestDb) {
     invoke_with_ids(&server, &rows, "row").await;
     let baseline_records = rows.len().div_ceil(7);
     wait_for_capture(&server, baseline_records + rows.len()).await;
-    let truth: String = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| json!({"groundTruthData": {"data": l, "encoding": "CSV"}, "eventMetadata": {"eventId": format!("row-{i}")}, "eventVersion": "0"}).to_string() + "\n")
-        .collect();
+    let truth = truth_lines(&labels, "row");
     for _ in 0..2 {
         let posted = server.post("/v1/ground-truth/churn-endpoint", INVOKER).body(truth.clone()).send().await.unwrap();
         assert_eq!(posted.status(), 202, "{}", posted.text().await.unwrap());
@@ -406,14 +409,12 @@ async fn a_model_quality_monitor_joins_ground_truth(db: TestDb) {
     // A worse window: the same predictions, every other label flipped.
     invoke_with_ids(&server, &rows, "worse").await;
     wait_for_capture(&server, baseline_records + 2 * rows.len()).await;
-    let worse: String = labels
+    let flipped: Vec<&str> = labels
         .iter()
         .enumerate()
-        .map(|(i, l)| {
-            let label = if i % 2 == 0 { if *l == "1" { "0" } else { "1" } } else { l };
-            json!({"groundTruthData": {"data": label, "encoding": "CSV"}, "eventMetadata": {"eventId": format!("worse-{i}")}, "eventVersion": "0"}).to_string() + "\n"
-        })
+        .map(|(i, l)| if i % 2 == 0 { if *l == "1" { "0" } else { "1" } } else { l })
         .collect();
+    let worse = truth_lines(&flipped, "worse");
     let posted = server.post("/v1/ground-truth/churn-endpoint", INVOKER).body(worse).send().await.unwrap();
     assert_eq!(posted.status(), 202);
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -569,14 +570,8 @@ async fn a_bias_monitor_flags_a_window_with_injected_bias(db: TestDb) {
     let server = live_endpoint(db).await;
     let case: Value =
         serde_json::from_slice(&std::fs::read(format!("{ANALYZER}/model_quality.json")).unwrap()).unwrap();
-    let case = &case["endpoint_binary"];
-    let rows: Vec<String> = case["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))
-        .collect();
-    let labels: Vec<&str> = case["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let (rows, labels) = rows_and_labels(&case["endpoint_binary"]);
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
     let header: Vec<String> =
         std::iter::once("label".to_string()).chain((0..FEATURES).map(|i| format!("f{i}"))).collect();
     let mut csv = header.join(",") + "\n";

@@ -7,8 +7,6 @@
 //! moved farther from 0 than the baseline's (docs/MONITORING.md).
 
 use super::LocalTarget;
-use super::VARIANT;
-use super::model_quality::MAX_LABEL_DELAY_DAYS;
 use crate::analyzer::bias::{
     self, BiasData, ColumnType, DriftViolation, FacetReport, Metric, MetricOut, Selector, column_type, select,
 };
@@ -19,7 +17,6 @@ use crate::domain::spec::ModelBiasSpec;
 use crate::serving::endpoints::Model;
 use crate::store::{MonitorExecutionRecord, MonitorRecord};
 use crate::targets::TargetError;
-use chrono::Duration;
 use serde_json::{Map, Value, json};
 
 /// The metrics of one facet value: (facet, value, pre- and post-training metrics).
@@ -236,12 +233,7 @@ impl LocalTarget {
     ) -> Result<(Value, Vec<String>, u64), TargetError> {
         let config = config(b)?;
         let key = params.baseline_data.as_str();
-        let bytes = self.artifacts.read_asset(key, 1 << 30).await.map_err(|err| match err {
-            crate::artifacts::StorageError::NotFound { .. } => TargetError::not_found(format!(
-                "baseline_data {key:?} is not in the assets bucket: upload it first (PUT /v1/assets/{key})"
-            )),
-            other => TargetError::transient(format!("reading baseline_data {key:?}: {other}")),
-        })?;
+        let bytes = self.baseline_data(params).await?;
         let mut table = crate::analyzer::capture::csv_rows(&String::from_utf8_lossy(&bytes)).into_iter();
         let header = table.next().ok_or_else(|| permanent(format!("baseline_data {key:?} is empty")))?;
         let label_name = header.first().cloned().unwrap_or_default();
@@ -321,23 +313,12 @@ impl LocalTarget {
             probability: b.monitor_probability_attribute.clone(),
             probability_threshold: b.probability_threshold_attribute.or(Some(0.5)),
         };
-        let (start, end) = (execution.window_start, execution.window_end);
-        let mut merge = Merge::new(attributes, start, end).keeping_inputs();
-        let endpoint = stage.endpoint_name.as_str();
-        for object in self.hourly_objects(&stage.data_capture_location, &[endpoint, VARIANT], start, end).await? {
-            let bytes = self.read_object(&object).await?;
-            String::from_utf8_lossy(&bytes).lines().for_each(|line| merge.add_capture_line(line));
-        }
-        let truth_location = stage
-            .monitor_ground_truth_input
-            .as_ref()
-            .ok_or_else(|| permanent("the monitor has no monitor_ground_truth_input"))?;
-        let until = (end + Duration::days(MAX_LABEL_DELAY_DAYS)).min(crate::store::now() + Duration::hours(1));
-        for object in self.hourly_objects(truth_location, &[], start, until).await? {
-            let bytes = self.read_object(&object).await?;
-            String::from_utf8_lossy(&bytes).lines().for_each(|line| merge.add_label_line(line, object.last_modified));
-        }
-        let (examples, merged) = merge.finish_with_inputs().map_err(|e| permanent(e.to_string()))?;
+        let merge = Merge::new(attributes, execution.window_start, execution.window_end).keeping_inputs();
+        let (examples, merged) = self
+            .merge_window(stage, execution, merge)
+            .await?
+            .finish_with_inputs()
+            .map_err(|e| permanent(e.to_string()))?;
         let mut rows = Rows { headers, features: Vec::new(), labels: Vec::new(), predicted: Vec::new() };
         for (example, input) in examples {
             rows.labels.push(example.label);

@@ -152,12 +152,7 @@ impl LocalTarget {
         e: &ModelExplainabilitySpec,
     ) -> Result<(Analysis, Vec<String>, u64), TargetError> {
         let key = params.baseline_data.as_str();
-        let bytes = self.artifacts.read_asset(key, 1 << 30).await.map_err(|err| match err {
-            crate::artifacts::StorageError::NotFound { .. } => TargetError::not_found(format!(
-                "baseline_data {key:?} is not in the assets bucket: upload it first (PUT /v1/assets/{key})"
-            )),
-            other => TargetError::transient(format!("reading baseline_data {key:?}: {other}")),
-        })?;
+        let bytes = self.baseline_data(params).await?;
         let text = String::from_utf8_lossy(&bytes);
         let mut rows = crate::analyzer::capture::csv_rows(&text).into_iter();
         let header = rows.next().ok_or_else(|| permanent(format!("baseline_data {key:?} is empty")))?;

@@ -43,6 +43,43 @@ fn attributes(q: &ModelQualitySpec) -> Attributes {
 }
 
 impl LocalTarget {
+    /// The stage's `baseline_data`, whole.
+    pub(super) async fn baseline_data(&self, params: &MonitorStage) -> Result<bytes::Bytes, TargetError> {
+        let key = params.baseline_data.as_str();
+        self.artifacts.read_asset(key, 1 << 30).await.map_err(|e| match e {
+            crate::artifacts::StorageError::NotFound { .. } => TargetError::not_found(format!(
+                "baseline_data {key:?} is not in the assets bucket: upload it first (PUT /v1/assets/{key})"
+            )),
+            other => TargetError::transient(format!("reading baseline_data {key:?}: {other}")),
+        })
+    }
+
+    /// Feeds `merge` the window's captured requests and the ground truth that arrived from the
+    /// window's start until the label delay allowed.
+    pub(super) async fn merge_window(
+        &self,
+        stage: &MonitorStage,
+        execution: &MonitorExecutionRecord,
+        mut merge: Merge,
+    ) -> Result<Merge, TargetError> {
+        let (start, end) = (execution.window_start, execution.window_end);
+        let endpoint = stage.endpoint_name.as_str();
+        for object in self.hourly_objects(&stage.data_capture_location, &[endpoint, VARIANT], start, end).await? {
+            let bytes = self.read_object(&object).await?;
+            String::from_utf8_lossy(&bytes).lines().for_each(|line| merge.add_capture_line(line));
+        }
+        let truth_location = stage
+            .monitor_ground_truth_input
+            .as_ref()
+            .ok_or_else(|| permanent("the monitor has no monitor_ground_truth_input"))?;
+        let until = (end + Duration::days(MAX_LABEL_DELAY_DAYS)).min(crate::store::now() + Duration::hours(1));
+        for object in self.hourly_objects(truth_location, &[], start, until).await? {
+            let bytes = self.read_object(&object).await?;
+            String::from_utf8_lossy(&bytes).lines().for_each(|line| merge.add_label_line(line, object.last_modified));
+        }
+        Ok(merge)
+    }
+
     /// The baseline: the named columns of `baseline_data` (by header name or 0-based index).
     pub(super) async fn model_quality_baseline(
         &self,
@@ -50,12 +87,7 @@ impl LocalTarget {
         q: &ModelQualitySpec,
     ) -> Result<(Value, Value, u64), TargetError> {
         let key = params.baseline_data.as_str();
-        let bytes = self.artifacts.read_asset(key, 1 << 30).await.map_err(|e| match e {
-            crate::artifacts::StorageError::NotFound { .. } => TargetError::not_found(format!(
-                "baseline_data {key:?} is not in the assets bucket: upload it first (PUT /v1/assets/{key})"
-            )),
-            other => TargetError::transient(format!("reading baseline_data {key:?}: {other}")),
-        })?;
+        let bytes = self.baseline_data(params).await?;
         let problem = problem(q.problem_type);
         let examples = merge::baseline_examples(
             bytes.as_ref(),
@@ -81,24 +113,9 @@ impl LocalTarget {
         q: &ModelQualitySpec,
         constraints: &Value,
     ) -> Result<(Value, Value), TargetError> {
-        let (start, end) = (execution.window_start, execution.window_end);
-        let mut merge = Merge::new(attributes(q), start, end);
-        let endpoint = stage.endpoint_name.as_str();
-        for object in self.hourly_objects(&stage.data_capture_location, &[endpoint, VARIANT], start, end).await? {
-            let bytes = self.read_object(&object).await?;
-            String::from_utf8_lossy(&bytes).lines().for_each(|line| merge.add_capture_line(line));
-        }
-        // Ground truth collected from the window's start on.
-        let truth_location = stage
-            .monitor_ground_truth_input
-            .as_ref()
-            .ok_or_else(|| permanent("the monitor has no monitor_ground_truth_input"))?;
-        let until = (end + Duration::days(MAX_LABEL_DELAY_DAYS)).min(crate::store::now() + Duration::hours(1));
-        for object in self.hourly_objects(truth_location, &[], start, until).await? {
-            let bytes = self.read_object(&object).await?;
-            String::from_utf8_lossy(&bytes).lines().for_each(|line| merge.add_label_line(line, object.last_modified));
-        }
-        let (examples, merged) = merge.finish().map_err(|e| permanent(e.to_string()))?;
+        let merge = Merge::new(attributes(q), execution.window_start, execution.window_end);
+        let (examples, merged) =
+            self.merge_window(stage, execution, merge).await?.finish().map_err(|e| permanent(e.to_string()))?;
         let problem = problem(q.problem_type);
         let now = crate::store::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let statistics =
