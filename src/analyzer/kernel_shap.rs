@@ -39,10 +39,12 @@ pub enum KernelShapError {
     Width { got: usize, want: usize },
     #[error("the model answered {got} values for {want} rows")]
     Model { got: usize, want: usize },
+    #[error("the model failed: {0}")]
+    Failed(String),
 }
 
-/// The model: rows in, one output per row.
-pub type Model<'a> = dyn Fn(&[Vec<f64>]) -> Vec<f64> + 'a;
+/// The model: rows in, one output per row (or why it could not answer).
+pub type Model<'a> = dyn Fn(&[Vec<f64>]) -> Result<Vec<f64>, String> + 'a;
 
 /// Explains `record` against `baseline` with at most `num_samples` coalitions.
 pub fn explain(
@@ -59,7 +61,7 @@ pub fn explain(
         return Err(KernelShapError::Width { got: row.len(), want: record.len() });
     }
     let call = |rows: &[Vec<f64>]| {
-        let out = model(rows);
+        let out = model(rows).map_err(KernelShapError::Failed)?;
         if out.len() == rows.len() { Ok(out) } else { Err(KernelShapError::Model { got: out.len(), want: rows.len() }) }
     };
     let prediction = call(&[record.to_vec()])?[0];
@@ -291,7 +293,7 @@ mod tests {
     #[test]
     fn a_linear_model_gets_its_exact_values() {
         let w = [2.0, -1.0, 0.5, 3.0, 0.0];
-        let model = |rows: &[Vec<f64>]| rows.iter().map(|r| r.iter().zip(&w).map(|(x, w)| x * w).sum()).collect();
+        let model = |rows: &[Vec<f64>]| Ok(rows.iter().map(|r| r.iter().zip(&w).map(|(x, w)| x * w).sum()).collect());
         let baseline = vec![vec![0.0, 1.0, 2.0, 3.0, 4.0], vec![1.0, 1.0, 0.0, -1.0, 2.0]];
         let record = [3.0, 2.0, 1.0, 0.0, 9.0];
         for budget in [30, 10] {

@@ -1,9 +1,10 @@
-//! Explaining a built-in model's outputs (issue 15): Kernel SHAP against baseline rows as Clarify
+//! Explaining a model's outputs (issue 15): Kernel SHAP against baseline rows as Clarify
 //! does (`analyzer::kernel_shap`), or exact TreeSHAP of an XGBoost model, aggregated into
 //! Clarify's global SHAP values and `analysis.json`. Used by the explainability monitor of the
 //! local target and by `mlops explain`.
 
 use super::builtin::BuiltinModel;
+use super::rows::RowModel;
 use crate::analyzer::kernel_shap;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -21,7 +22,8 @@ pub struct ShapOptions {
     pub agg_method: String,
     /// Kernel SHAP's baseline rows.
     pub background: Vec<Vec<f64>>,
-    /// Exact TreeSHAP of an XGBoost model instead (in margin space).
+    /// Exact TreeSHAP instead (in margin space): of an XGBoost model, or of an ONNX tree
+    /// ensemble against `background`.
     pub tree: bool,
 }
 
@@ -34,57 +36,66 @@ impl ShapOptions {
 
 /// A model and how to explain it.
 pub struct Explainer<'a> {
-    pub model: &'a BuiltinModel,
+    pub model: RowModel<'a>,
     pub options: &'a ShapOptions,
 }
 
 impl Explainer<'_> {
-    fn predict(&self, rows: &[Vec<f64>]) -> Vec<f64> {
-        let model = self.model;
-        let width = model.num_features();
-        let mut values = Vec::with_capacity(rows.len() * width);
-        for row in rows {
-            values.extend(row.iter().map(|x| *x as f32));
-            values.resize(values.len() + width.saturating_sub(row.len()), f32::NAN);
+    /// The explained score of each row (its log-odds with `use_logit`).
+    fn predict(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
+        let scores = self.model.score(rows)?;
+        if self.options.score >= scores.width {
+            return Err(format!("model_scores {}: the model answers {} scores", self.options.score, scores.width));
         }
-        let mut out = Vec::with_capacity(rows.len() * model.num_outputs());
-        if model.predict_rows(&values, &mut out).is_err() {
-            return Vec::new();
-        }
-        let outputs = model.num_outputs().max(1);
-        out.chunks(outputs)
-            .map(|o| {
-                let p = o.get(self.options.score).copied().unwrap_or(f64::NAN);
-                if self.options.use_logit {
+        let column = scores.column(self.options.score);
+        Ok(if self.options.use_logit {
+            column
+                .into_iter()
+                .map(|p| {
                     let p = p.clamp(1e-12, 1.0 - 1e-12);
                     (p / (1.0 - p)).ln()
-                } else {
-                    p
-                }
-            })
-            .collect()
+                })
+                .collect()
+        } else {
+            column
+        })
     }
 
-    /// Exact TreeSHAP values of the records (margin space), from the XGBoost model itself.
+    /// Exact TreeSHAP values of the records in margin space: path-dependent from an XGBoost
+    /// model's own covers, or interventional against the baseline rows for an ONNX tree ensemble.
     fn tree_explanations(&self, records: &[Vec<f64>]) -> Result<Vec<kernel_shap::Explanation>, String> {
-        let BuiltinModel::Xgboost(booster) = self.model else {
-            return Err("shap_config.algorithm `tree` needs an XGBoost model".into());
+        let explanation = |shap_values: Vec<f64>, expected_value: f64| {
+            let prediction = expected_value + shap_values.iter().sum::<f64>();
+            kernel_shap::Explanation { shap_values, expected_value, prediction }
         };
-        let width = booster.num_features() + 1;
-        records
-            .par_iter()
-            .map(|record| {
-                let row: Vec<f32> = record.iter().map(|x| *x as f32).collect();
-                let all = booster.contributions(&row).ok_or_else(|| {
-                    "the model file keeps no node covers (sum_hessian): exact TreeSHAP is undefined for it".to_string()
-                })?;
-                let group = &all[self.options.score * width..(self.options.score + 1) * width];
-                let expected_value = group[width - 1];
-                let shap_values = group[..width - 1].to_vec();
-                let prediction = expected_value + shap_values.iter().sum::<f64>();
-                Ok(kernel_shap::Explanation { shap_values, expected_value, prediction })
-            })
-            .collect()
+        match self.model.builtin() {
+            Some(BuiltinModel::Xgboost(booster)) => {
+                let width = booster.num_features() + 1;
+                records
+                    .par_iter()
+                    .map(|record| {
+                        let row: Vec<f32> = record.iter().map(|x| *x as f32).collect();
+                        let all = booster.contributions(&row).ok_or_else(|| {
+                            "the model file keeps no node covers (sum_hessian): exact TreeSHAP is undefined for it"
+                                .to_string()
+                        })?;
+                        let group = &all[self.options.score * width..(self.options.score + 1) * width];
+                        Ok(explanation(group[..width - 1].to_vec(), group[width - 1]))
+                    })
+                    .collect()
+            }
+            Some(BuiltinModel::Onnx(model)) => {
+                let tree_shap = model.tree_shap(self.options.score, &self.options.background, records)?;
+                Ok(records
+                    .par_iter()
+                    .map(|record| {
+                        let (values, expected) = tree_shap.explain(record);
+                        explanation(values, expected)
+                    })
+                    .collect())
+            }
+            None => Err("shap_config.algorithm `tree` needs a tree model served in this process (XGBoost or an ONNX tree ensemble)".into()),
+        }
     }
 
     /// Global SHAP values (by `agg_method`) and the expected value over `records`.
@@ -178,7 +189,7 @@ pub struct ExplainArgs {
     /// Kernel SHAP's baseline rows (a header row is skipped); default: the data's mean row.
     #[arg(long)]
     pub baseline: Option<std::path::PathBuf>,
-    /// `kernel` (Clarify's) or `tree` (exact TreeSHAP, XGBoost models).
+    /// `kernel` (Clarify's) or `tree` (exact TreeSHAP: XGBoost models, ONNX tree ensembles against the baseline).
     #[arg(long, default_value = "kernel", value_parser = ["kernel", "tree"])]
     pub algorithm: String,
     /// Kernel SHAP's coalitions per record (default 2M + 2048).
@@ -240,7 +251,8 @@ pub fn explain_files(args: &ExplainArgs) -> Result<serde_json::Value, String> {
         background,
         tree: args.algorithm == "tree",
     };
-    let (global, expected) = Explainer { model: &model, options: &options }.explain(&headers, &records)?;
+    let (global, expected) =
+        Explainer { model: RowModel::Builtin(&model), options: &options }.explain(&headers, &records)?;
     let file = analysis(options.method(), &global, &headers, expected);
     let text = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
     std::fs::write(&args.output, text).map_err(|e| format!("{}: {e}", args.output.display()))?;

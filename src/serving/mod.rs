@@ -13,4 +13,5 @@ pub mod limiter;
 pub mod model_archive;
 pub mod onnx;
 pub mod process;
+pub mod rows;
 pub mod xgboost;

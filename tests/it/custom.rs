@@ -25,7 +25,7 @@ fn model_archive(model: &Value) -> Vec<u8> {
 }
 
 /// Builds the fixture (without its requirements, to keep the test fast) as `mlops-custom:linear`.
-async fn build(server: &TestServer) {
+pub(crate) async fn build(server: &TestServer) {
     let zip = zip_folder(&fixture("algorithms/linear"), &[], &["requirements.txt"]);
     assert_eq!(server.put_asset("algorithms/linear.zip", zip).await.status(), 201);
     let id =
@@ -37,7 +37,7 @@ async fn build(server: &TestServer) {
 }
 
 /// Provisions a custom endpoint `name-endpoint` running `model`; returns the pipeline id.
-async fn provision(server: &TestServer, name: &str, model: &Value) -> String {
+pub(crate) async fn provision(server: &TestServer, name: &str, model: &Value) -> String {
     let key = format!("models/{name}/model.tar.gz");
     assert_eq!(server.put_asset(&key, model_archive(model)).await.status(), 201);
     let body = json!({

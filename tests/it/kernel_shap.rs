@@ -21,14 +21,15 @@ fn booster(name: &str) -> Booster {
 fn both(case: &Value, seed: u64) -> Vec<(Vec<f64>, Vec<f64>, f64)> {
     let model = booster(case["model"].as_str().unwrap());
     let predict = |rows: &[Vec<f64>]| {
-        rows.iter()
+        Ok(rows
+            .iter()
             .map(|r| {
                 let row: Vec<f32> = r.iter().map(|x| *x as f32).collect();
                 let mut out = Vec::new();
                 model.predict_row(&row, &mut out);
                 out[0]
             })
-            .collect()
+            .collect::<Vec<f64>>())
     };
     let background = matrix(&case["background"]);
     let budget = case["num_samples"].as_u64().unwrap() as usize;
@@ -102,10 +103,10 @@ fn the_explain_command_aggregates_the_reference_values() {
     std::fs::write(dir.path().join("data.csv"), csv(&records, true)).unwrap();
     std::fs::write(dir.path().join("baseline.csv"), csv(&matrix(&case["background"]), false)).unwrap();
     let model = format!("{}/tests/fixtures/xgboost/reg_squarederror.json", env!("CARGO_MANIFEST_DIR"));
-    let run = |algorithm: &str| -> Value {
+    let run_on = |model: &str, algorithm: &str| -> Value {
         let out = dir.path().join(format!("{algorithm}.json"));
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"))
-            .args(["explain", "--model", &model, "--algorithm", algorithm, "--num-samples", "1022", "--seed", "3"])
+            .args(["explain", "--model", model, "--algorithm", algorithm, "--num-samples", "1022", "--seed", "3"])
             .arg("--data")
             .arg(dir.path().join("data.csv"))
             .arg("--baseline")
@@ -117,6 +118,7 @@ fn the_explain_command_aggregates_the_reference_values() {
         assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
         serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
     };
+    let run = |algorithm: &str| run_on(&model, algorithm);
     let kernel = run("kernel");
     let global = &kernel["explanations"]["kernel_shap"]["label0"]["global_shap_values"];
     let theirs = matrix(&case["shap_values"]);
@@ -136,4 +138,24 @@ fn the_explain_command_aggregates_the_reference_values() {
             / records.len() as f64;
         assert!((global[format!("x{j}")].as_f64().unwrap() - want).abs() < 1e-12, "x{j}");
     }
+
+    // An ONNX tree ensemble (XGBoost converted by onnxmltools): TreeSHAP against the baseline
+    // rows solves the game Kernel SHAP enumerates, so the two commands agree (the model answers
+    // in float32: to 1e-5 of the largest value).
+    let onnx = format!("{}/tests/fixtures/onnx/xgboost_regressor.onnx", env!("CARGO_MANIFEST_DIR"));
+    let (kernel, tree) = (run_on(&onnx, "kernel"), run_on(&onnx, "tree"));
+    let kernel = &kernel["explanations"]["kernel_shap"]["label0"];
+    let tree = &tree["explanations"]["tree_shap"]["label0"];
+    let largest = (0..records[0].len())
+        .map(|j| tree["global_shap_values"][format!("x{j}")].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(largest > 0.0, "{tree}");
+    for j in 0..records[0].len() {
+        let (k, t) = (
+            kernel["global_shap_values"][format!("x{j}")].as_f64(),
+            tree["global_shap_values"][format!("x{j}")].as_f64(),
+        );
+        assert!((k.unwrap() - t.unwrap()).abs() <= 1e-5 * largest, "x{j}: kernel {k:?}, tree {t:?}");
+    }
+    assert!((kernel["expected_value"].as_f64().unwrap() - tree["expected_value"].as_f64().unwrap()).abs() < 1e-5);
 }

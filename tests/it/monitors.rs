@@ -112,6 +112,36 @@ async fn finished(server: &TestServer, monitor: &str, execution: &str) -> Value 
     }
 }
 
+/// Fires the monitor's schedule once (a replica's tick just after `next_run_at`) and waits for
+/// the execution it claims: the hour before the schedule fired, analysed as a run-now window is.
+async fn scheduled_execution(server: &TestServer, monitor: &str) -> Value {
+    let record: Value = get_json(server, &format!("/v1/monitors/{monitor}")).await;
+    let next_run: chrono::DateTime<chrono::Utc> = record["next_run_at"].as_str().unwrap().parse().unwrap();
+    let store = mlops::store::connect(&server.db.url).await.unwrap();
+    let at = next_run + chrono::Duration::seconds(30);
+    let claimed = mlops::jobs::schedules::tick(&store, at, Duration::from_secs(10), 3).await.unwrap();
+    store.close().await;
+    assert!(claimed >= 1, "the schedule fired no execution of {monitor}");
+    let executions: Value = get_json(server, &format!("/v1/monitors/{monitor}/executions")).await;
+    let scheduled = executions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["origin"] == "schedule")
+        .unwrap_or_else(|| panic!("no scheduled execution: {executions:#}"))
+        .clone();
+    let window_end: chrono::DateTime<chrono::Utc> = scheduled["window_end"].as_str().unwrap().parse().unwrap();
+    assert_eq!(window_end, next_run);
+    finished(server, monitor, scheduled["id"].as_str().unwrap()).await
+}
+
+/// Whether the scheduled `execution`'s window holds all of `[from, to)` (a run that crossed a
+/// full hour splits its traffic between two windows).
+fn window_holds(execution: &Value, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> bool {
+    let at = |key: &str| execution[key].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    at("window_start") <= from && to <= at("window_end")
+}
+
 fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
@@ -473,6 +503,7 @@ async fn an_explainability_monitor_ranks_the_features_of_live_traffic(db: TestDb
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "features in header order:\n{text}");
     // The base value is the model's answer on the SHAP baseline row.
     let mean_row = mean.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let t_mean = now() - chrono::Duration::seconds(1);
     let at_mean: f64 = invoke_all(&server, &[mean_row]).await[0].parse().unwrap();
     assert!((label0["expected_value"].as_f64().unwrap() - at_mean).abs() < 1e-6, "{label0}");
     let mut ranked: Vec<(&String, f64)> = global.iter().map(|(k, v)| (k, v.as_f64().unwrap())).collect();
@@ -548,6 +579,15 @@ async fn an_explainability_monitor_ranks_the_features_of_live_traffic(db: TestDb
     let again = run_now(&server, &monitor_id, &iso(t0), &iso(t1)).await;
     assert_eq!(again["state"], "completed", "{again:#}");
     assert!((again["ndcg"]["label0"].as_f64().unwrap() - 1.0).abs() < 1e-12, "{again:#}");
+
+    // The schedule fires: the hour before it, with the clean and the pinned traffic in it, and
+    // the three pinned features' attributions halved at most: the ranking drifted.
+    let scheduled = scheduled_execution(&server, &monitor_id).await;
+    assert!(matches!(scheduled["state"].as_str(), Some("completed" | "completed_with_violations")), "{scheduled:#}");
+    if window_holds(&scheduled, t_mean, now()) {
+        assert_eq!(scheduled["rows"], 241, "the mean row, the clean and the pinned traffic: {scheduled:#}");
+        assert!(scheduled["ndcg"]["label0"].as_f64().unwrap() < 1.0, "{scheduled:#}");
+    }
     server.stop().await;
 }
 
@@ -672,7 +712,129 @@ async fn a_bias_monitor_flags_a_window_with_injected_bias(db: TestDb) {
         serde_json::from_slice(&std::fs::read(objects.join(biased["files"][0].as_str().unwrap())).unwrap()).unwrap();
     assert_valid("model-bias-analysis", &window);
     assert!(first["description"].as_str().unwrap().contains("doesn't meet the baseline constraint requirement"));
+
+    // The schedule fires: the hour before it holds both windows' traffic and ground truth.
+    let scheduled = scheduled_execution(&server, &monitor_id).await;
+    assert!(matches!(scheduled["state"].as_str(), Some("completed" | "completed_with_violations")), "{scheduled:#}");
+    if window_holds(&scheduled, t0, now()) {
+        assert_eq!(scheduled["rows"], biased["rows"].as_u64().unwrap() * 2, "{scheduled:#}");
+    }
     server.stop().await;
 }
 
 on_both_stores!(a_bias_monitor_flags_a_window_with_injected_bias);
+
+/// The Clarify monitors of a custom algorithm's endpoint call the algorithm itself, on its own
+/// `/invocations` in mini-batches, outside the endpoint (nothing of it captured). The fixture
+/// algorithm is linear, so Kernel SHAP is exact there: φ_j = w_j (x_j − b_j) against the
+/// baseline row b, and the bias baseline's predicted labels are w·x + c ≥ 0.5.
+async fn clarify_monitors_call_a_custom_algorithm_outside_its_endpoint(db: TestDb) {
+    let server = TestServer::start(db).await;
+    crate::custom::build(&server).await;
+    let (weights, bias) = ([1.5, -2.0, 0.5], 0.25);
+    let id = crate::custom::provision(&server, "linear", &json!({"weights": weights, "bias": bias})).await;
+    server.wait_for(&id, "active").await;
+    let rows: Vec<[f64; 3]> = (0..60)
+        .map(|i| {
+            let i = f64::from(i);
+            [(i * 0.37) % 3.0, (i * 0.61) % 2.0 - 1.0, (i * 1.3) % 5.0]
+        })
+        .collect();
+    let score = |r: &[f64; 3]| r.iter().zip(weights).map(|(x, w)| w * x).sum::<f64>() + bias;
+    let labels: Vec<u8> = rows.iter().enumerate().map(|(i, r)| u8::from((score(r) >= 0.5) != (i % 5 == 0))).collect();
+    let mut csv = "label,f0,f1,f2\n".to_string();
+    for (r, l) in rows.iter().zip(&labels) {
+        csv.push_str(&format!("{l},{},{},{}\n", r[0], r[1], r[2]));
+    }
+    assert_eq!(server.put_asset("monitor/linear.csv", csv.into_bytes()).await.status(), 201);
+    let mean: Vec<f64> = (0..3).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / rows.len() as f64).collect();
+    let mut body = monitor_body();
+    body["model_name"] = json!("linear");
+    body["endpoint_name"] = json!("linear-endpoint");
+    body["data_capture_location"] = json!("my-bucket/capture/linear");
+    body["baseline_data"] = json!("monitor/linear.csv");
+    body["problem_type"] = json!("BinaryClassification");
+
+    // Explainability: every coalition of three features enumerated, so the values are exact.
+    let mut explain = body.clone();
+    explain["pipeline_type"] = json!("byom_model_explainability_monitor");
+    explain["monitor_inference_attribute"] = json!("0");
+    explain["model_scores"] = json!(0);
+    explain["shap_config"] = json!({"baseline": [mean], "num_samples": 6, "agg_method": "mean_abs"});
+    let explain_pipeline = server.provision(&explain).await["pipeline_id"].as_str().unwrap().to_string();
+    let pipeline = server.wait_for(&explain_pipeline, "active").await;
+    let outputs = &pipeline["stages"][0]["outputs"];
+    let objects = server.db.dir.path().join("data/objects");
+    let analysis: Value =
+        serde_json::from_slice(&std::fs::read(objects.join(outputs["baseline_analysis"].as_str().unwrap())).unwrap())
+            .unwrap();
+    assert_valid("model-explainability-analysis", &analysis);
+    let label0 = &analysis["explanations"]["kernel_shap"]["label0"];
+    let expected_value = mean.iter().zip(weights).map(|(m, w)| m * w).sum::<f64>() + bias;
+    assert!((label0["expected_value"].as_f64().unwrap() - expected_value).abs() < 1e-9, "{label0}");
+    let exact = |rows: &[[f64; 3]], j: usize| {
+        rows.iter().map(|r| (weights[j] * (r[j] - mean[j])).abs()).sum::<f64>() / rows.len() as f64
+    };
+    for j in 0..3 {
+        let ours = label0["global_shap_values"][format!("f{j}")].as_f64().unwrap();
+        assert!((ours - exact(&rows, j)).abs() < 1e-9, "f{j}: {ours} vs {}", exact(&rows, j));
+    }
+
+    // Bias: the baseline labelled by the algorithm (facet f0 > 1.5).
+    let mut bias_body = body.clone();
+    bias_body["pipeline_type"] = json!("byom_model_bias_monitor");
+    bias_body["monitor_probability_attribute"] = json!("0");
+    bias_body["probability_threshold_attribute"] = json!(0.5);
+    bias_body["monitor_ground_truth_input"] = json!("my-bucket/monitor/groundtruth");
+    bias_body["bias_config"] =
+        json!({"label_values_or_threshold": [1], "facet_name": "f0", "facet_values_or_threshold": [1.5]});
+    bias_body["model_predicted_label_config"] = json!({"probability": 0});
+    let bias_pipeline = server.provision(&bias_body).await["pipeline_id"].as_str().unwrap().to_string();
+    let pipeline = server.wait_for(&bias_pipeline, "active").await;
+    let outputs = &pipeline["stages"][0]["outputs"];
+    assert_eq!(outputs["baseline_rows"], rows.len(), "{outputs:#}");
+    let analysis: Value =
+        serde_json::from_slice(&std::fs::read(objects.join(outputs["baseline_analysis"].as_str().unwrap())).unwrap())
+            .unwrap();
+    assert_valid("model-bias-analysis", &analysis);
+    let (mut a, mut d) = ((0.0, 0.0), (0.0, 0.0));
+    for r in &rows {
+        let group = if r[0] > 1.5 { &mut d } else { &mut a };
+        group.0 += 1.0;
+        group.1 += f64::from(u8::from(score(r) >= 0.5));
+    }
+    let metrics = analysis["post_training_bias_metrics"]["facets"]["f0"][0]["metrics"].as_array().unwrap();
+    let dppl = metrics.iter().find(|m| m["name"] == "DPPL").unwrap()["value"].as_f64().unwrap();
+    assert!((dppl - (a.1 / a.0 - d.1 / d.0)).abs() < 1e-12, "DPPL {dppl}");
+
+    // Neither baseline went through the endpoint: nothing was captured.
+    let capture = objects.join("my-bucket/capture/linear/linear-endpoint");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(walk(&capture).is_empty(), "the monitors' calls were captured: {:?}", walk(&capture));
+
+    // A window of live traffic through the endpoint, explained through the algorithm again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let t0 = now();
+    let lines: Vec<String> = rows.iter().map(|r| format!("{},{},{}", r[0], r[1], r[2])).collect();
+    for chunk in lines.chunks(6) {
+        let response = server.invoke("linear-endpoint", "text/csv", chunk.join("\n"), INVOKER).await;
+        assert_eq!(response.status(), 200);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while walk(&capture).iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count()).sum::<usize>() < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "the traffic was not captured");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let monitor_id = server.wait_for(&explain_pipeline, "active").await["stages"][0]["outputs"]["monitor_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let window = run_now(&server, &monitor_id, &iso(t0), &iso(now())).await;
+    assert_eq!(window["state"], "completed", "{window:#}");
+    assert_eq!(window["rows"], 60);
+    assert!((window["ndcg"]["label0"].as_f64().unwrap() - 1.0).abs() < 1e-12, "{window:#}");
+    server.stop().await;
+}
+
+on_both_stores!(clarify_monitors_call_a_custom_algorithm_outside_its_endpoint);

@@ -340,3 +340,88 @@ mod end_to_end {
 
     on_both_stores!(onnx_models_serve_and_transform, onnx_models_promote_through_environments);
 }
+
+/// Exact TreeSHAP of the tree-ensemble fixtures (interventional, against baseline rows) equals
+/// Kernel SHAP with every coalition enumerated: both solve the game v(S) = mean over baseline rows
+/// z of f(x_S, z_S̄), one exactly by the trees, the other by regression over all 2^8 − 2 coalitions
+/// (the records differ from the baseline rows in eight features). The margins are what TreeSHAP
+/// explains: a logistic classifier's log-odds, a softmax classifier's per-class scores (checked by
+/// their softmax being the model's probabilities), the score itself otherwise.
+#[test]
+fn tree_shap_of_onnx_ensembles_solves_kernel_shaps_game_exactly() {
+    let mut checked = 0;
+    for case in all_cases() {
+        let model = OnnxModel::load(&fixture(&format!("{}.onnx", case.name))).unwrap();
+        let n = case.num_features;
+        let trees =
+            ["gradient_boosting", "lightgbm", "random_forest", "xgboost"].iter().any(|p| case.name.starts_with(p));
+        if !trees {
+            let refused = model.tree_shap(0, &[vec![0.0; n]], &[vec![0.0; n]]).err().unwrap_or_default();
+            assert!(refused.contains("one tree ensemble"), "{}: {refused}", case.name);
+            continue;
+        }
+        let varying = 8.min(n);
+        // Missing values only where records and baseline rows differ anyway (Kernel SHAP takes a
+        // missing value as differing from every other, itself included).
+        let complete: Vec<Vec<f64>> = case
+            .rows
+            .iter()
+            .map(|r| {
+                let value = |(j, v): (usize, &f32)| if v.is_nan() && j >= varying { 0.0 } else { f64::from(*v) };
+                r.iter().enumerate().map(value).collect()
+            })
+            .collect();
+        for record in &complete[..3] {
+            let background: Vec<Vec<f64>> = complete[3..8]
+                .iter()
+                .map(|z| (0..n).map(|j| if j < varying { z[j] } else { record[j] }).collect())
+                .collect();
+            let answer = |rows: &[Vec<f64>]| {
+                let values: Vec<f32> = rows.iter().flatten().map(|v| *v as f32).collect();
+                let mut out = Vec::new();
+                model.predict_rows(&values, &mut out).unwrap();
+                out
+            };
+            let outputs = model.num_outputs();
+            if outputs > 1 {
+                let margins: Vec<f64> = (0..outputs)
+                    .map(|k| {
+                        let (phi, expected) =
+                            model.tree_shap(k, &background, std::slice::from_ref(record)).unwrap().explain(record);
+                        expected + phi.iter().sum::<f64>()
+                    })
+                    .collect();
+                let total: f64 = margins.iter().map(|m| m.exp()).sum();
+                for (k, p) in answer(std::slice::from_ref(record)).iter().enumerate() {
+                    assert!((margins[k].exp() / total - p).abs() < 1e-5, "{} class {k}: {margins:?} vs {p}", case.name);
+                }
+                checked += 1;
+                continue;
+            }
+            let logistic = case.name.ends_with("_binary");
+            let margin = |rows: &[Vec<f64>]| -> Result<Vec<f64>, String> {
+                Ok(answer(rows).into_iter().map(|p| if logistic { (p / (1.0 - p)).ln() } else { p }).collect())
+            };
+            let kernel =
+                mlops::analyzer::kernel_shap::explain(&margin, record, &background, (1 << varying) - 2, 0).unwrap();
+            let (phi, expected) =
+                model.tree_shap(0, &background, std::slice::from_ref(record)).unwrap().explain(record);
+            // The model answers in float32 (a probability's log-odds carry its rounding): equal to
+            // 1e-4 of the record's attribution mass, plus 1e-5.
+            let mass: f64 = phi.iter().map(|v| v.abs()).sum();
+            for (j, (ours, kernel)) in phi.iter().zip(&kernel.shap_values).enumerate() {
+                assert!(
+                    (ours - kernel).abs() <= 1e-4 * mass + 1e-5,
+                    "{} feature {j}: TreeSHAP {ours}, Kernel SHAP {kernel}",
+                    case.name
+                );
+                if j >= varying {
+                    assert_eq!(*ours, 0.0, "{}: a feature equal in every row explains nothing", case.name);
+                }
+            }
+            assert!((expected - kernel.expected_value).abs() <= 1e-4 * expected.abs().max(1.0), "{}", case.name);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 11 * 3, "every tree fixture's records checked");
+}

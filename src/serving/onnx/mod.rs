@@ -54,6 +54,8 @@ pub struct OnnxModel {
     description: String,
     operators: Vec<String>,
     memory_bytes: u64,
+    /// The one tree ensemble reading the model's input, which exact TreeSHAP can explain.
+    trees: Option<Box<trees::Ensemble>>,
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -106,6 +108,7 @@ impl OnnxModel {
             (false, c) => format!("onnx model: {c} outputs"),
         };
         let plan = typed.into_runnable().map_err(prepare_error)?;
+        let trees = input_ensemble(&prepared.proto).map(Box::new);
         let model = Self {
             plan,
             num_features: prepared.num_features,
@@ -118,6 +121,7 @@ impl OnnxModel {
             // The plan holds the weights once more than the file; tract's own buffers are
             // small beside them for these models.
             memory_bytes: 2 * bytes.len() as u64,
+            trees,
         };
         let mut out = Vec::new();
         model.predict_rows(&vec![0.0; model.num_features], &mut out)?;
@@ -169,6 +173,62 @@ impl OnnxModel {
         }
     }
 
+    /// Exact TreeSHAP of answer column `score` against `background` rows, for a model that is
+    /// one additive tree ensemble (`trees::shap`). `records` are the rows to be explained: the
+    /// ensemble must answer them exactly as the whole graph does, or the graph changes the trees'
+    /// scores in ways TreeSHAP does not see.
+    pub fn tree_shap(
+        &self,
+        score: usize,
+        background: &[Vec<f64>],
+        records: &[Vec<f64>],
+    ) -> Result<TreeShap<'_>, String> {
+        let Some(ensemble) = &self.trees else {
+            return Err("exact TreeSHAP needs a model that is one tree ensemble reading the model's input".into());
+        };
+        if !ensemble.is_additive() {
+            return Err("exact TreeSHAP needs trees whose scores add up (aggregate_function SUM or AVERAGE)".into());
+        }
+        if background.is_empty() {
+            return Err("exact TreeSHAP of an ONNX model needs baseline rows (shap_config.baseline)".into());
+        }
+        let output = match self.answer {
+            Answer::Every => score,
+            Answer::SecondColumn => 1,
+        };
+        let rows = |rows: &[Vec<f64>]| -> Vec<Vec<f32>> {
+            rows.iter()
+                .map(|r| {
+                    let mut row: Vec<f32> = r.iter().map(|x| *x as f32).collect();
+                    row.resize(self.num_features, f32::NAN);
+                    row
+                })
+                .collect()
+        };
+        let flat: Vec<f32> = rows(records).concat();
+        let (mut scores, mut winners) = (Vec::new(), Vec::new());
+        ensemble.eval(&flat, self.num_features, &mut scores, &mut winners);
+        let mut answers = Vec::new();
+        self.predict_rows(&flat, &mut answers).map_err(|e| e.to_string())?;
+        let outputs = self.num_outputs();
+        for (i, (trees, model)) in scores.chunks(ensemble.width()).zip(answers.chunks(outputs)).enumerate() {
+            let (trees, model) = (f64::from(trees[output]), model[score]);
+            if (trees - model).abs() > 1e-5 * model.abs().max(1.0) {
+                return Err(format!(
+                    "the ONNX graph changes its tree ensemble's scores (record {}: trees {trees}, model {model}); \
+                     exact TreeSHAP explains the ensemble alone: use the kernel algorithm",
+                    i + 1
+                ));
+            }
+        }
+        Ok(TreeShap {
+            ensemble,
+            column: ensemble.scored_column(output),
+            background: rows(background),
+            width: self.num_features,
+        })
+    }
+
     fn run(&self, values: &[f32], rows: usize, out: &mut Vec<f64>) -> Result<(), OnnxError> {
         let run_error = |e: TractError| OnnxError::Run(format!("{e:#}"));
         let shape = [rows, self.num_features];
@@ -195,5 +255,45 @@ impl OnnxModel {
             Answer::SecondColumn => out.extend(numbers.chunks_exact(2).map(|pair| pair[1])),
         }
         Ok(())
+    }
+}
+
+/// The model's one tree ensemble, when it reads the model's input (directly or through a
+/// `Cast`): what exact TreeSHAP explains.
+fn input_ensemble(proto: &tract_onnx::pb::ModelProto) -> Option<trees::Ensemble> {
+    let graph = proto.graph.as_ref()?;
+    let input = &graph.input.first()?.name;
+    let mut ensembles =
+        graph.node.iter().filter(|n| matches!(n.op_type.as_str(), "TreeEnsembleClassifier" | "TreeEnsembleRegressor"));
+    let node = ensembles.next()?;
+    if ensembles.next().is_some() {
+        return None;
+    }
+    let source = node.input.first()?;
+    let reads_input = source == input
+        || graph
+            .node
+            .iter()
+            .any(|n| n.op_type == "Cast" && n.output.first() == Some(source) && n.input.first() == Some(input));
+    if reads_input { trees::Ensemble::from_node(node).ok() } else { None }
+}
+
+/// Exact TreeSHAP of one output of an ONNX tree ensemble, in the score space before its post
+/// transform (margins, as XGBoost's `pred_contribs`; a probability where there is none).
+pub struct TreeShap<'a> {
+    ensemble: &'a trees::Ensemble,
+    column: usize,
+    background: Vec<Vec<f32>>,
+    width: usize,
+}
+
+impl TreeShap<'_> {
+    /// One value per feature, and the expected score they add up from.
+    pub fn explain(&self, record: &[f64]) -> (Vec<f64>, f64) {
+        let mut row: Vec<f32> = record.iter().map(|x| *x as f32).collect();
+        row.resize(self.width, f32::NAN);
+        let (mut phi, expected) = self.ensemble.interventional_shap(&row, &self.background, self.column);
+        phi.truncate(record.len());
+        (phi, expected)
     }
 }

@@ -9,6 +9,8 @@
 //! summed in tree order in f32, the base values added after aggregating, then the post transform
 //! (including onnxruntime's two-column answer for binary classifiers scored on one column).
 
+mod shap;
+
 use super::scores::{Labels, PostTransform, argmax, logistic, probit};
 use std::collections::HashMap;
 use tract_onnx::pb::{AttributeProto, NodeProto};
@@ -50,6 +52,27 @@ struct Node {
     /// weights in `Ensemble::weights`.
     first: u32,
     second: u32,
+}
+
+impl Node {
+    /// The child a branch sends `x` to.
+    fn child(&self, x: f32) -> u32 {
+        let goes_true = if x.is_nan() {
+            self.nan_goes_true || (self.mode == Mode::Neq) // NaN != t holds, as onnxruntime evaluates it
+        } else {
+            let t = self.threshold;
+            match self.mode {
+                Mode::Leq => x <= t,
+                Mode::Lt => x < t,
+                Mode::Gte => x >= t,
+                Mode::Gt => x > t,
+                Mode::Eq => x == t,
+                Mode::Neq => x != t,
+                Mode::Leaf => unreachable!("a leaf has no children"),
+            }
+        };
+        if goes_true { self.first } else { self.second }
+    }
 }
 
 /// One validated tree ensemble, ready to evaluate.
@@ -343,22 +366,7 @@ impl Ensemble {
     fn leaf(&self, root: u32, row: &[f32]) -> &Node {
         let mut node = &self.nodes[root as usize];
         while node.mode != Mode::Leaf {
-            let x = row[node.feature as usize];
-            let goes_true = if x.is_nan() {
-                node.nan_goes_true || (node.mode == Mode::Neq) // NaN != t holds, as onnxruntime evaluates it
-            } else {
-                let t = node.threshold;
-                match node.mode {
-                    Mode::Leq => x <= t,
-                    Mode::Lt => x < t,
-                    Mode::Gte => x >= t,
-                    Mode::Gt => x > t,
-                    Mode::Eq => x == t,
-                    Mode::Neq => x != t,
-                    Mode::Leaf => unreachable!("loop condition"),
-                }
-            };
-            node = &self.nodes[(if goes_true { node.first } else { node.second }) as usize];
+            node = &self.nodes[node.child(row[node.feature as usize]) as usize];
         }
         node
     }

@@ -1,10 +1,10 @@
 //! `byom_model_bias_monitor` on the local target (issue 15): the baseline labels
 //! `baseline_data` (label first, then the features) with the monitored endpoint's model, called
-//! in this process, and writes Clarify's bias `analysis.json` (pre- and post-training metrics per
-//! facet, as smclarify computes them); each execution joins the window's captured requests with
-//! their ground truth (as the model-quality monitor does, keeping the inputs: the facets are
-//! features), computes the same metrics and writes `bias_drift_check` violations where a metric
-//! moved farther from 0 than the baseline's (docs/MONITORING.md).
+//! outside its invocation path (`serving::rows`), and writes Clarify's bias `analysis.json` (pre-
+//! and post-training metrics per facet, as smclarify computes them); each execution joins the
+//! window's captured requests with their ground truth (as the model-quality monitor does, keeping
+//! the inputs: the facets are features), computes the same metrics and writes `bias_drift_check`
+//! violations where a metric moved farther from 0 than the baseline's (docs/MONITORING.md).
 
 use super::LocalTarget;
 use crate::analyzer::bias::{
@@ -14,7 +14,7 @@ use crate::analyzer::merge::{Attributes, Merge};
 use crate::analyzer::model_quality::ProblemType;
 use crate::domain::plan::MonitorStage;
 use crate::domain::spec::ModelBiasSpec;
-use crate::serving::endpoints::Model;
+use crate::serving::rows::RowModel;
 use crate::store::{MonitorExecutionRecord, MonitorRecord};
 use crate::targets::TargetError;
 use serde_json::{Map, Value, json};
@@ -250,11 +250,6 @@ impl LocalTarget {
                 params.endpoint_name
             ))
         })?;
-        let Model::Builtin(model) = &endpoint.model else {
-            return Err(permanent(
-                "a bias baseline of a custom algorithm's endpoint is not supported on the local target yet (built-in models only)",
-            ));
-        };
         // Predicted labels: the score at `probability` (index, default 0) at or above
         // `probability_threshold` (default 0.5) is the positive class `1` — the rule the
         // executions apply to captured scores (`merge::Attributes`), so baseline and windows
@@ -269,22 +264,25 @@ impl LocalTarget {
             .or(b.probability_threshold_attribute)
             .unwrap_or(0.5);
         let by_probability = predicted_config.get("label").is_none();
-        let width = model.num_features();
-        let mut values = Vec::with_capacity(features.len() * width);
-        for row in &features {
-            let parsed: Vec<f32> = row.iter().map(|v| v.trim().parse().unwrap_or(f32::NAN)).collect();
-            values.extend(parsed.iter().take(width));
-            values.resize(values.len() + width.saturating_sub(parsed.len()), f32::NAN);
+        // Scored in this process (a custom algorithm through its own `/invocations`, in
+        // mini-batches): the baseline's rows are not endpoint traffic and are not captured.
+        let numbers: Vec<Vec<f64>> =
+            features.iter().map(|row| row.iter().map(|v| v.trim().parse().unwrap_or(f64::NAN)).collect()).collect();
+        let runtime = tokio::runtime::Handle::current();
+        let scores = tokio::task::spawn_blocking(move || RowModel::new(&endpoint.model, runtime).score(&numbers))
+            .await
+            .map_err(|e| permanent(format!("predicting baseline_data failed: {e}")))?
+            .map_err(|e| permanent(format!("predicting baseline_data: {e}")))?;
+        if score >= scores.width {
+            return Err(permanent(format!(
+                "model_predicted_label_config: score {score} asked; the model answers {} per row",
+                scores.width
+            )));
         }
-        let mut out = Vec::new();
-        model.predict_rows(&values, &mut out).map_err(|e| permanent(format!("predicting baseline_data: {e}")))?;
-        let outputs = model.num_outputs().max(1);
-        let predicted: Vec<String> = out
-            .chunks(outputs)
-            .map(|o| {
-                let s = o.get(score).copied().unwrap_or(f64::NAN);
-                if by_probability { (if s >= threshold { "1" } else { "0" }).to_string() } else { format!("{s}") }
-            })
+        let predicted: Vec<String> = scores
+            .column(score)
+            .into_iter()
+            .map(|s| if by_probability { (if s >= threshold { "1" } else { "0" }).to_string() } else { format!("{s}") })
             .collect();
         let rows = Rows { headers: headers.clone(), features, labels, predicted };
         let count = rows.labels.len() as u64;

@@ -1,9 +1,10 @@
 //! `byom_model_explainability_monitor` on the local target (issue 15): the baseline explains
 //! `baseline_data`'s rows with Kernel SHAP against `shap_config.baseline`, calling the monitored
-//! endpoint's model in this process (never through HTTP), and writes Clarify's `analysis.json`;
-//! each execution explains the window's captured requests the same way and flags labels whose
-//! attribution ranking drifted (nDCG below 0.9) in `constraint_violations.json`
-//! (docs/MONITORING.md).
+//! endpoint's model outside its invocation path (`serving::rows`: a built-in model in this
+//! process, a custom algorithm through its own `/invocations` in mini-batches; nothing captured),
+//! and writes Clarify's `analysis.json`; each execution explains the window's captured requests
+//! the same way and flags labels whose attribution ranking drifted (nDCG below 0.9) in
+//! `constraint_violations.json` (docs/MONITORING.md).
 
 use super::LocalTarget;
 use super::VARIANT;
@@ -13,6 +14,7 @@ use crate::domain::plan::MonitorStage;
 use crate::domain::spec::{ModelExplainabilitySpec, ModelScores, ShapBaseline};
 use crate::serving::endpoints::Model;
 use crate::serving::explain::{Analysis, ShapOptions, analysis, empty_analysis};
+use crate::serving::rows::RowModel;
 use crate::store::{MonitorExecutionRecord, MonitorRecord};
 use crate::targets::TargetError;
 use serde_json::{Value, json};
@@ -29,7 +31,6 @@ fn permanent(message: impl Into<String>) -> TargetError {
 
 /// The monitored endpoint's model and how to explain it.
 struct Explainer {
-    /// A built-in model's endpoint (checked when made).
     endpoint: Arc<crate::serving::endpoints::LiveEndpoint>,
     options: ShapOptions,
 }
@@ -39,13 +40,22 @@ impl Explainer {
         self.options.method()
     }
 
-    fn explain(&self, headers: &[String], records: &[Vec<f64>]) -> Result<(BTreeMap<String, f64>, f64), TargetError> {
-        let Model::Builtin(model) = &self.endpoint.model else {
-            return Err(permanent("only built-in models are explained on the local target"));
-        };
-        crate::serving::explain::Explainer { model, options: &self.options }
-            .explain(headers, records)
-            .map_err(permanent)
+    /// Explains the records on a blocking thread (a custom algorithm is called through
+    /// `runtime`, in mini-batches).
+    async fn explain(
+        self,
+        headers: Vec<String>,
+        records: Vec<Vec<f64>>,
+    ) -> Result<(BTreeMap<String, f64>, f64), TargetError> {
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let model = RowModel::new(&self.endpoint.model, runtime);
+            crate::serving::explain::Explainer { model, options: &self.options }
+                .explain(&headers, &records)
+                .map_err(permanent)
+        })
+        .await
+        .map_err(|err| permanent(format!("the explanation failed: {err}")))?
     }
 }
 
@@ -79,14 +89,6 @@ impl LocalTarget {
                 params.endpoint_name.as_str()
             ))
         })?;
-        let outputs = match &endpoint.model {
-            Model::Builtin(m) => m.num_outputs(),
-            Model::Process(_) => {
-                return Err(permanent(
-                    "explaining a custom algorithm's endpoint on the local target is not supported yet (built-in models only)",
-                ));
-            }
-        };
         let score = match &e.model_scores {
             None => 0,
             Some(ModelScores::Index(i)) => *i as usize,
@@ -96,8 +98,11 @@ impl LocalTarget {
                 )));
             }
         };
-        if score >= outputs {
-            return Err(permanent(format!("model_scores {score}: the model has {outputs} outputs")));
+        // A custom algorithm's outputs are known from its answers (checked as it is called).
+        if let Model::Builtin(model) = &endpoint.model
+            && score >= model.num_outputs()
+        {
+            return Err(permanent(format!("model_scores {score}: the model has {} outputs", model.num_outputs())));
         }
         let options = &e.shap_config.options;
         let background = match &e.shap_config.baseline {
@@ -172,11 +177,8 @@ impl LocalTarget {
             .collect::<Result<_, _>>()?;
         let explainer = self.explainer(environment, params, e, headers.len(), &records).await?;
         let count = records.len() as u64;
-        let headers_for = headers.clone();
         let method = explainer.method();
-        let (global, expected) = tokio::task::spawn_blocking(move || explainer.explain(&headers_for, &records))
-            .await
-            .map_err(|err| permanent(format!("explaining baseline_data failed: {err}")))??;
+        let (global, expected) = explainer.explain(headers.clone(), records).await?;
         Ok((analysis(method, &global, &headers, expected), headers, count))
     }
 
@@ -223,11 +225,8 @@ impl LocalTarget {
             empty_analysis()
         } else {
             let explainer = self.explainer(&monitor.environment, stage, e, headers.len(), &records).await?;
-            let headers_for = headers.clone();
             let method = explainer.method();
-            let (global, expected) = tokio::task::spawn_blocking(move || explainer.explain(&headers_for, &records))
-                .await
-                .map_err(|err| permanent(format!("explaining the window failed: {err}")))??;
+            let (global, expected) = explainer.explain(headers.clone(), records).await?;
             analysis(method, &global, &headers, expected)
         };
         let labels = |doc: &Value| -> BTreeMap<String, BTreeMap<String, f64>> {
