@@ -44,6 +44,9 @@ pub(crate) struct Tree {
     covers: Vec<f32>,
     /// The cover-weighted mean leaf (TreeSHAP's share of the bias), once covers are known.
     expected: f64,
+    /// Fast TreeSHAP's tables, built the first time the tree is explained (`None` inside: the
+    /// tree is too deep to tabulate and is walked).
+    leaf_tables: std::sync::OnceLock<Option<super::shap::LeafTables>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -110,7 +113,7 @@ impl Tree {
                 }
             })
             .collect();
-        Ok(Tree { nodes, steps, depth, covers: Vec::new(), expected: 0.0 })
+        Ok(Tree { nodes, steps, depth, covers: Vec::new(), expected: 0.0, leaf_tables: Default::default() })
     }
 
     /// Keeps the nodes' covers for TreeSHAP when they fit (one per node, each finite and
@@ -129,6 +132,10 @@ impl Tree {
 
     pub(crate) fn expected_value(&self) -> f64 {
         self.expected
+    }
+
+    pub(crate) fn leaf_tables(&self) -> Option<&super::shap::LeafTables> {
+        self.leaf_tables.get_or_init(|| super::shap::LeafTables::build(self)).as_ref()
     }
 
     pub(crate) fn node(&self, i: usize) -> &Node {
