@@ -90,7 +90,9 @@ impl AppState {
         }
         let channels = crate::notify::Channels::from_settings(&settings)?;
         let store = open_store(&settings).await?;
-        let tokens = Arc::new(TokenRegistry::new(settings.auth.principals(), settings.dev));
+        let tokens = Arc::new(
+            TokenRegistry::new(settings.auth.principals(), settings.dev).with_access_keys(settings.auth.access_keys()?),
+        );
         let artifacts = match settings.target {
             // The aws target's assets are the assets bucket in S3, where its templates point.
             #[cfg(feature = "aws")]
@@ -364,11 +366,13 @@ pub async fn run_workers(
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let (api, spec) = crate::openapi::split();
-    api.route_layer(axum::middleware::from_fn(crate::metrics::track_http))
-        .with_state(state)
+    let app = api
+        .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
+        .with_state(state.clone())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(|| async { ApiError::NotFound("no such route; the API is described at /openapi.json".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state, crate::http::signed::verify_signatures))
         .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(settings.http.request_timeout, request_timeout))
         .layer(CatchPanicLayer::custom(|_| {
@@ -383,7 +387,12 @@ pub fn router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Micros)),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    match &settings.http.path_prefix {
+        // Every route also under the prefix (an API Gateway stage in the clients' URLs).
+        Some(prefix) => Router::new().nest(prefix, app.clone()).fallback_service(app),
+        None => app,
+    }
 }
 
 /// Bounds every request but asset transfers, whose duration depends on their size; those are

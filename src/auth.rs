@@ -1,6 +1,9 @@
 //! Bearer-token authentication with roles (DESIGN §7). Tokens come from configuration and are
 //! kept only as SHA-256 digests; they are long random secrets, so a fast hash is the right tool
-//! (no password stretching needed).
+//! (no password stretching needed). Requests signed with AWS SigV4 by configured access keys are
+//! the other way in ([`sigv4`]), for the solution's IAM-signing clients.
+
+pub mod sigv4;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -71,6 +74,8 @@ impl Principal {
 #[derive(Debug, Clone)]
 pub struct TokenRegistry {
     by_digest: HashMap<[u8; 32], Principal>,
+    /// SigV4 access keys by key id.
+    access_keys: HashMap<String, sigv4::AccessKey>,
     /// `--dev`: every request is an anonymous admin.
     open: bool,
 }
@@ -83,12 +88,30 @@ pub enum AuthError {
     Invalid,
     #[error("{name:?} has role {role}, which may not do this (needs {needed})")]
     Forbidden { name: String, role: Role, needed: &'static str },
+    /// A SigV4-signed request that does not verify (API Gateway answers these with 403).
+    #[error(transparent)]
+    Signature(#[from] sigv4::SignatureError),
 }
 
 impl TokenRegistry {
     /// Tokens as `(SHA-256 of the token, who it belongs to)`; `open` is `--dev`.
     pub fn new(tokens: impl IntoIterator<Item = ([u8; 32], Principal)>, open: bool) -> Self {
-        Self { by_digest: tokens.into_iter().collect(), open }
+        Self { by_digest: tokens.into_iter().collect(), access_keys: HashMap::new(), open }
+    }
+
+    /// Adds SigV4 access keys (key id, key).
+    pub fn with_access_keys(mut self, keys: impl IntoIterator<Item = (String, sigv4::AccessKey)>) -> Self {
+        self.access_keys.extend(keys);
+        self
+    }
+
+    /// The signer of a SigV4-signed request, checked at `now`.
+    pub fn verify_signed(
+        &self,
+        request: &sigv4::SignedRequest<'_>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Principal, sigv4::SignatureError> {
+        sigv4::verify(request, &self.access_keys, now)
     }
 
     pub fn is_open(&self) -> bool {
@@ -111,7 +134,11 @@ impl TokenRegistry {
     }
 
     pub fn authorize(&self, authorization: Option<&str>, permission: Permission) -> Result<Principal, AuthError> {
-        let principal = self.authenticate(authorization)?;
+        Self::permit(self.authenticate(authorization)?, permission)
+    }
+
+    /// The principal, if its role allows `permission`.
+    pub fn permit(principal: Principal, permission: Permission) -> Result<Principal, AuthError> {
         if principal.role.allows(permission) {
             Ok(principal)
         } else {

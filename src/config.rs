@@ -138,6 +138,9 @@ pub struct HttpSettings {
     /// timeout of a load balancer in front (ALB: 60 s).
     #[serde(with = "duration")]
     pub idle_timeout: Duration,
+    /// A path prefix also accepted before every route (e.g. `/prod`), so clients of the
+    /// solution's API Gateway keep its stage in their URLs: `/prod/provisionpipeline`.
+    pub path_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -243,6 +246,23 @@ pub struct ServingSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     pub tokens: Vec<TokenSettings>,
+    /// AWS access keys whose SigV4-signed requests are accepted, as API Gateway's IAM
+    /// authorisation takes them (the solution's signed clients).
+    pub access_keys: Vec<AccessKeySettings>,
+}
+
+/// One AWS access key. Its secret comes from an environment variable or a file, never from the
+/// config file itself, and is never logged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKeySettings {
+    pub name: String,
+    pub role: Role,
+    pub access_key_id: String,
+    /// The environment variable holding the secret access key.
+    pub secret_access_key_env: Option<String>,
+    /// A file holding the secret access key (surrounding whitespace ignored).
+    pub secret_access_key_file: Option<PathBuf>,
 }
 
 /// One API token. Give either `token` (hashed at load and dropped) or `sha256` (hex of the
@@ -284,6 +304,48 @@ impl AuthSettings {
             }
         }
         Ok(())
+    }
+
+    /// The access keys with their secrets read (from the environment or files), by key id.
+    pub fn access_keys(&self) -> Result<Vec<(String, crate::auth::sigv4::AccessKey)>, ConfigError> {
+        let mut keys = Vec::new();
+        for (i, k) in self.access_keys.iter().enumerate() {
+            let key = |field: &str| format!("auth.access_keys[{i}].{field}");
+            if k.name.trim().is_empty() {
+                return Err(ConfigError::new(key("name"), "must not be empty"));
+            }
+            let id_ok = (16..=128).contains(&k.access_key_id.len())
+                && k.access_key_id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            if !id_ok {
+                return Err(ConfigError::new(
+                    key("access_key_id"),
+                    "must be an AWS access key id: 16 to 128 upper-case letters and digits",
+                ));
+            }
+            if self.access_keys[..i].iter().any(|other| other.access_key_id == k.access_key_id) {
+                return Err(ConfigError::new(key("access_key_id"), "is configured twice"));
+            }
+            let secret = match (&k.secret_access_key_env, &k.secret_access_key_file) {
+                (Some(var), None) => std::env::var(var).map_err(|_| {
+                    ConfigError::new(key("secret_access_key_env"), format!("the environment has no {var}"))
+                })?,
+                (None, Some(path)) => std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::new(key("secret_access_key_file"), format!("{}: {e}", path.display())))?,
+                _ => {
+                    return Err(ConfigError::new(
+                        key("secret_access_key_env"),
+                        "give exactly one of secret_access_key_env or secret_access_key_file",
+                    ));
+                }
+            };
+            let secret = secret.trim().to_string();
+            if secret.len() < 16 {
+                return Err(ConfigError::new(key("secret_access_key_env"), "the secret is shorter than 16 characters"));
+            }
+            let principal = crate::auth::Principal { name: k.name.clone(), role: k.role };
+            keys.push((k.access_key_id.clone(), crate::auth::sigv4::AccessKey { secret, principal }));
+        }
+        Ok(keys)
     }
 
     /// Each configured token's digest and who it belongs to.
@@ -409,6 +471,7 @@ impl Default for HttpSettings {
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
+            path_prefix: None,
         }
     }
 }
@@ -523,6 +586,7 @@ impl Settings {
         })?;
         settings.dev = overrides.dev;
         settings.auth.hash_tokens()?;
+        settings.auth.access_keys()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -544,6 +608,15 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(prefix) = &self.http.path_prefix {
+            let segment = regex::Regex::new("^(/[A-Za-z0-9._~-]+)+$").expect("valid regex");
+            if !segment.is_match(prefix) || prefix == "/v1" {
+                return Err(ConfigError::new(
+                    "http.path_prefix",
+                    format!("{prefix:?} must be path segments such as \"/prod\" (no trailing '/', not \"/v1\")"),
+                ));
+            }
+        }
         if let Some(url) = &self.database_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"))
         {
@@ -747,16 +820,16 @@ impl Settings {
                 format!("--dev turns authentication off and listens only on a loopback address, not {}", self.listen),
             ));
         }
-        if self.dev && !self.auth.tokens.is_empty() {
+        if self.dev && !(self.auth.tokens.is_empty() && self.auth.access_keys.is_empty()) {
             return Err(ConfigError::new(
                 "auth.tokens",
-                "--dev turns authentication off, but API tokens are configured: drop --dev or the tokens",
+                "--dev turns authentication off, but API tokens or access keys are configured: drop --dev or them",
             ));
         }
-        if !self.dev && self.auth.tokens.is_empty() {
+        if !self.dev && self.auth.tokens.is_empty() && self.auth.access_keys.is_empty() {
             return Err(ConfigError::new(
                 "auth.tokens",
-                "no API tokens configured: add [[auth.tokens]] entries, or run with --dev (no authentication)",
+                "no API tokens configured: add [[auth.tokens]] (or [[auth.access_keys]]) entries, or run with --dev (no authentication)",
             ));
         }
         Ok(())
@@ -1059,6 +1132,50 @@ mod tests {
             assert!(err.message.contains("shorter than 32"), "{err}");
             jail.set_env("MLOPS_AUTH__TOKENS", r#"[{name="ops", role="operator", sha256="abc"}]"#);
             assert_eq!(load(&Overrides::default()).unwrap_err().key, "auth.tokens[0].sha256");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn access_keys_read_their_secret_and_the_path_prefix_is_checked() {
+        Jail::expect_with(|jail| {
+            let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCY-config-test";
+            jail.set_env("PORTAL_SECRET", secret);
+            let key = |extra: &str| {
+                format!(r#"[{{name="portal", role="operator", access_key_id="AKIAMLOPSTEST0000001"{extra}}}]"#)
+            };
+            jail.set_env("MLOPS_AUTH__ACCESS_KEYS", key(r#", secret_access_key_env="PORTAL_SECRET""#));
+            let s = load(&Overrides::default()).unwrap();
+            s.require_auth().unwrap();
+            let keys = s.auth.access_keys().unwrap();
+            assert_eq!((keys[0].0.as_str(), keys[0].1.secret.as_str()), ("AKIAMLOPSTEST0000001", secret));
+            assert!(!format!("{s:?}{keys:?}").contains(secret), "never in Debug");
+
+            jail.set_env("MLOPS_AUTH__ACCESS_KEYS", key(r#", secret_access_key_env="NO_SUCH_VARIABLE""#));
+            let err = load(&Overrides::default()).unwrap_err();
+            assert_eq!(err.key, "auth.access_keys[0].secret_access_key_env");
+            assert!(err.message.contains("NO_SUCH_VARIABLE"), "{err}");
+            jail.set_env("MLOPS_AUTH__ACCESS_KEYS", key(""));
+            let err = load(&Overrides::default()).unwrap_err();
+            assert!(err.message.contains("exactly one of"), "{err}");
+            jail.set_env(
+                "MLOPS_AUTH__ACCESS_KEYS",
+                r#"[{name="portal", role="operator", access_key_id="akia-lower", secret_access_key_env="PORTAL_SECRET"}]"#,
+            );
+            assert_eq!(load(&Overrides::default()).unwrap_err().key, "auth.access_keys[0].access_key_id");
+
+            jail.set_env("MLOPS_AUTH__ACCESS_KEYS", key(r#", secret_access_key_env="PORTAL_SECRET""#));
+            for (prefix, ok) in
+                [("/prod", true), ("/v2/stage", true), ("prod", false), ("/prod/", false), ("/v1", false)]
+            {
+                jail.set_env("MLOPS_HTTP__PATH_PREFIX", prefix);
+                let loaded = load(&Overrides::default());
+                assert_eq!(loaded.is_ok(), ok, "{prefix}: {loaded:?}");
+                if !ok {
+                    assert_eq!(loaded.unwrap_err().key, "http.path_prefix");
+                }
+            }
             Ok(())
         });
     }

@@ -112,7 +112,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Auth(AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Auth(AuthError::Forbidden { .. } | AuthError::Signature(_)) => StatusCode::FORBIDDEN,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -139,6 +139,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => "invalid_request",
             ApiError::Auth(AuthError::Forbidden { .. }) => "forbidden",
+            ApiError::Auth(AuthError::Signature(_)) => "invalid_signature",
             ApiError::Auth(_) => "unauthorized",
             ApiError::BadSignature(_) => "bad_signature",
             ApiError::NotFound(_) => "not_found",

@@ -3,7 +3,7 @@
 //! `openapi/openapi.json`.
 
 use crate::state::AppState;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
     paths(crate::http::assets::put_asset, crate::http::assets::get_asset),
     components(schemas(crate::domain::PipelineType)),
     modifiers(&BearerAuth),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("sigv4" = [])),
     tags(
         (name = "compat", description = "The AWS MLOps Workload Orchestrator API, same bodies"),
         (name = "pipelines", description = "Pipelines, their stages, approvals and events"),
@@ -40,6 +40,15 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // OpenAPI has no scheme for AWS signatures: an Authorization header, described.
+        components.add_security_scheme(
+            "sigv4",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "AWS Signature Version 4 (`AWS4-HMAC-SHA256 Credential=…`, service `execute-api`) by an access key in \
+                 `auth.access_keys`, as the solution's IAM-authorised API Gateway takes it",
+            ))),
         );
     }
 }
@@ -87,7 +96,9 @@ fn add_common_responses(document: &mut utoipa::openapi::OpenApi) {
             let responses = &mut operation.responses.responses;
             if !public {
                 responses.entry("401".into()).or_insert_with(|| problem("Missing or invalid bearer token").into());
-                responses.entry("403".into()).or_insert_with(|| problem("The token's role may not do this").into());
+                responses.entry("403".into()).or_insert_with(|| {
+                    problem("The caller's role may not do this, or a SigV4 signature does not verify").into()
+                });
             }
             if json_body {
                 responses

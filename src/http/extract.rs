@@ -2,7 +2,7 @@
 //! (authenticated, with the permission the route needs) and a JSON body that reports where it is
 //! broken.
 
-use crate::auth::{Permission, Principal};
+use crate::auth::{Permission, Principal, TokenRegistry};
 use crate::error::{ApiError, FieldProblem};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -44,8 +44,14 @@ impl<N: Needs> FromRequestParts<AppState> for Caller<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let principal = state.tokens.authorize(header, N::PERMISSION)?;
+        let principal = match parts.extensions.get::<super::signed::SignedBy>() {
+            // A SigV4 signature, verified by `signed::verify_signatures`.
+            Some(signed) => TokenRegistry::permit(signed.0.clone(), N::PERMISSION)?,
+            None => {
+                let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+                state.tokens.authorize(header, N::PERMISSION)?
+            }
+        };
         Ok(Caller(principal, PhantomData))
     }
 }

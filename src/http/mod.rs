@@ -11,6 +11,7 @@ pub mod health;
 pub mod monitors;
 pub mod notifications;
 pub mod pipelines;
+pub mod signed;
 
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;

@@ -38,6 +38,7 @@ mod pipeline_jobs;
 mod replicas;
 mod server_basics;
 mod serving;
+mod sigv4;
 mod store_contract;
 mod walkthrough;
 mod xgboost;
