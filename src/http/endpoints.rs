@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(endpoint_logs))
         .routes(routes!(invoke_endpoint))
         .routes(routes!(invoke_sagemaker_style))
+        .routes(routes!(inference_api))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -50,6 +52,8 @@ pub struct EndpointOut {
     /// Bumped by every deployment.
     pub revision: i64,
     pub invocation_path: String,
+    /// The solution's inference API for this endpoint (`{"payload", "content_type"}` bodies).
+    pub inference_path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<EndpointModelOut>,
     /// Data capture on this replica since it started: captured, written and dropped records.
@@ -126,6 +130,7 @@ fn endpoint_out(state: &AppState, record: EndpointRecord) -> EndpointOut {
     });
     EndpointOut {
         invocation_path: format!("/v1/endpoints/{id}/invocations"),
+        inference_path: format!("/v1/endpoints/{id}/inference"),
         id,
         name: record.name,
         environment: record.environment,
@@ -349,4 +354,59 @@ async fn invoke_sagemaker_style(
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
     run_invocation(state, id, headers, body).await
+}
+
+/// The body of the solution's inference API (its `POST /inference` in front of each real-time
+/// endpoint).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the body; the handler reads it field by field to name a bad one
+pub struct InferenceIn {
+    /// What the model gets: text as it is (e.g. CSV rows), any other JSON value JSON-encoded.
+    payload: Value,
+    /// The payload's media type, e.g. `text/csv`.
+    content_type: String,
+}
+
+/// The solution's inference API, for clients of its `POST /inference`: the same body and answer
+/// (the model's raw prediction text), served for every real-time endpoint; captured as any
+/// invocation.
+#[utoipa::path(post, path = "/v1/endpoints/{name}/inference", tag = "endpoints",
+    params(("name" = String, Path, description = "`name`, or `environment.name` with several environments")),
+    request_body(content = InferenceIn, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The model's prediction text", content((String = "text/csv"), (String = "application/json"), (String = "application/jsonlines"))),
+        (status = 400, description = "A missing field, or a malformed row", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not in service yet", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The endpoint is saturated; retry after `Retry-After` seconds", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn inference_api(
+    State(state): State<AppState>,
+    _caller: Caller<ToInvoke>,
+    ApiPath(id): ApiPath<String>,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    let body: Value = serde_json::from_slice(&body).map_err(|e| {
+        let message = format!("the request body is not valid JSON (line {}, column {}): {e}", e.line(), e.column());
+        ApiError::invalid(FieldProblem::new("", None, "invalid_json", message))
+    })?;
+    let field = |name: &str, message: &str| {
+        ApiError::invalid(FieldProblem::new(&format!("/{name}"), None, "required", format!("{name}: {message}")))
+    };
+    let content_type = match body.get("content_type") {
+        Some(Value::String(s)) if HeaderValue::from_str(s).is_ok() && !s.trim().is_empty() => s.clone(),
+        _ => return Err(field("content_type", "the payload's media type, e.g. \"text/csv\", is required")),
+    };
+    let payload = match body.get("payload") {
+        Some(Value::String(text)) => Bytes::from(text.clone()),
+        None | Some(Value::Null) => {
+            return Err(field("payload", "the text (or JSON) to send to the model is required"));
+        }
+        Some(other) => Bytes::from(serde_json::to_vec(other).expect("a JSON value serialises")),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).expect("checked above"));
+    run_invocation(state, id, headers, payload).await
 }

@@ -703,3 +703,45 @@ fn image_uri_errors_name_what_is_supported() {
     assert!(err.to_string().contains("`us-east-1`"), "{err}");
     assert!(clarify_image_uri("").is_err());
 }
+
+/// The real-time template's inference API function (the solution's `POST /inference`): its inline
+/// code, run by Python against a recording stand-in for the SageMaker runtime client, sends a text
+/// payload as it is and any other JSON JSON-encoded, with the body's content type, to the endpoint
+/// the template names, answers with the prediction text, and refuses a body without its fields.
+#[test]
+fn the_inference_function_passes_the_payload_as_the_solution_does() {
+    let template = parse_template("byom_realtime_inference_pipeline.yaml");
+    let resources = &template.doc["Resources"];
+    let code = resources["InferenceFunction"]["Properties"]["Code"]["ZipFile"].as_str().expect("inline code");
+    let method = &resources["InferenceMethod"]["Properties"];
+    assert_eq!(
+        (scalar(&method["HttpMethod"]), scalar(&method["AuthorizationType"])),
+        ("POST".into(), "AWS_IAM".into())
+    );
+    assert_eq!(scalar(&resources["InferenceResource"]["Properties"]["PathPart"]), "inference");
+    let url = &template.doc["Outputs"]["InferenceApiUrl"]["Value"];
+    assert!(
+        matches!(url, Value::Tagged(t) if scalar(&t.value).ends_with("/inference")),
+        "the URL is a stack output: {url:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let handler = dir.path().join("index.py");
+    std::fs::write(&handler, code).unwrap();
+    let python = crate::support::aws::moto::python_bin().join("python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/inference_api/run_handler.py");
+    let out = std::process::Command::new(python).arg(script).arg(&handler).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (answers, calls) = (&run["answers"], &run["calls"]);
+    assert_eq!(answers[0]["statusCode"], 200);
+    assert_eq!(answers[0]["body"], "0.25\n");
+    assert_eq!(
+        calls[0],
+        serde_json::json!({"EndpointName": "churn-endpoint", "ContentType": "text/csv", "Body": "1,2,3"})
+    );
+    assert_eq!(calls[1]["ContentType"], "application/json");
+    assert_eq!(calls[1]["Body"], r#"{"instances": [[1, 2, 3]]}"#, "a JSON payload is sent JSON-encoded");
+    assert_eq!((answers[2]["statusCode"].as_u64(), answers[3]["statusCode"].as_u64()), (Some(400), Some(400)));
+    assert!(answers[2]["body"].as_str().unwrap().contains("content_type"), "{answers:#}");
+    assert_eq!(calls.as_array().unwrap().len(), 2, "nothing sent for a bad body");
+}

@@ -149,6 +149,49 @@ async fn clean_shutdown_loses_no_captured_record(db: TestDb) {
     assert_eq!(records[0]["eventVersion"], json!("0"));
 }
 
+/// The solution's inference API (`{"payload", "content_type"}` in, the prediction text out) on
+/// every real-time endpoint: the same answers as `/invocations`, a JSON payload sent
+/// JSON-encoded, missing fields named, the invoker role needed, and every call captured.
+async fn the_solutions_inference_api_answers_and_is_captured(db: TestDb) {
+    let server = deployed(db, |_| {}).await;
+    let cases = fixture_json("xgboost/multi_softprob.cases.json");
+    let rows = cases["rows"].as_array().unwrap();
+    let csv = csv_rows(&rows[0..3]);
+    let direct = server.invoke("iris-endpoint", "text/csv", csv.clone(), INVOKER).await.text().await.unwrap();
+    let endpoint: Value = server.get("/v1/endpoints/iris-endpoint", VIEWER).send().await.unwrap().json().await.unwrap();
+    let path = endpoint["inference_path"].as_str().unwrap().to_string();
+    assert_eq!(path, "/v1/endpoints/iris-endpoint/inference");
+    let inference = |body: Value, token: &'static str| {
+        let request = server.post(&path, token).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    let answer = inference(json!({"payload": csv, "content_type": "text/csv"}), INVOKER).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), direct, "the same prediction text as /invocations");
+    let instances: Vec<&Value> = rows[0..3].iter().collect();
+    let answer =
+        inference(json!({"payload": {"instances": instances}, "content_type": "application/json"}), INVOKER).await;
+    assert_eq!(answer.status(), 200);
+    let predictions: Value = answer.json().await.unwrap();
+    assert_eq!(predictions["predictions"].as_array().map(Vec::len), Some(3), "{predictions:#}");
+
+    let missing = problem(inference(json!({"content_type": "text/csv"}), INVOKER).await, 400).await;
+    assert_eq!(missing["errors"][0]["pointer"], "/payload");
+    let missing = problem(inference(json!({"payload": csv}), INVOKER).await, 400).await;
+    assert_eq!(missing["errors"][0]["pointer"], "/content_type");
+    let bad_row = problem(inference(json!({"payload": "1,x", "content_type": "text/csv"}), INVOKER).await, 400).await;
+    assert!(bad_row["errors"][0]["pointer"].as_str().unwrap().starts_with("/rows/"), "{bad_row:#}");
+    assert_eq!(inference(json!({"payload": csv, "content_type": "text/csv"}), VIEWER).await.status(), 403);
+
+    let capture_dir = server.db.dir.path().join("data/objects/my-bucket/datacapture/churn/iris-endpoint/AllTraffic");
+    let _db = server.stop().await;
+    let records = read_capture(&capture_dir);
+    assert_eq!(records.len(), 3, "the direct call and both inference calls: {records:#?}");
+    let json_record =
+        records.iter().find(|r| r["captureData"]["endpointInput"]["observedContentType"] == "application/json");
+    assert!(json_record.is_some(), "{records:#?}");
+}
+
 /// Past its byte budget capture drops records instead of slowing invocations, and counts them:
 /// captured + dropped = served, exactly; what was captured is what is written.
 async fn capture_drops_are_counted_never_silent(db: TestDb) {
@@ -271,4 +314,5 @@ on_both_stores!(
     clean_shutdown_loses_no_captured_record,
     capture_drops_are_counted_never_silent,
     sampling_leaves_invocations_out_and_counts_them,
+    the_solutions_inference_api_answers_and_is_captured,
 );
