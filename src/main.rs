@@ -54,8 +54,9 @@ enum Command {
     /// `publish_cloudwatch_metrics`, ...; docs/MONITORING.md). Prints what it did as JSON.
     Analyze,
     /// Explain a model file's outputs over a CSV (a header row, then the features) as the
-    /// explainability monitor does: Kernel SHAP against baseline rows, or exact TreeSHAP of an
-    /// XGBoost model; writes Clarify's analysis.json and prints a summary as JSON.
+    /// explainability monitor does: Kernel SHAP against baseline rows, or exact TreeSHAP of a
+    /// tree model (XGBoost, or an ONNX tree ensemble against the baseline rows); writes Clarify's
+    /// analysis.json and prints a summary as JSON.
     Explain(mlops::serving::explain::ExplainArgs),
     #[command(flatten)]
     Client(mlops::client::ClientCommand),

@@ -1,6 +1,7 @@
 //! Explaining a model's outputs (issue 15): Kernel SHAP against baseline rows as Clarify
-//! does (`analyzer::kernel_shap`), or exact TreeSHAP of an XGBoost model, aggregated into
-//! Clarify's global SHAP values and `analysis.json`. Used by the explainability monitor of the
+//! does (`analyzer::kernel_shap`), or exact TreeSHAP of a tree model (an XGBoost model's own
+//! covers, or an ONNX tree ensemble against the baseline rows), aggregated into Clarify's global
+//! SHAP values and `analysis.json`. Used by the explainability monitor of the
 //! local target and by `mlops explain`.
 
 use super::builtin::BuiltinModel;

@@ -703,3 +703,39 @@ async fn a_model_package_must_be_approved() {
     assert_eq!(p["version"], 2);
     server.stop().await;
 }
+
+/// Re-provisioning a name whose stacks the solution made: its `-codepipeline` stack is not ours
+/// (not our template's description), so the pipeline fails naming it and docs/MIGRATION.md, and
+/// nothing is uploaded that the solution's CodePipeline would deploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrapper_stack_made_by_the_solution_is_refused() {
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let settings = aws_settings(&world, &db, &[]);
+    let stack = "mlops-pipeline-churn-byompipelinerealtimebuiltin";
+    let wrapper = format!("{stack}-codepipeline");
+    let solutions = json!({
+        "Description": "(SO0136) - The AWS MLOps Workload Orchestrator solution: single-account pipeline",
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+    })
+    .to_string();
+    let created = world
+        .env
+        .client()
+        .cloudformation(&[("Action", "CreateStack"), ("StackName", &wrapper), ("TemplateBody", &solutions)])
+        .await;
+    assert!(created.status.is_success(), "{}", String::from_utf8_lossy(&created.body));
+    let server = TestServer::start_with(db, settings).await;
+    let out = server.provision(&realtime_body("churn", "models/churn/model.tar.gz")).await;
+    let id = out["pipeline_id"].as_str().unwrap().to_string();
+    assert!(!id.starts_with("arn:"), "no stack of ours was created: {out:#}");
+    let p = server.wait_for(&id, "failed").await;
+    let error = p["last_error"].as_str().unwrap();
+    assert!(error.contains(&format!("stack {wrapper} exists and was not made by mlops-orchestrator")), "{error}");
+    assert!(error.contains("docs/MIGRATION.md"), "{error}");
+    let zip = format!("mlops_provisioned_pipelines/{stack}/template.zip");
+    let head = world.env.client().s3("HEAD", ASSETS, Some(&zip), "", &[], Vec::new()).await;
+    assert_eq!(head.status.as_u16(), 404, "no template.zip for the solution's CodePipeline to deploy");
+    assert_eq!(stack_status(&world, None, &wrapper).await.as_deref(), Some("CREATE_COMPLETE"), "left as it was");
+    server.stop().await;
+}

@@ -745,3 +745,14 @@ fn the_inference_function_passes_the_payload_as_the_solution_does() {
     assert!(answers[2]["body"].as_str().unwrap().contains("content_type"), "{answers:#}");
     assert_eq!(calls.as_array().unwrap().len(), 2, "nothing sent for a bad body");
 }
+
+/// The aws target knows its own stacks by their description (a stack of the solution's with the
+/// same name is refused, docs/MIGRATION.md): every template's starts the same way.
+#[test]
+fn every_template_describes_itself_as_ours() {
+    for name in template_names() {
+        let doc = &parse_template(name).doc;
+        let description = doc["Description"].as_str().unwrap_or_else(|| panic!("{name} has no Description"));
+        assert!(description.starts_with("mlops-orchestrator: "), "{name}: {description}");
+    }
+}

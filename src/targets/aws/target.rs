@@ -28,6 +28,8 @@ const MULTI_ACCOUNT_STAGES: [&str; 3] = ["Dev", "Staging", "Prod"];
 /// Object metadata on `template.zip`: which pipeline and version it holds.
 const META_PIPELINE: &str = "mlops-pipeline-id";
 const META_VERSION: &str = "mlops-pipeline-version";
+/// How every template of ours describes itself (templates/*.yaml), so every stack we made does.
+const OUR_DESCRIPTION: &str = "mlops-orchestrator:";
 
 pub struct AwsTarget {
     context: AwsContext,
@@ -276,6 +278,42 @@ impl AwsTarget {
                     e.resource_status_reason().unwrap_or_default()
                 )
             })
+    }
+
+    /// Refuses to touch a stack of this pipeline's names that mlops-orchestrator did not make —
+    /// above all the solution's own `-codepipeline` stack, whose CodePipeline would take our
+    /// template.zip from the same key and deploy it (docs/MIGRATION.md). Our stacks are known by
+    /// their templates' descriptions, which all start with [`OUR_DESCRIPTION`].
+    async fn refuse_foreign_stacks(&self, clients: &Clients, names: &[String]) -> Result<(), TargetError> {
+        for name in names {
+            let described = clients.cloudformation.describe_stacks().stack_name(name).send().await;
+            let stack = match described {
+                Ok(out) => out.stacks().first().cloned(),
+                Err(e) => {
+                    let e = AwsError::from_sdk("DescribeStacks", e);
+                    if e.is("ValidationError") && e.message.contains("does not exist") {
+                        None
+                    } else {
+                        return Err(e.into());
+                    }
+                }
+            };
+            let Some(stack) = stack else { continue };
+            if stack.stack_status() == Some(&StackStatus::DeleteComplete) {
+                continue;
+            }
+            let description = stack.description().unwrap_or_default();
+            if !description.starts_with(OUR_DESCRIPTION) {
+                let shown: String = description.chars().take(100).collect();
+                return Err(TargetError::permanent(format!(
+                    "stack {name} exists and was not made by mlops-orchestrator (its description: {shown:?}); it is \
+                     most likely the AWS MLOps Workload Orchestrator solution's stack for this pipeline. Nothing was \
+                     uploaded or deployed: migrate as docs/MIGRATION.md says (provision under a new model_name and \
+                     move the traffic, or delete the solution's stacks of this name first; data in S3 is kept)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The `-codepipeline` stack exists and is complete; creates it if absent and records its
@@ -554,6 +592,7 @@ impl AwsTarget {
     /// Creates the image-builder stack (or updates it for a new pipeline version, as the solution
     /// does), then waits for a build of its pipeline that started after that change.
     async fn deploy_image_builder(&self, stage: &StageContext, stack: &str) -> Result<StepOutcome, TargetError> {
+        self.refuse_foreign_stacks(self.clients.own(), &[stack.to_string()]).await?;
         let values = parameters::stack_parameters(stage.pipeline_type, &stage.params, &self.context)
             .map_err(|e| TargetError::permanent(e.to_string()))?;
         let version = stage.key.version.to_string();
@@ -805,6 +844,12 @@ impl Target for AwsTarget {
         // One GetPipelineState per step: every check below reads the same answer.
         if stage.key.ordinal == 0 {
             self.check_model_package(stage).await?;
+            // Before the zip: a CodePipeline of the solution's would deploy it.
+            let mut ours = vec![names::wrapper_stack_name(&stack)];
+            if !self.multi(stage.pipeline_type) {
+                ours.push(stack.clone());
+            }
+            self.refuse_foreign_stacks(self.clients.own(), &ours).await?;
             // The zip first: a new CodePipeline starts at once and reads it.
             let zip_version = self.ensure_zip(stage, &stack).await?;
             if let waiting @ StepOutcome::InProgress(_) = self.ensure_wrapper(stage, &stack).await? {
