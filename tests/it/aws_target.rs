@@ -590,6 +590,24 @@ async fn every_pipeline_type_provisions() {
         }
         let p = server.wait_for(&id, "active").await;
         assert_eq!(p["pipeline_type"], t);
+        let outputs = &p["stages"][0]["outputs"];
+        match t {
+            // The solution's output names: the job the orchestrator started is the one the stack names.
+            "byom_batch_builtin" | "byom_batch_custom" => assert_eq!(
+                outputs["outputs"]["BatchTransformJobName"], outputs["sagemaker"]["transform_job_name"],
+                "{t}: {outputs:#}"
+            ),
+            "byom_realtime_builtin" | "byom_realtime_custom" => {
+                assert!(
+                    outputs["outputs"]["InferenceApiUrl"].as_str().is_some_and(|u| u.ends_with("/inference")),
+                    "{t}: {outputs:#}"
+                )
+            }
+            "model_training_builtin" | "model_tuner_builtin" => {
+                assert_eq!(outputs["outputs"]["TrainingJobName"], outputs["outputs"]["JobName"], "{t}: {outputs:#}")
+            }
+            _ => {}
+        }
     }
     // Each type deployed its own stack.
     let creates = world.env.front.calls_to("cloudformation", "CreateStack");

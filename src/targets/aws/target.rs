@@ -144,8 +144,14 @@ impl AwsTarget {
         for s in stages.iter().filter(|s| s.version == stage.key.version) {
             let params: StageParams = serde_json::from_value(s.params.0.clone())
                 .map_err(|e| TargetError::permanent(format!("stage {} has unreadable parameters: {e}", s.ordinal)))?;
-            let values = parameters::stack_parameters(stage.pipeline_type, &params, &self.context)
+            let mut values = parameters::stack_parameters(stage.pipeline_type, &params, &self.context)
                 .map_err(|e| TargetError::permanent(e.to_string()))?;
+            if let StageParams::Batch(b) = &params {
+                // Known before the deploy, so the stack outputs it as the solution's does.
+                let job =
+                    sagemaker_jobs::batch::transform_job_name(&b.model_name, &s.pipeline_id, s.version, s.ordinal);
+                values.push(("BatchTransformJobName".to_string(), job));
+            }
             files.push((s.environment.clone(), values));
         }
         let zip = package::template_zip(stage.pipeline_type, &files, self.multi(stage.pipeline_type))

@@ -29,7 +29,8 @@ pub(super) async fn run(
     context: &AwsContext,
 ) -> Result<StepOutcome, TargetError> {
     let model_name = stack_output(outputs, "SageMakerModelName")?;
-    let name = transform_job_name(model_name, &stage.key.pipeline_id, stage.key.version, stage.key.ordinal);
+    // The name the stack was given as `BatchTransformJobName` (its output, as the solution's).
+    let name = transform_job_name(&b.model_name, &stage.key.pipeline_id, stage.key.version, stage.key.ordinal);
     let describe = async {
         let out = clients.sagemaker.describe_transform_job().transform_job_name(&name).send().await;
         out.map_err(|e| AwsError::from_sdk("DescribeTransformJob", e))
@@ -57,11 +58,13 @@ pub(super) async fn run(
     })))
 }
 
-/// `<model name, lower-cased>-batch-transform-<8 hex>` as the solution names it, the hex from a
-/// SHA-256 of the pipeline version and stage (the solution draws a random UUID, which a resumed
-/// worker could not find again). The model name is shortened so the whole fits SageMaker's 63
-/// characters: CloudFormation's generated model names can be long.
-pub(super) fn transform_job_name(model_name: &str, pipeline_id: &str, version: i64, ordinal: i32) -> String {
+/// `<model name, lower-cased>-batch-transform-<8 hex>` as the solution names it, but after the
+/// request's `model_name` rather than the SageMaker model CloudFormation names (so the name is
+/// known before the deploy and the stack outputs it as `BatchTransformJobName`, as the solution's
+/// does), and the hex from a SHA-256 of the pipeline version and stage (the solution draws a
+/// random UUID, which a resumed worker could not find again). The model name is shortened so the
+/// whole fits SageMaker's 63 characters.
+pub(crate) fn transform_job_name(model_name: &str, pipeline_id: &str, version: i64, ordinal: i32) -> String {
     let digest = Sha256::new()
         .chain_update(pipeline_id.as_bytes())
         .chain_update([0])

@@ -7,7 +7,7 @@
 //! not exist; report `Waiting` while it runs. Nothing is remembered between calls. The request of
 //! each job is built by a pure function (`*_request`) that the tests assert on.
 
-mod batch;
+pub(crate) mod batch;
 mod monitors;
 mod training;
 

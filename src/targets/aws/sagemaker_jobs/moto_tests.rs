@@ -148,7 +148,8 @@ async fn batch_transform_job() {
     assert!(matches!(step(&clients, &stage, &outputs).await, StepOutcome::InProgress(_)), "created");
     let done = finished(step(&clients, &stage, &outputs).await);
     let name = done["transform_job_name"].as_str().unwrap().to_string();
-    assert!(name.starts_with("sagemakermodel-1-batch-transform-"), "{name}");
+    let StageParams::Batch(b) = &stage.params else { panic!("a batch stage") };
+    assert!(name.starts_with(&format!("{}-batch-transform-", b.model_name.to_ascii_lowercase())), "{name}");
     assert_eq!(done["transform_job_status"], "Completed");
     assert_eq!(done["output_location"], "s3://my-bucket/batch/output");
 
