@@ -756,3 +756,60 @@ fn every_template_describes_itself_as_ours() {
         assert!(description.starts_with("mlops-orchestrator: "), "{name}: {description}");
     }
 }
+
+/// Every Autopilot step that can fail tells the topic, the documentation job included.
+#[test]
+fn every_failing_autopilot_step_is_notified() {
+    let doc = &parse_template("autopilot_training_pipeline.yaml").doc;
+    let rule = &doc["Resources"]["ProcessingJobsFailedNotification"]["Properties"]["EventPattern"]["detail"];
+    let prefixes: Vec<String> = rule["ProcessingJobName"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| match &p["prefix"] {
+            Value::Tagged(t) => scalar(&t.value),
+            other => scalar(other),
+        })
+        .collect();
+    for step in ["-dp", "-pr", "-documentation"] {
+        assert!(prefixes.iter().any(|p| p == &format!("${{JobName}}{step}")), "{step}: {prefixes:?}");
+    }
+    let statuses: Vec<String> = rule["ProcessingJobStatus"].as_sequence().unwrap().iter().map(scalar).collect();
+    assert_eq!(statuses, ["Failed", "Stopped"]);
+}
+
+/// A registry model's role may do what the solution's may (its `model_registry_policy_document`):
+/// the five actions on the package group and its versions, only when a package is deployed.
+#[test]
+fn a_registry_models_role_gets_the_solutions_registry_actions() {
+    for name in ["byom_realtime_inference_pipeline.yaml", "byom_batch_pipeline.yaml"] {
+        let doc = &parse_template(name).doc;
+        let statements = &doc["Resources"]["SageMakerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+        let conditional = statements
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|s| match s {
+                Value::Tagged(t) if t.tag == "!If" => Some(&t.value),
+                _ => None,
+            })
+            .find(|v| v[1]["Sid"] == "UseModelRegistry")
+            .unwrap_or_else(|| panic!("{name}: no UseModelRegistry statement"));
+        assert_eq!(scalar(&conditional[0]), "ModelRegistryProvided", "{name}");
+        let actions: Vec<String> = conditional[1]["Action"].as_sequence().unwrap().iter().map(scalar).collect();
+        assert_eq!(
+            actions,
+            [
+                "sagemaker:DescribeModelPackageGroup",
+                "sagemaker:DescribeModelPackage",
+                "sagemaker:ListModelPackages",
+                "sagemaker:UpdateModelPackage",
+                "sagemaker:CreateModel"
+            ],
+            "{name}"
+        );
+        let resources = format!("{:?}", conditional[1]["Resource"]);
+        assert!(resources.contains("model-package-group/${ModelPackageGroupName}"), "{name}: {resources}");
+        assert!(resources.contains("model-package/${ModelPackageGroupName}/*"), "{name}: {resources}");
+    }
+}
