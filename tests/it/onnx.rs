@@ -360,6 +360,8 @@ fn tree_shap_of_onnx_ensembles_solves_kernel_shaps_game_exactly() {
             assert!(refused.contains("one tree ensemble"), "{}: {refused}", case.name);
             continue;
         }
+        let past_the_end = model.tree_shap(model.num_outputs(), &[vec![0.0; n]], &[vec![0.0; n]]).err();
+        assert!(past_the_end.is_some_and(|e| e.contains("answers")), "{}: an output it lacks", case.name);
         let varying = 8.min(n);
         // Missing values only where records and baseline rows differ anyway (Kernel SHAP takes a
         // missing value as differing from every other, itself included).

@@ -118,9 +118,9 @@ impl OnnxModel {
             answer,
             description,
             operators: prepared.operators,
-            // The plan holds the weights once more than the file; tract's own buffers are
-            // small beside them for these models.
-            memory_bytes: 2 * bytes.len() as u64,
+            // The plan holds the weights once more than the file (and our copy of a tree
+            // ensemble once again); tract's own buffers are small beside them for these models.
+            memory_bytes: (2 + u64::from(trees.is_some())) * bytes.len() as u64,
             trees,
         };
         let mut out = Vec::new();
@@ -191,6 +191,9 @@ impl OnnxModel {
         }
         if background.is_empty() {
             return Err("exact TreeSHAP of an ONNX model needs baseline rows (shap_config.baseline)".into());
+        }
+        if score >= self.num_outputs() {
+            return Err(format!("output {score} asked; the model answers {} per row", self.num_outputs()));
         }
         let output = match self.answer {
             Answer::Every => score,
