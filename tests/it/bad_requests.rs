@@ -97,6 +97,36 @@ fn cases() -> Vec<Case> {
             pointers: &["/problem_type"],
             detailed: Some("Bad request format. Unsupported problem_type in byom_model_quality_monitor pipeline"),
         },
+        // The shapes of the solution's own unit-test fixtures that its presence-only check lets
+        // through and SageMaker or Clarify would fail on later (docs/API.md §10).
+        Case {
+            name: "the solution's fixture: an endpoint name with `_`",
+            body: with(monitor.clone(), json!({"endpoint_name": "test_endpoint"})),
+            status: 400,
+            pointers: &["/endpoint_name"],
+            detailed: None,
+        },
+        Case {
+            name: "the solution's fixture: s3:// ground truth, JSON text for the bias configs",
+            body: with(
+                fixture_json("requests/byom_model_bias_monitor.json"),
+                json!({
+                    "monitor_ground_truth_input": "s3://test-bucket/groundtruth",
+                    "bias_config": "{\"label_values_or_threshold\": [1], \"facet_name\": \"age\", \"facet_values_or_threshold\": [40]}",
+                    "model_predicted_label_config": "{\"probability\": 0}",
+                }),
+            ),
+            status: 400,
+            pointers: &["/monitor_ground_truth_input", "/model_predicted_label_config", "/bias_config"],
+            detailed: None,
+        },
+        Case {
+            name: "the solution's fixture: an explainability monitor without shap_config",
+            body: with(fixture_json("requests/byom_model_explainability_monitor.json"), json!({"shap_config": null})),
+            status: 400,
+            pointers: &["/shap_config"],
+            detailed: None,
+        },
         Case {
             name: "valid, but the local target cannot run it",
             body: fixture_json("requests/model_training_builtin.json").to_string(),
