@@ -182,6 +182,8 @@ impl AppState {
         );
         let endpoint_service = EndpointService::new(store.clone());
         let algorithm_service = crate::services::algorithms::AlgorithmService::new(store.clone());
+        let model_registry =
+            crate::services::model_registry::ModelRegistryService::new(store.clone(), artifacts.clone());
         let monitor_service = crate::services::monitors::MonitorService::new(
             store.clone(),
             artifacts.clone(),
@@ -210,6 +212,7 @@ impl AppState {
             endpoint_service,
             algorithm_service,
             monitor_service,
+            model_registry,
             notification_service,
             config_revisions,
             channels,

@@ -214,6 +214,12 @@ impl ArtifactStore {
         Ok((meta, stream))
     }
 
+    /// The asset's metadata; [`StorageError::NotFound`] if there is none.
+    pub async fn asset_meta(&self, key: &str) -> Result<ObjectMeta, StorageError> {
+        let path = self.asset_path(key)?;
+        self.store.head(&path).await.map_err(|e| not_found_or_backend(e, key))
+    }
+
     /// Reads the whole asset at `key`, refusing objects larger than `max_bytes`.
     pub async fn read_asset(&self, key: &str, max_bytes: u64) -> Result<Bytes, StorageError> {
         let path = self.asset_path(key)?;

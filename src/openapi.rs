@@ -26,6 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "config", description = "Config sources: mlops-config.json from Git repositories and buckets, their revisions, the push webhook"),
         (name = "notifications", description = "What people were told (webhooks, SNS, e-mail), with each delivery's log"),
         (name = "monitors", description = "Model monitors on the local target: executions and run-now"),
+        (name = "models", description = "The local target's model registry: model package groups, versions and their approval"),
         (name = "assets", description = "The assets bucket: model artifacts and data"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -48,6 +48,7 @@ pub struct Shared {
     pub endpoint_service: EndpointService,
     pub algorithm_service: AlgorithmService,
     pub monitor_service: crate::services::monitors::MonitorService,
+    pub model_registry: crate::services::model_registry::ModelRegistryService,
     pub notification_service: crate::services::notifications::NotificationService,
     pub config_revisions: crate::services::config_revisions::ConfigRevisionService,
     /// The configured notification channels.

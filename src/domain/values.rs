@@ -269,6 +269,13 @@ pub struct ModelPackageArn(String);
 string_value!(ModelPackageArn);
 
 impl ModelPackageArn {
+    /// The group and version it names (`…:model-package/<group>/<version>`).
+    pub fn group_and_version(&self) -> (&str, i64) {
+        let tail = self.0.rsplit_once(":model-package/").map_or("", |(_, t)| t);
+        let (group, version) = tail.split_once('/').unwrap_or((tail, ""));
+        (group, version.parse().unwrap_or(0))
+    }
+
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         static PATTERN: LazyLock<Regex> = LazyLock::new(|| {
             regex(&format!(
@@ -311,6 +318,9 @@ mod tests {
     fn s3_location_rejects_scheme_and_bad_buckets() {
         let err = S3Location::parse("s3://my-bucket/data").unwrap_err();
         assert!(err.0.contains("drop the s3:// prefix"), "{err}");
+        let arn =
+            ModelPackageArn::parse("arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-models/12").unwrap();
+        assert_eq!(arn.group_and_version(), ("churn-models", 12));
         assert!(err.0.contains("`my-bucket/data`"), "{err}");
         assert!(S3Location::parse("S3://my-bucket/data").is_err());
         assert!(S3Location::parse("https://my-bucket/data").is_err());

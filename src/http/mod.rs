@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod event_stream;
 pub mod extract;
 pub mod health;
+pub mod model_registry;
 pub mod monitors;
 pub mod notifications;
 pub mod pipelines;
@@ -30,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(pipelines::router())
         .merge(algorithms::router())
         .merge(monitors::router())
+        .merge(model_registry::router())
         .merge(notifications::router())
         .merge(config_sources::router())
         // Invocations enforce the serving payload limit themselves.

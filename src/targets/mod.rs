@@ -54,6 +54,12 @@ pub trait TargetStore: Send + Sync + 'static {
     /// Records a stage's monitor and its schedule (local target; see `Store::save_monitor`).
     async fn save_monitor(&self, monitor: &NewMonitor) -> Result<MonitorRecord, StoreError>;
     async fn delete_monitors(&self, pipeline_id: &str) -> Result<(), StoreError>;
+    /// A version of the local model registry (what `model_package_name` names on the local target).
+    async fn model_package(
+        &self,
+        group: &str,
+        version: i64,
+    ) -> Result<Option<crate::store::ModelPackageRecord>, StoreError>;
 }
 
 pub type DynTargetStore = Arc<dyn TargetStore>;
@@ -110,6 +116,14 @@ impl TargetStore for StorePort {
 
     async fn save_monitor(&self, monitor: &NewMonitor) -> Result<MonitorRecord, StoreError> {
         self.0.save_monitor(monitor).await
+    }
+
+    async fn model_package(
+        &self,
+        group: &str,
+        version: i64,
+    ) -> Result<Option<crate::store::ModelPackageRecord>, StoreError> {
+        self.0.model_package(group, version).await
     }
 
     async fn delete_monitors(&self, pipeline_id: &str) -> Result<(), StoreError> {

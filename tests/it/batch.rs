@@ -248,6 +248,14 @@ impl mlops::targets::TargetStore for CrashingPort {
     async fn delete_monitors(&self, pipeline_id: &str) -> Result<(), mlops::store::StoreError> {
         self.inner.delete_monitors(pipeline_id).await
     }
+
+    async fn model_package(
+        &self,
+        group: &str,
+        version: i64,
+    ) -> Result<Option<mlops::store::ModelPackageRecord>, mlops::store::StoreError> {
+        self.inner.model_package(group, version).await
+    }
 }
 
 /// A transform interrupted after its first object resumes from the checkpoint: the finished

@@ -121,8 +121,8 @@ impl LocalTarget {
                 (Scorer::Process(Arc::new(process)), sha256)
             }
             model => {
-                let (framework, artifact) = super::built_in_artifact(model)?;
-                let loaded = self.stage_model(stage, framework, artifact).await?;
+                let (framework, artifact) = self.model_artifact(model).await?;
+                let loaded = self.stage_model(stage, &framework, &artifact).await?;
                 (Scorer::Builtin(Arc::new(loaded.model)), loaded.sha256)
             }
         };

@@ -38,15 +38,6 @@ pub struct LocalTarget {
     python: String,
 }
 
-/// The framework and asset key of a built-in model (the only source `check_supported` lets
-/// through here).
-fn built_in_artifact(model: &ModelSource) -> Result<(&str, &str), TargetError> {
-    match model {
-        ModelSource::BuiltIn { framework, artifact, .. } => Ok((framework.as_str(), artifact.as_str())),
-        _ => Err(TargetError::permanent("the local target runs built-in models only")),
-    }
-}
-
 /// The frameworks this process evaluates itself (serving/builtin.rs).
 const FRAMEWORKS: [&str; 2] = ["xgboost", "onnx"];
 
@@ -60,9 +51,8 @@ fn check_model(model: &ModelSource) -> Result<(), String> {
             "the local target evaluates `xgboost` and `onnx` models; model_framework `{framework}` is not one \
              of them (convert the model to ONNX, e.g. with skl2onnx, and set model_framework to `onnx`)"
         )),
-        ModelSource::Registry { .. } => {
-            Err("models from a model registry (model_package_name) need the aws target".into())
-        }
+        // Resolved in the local registry when the stage deploys (`LocalTarget::model_artifact`).
+        ModelSource::Registry { .. } => Ok(()),
         ModelSource::CustomImage { .. } => Err("custom images are not supported by the local target yet".into()),
     }
 }
@@ -79,6 +69,40 @@ impl LocalTarget {
         self.algorithms_dir = dir;
         self.python = python.to_string();
         self
+    }
+
+    /// The framework and asset key of a model this process evaluates: a built-in model's own, or
+    /// a registry version's — which, as SageMaker's `ModelPackageName`, must be `Approved`.
+    pub(super) async fn model_artifact(&self, model: &ModelSource) -> Result<(String, String), TargetError> {
+        let arn = match model {
+            ModelSource::BuiltIn { framework, artifact, .. } => {
+                return Ok((framework.clone(), artifact.as_str().to_string()));
+            }
+            ModelSource::CustomImage { .. } => {
+                return Err(TargetError::permanent("a custom image is not a model this process evaluates"));
+            }
+            ModelSource::Registry { model_package } => model_package,
+        };
+        let (group, version) = arn.group_and_version();
+        let package = self
+            .store
+            .model_package(group, version)
+            .await
+            .map_err(|e| TargetError::transient(e.to_string()))?
+            .ok_or_else(|| {
+                TargetError::permanent(format!(
+                    "model package {group}/{version} is not in this server's model registry \
+                     (POST /v1/model-package-groups/{group}/packages registers it)"
+                ))
+            })?;
+        if package.approval_status != crate::store::model_registry::approval::APPROVED {
+            return Err(TargetError::permanent(format!(
+                "model package {group}/{version} is {}: an approver must approve it first \
+                 (POST /v1/model-package-groups/{group}/packages/{version}/approval)",
+                package.approval_status
+            )));
+        }
+        Ok((package.framework, package.artifact))
     }
 
     /// The model a stage runs. Promotion integrity: a later stage runs the bytes the first stage
@@ -124,16 +148,11 @@ impl LocalTarget {
     }
 
     async fn deploy_realtime(&self, stage: &StageContext, params: &RealtimeStage) -> Result<StepOutcome, TargetError> {
-        let (framework, artifact) = match &params.model {
-            ModelSource::BuiltIn { framework, artifact, .. } => (framework, artifact),
-            ModelSource::CustomImage { image_uri, artifact } => {
-                return self.deploy_realtime_custom(stage, params, image_uri.as_str(), artifact.as_str()).await;
-            }
-            ModelSource::Registry { .. } => {
-                return Err(TargetError::permanent("models from a model registry need the aws target"));
-            }
-        };
-        let loaded = self.stage_model(stage, framework, artifact.as_str()).await?;
+        if let ModelSource::CustomImage { image_uri, artifact } = &params.model {
+            return self.deploy_realtime_custom(stage, params, image_uri.as_str(), artifact.as_str()).await;
+        }
+        let (framework, artifact) = self.model_artifact(&params.model).await?;
+        let loaded = self.stage_model(stage, &framework, &artifact).await?;
         let config = EndpointConfig {
             model_name: params.model_name.clone(),
             // What the file is (an ONNX file under `model_framework: xgboost` runs as ONNX).
