@@ -209,20 +209,19 @@ impl AwsTarget {
 
     // ----- stacks ------------------------------------------------------------------------
 
-    async fn stack(&self, clients: &Clients, name: &str) -> Result<StackPhase, TargetError> {
-        let described = clients.cloudformation.describe_stacks().stack_name(name).send().await;
-        let stack = match described {
-            Ok(out) => out.stacks().first().cloned(),
+    /// The stack of that name, if there is one.
+    async fn describe_stack(&self, clients: &Clients, name: &str) -> Result<Option<Stack>, TargetError> {
+        match clients.cloudformation.describe_stacks().stack_name(name).send().await {
+            Ok(out) => Ok(out.stacks().first().cloned()),
             Err(e) => {
                 let e = AwsError::from_sdk("DescribeStacks", e);
-                if e.is("ValidationError") && e.message.contains("does not exist") {
-                    None
-                } else {
-                    return Err(e.into());
-                }
+                if e.is("ValidationError") && e.message.contains("does not exist") { Ok(None) } else { Err(e.into()) }
             }
-        };
-        let Some(stack) = stack else { return Ok(StackPhase::Missing) };
+        }
+    }
+
+    async fn stack(&self, clients: &Clients, name: &str) -> Result<StackPhase, TargetError> {
+        let Some(stack) = self.describe_stack(clients, name).await? else { return Ok(StackPhase::Missing) };
         Ok(self.phase(clients, stack).await)
     }
 
@@ -292,19 +291,7 @@ impl AwsTarget {
     /// their templates' descriptions, which all start with [`OUR_DESCRIPTION`].
     async fn refuse_foreign_stacks(&self, clients: &Clients, names: &[String]) -> Result<(), TargetError> {
         for name in names {
-            let described = clients.cloudformation.describe_stacks().stack_name(name).send().await;
-            let stack = match described {
-                Ok(out) => out.stacks().first().cloned(),
-                Err(e) => {
-                    let e = AwsError::from_sdk("DescribeStacks", e);
-                    if e.is("ValidationError") && e.message.contains("does not exist") {
-                        None
-                    } else {
-                        return Err(e.into());
-                    }
-                }
-            };
-            let Some(stack) = stack else { continue };
+            let Some(stack) = self.describe_stack(clients, name).await? else { continue };
             if stack.stack_status() == Some(&StackStatus::DeleteComplete) {
                 continue;
             }
