@@ -358,13 +358,13 @@ async fn invoke_sagemaker_style(
 
 /// The body of the solution's inference API (its `POST /inference` in front of each real-time
 /// endpoint).
+// Documents the body: the handler reads it field by field, to name a bad one.
 #[derive(ToSchema)]
-#[allow(dead_code)] // documents the body; the handler reads it field by field to name a bad one
 pub struct InferenceIn {
     /// What the model gets: text as it is (e.g. CSV rows), any other JSON value JSON-encoded.
-    payload: Value,
+    pub payload: Value,
     /// The payload's media type, e.g. `text/csv`.
-    content_type: String,
+    pub content_type: String,
 }
 
 /// The solution's inference API, for clients of its `POST /inference`: the same body and answer

@@ -33,33 +33,31 @@ pub struct PackageListOut {
 }
 
 /// A new group.
+// These bodies are documented here; the service reads them field by field, to name a bad one.
 #[derive(Deserialize, ToSchema)]
-#[allow(dead_code)] // documents the body; the service reads it field by field to name a bad one
 pub struct GroupIn {
     /// 1-63 letters, digits and hyphens.
-    name: String,
-    description: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
 }
 
 /// A new version of a group.
 #[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
 pub struct PackageIn {
     /// The model's asset key (uploaded first).
-    model_artifact_location: String,
+    pub model_artifact_location: String,
     /// `xgboost` or `onnx`.
-    model_framework: String,
-    model_framework_version: Option<String>,
-    description: Option<String>,
+    pub model_framework: String,
+    pub model_framework_version: Option<String>,
+    pub description: Option<String>,
 }
 
 /// An approval decision.
 #[derive(Deserialize, ToSchema)]
-#[allow(dead_code)]
 pub struct DecisionIn {
     /// `Approved`, `Rejected` or `PendingManualApproval`.
-    status: String,
-    comment: Option<String>,
+    pub status: String,
+    pub comment: Option<String>,
 }
 
 /// Creates a model package group.
