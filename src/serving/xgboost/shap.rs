@@ -103,9 +103,7 @@ impl Walk<'_> {
             return;
         }
         let split = n.feature as usize;
-        let x = self.row.get(split).copied().unwrap_or(f32::NAN);
-        let go_left = if x.is_nan() { n.default_left } else { x < n.value };
-        let (hot, cold) = if go_left { (n.left, n.right) } else { (n.right, n.left) };
+        let (hot, cold) = if n.goes_left(self.row) { (n.left, n.right) } else { (n.right, n.left) };
         let covers = self.tree.covers();
         let cover = f64::from(covers[node]);
         let fraction = |child: u32| if cover > 0.0 { f64::from(covers[child as usize]) / cover } else { 0.0 };
@@ -224,10 +222,7 @@ impl LeafTables {
             let d = leaf.features.len();
             let mut pattern = (1usize << d) - 1;
             for &(node, left, position) in &leaf.splits {
-                let n = tree.node(node as usize);
-                let x = row.get(n.feature as usize).copied().unwrap_or(f32::NAN);
-                let go_left = if x.is_nan() { n.default_left } else { x < n.value };
-                if go_left != left {
+                if tree.node(node as usize).goes_left(row) != left {
                     pattern &= !(1 << position);
                 }
             }

@@ -26,6 +26,15 @@ impl Node {
     pub(crate) fn is_leaf(&self) -> bool {
         self.left == LEAF
     }
+
+    /// Whether a split sends `row` left: NaN (or a feature past the end of the row) is missing
+    /// and takes the default direction; `x < cond` goes left, as in XGBoost. (`leaf_value`, on
+    /// the serving path, keeps its own copy of the rule, measured as it is.)
+    #[inline]
+    pub(crate) fn goes_left(&self, row: &[f32]) -> bool {
+        let x = row.get(self.feature as usize).copied().unwrap_or(f32::NAN);
+        if x.is_nan() { self.default_left } else { x < self.value }
+    }
 }
 
 /// A tree whose shape has been checked: every child index is in range and every node is

@@ -139,6 +139,13 @@ impl AwsTarget {
         {
             return Ok(existing.1);
         }
+        // Before a version's first upload (not on every poll): a CodePipeline of the solution's
+        // would deploy the zip.
+        let mut ours = vec![names::wrapper_stack_name(stack)];
+        if !self.multi(stage.pipeline_type) {
+            ours.push(stack.to_string());
+        }
+        self.refuse_foreign_stacks(self.clients.own(), &ours).await?;
         let stages = self.store.stages(&stage.key.pipeline_id).await.map_err(store_error)?;
         let mut files = Vec::new();
         for s in stages.iter().filter(|s| s.version == stage.key.version) {
@@ -585,7 +592,6 @@ impl AwsTarget {
     /// Creates the image-builder stack (or updates it for a new pipeline version, as the solution
     /// does), then waits for a build of its pipeline that started after that change.
     async fn deploy_image_builder(&self, stage: &StageContext, stack: &str) -> Result<StepOutcome, TargetError> {
-        self.refuse_foreign_stacks(self.clients.own(), &[stack.to_string()]).await?;
         let values = parameters::stack_parameters(stage.pipeline_type, &stage.params, &self.context)
             .map_err(|e| TargetError::permanent(e.to_string()))?;
         let version = stage.key.version.to_string();
@@ -616,6 +622,8 @@ impl AwsTarget {
                     reason.map(|r| format!(": {r}")).unwrap_or_default()
                 )));
             }
+            // The one write to a stack that exists: never to one of the solution's.
+            self.refuse_foreign_stacks(self.clients.own(), &[stack.to_string()]).await?;
             let updated = self
                 .clients
                 .own()
@@ -837,12 +845,6 @@ impl Target for AwsTarget {
         // One GetPipelineState per step: every check below reads the same answer.
         if stage.key.ordinal == 0 {
             self.check_model_package(stage).await?;
-            // Before the zip: a CodePipeline of the solution's would deploy it.
-            let mut ours = vec![names::wrapper_stack_name(&stack)];
-            if !self.multi(stage.pipeline_type) {
-                ours.push(stack.clone());
-            }
-            self.refuse_foreign_stacks(self.clients.own(), &ours).await?;
             // The zip first: a new CodePipeline starts at once and reads it.
             let zip_version = self.ensure_zip(stage, &stack).await?;
             if let waiting @ StepOutcome::InProgress(_) = self.ensure_wrapper(stage, &stack).await? {
