@@ -71,6 +71,12 @@ impl Explainer<'_> {
         };
         match self.model.builtin() {
             Some(BuiltinModel::Xgboost(booster)) => {
+                if !booster.shap_depth_ok() {
+                    return Err(format!(
+                        "a tree of the model is deeper than {} levels: exact TreeSHAP is refused, use kernel",
+                        super::xgboost::shap::MAX_DEPTH
+                    ));
+                }
                 let width = booster.num_features() + 1;
                 records
                     .par_iter()

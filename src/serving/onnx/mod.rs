@@ -186,6 +186,12 @@ impl OnnxModel {
         let Some(ensemble) = &self.trees else {
             return Err("exact TreeSHAP needs a model that is one tree ensemble reading the model's input".into());
         };
+        if ensemble.max_depth() > trees::shap::MAX_DEPTH {
+            return Err(format!(
+                "a tree of the model is deeper than {} levels: exact TreeSHAP is refused, use kernel",
+                trees::shap::MAX_DEPTH
+            ));
+        }
         if !ensemble.is_additive() {
             return Err("exact TreeSHAP needs trees whose scores add up (aggregate_function SUM or AVERAGE)".into());
         }

@@ -9,7 +9,7 @@
 //! summed in tree order in f32, the base values added after aggregating, then the post transform
 //! (including onnxruntime's two-column answer for binary classifiers scored on one column).
 
-mod shap;
+pub(crate) mod shap;
 
 use super::scores::{Labels, PostTransform, argmax, logistic, probit};
 use std::collections::HashMap;

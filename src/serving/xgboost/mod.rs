@@ -15,7 +15,7 @@
 mod doc;
 mod document;
 mod objective;
-mod shap;
+pub(crate) mod shap;
 mod tree;
 mod ubjson;
 
@@ -212,6 +212,7 @@ impl Booster {
     /// layout): per output group, one value per feature and then the bias (the base margin plus
     /// each tree's cover-weighted mean). Each group's values sum to its margin. `None` when the
     /// model file keeps no node covers (`sum_hessian`), without which SHAP values are undefined.
+    /// Call [`Self::shap_depth_ok`] first: a deeper tree than TreeSHAP walks is refused there.
     pub fn contributions(&self, features: &[f32]) -> Option<Vec<f64>> {
         let width = self.num_features + 1;
         let mut out = vec![0.0; self.num_groups * width];
@@ -226,6 +227,13 @@ impl Booster {
             }
         }
         Some(out)
+    }
+
+    /// Whether every tree is shallow enough for TreeSHAP's recursive walk
+    /// ([`shap::MAX_DEPTH`]): a model file is untrusted, and a chain of a million splits would
+    /// overflow the stack where prediction, a loop, does not care.
+    pub fn shap_depth_ok(&self) -> bool {
+        self.trees.iter().all(|t| t.depth() <= shap::MAX_DEPTH)
     }
 
     /// Appends the untransformed margins (num_margin_outputs() values), as xgboost's

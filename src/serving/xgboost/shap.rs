@@ -144,10 +144,14 @@ pub(crate) fn expected_value(tree: &Tree, node: usize) -> f64 {
     (cl * expected_value(tree, l) + cr * expected_value(tree, r)) / (cl + cr)
 }
 
+/// The deepest tree TreeSHAP explains (its walk recurses once per level; real models are far
+/// shallower, XGBoost's default being 6).
+pub const MAX_DEPTH: usize = 1000;
+
 /// Adds one tree's SHAP values for `row` to `phi` (one per feature, then the bias), each leaf
 /// scaled by `scale` (DART's tree weight). `false` when the tree has no covers.
 pub(crate) fn add_tree(tree: &Tree, row: &[f32], scale: f64, phi: &mut [f64]) -> bool {
-    if tree.covers().is_empty() {
+    if tree.covers().is_empty() || tree.depth() > MAX_DEPTH {
         return false;
     }
     let bias = phi.len() - 1;
@@ -349,6 +353,26 @@ mod tests {
             let total: f64 = phi.iter().sum();
             assert!((total - f64::from(tree.leaf_value(&row))).abs() < 1e-12, "{row:?}");
         }
+    }
+
+    /// A hostile chain of splits far deeper than any real tree: loaded without recursing and
+    /// refused by TreeSHAP, never walked (the walk recurses once per level).
+    #[test]
+    fn a_tree_deeper_than_the_walk_takes_is_refused() {
+        // Split 2i goes left to split 2i + 2 and right to leaf 2i + 1; the chain ends in a leaf.
+        let depth = 100_000u32;
+        let mut chain = Vec::new();
+        for i in 0..depth {
+            chain.push(Node::split(0, i as f32, 2 * i + 2, 2 * i + 1, false));
+            chain.push(Node::leaf(1.0));
+        }
+        chain.push(Node::leaf(2.0));
+        let covers = vec![1.0; chain.len()];
+        let tree = Tree::new(chain, 1).unwrap().with_covers(covers);
+        assert!(tree.depth() > MAX_DEPTH);
+        assert_eq!(tree.leaf_value(&[-1.0]), 2.0, "it still predicts");
+        let mut phi = vec![0.0; 2];
+        assert!(!add_tree(&tree, &[0.5], 1.0, &mut phi), "refused");
     }
 
     /// The tables give what walking the tree gives, pattern by pattern.

@@ -126,13 +126,21 @@ impl Tree {
     }
 
     /// Keeps the nodes' covers for TreeSHAP when they fit (one per node, each finite and
-    /// non-negative); otherwise the tree predicts as before and cannot be explained exactly.
+    /// non-negative) and the tree is not deeper than TreeSHAP walks (its expected value is
+    /// computed recursively, here, at load: a hostile chain of splits must not overflow the
+    /// stack); otherwise the tree predicts as before and cannot be explained exactly.
     pub(crate) fn with_covers(mut self, covers: Vec<f32>) -> Tree {
-        if covers.len() == self.nodes.len() && covers.iter().all(|c| c.is_finite() && *c >= 0.0) {
+        let fits = covers.len() == self.nodes.len() && covers.iter().all(|c| c.is_finite() && *c >= 0.0);
+        if fits && self.depth <= super::shap::MAX_DEPTH {
             self.covers = covers;
             self.expected = super::shap::expected_value(&self, 0);
         }
         self
+    }
+
+    /// Splits on the longest path from the root to a leaf.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth
     }
 
     pub(crate) fn covers(&self) -> &[f32] {

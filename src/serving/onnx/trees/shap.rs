@@ -22,7 +22,26 @@ struct Sides {
     absent: Vec<u32>,
 }
 
+/// The deepest tree explained (the walk recurses once per level; a model file is untrusted).
+pub const MAX_DEPTH: usize = 1000;
+
 impl Ensemble {
+    /// Splits on the longest path from a root to a leaf (a loop: any depth is measured safely).
+    pub fn max_depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack: Vec<(u32, usize)> = self.roots.iter().map(|r| (*r, 0)).collect();
+        while let Some((index, depth)) = stack.pop() {
+            let node = &self.nodes[index as usize];
+            if node.mode == Mode::Leaf {
+                deepest = deepest.max(depth);
+            } else {
+                stack.push((node.first, depth + 1));
+                stack.push((node.second, depth + 1));
+            }
+        }
+        deepest
+    }
+
     /// Whether the trees' scores add up (`SUM` or `AVERAGE`), which SHAP values need.
     pub fn is_additive(&self) -> bool {
         matches!(self.aggregate, Aggregate::Sum | Aggregate::Average)
@@ -188,6 +207,11 @@ mod tests {
                     .sum()
             })
             .collect()
+    }
+
+    #[test]
+    fn depth_is_the_longest_path() {
+        assert_eq!(ensemble().max_depth(), 2);
     }
 
     #[test]
