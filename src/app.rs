@@ -180,6 +180,18 @@ impl AppState {
             JobPolicy { max_attempts: settings.jobs.max_attempts },
             settings.aws.stack_id_wait,
         );
+        let card_backend: crate::targets::model_cards::DynModelCards = match settings.target {
+            TargetKind::Local => Arc::new(crate::targets::local::LocalModelCards::new(
+                store.clone(),
+                StorePort::of(&store),
+                artifacts.clone(),
+            )),
+            #[cfg(feature = "aws")]
+            TargetKind::Aws => Arc::new(crate::targets::aws::model_cards::AwsModelCards::new(&settings).await),
+            #[cfg(not(feature = "aws"))]
+            TargetKind::Aws => unreachable!("configuration refuses target = aws in a build without the aws feature"),
+        };
+        let model_cards = crate::services::model_cards::ModelCardService::new(card_backend, artifacts.assets_bucket());
         let endpoint_service = EndpointService::new(store.clone());
         let algorithm_service = crate::services::algorithms::AlgorithmService::new(store.clone());
         let model_registry =
@@ -213,6 +225,7 @@ impl AppState {
             algorithm_service,
             monitor_service,
             model_registry,
+            model_cards,
             notification_service,
             config_revisions,
             channels,

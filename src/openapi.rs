@@ -27,6 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "notifications", description = "What people were told (webhooks, SNS, e-mail), with each delivery's log"),
         (name = "monitors", description = "Model monitors on the local target: executions and run-now"),
         (name = "models", description = "The local target's model registry: model package groups, versions and their approval"),
+        (name = "model-cards", description = "Model cards (SageMaker's schema): versions kept, PDF and HTML exports"),
         (name = "assets", description = "The assets bucket: model artifacts and data"),
         (name = "health", description = "Liveness and readiness"),
     )

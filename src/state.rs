@@ -49,6 +49,7 @@ pub struct Shared {
     pub algorithm_service: AlgorithmService,
     pub monitor_service: crate::services::monitors::MonitorService,
     pub model_registry: crate::services::model_registry::ModelRegistryService,
+    pub model_cards: crate::services::model_cards::ModelCardService,
     pub notification_service: crate::services::notifications::NotificationService,
     pub config_revisions: crate::services::config_revisions::ConfigRevisionService,
     /// The configured notification channels.

@@ -5,6 +5,7 @@
 pub mod config_file;
 pub mod cron;
 pub mod jobs;
+pub mod model_card;
 pub mod names;
 pub mod notifications;
 pub mod per_stage;

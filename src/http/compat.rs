@@ -2,6 +2,7 @@
 //! `mlops-config.json` files work unchanged: `POST /provisionpipeline` and `POST /pipelinestatus`.
 
 use super::extract::{Caller, JsonBody, ToOperate, ToRead};
+use crate::domain::model_card::ModelCardOp;
 use crate::domain::{PipelineType, names};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -29,13 +30,32 @@ pub struct ProvisionOut {
     pub warnings: Vec<String>,
 }
 
-/// Provision or update a pipeline (the solution's body, any of the 12 pipeline types).
+/// The answer to a model-card operation, as the solution gives it: `message` holds SageMaker's
+/// `DescribeModelCard` or `ListModelCards` answer, or a sentence (delete, export).
+#[derive(Serialize, ToSchema)]
+pub struct ModelCardMessage {
+    #[schema(value_type = Object)]
+    pub message: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ProvisionAnswer {
+    Pipeline(ProvisionOut),
+    ModelCard(ModelCardMessage),
+}
+
+/// Provision or update a pipeline (the solution's body, any of the 12 pipeline types), or run
+/// one of the solution's model-card operations (`create_model_card`, `update_model_card`,
+/// `describe_model_card`, `delete_model_card`, `export_model_card`, `list_model_cards`).
 ///
 /// The same `pipeline_type` and `model_name` again updates the pipeline and redeploys it.
 #[utoipa::path(post, path = "/provisionpipeline", tag = "compat",
     request_body(content = Object, description = "The solution's request body, e.g. {\"pipeline_type\": \"byom_realtime_builtin\", \"model_name\": \"churn\", …}"),
     responses(
-        (status = 200, body = ProvisionOut),
+        (status = 200, body = ProvisionAnswer),
+        (status = 404, description = "A model-card operation on a card that does not exist", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A model card or export job name that is taken", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 400, description = "Invalid request: every bad field is listed", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Valid, but this server's target cannot run it", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -43,7 +63,11 @@ async fn provision_pipeline(
     State(state): State<AppState>,
     Caller(principal, ..): Caller<ToOperate>,
     JsonBody(body): JsonBody,
-) -> Result<Json<ProvisionOut>, ApiError> {
+) -> Result<Json<ProvisionAnswer>, ApiError> {
+    if let Some(op) = body.get("pipeline_type").and_then(ModelCardOp::from_pipeline_type) {
+        let message = state.model_cards.compat(&principal, op, &body).await?;
+        return Ok(Json(ProvisionAnswer::ModelCard(ModelCardMessage { message })));
+    }
     let result = state.pipelines.provision(&principal, &body).await?;
     let pipeline_type: PipelineType =
         result.record.pipeline_type.parse().map_err(|_| ApiError::Internal("stored pipeline type".into()))?;
@@ -58,7 +82,7 @@ async fn provision_pipeline(
         ),
     };
     let pipeline_id = state.pipelines.compat_id(&result.record).await;
-    Ok(Json(ProvisionOut { message, pipeline_id, warnings: result.warnings }))
+    Ok(Json(ProvisionAnswer::Pipeline(ProvisionOut { message, pipeline_id, warnings: result.warnings })))
 }
 
 /// A pipeline's state in CodePipeline's `GetPipelineState` shape: on the aws target CodePipeline's

@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod event_stream;
 pub mod extract;
 pub mod health;
+pub mod model_cards;
 pub mod model_registry;
 pub mod monitors;
 pub mod notifications;
@@ -32,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(algorithms::router())
         .merge(monitors::router())
         .merge(model_registry::router())
+        .merge(model_cards::router())
         .merge(notifications::router())
         .merge(config_sources::router())
         // Invocations enforce the serving payload limit themselves.

@@ -5,6 +5,7 @@
 pub mod algorithms;
 pub mod config_revisions;
 pub mod endpoints;
+pub mod model_cards;
 pub mod model_registry;
 pub mod monitors;
 pub mod notifications;

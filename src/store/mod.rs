@@ -7,6 +7,7 @@
 //! `postgres.rs` and `sqlite.rs`.
 
 pub mod config_revisions;
+pub mod model_cards;
 pub mod model_registry;
 pub mod notifications;
 mod postgres;
@@ -17,6 +18,7 @@ mod sqlite;
 pub use config_revisions::{
     Begun, ConfigRevisionFilter, ConfigRevisionRecord, ConfigRevisionStore, NewConfigRevision, revision_state,
 };
+pub use model_cards::{ModelCardExportRecord, ModelCardStore, ModelCardVersionRecord};
 pub use model_registry::{
     ModelPackageDecisionRecord, ModelPackageGroupRecord, ModelPackageRecord, ModelRegistryStore, NewModelPackage,
 };
@@ -83,7 +85,9 @@ pub fn now() -> DateTime<Utc> {
 }
 
 #[async_trait]
-pub trait Store: NotificationStore + ConfigRevisionStore + ModelRegistryStore + Send + Sync + 'static {
+pub trait Store:
+    NotificationStore + ConfigRevisionStore + ModelRegistryStore + ModelCardStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
     /// Woken whenever a job becomes runnable (in this process, or on Postgres in any replica).
     fn job_wakeup(&self) -> Arc<Notify>;

@@ -85,4 +85,5 @@ async fn forward_notifications(mut listener: PgListener, wake: Arc<Notify>) {
 impl_sql_store!(PostgresStore, sqlx::Postgres);
 super::config_revisions::impl_config_revision_store!(PostgresStore);
 super::model_registry::impl_model_registry_store!(PostgresStore);
+super::model_cards::impl_model_card_store!(PostgresStore);
 super::notifications::impl_notification_store!(PostgresStore, " FOR UPDATE OF e SKIP LOCKED");

@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod codepipeline_state;
 pub mod local;
+pub mod model_cards;
 
 use crate::domain::{PipelineSpec, PipelineType, StageParams};
 use crate::store::{
@@ -60,6 +61,8 @@ pub trait TargetStore: Send + Sync + 'static {
         group: &str,
         version: i64,
     ) -> Result<Option<crate::store::ModelPackageRecord>, StoreError>;
+    /// The live pipeline of a type and name (model cards: a model's records by its name).
+    async fn live_pipeline(&self, pipeline_type: &str, name: &str) -> Result<Option<PipelineRecord>, StoreError>;
 }
 
 pub type DynTargetStore = Arc<dyn TargetStore>;
@@ -128,6 +131,10 @@ impl TargetStore for StorePort {
 
     async fn delete_monitors(&self, pipeline_id: &str) -> Result<(), StoreError> {
         self.0.delete_monitors(pipeline_id).await
+    }
+
+    async fn live_pipeline(&self, pipeline_type: &str, name: &str) -> Result<Option<PipelineRecord>, StoreError> {
+        self.0.live_pipeline(pipeline_type, name).await
     }
 }
 

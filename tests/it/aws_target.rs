@@ -757,3 +757,114 @@ async fn a_wrapper_stack_made_by_the_solution_is_refused() {
     assert_eq!(stack_status(&world, None, &wrapper).await.as_deref(), Some("CREATE_COMPLETE"), "left as it was");
     server.stop().await;
 }
+
+/// The six model-card operations call SageMaker's model-card APIs (moto keeps the cards; the
+/// front stands in for export jobs): the overview comes from `DescribeModel`, metrics from a
+/// statistics file in S3, and the export writes under the assets bucket's `model_card_exports/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_card_operations_call_sagemakers_model_card_apis() {
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let settings = aws_settings(&world, &db, &[]);
+    let server = TestServer::start_with(db, settings).await;
+    let compat = |body: Value| {
+        let request = server.post("/provisionpipeline", crate::support::server::OPERATOR).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let role = world.env.create_role("mlops-sagemaker", "sagemaker.amazonaws.com").await;
+    let image = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1";
+    let artifact = format!("s3://{ASSETS}/models/churn/model.tar.gz");
+    let model = world
+        .env
+        .client()
+        .sagemaker(
+            "CreateModel",
+            json!({"ModelName": "churn-model", "ExecutionRoleArn": role,
+                   "PrimaryContainer": {"Image": image, "ModelDataUrl": artifact}}),
+        )
+        .await;
+    assert!(model.status.is_success(), "{}", model.text());
+    let statistics = json!({"version": 0.0, "regression_metrics": {
+        "mae": {"value": 0.31, "standard_deviation": 0.002}, "r2": {"value": 0.82, "standard_deviation": 0.004}}});
+    world.env.put_object(ASSETS, "evaluation/statistics.json", statistics.to_string().into_bytes()).await;
+
+    let create = json!({
+        "pipeline_type": "create_model_card",
+        "name": "churn-card",
+        "model_overview": {"model_name": "churn-model", "model_description": "Who will leave"},
+        "intended_uses": {"purpose_of_model": "Churn prevention", "risk_rating": "Low"},
+        "evaluation_details": [{"name": "holdout", "metric_type": "regression",
+                                "metric_file_s3_url": format!("s3://{ASSETS}/evaluation/statistics.json")}],
+    });
+    let mut unknown = create.clone();
+    unknown["model_overview"]["model_name"] = json!("no-such-model");
+    let (status, problem) = compat(unknown).await;
+    assert_eq!(
+        (status, problem["errors"][0]["pointer"].as_str()),
+        (400, Some("/model_overview/model_name")),
+        "{problem:#}"
+    );
+
+    let (status, created) = compat(create.clone()).await;
+    assert_eq!(status, 200, "{created:#}");
+    let described = &created["message"];
+    assert_eq!(
+        (described["ModelCardName"].as_str(), described["ModelCardVersion"].as_i64()),
+        (Some("churn-card"), Some(1))
+    );
+    let content: Value = serde_json::from_str(described["Content"].as_str().unwrap()).unwrap();
+    let overview = &content["model_overview"];
+    assert!(overview["model_id"].as_str().unwrap().ends_with(":model/churn-model"), "{overview:#}");
+    assert_eq!(overview["inference_environment"]["container_image"], json!([image]));
+    assert_eq!(overview["model_artifact"], json!([artifact]));
+    let metrics = &content["evaluation_details"][0]["metric_groups"][0];
+    assert_eq!(metrics["name"], "regression_metrics");
+    assert_eq!(metrics["metric_data"][2], json!({"name": "r2", "type": "number", "value": 0.82}));
+    let sent = &world.env.front.calls_to("sagemaker", "CreateModelCard")[0].request;
+    assert_eq!(sent["ModelCardStatus"], "Draft");
+    assert_eq!(serde_json::from_str::<Value>(sent["Content"].as_str().unwrap()).unwrap(), content);
+    assert_eq!(compat(create).await.0, 409, "SageMaker's ConflictException");
+
+    let (status, updated) =
+        compat(json!({"pipeline_type": "update_model_card", "name": "churn-card", "status": "Approved"})).await;
+    assert_eq!(status, 200, "{updated:#}");
+    assert_eq!(
+        (updated["message"]["ModelCardVersion"].as_i64(), updated["message"]["ModelCardStatus"].as_str()),
+        (Some(2), Some("Approved"))
+    );
+    let sent = &world.env.front.calls_to("sagemaker", "UpdateModelCard")[0].request;
+    assert_eq!(serde_json::from_str::<Value>(sent["Content"].as_str().unwrap()).unwrap(), content, "sections kept");
+    let (_, listed) = compat(json!({"pipeline_type": "list_model_cards"})).await;
+    assert_eq!(listed["message"]["ModelCardSummaries"][0]["ModelCardName"], "churn-card", "{listed:#}");
+    let versions: Value =
+        server.get("/v1/model-cards/churn-card/versions", VIEWER).send().await.unwrap().json().await.unwrap();
+    assert_eq!(versions["items"].as_array().map(Vec::len), Some(2), "{versions:#}");
+
+    let (status, exported) = compat(json!({"pipeline_type": "export_model_card", "name": "churn-card",
+        "export_job_name": "churn-card-export"}))
+    .await;
+    assert_eq!(status, 200, "{exported:#}");
+    assert_eq!(
+        exported["message"],
+        format!("Model card with the name: churn-card has been exported to s3://{ASSETS}/model_card_exports")
+    );
+    let job = &world.env.front.calls_to("sagemaker", "CreateModelCardExportJob")[0].request;
+    assert_eq!(
+        (job["ModelCardName"].as_str(), job["ModelCardVersion"].as_i64(), job["ModelCardExportJobName"].as_str()),
+        (Some("churn-card"), Some(2), Some("churn-card-export"))
+    );
+    assert_eq!(job["OutputConfig"]["S3OutputPath"], format!("s3://{ASSETS}/model_card_exports"));
+    let pdf = "model_card_exports/churn-card/churn-card-export/churn-card.pdf";
+    assert!(world.env.client().s3("HEAD", ASSETS, Some(pdf), "", &[], Vec::new()).await.status.is_success());
+
+    let (status, deleted) = compat(json!({"pipeline_type": "delete_model_card", "name": "churn-card"})).await;
+    assert_eq!(
+        (status, deleted["message"].as_str()),
+        (200, Some("Model card with the name: churn-card has been deleted"))
+    );
+    assert_eq!(compat(json!({"pipeline_type": "describe_model_card", "name": "churn-card"})).await.0, 404);
+    server.stop().await;
+}

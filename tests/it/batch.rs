@@ -256,6 +256,14 @@ impl mlops::targets::TargetStore for CrashingPort {
     ) -> Result<Option<mlops::store::ModelPackageRecord>, mlops::store::StoreError> {
         self.inner.model_package(group, version).await
     }
+
+    async fn live_pipeline(
+        &self,
+        pipeline_type: &str,
+        name: &str,
+    ) -> Result<Option<mlops::store::PipelineRecord>, mlops::store::StoreError> {
+        self.inner.live_pipeline(pipeline_type, name).await
+    }
 }
 
 /// A transform interrupted after its first object resumes from the checkpoint: the finished

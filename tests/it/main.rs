@@ -29,6 +29,7 @@ mod kernel_shap;
 mod layering;
 mod lifecycle;
 mod metrics;
+mod model_cards;
 mod model_registry;
 mod monitors;
 pub mod notifications;

@@ -10,6 +10,7 @@ pub mod templates;
 
 mod clients;
 mod errors;
+pub mod model_cards;
 mod pipeline_state;
 mod sagemaker_jobs;
 mod target;

@@ -8,6 +8,9 @@ mod batch;
 mod bias;
 mod explainability;
 mod image_builder;
+pub mod model_card_export;
+mod model_cards;
+pub use model_cards::LocalModelCards;
 mod model_quality;
 mod monitor;
 

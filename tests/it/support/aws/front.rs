@@ -234,6 +234,8 @@ pub struct Model {
     pub stacks: HashMap<(String, String), cloudformation::StackState>,
     /// (account, schedule name) → monitoring schedule.
     pub schedules: BTreeMap<(String, String), sagemaker::Schedule>,
+    /// Model-card export job ARN → its `DescribeModelCardExportJob` answer (moto has none).
+    pub card_exports: BTreeMap<String, Value>,
     pub next_execution: u64,
 }
 
@@ -244,6 +246,7 @@ impl Model {
             pipelines: BTreeMap::new(),
             stacks: HashMap::new(),
             schedules: BTreeMap::new(),
+            card_exports: BTreeMap::new(),
             next_execution: 0,
         }
     }

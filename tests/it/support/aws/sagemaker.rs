@@ -115,6 +115,50 @@ pub fn unregister_stack(model: &mut Model, account: &str, stack: &str, keep: &[S
     model.schedules.retain(|(a, n), s| !(a == account && s.stack.as_deref() == Some(stack) && !keep.contains(n)));
 }
 
+/// moto keeps model cards but has no export jobs: the front checks the card version exists
+/// (asking moto), writes a stand-in PDF where SageMaker writes the real one, and answers the
+/// job `Completed`.
+async fn create_card_export(shared: &Shared, inc: &Incoming, body: &Value) -> (Reply, bool) {
+    let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let (card, job) = (s("ModelCardName"), s("ModelCardExportJobName"));
+    let mut describe = inc.clone();
+    let question = json!({"ModelCardName": card, "ModelCardVersion": body["ModelCardVersion"]});
+    describe.body = question.to_string().into();
+    describe.headers.insert("x-amz-target", "SageMaker.DescribeModelCard".parse().unwrap());
+    let found = shared.forward(&describe).await;
+    if !found.is_success() {
+        return (found, true);
+    }
+    let output = body.pointer("/OutputConfig/S3OutputPath").and_then(Value::as_str).unwrap_or_default();
+    let (bucket, prefix) = output.strip_prefix("s3://").and_then(|o| o.split_once('/')).unwrap_or(("", ""));
+    let key = format!("{prefix}/{card}/{job}/{card}.pdf");
+    let put = shared
+        .http
+        .put(format!("{}/{bucket}/{key}", shared.moto_url))
+        .body("%PDF-1.4 stand-in written by the aws test front\n")
+        .send()
+        .await;
+    if !put.is_ok_and(|r| r.status().is_success()) {
+        return (Reply::json_error("ValidationException", &format!("cannot write to {output}")), true);
+    }
+    let arn =
+        format!("arn:aws:sagemaker:{REGION}:{}:model-card/{}/export-job/{job}", inc.account, card.to_ascii_lowercase());
+    let now = now_epoch();
+    let described = json!({
+        "ModelCardExportJobName": job,
+        "ModelCardExportJobArn": arn,
+        "Status": "Completed",
+        "ModelCardName": card,
+        "ModelCardVersion": body["ModelCardVersion"],
+        "OutputConfig": {"S3OutputPath": output},
+        "CreatedAt": now,
+        "LastModifiedAt": now,
+        "ExportArtifacts": {"S3ExportArtifacts": format!("s3://{bucket}/{key}")},
+    });
+    shared.model.lock().await.card_exports.insert(arn.clone(), described);
+    (Reply::json(&json!({ "ModelCardExportJobArn": arn })), true)
+}
+
 fn not_found(name: &str) -> Reply {
     Reply::json_error("ResourceNotFound", &format!("Monitoring Schedule '{name}' does not exist."))
 }
@@ -210,6 +254,14 @@ pub async fn handle(shared: &Shared, inc: &Incoming) -> (Reply, bool) {
             }
         }
         "ListMonitoringExecutions" => (Reply::json(&json!({ "MonitoringExecutionSummaries": [] })), true),
+        "CreateModelCardExportJob" => create_card_export(shared, inc, &body).await,
+        "DescribeModelCardExportJob" => {
+            let model = shared.model.lock().await;
+            match model.card_exports.get(&s("ModelCardExportJobArn")) {
+                Some(job) => (Reply::json(job), true),
+                None => (Reply::json_error("ResourceNotFound", "no such model card export job"), true),
+            }
+        }
         "DescribeEndpoint" => {
             let reply = shared.forward(inc).await;
             if !reply.is_success() {
