@@ -140,11 +140,7 @@ static SCHEMA: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
 
 /// SageMaker's pattern for model card names (and export job names).
 pub fn valid_card_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (1..=63).contains(&bytes.len())
-        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+    super::names::check_sagemaker_name(name, super::names::MAX_SAGEMAKER_NAME_LEN).is_ok()
 }
 
 const OVERVIEW_KEYS: [&str; 10] = [

@@ -41,11 +41,16 @@ pub struct GroupIn {
     pub description: Option<String>,
 }
 
-/// A new version of a group.
+/// A new version of a group: its model is an uploaded asset, or a SageMaker training job's
+/// output (`<job_output_location>/<training_job_name>/output/model.tar.gz` in the assets bucket).
 #[derive(Deserialize, ToSchema)]
 pub struct PackageIn {
-    /// The model's asset key (uploaded first).
-    pub model_artifact_location: String,
+    /// The model's asset key (uploaded first); or give the two training fields.
+    pub model_artifact_location: Option<String>,
+    /// A training job whose output holds the model.
+    pub training_job_name: Option<String>,
+    /// The training pipeline's `job_output_location` (an asset key prefix).
+    pub job_output_location: Option<String>,
     /// `xgboost` or `onnx`.
     pub model_framework: String,
     pub model_framework_version: Option<String>,

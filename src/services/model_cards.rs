@@ -352,7 +352,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_job_names_are_valid_and_unique_enough() {
+    fn default_job_names_are_valid() {
         let name = default_job_name(&"c".repeat(63));
         assert!(crate::domain::model_card::valid_card_name(&name), "{name}");
         assert!(name.len() <= 63);

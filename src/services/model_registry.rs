@@ -113,10 +113,10 @@ impl ModelRegistryService {
         body: &Value,
     ) -> Result<ModelPackageView, ServiceError> {
         self.group(group).await?;
-        let artifact = required(body, "model_artifact_location", "`models/churn/model.tar.gz`")?;
-        let artifact = AssetKey::parse(&artifact).map_err(|e| {
-            invalid("/model_artifact_location", FieldErrorCode::InvalidValue, format!("`model_artifact_location`: {e}"))
-        })?;
+        let (artifact, pointer) = artifact_of(body)?;
+        let field = &pointer[1..];
+        let artifact = AssetKey::parse(&artifact)
+            .map_err(|e| invalid(pointer, FieldErrorCode::InvalidValue, format!("`{field}`: {e}")))?;
         let framework = required(body, "model_framework", "`xgboost`")?.to_ascii_lowercase();
         if !FRAMEWORKS.contains(&framework.as_str()) {
             return Err(invalid(
@@ -128,10 +128,15 @@ impl ModelRegistryService {
         match self.artifacts.asset_meta(artifact.as_str()).await {
             Ok(_) => {}
             Err(StorageError::NotFound { .. }) => {
+                let hint = if pointer == "/training_job_name" {
+                    "the training job has not written its model there (yet)"
+                } else {
+                    "upload it first"
+                };
                 return Err(invalid(
-                    "/model_artifact_location",
+                    pointer,
                     FieldErrorCode::InvalidValue,
-                    format!("`model_artifact_location`: no asset `{}`: upload it first", artifact.as_str()),
+                    format!("`{field}`: no asset `{}`: {hint}", artifact.as_str()),
                 ));
             }
             Err(e) => return Err(ServiceError::Unavailable { what: "the artifact store", cause: e.to_string() }),
@@ -189,6 +194,35 @@ impl ModelRegistryService {
         self.package(group, version).await?;
         self.store.decide_model_package(group, version, &status, &caller.name, comment.as_deref()).await?;
         self.package(group, version).await
+    }
+}
+
+/// Where a version's model is: `model_artifact_location`, or a SageMaker training job's output
+/// — `training_job_name` under `job_output_location`, where SageMaker (and our aws target's
+/// training pipelines) write `<job_output_location>/<job name>/output/model.tar.gz` in the assets
+/// bucket. Answers the asset key and the pointer of the field it came from.
+fn artifact_of(body: &Value) -> Result<(String, &'static str), ServiceError> {
+    let location = text(body, "model_artifact_location")?.filter(|s| !s.is_empty());
+    let job = text(body, "training_job_name")?.filter(|s| !s.is_empty());
+    match (location, job) {
+        (Some(_), Some(_)) => Err(invalid(
+            "/training_job_name",
+            FieldErrorCode::InvalidValue,
+            "give `model_artifact_location` or `training_job_name` (with `job_output_location`), not both".into(),
+        )),
+        (Some(location), None) => Ok((location, "/model_artifact_location")),
+        (None, Some(job)) => {
+            crate::domain::JobName::parse(&job).map_err(|e| {
+                invalid("/training_job_name", FieldErrorCode::InvalidValue, format!("`training_job_name`: {e}"))
+            })?;
+            let output = required(body, "job_output_location", "`training-output` (the training pipeline's)")?;
+            Ok((format!("{}/{job}/output/model.tar.gz", output.trim_end_matches('/')), "/training_job_name"))
+        }
+        (None, None) => Err(invalid(
+            "/model_artifact_location",
+            FieldErrorCode::Required,
+            "`model_artifact_location` is required, e.g. `models/churn/model.tar.gz` (or `training_job_name` with `job_output_location`)".into(),
+        )),
     }
 }
 

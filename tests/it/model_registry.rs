@@ -95,6 +95,30 @@ async fn a_registered_model_serves_once_approved(db: TestDb) {
     let statuses: Vec<&str> =
         listed["items"].as_array().unwrap().iter().map(|v| v["approval_status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["Approved", "Rejected"]);
+
+    // From a training job's output, where SageMaker writes it: <job_output_location>/<job>/output.
+    let from_job = json!({"training_job_name": "churn-train-7", "job_output_location": "training-output/",
+                          "model_framework": "xgboost"});
+    let (status, problem) = post(&server, packages, OPERATOR, from_job.clone()).await;
+    assert_eq!((status, problem["errors"][0]["pointer"].as_str()), (400, Some("/training_job_name")), "{problem:#}");
+    assert!(
+        problem["errors"][0]["message"].as_str().unwrap().contains("training-output/churn-train-7/output/model.tar.gz")
+    );
+    server.upload_fixture("training-output/churn-train-7/output/model.tar.gz", "xgboost/model.tar.gz").await;
+    let (status, v3) = post(&server, packages, OPERATOR, from_job.clone()).await;
+    assert_eq!(status, 201, "{v3:#}");
+    assert_eq!(
+        (v3["version"].as_i64(), v3["artifact"].as_str()),
+        (Some(3), Some("training-output/churn-train-7/output/model.tar.gz"))
+    );
+    let mut both = from_job.clone();
+    both["model_artifact_location"] = json!("models/churn.json");
+    assert_eq!(post(&server, packages, OPERATOR, both).await.0, 400);
+    let mut no_output = from_job;
+    no_output.as_object_mut().unwrap().remove("job_output_location");
+    let (status, problem) = post(&server, packages, OPERATOR, no_output).await;
+    assert_eq!((status, problem["errors"][0]["pointer"].as_str()), (400, Some("/job_output_location")));
+
     let groups: Value = server.get("/v1/model-package-groups", VIEWER).send().await.unwrap().json().await.unwrap();
     assert_eq!(groups["items"].as_array().map(Vec::len), Some(1));
     server.stop().await;
