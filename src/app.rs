@@ -279,6 +279,7 @@ pub async fn start(
     let mut workers = (settings.jobs.workers > 0)
         .then(|| AbortOnDrop(tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace))));
     let _schedules = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_schedules(&settings, &store, &stop)));
+    let _releases = (settings.jobs.workers > 0).then(|| spawn_release_watch(&state)).flatten();
     let _dispatcher = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_dispatcher(&state)));
     start_config_polls(&state).await?;
 
@@ -330,6 +331,21 @@ fn spawn_schedules(settings: &Settings, store: &DynStore, stop: &CancellationTok
     ))
 }
 
+/// Watches for releases started outside the orchestrator (the aws target's CodePipelines run
+/// on a console click too); the local target has none.
+fn spawn_release_watch(state: &AppState) -> Option<AbortOnDrop> {
+    if state.settings.target != TargetKind::Aws {
+        return None;
+    }
+    Some(AbortOnDrop(tokio::spawn(crate::jobs::releases::run(
+        state.store.clone(),
+        state.target.clone(),
+        state.settings.aws.release_watch_interval,
+        state.settings.jobs.max_attempts,
+        state.shutdown.clone(),
+    ))))
+}
+
 /// Queues each config source's recurring poll (any process may: the queue keeps one per source).
 async fn start_config_polls(state: &AppState) -> Result<(), StartError> {
     let sources = state.config_revisions.sources();
@@ -367,6 +383,7 @@ pub async fn run_workers(
     let runner = Arc::new(Runner::new(store.clone(), job_handler(&state), settings.jobs.clone()));
     let workers = tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace));
     let _schedules = AbortOnDrop(spawn_schedules(&settings, &store, &stop));
+    let _releases = spawn_release_watch(&state);
     let _dispatcher = AbortOnDrop(spawn_dispatcher(&state));
     start_config_polls(&state).await?;
     shutdown.await;

@@ -83,6 +83,10 @@ pub struct AwsSettings {
     /// How long `/provisionpipeline` waits for the wrapper stack's StackId to answer with it.
     #[serde(with = "duration")]
     pub stack_id_wait: Duration,
+    /// How often the CodePipelines of active pipelines are checked for releases started outside
+    /// the orchestrator (the console's "Release change"), whose post-deploy jobs then run.
+    #[serde(with = "duration")]
+    pub release_watch_interval: Duration,
     /// One entry per configured environment when there are several (multi-account).
     pub environments: std::collections::BTreeMap<String, AwsEnvironmentSettings>,
 }
@@ -114,6 +118,7 @@ impl Default for AwsSettings {
             monitor_image_uri: None,
             poll_interval: Duration::from_secs(15),
             stack_id_wait: Duration::from_secs(20),
+            release_watch_interval: Duration::from_secs(60),
             environments: Default::default(),
         }
     }
@@ -770,6 +775,9 @@ impl Settings {
         }
         if aws.poll_interval.is_zero() {
             return Err(ConfigError::new("aws.poll_interval", "must be non-zero"));
+        }
+        if aws.release_watch_interval.is_zero() {
+            return Err(ConfigError::new("aws.release_watch_interval", "must be non-zero"));
         }
         if aws.stack_id_wait >= self.http.request_timeout {
             return Err(ConfigError::new("aws.stack_id_wait", "must be shorter than http.request_timeout"));

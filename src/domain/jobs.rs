@@ -34,6 +34,10 @@ pub enum JobPayload {
     TeardownPipeline { version: i64 },
     /// Runs one execution of a monitor (a scheduled window or a run-now).
     RunMonitor { version: i64, execution_id: String },
+    /// Runs a deployed stage's post-deploy jobs (baseline, transform, training) again for a
+    /// release the orchestrator did not start (aws: a CodePipeline execution from the console's
+    /// "Release change"), `release` being its id.
+    RunRelease { version: i64, release: String },
     /// Sends one notification over one channel (a row of `notification_deliveries`).
     DeliverNotification { delivery_id: String },
     /// Fetches a config source and processes its newest revision; a recurring poll runs again
@@ -53,6 +57,7 @@ impl JobPayload {
     pub const REJECT_STAGE: &'static str = "reject_stage";
     pub const TEARDOWN_PIPELINE: &'static str = "teardown_pipeline";
     pub const RUN_MONITOR: &'static str = "run_monitor";
+    pub const RUN_RELEASE: &'static str = "run_release";
     pub const DELIVER_NOTIFICATION: &'static str = "deliver_notification";
     pub const POLL_CONFIG_SOURCE: &'static str = "poll_config_source";
 
@@ -63,6 +68,7 @@ impl JobPayload {
             JobPayload::RejectStage { .. } => Self::REJECT_STAGE,
             JobPayload::TeardownPipeline { .. } => Self::TEARDOWN_PIPELINE,
             JobPayload::RunMonitor { .. } => Self::RUN_MONITOR,
+            JobPayload::RunRelease { .. } => Self::RUN_RELEASE,
             JobPayload::DeliverNotification { .. } => Self::DELIVER_NOTIFICATION,
             JobPayload::PollConfigSource { .. } => Self::POLL_CONFIG_SOURCE,
         }
@@ -75,7 +81,8 @@ impl JobPayload {
             JobPayload::DeployStage { version, .. }
             | JobPayload::RejectStage { version, .. }
             | JobPayload::TeardownPipeline { version }
-            | JobPayload::RunMonitor { version, .. } => Some(*version),
+            | JobPayload::RunMonitor { version, .. }
+            | JobPayload::RunRelease { version, .. } => Some(*version),
             JobPayload::DeliverNotification { .. } | JobPayload::PollConfigSource { .. } => None,
         }
     }
@@ -115,6 +122,7 @@ mod tests {
             JobPayload::RejectStage { version: 2, decision: Decision { approve: false, ..decision } },
             JobPayload::TeardownPipeline { version: 7 },
             JobPayload::RunMonitor { version: 1, execution_id: "e".into() },
+            JobPayload::RunRelease { version: 1, release: "0f1e2d3c".into() },
             JobPayload::DeliverNotification { delivery_id: "d".into() },
             JobPayload::PollConfigSource { source: "repo".into(), recurring: true },
         ] {

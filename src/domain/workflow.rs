@@ -25,6 +25,10 @@ pub mod event_kind {
     pub const MONITOR_COMPLETED: &str = "monitor.completed";
     pub const MONITOR_VIOLATIONS: &str = "monitor.violations";
     pub const MONITOR_FAILED: &str = "monitor.failed";
+    /// A deployment the orchestrator did not start (aws: CodePipeline's "Release change") was
+    /// noticed and its stage's post-deploy jobs queued; then they finished.
+    pub const RELEASE_NOTICED: &str = "release.noticed";
+    pub const RELEASE_COMPLETED: &str = "release.completed";
 }
 
 /// The actor of changes the workers make.
@@ -482,8 +486,9 @@ fn job_failed(s: &Snapshot, job: &FailedJob) -> Result<Plan, WorkflowError> {
     let message = format!("job {} ({}) failed: {}", job.id, job.kind, job.error);
     let mut plan = Builder::new(s);
     let is_teardown = job.kind == JobPayload::TEARDOWN_PIPELINE;
-    // A monitor's run failing says nothing about the pipeline's deployment: an event only.
-    let is_monitor_run = job.kind == JobPayload::RUN_MONITOR;
+    // A monitor's run, or the jobs of a release someone else started, failing says nothing about
+    // the pipeline's deployment: an event only.
+    let is_monitor_run = job.kind == JobPayload::RUN_MONITOR || job.kind == JobPayload::RUN_RELEASE;
     let mut changed = false;
     if let Some(ordinal) = job.ordinal.filter(|_| !is_monitor_run)
         && let Some(stage) = s.stage(ordinal, current)

@@ -295,6 +295,12 @@ fn a_failed_monitor_run_is_recorded_and_fails_nothing() {
     let plan = decide(&s, &failed_job("run_monitor", Some(0), 1)).unwrap();
     assert!(pipeline_moves(&plan).is_empty() && stage_moves(&plan).is_empty());
     assert_eq!(events(&plan), [event_kind::JOB_FAILED]);
+    // So do the jobs of a release started outside the orchestrator, whichever stage they name.
+    for ordinal in [0, 1] {
+        let plan = decide(&s, &failed_job("run_release", Some(ordinal), 1)).unwrap();
+        assert!(pipeline_moves(&plan).is_empty() && stage_moves(&plan).is_empty());
+        assert_eq!(events(&plan), [event_kind::JOB_FAILED]);
+    }
 }
 
 // Transitions the state machines refuse are errors, not silent skips.

@@ -3,6 +3,7 @@
 //! kind does.
 
 pub mod pipeline_jobs;
+pub mod releases;
 pub mod runner;
 pub mod schedules;
 

@@ -4,7 +4,8 @@
 
 use super::{JobHandler, JobOutcome, JobPayload};
 use crate::config::JobSettings;
-use crate::domain::workflow::Fact;
+use crate::domain::state::StageState;
+use crate::domain::workflow::{Fact, SYSTEM, event_kind};
 use crate::domain::{PipelineType, StageParams};
 use crate::store::{DynStore, JobPolicy, JobRecord, MonitorEvent, StageKey, StageRecord, StoreError};
 use crate::targets::{Decision, DynTarget, ErrorKind, StageContext, StepOutcome, TargetError};
@@ -93,6 +94,36 @@ impl PipelineJobs {
         }
         self.store.apply(pipeline_id, &Fact::TeardownFinished, self.policy()).await.map_err(|e| e.to_string())?;
         Ok(JobOutcome::Done)
+    }
+
+    /// Runs a deployed stage's post-deploy jobs again for a release someone else started. A
+    /// stage re-provisioned or torn down since has nothing to run; a failure is the job's (an
+    /// event on the pipeline), never the deployment's.
+    async fn run_release(&self, key: StageKey, release: String) -> Result<JobOutcome, String> {
+        let stages = self.store.stages(&key.pipeline_id).await.map_err(|e| e.to_string())?;
+        let Some(stage) = stages
+            .iter()
+            .find(|s| s.ordinal == key.ordinal && s.version == key.version && s.state == StageState::Deployed)
+        else {
+            return Ok(JobOutcome::Done);
+        };
+        let mut context = self.context(&key, stage, None).await?;
+        context.release = Some(release.clone());
+        match self.target.after_release(&context).await {
+            Ok(StepOutcome::Done(outputs)) => {
+                let message = format!(
+                    "post-deploy jobs of release {release} in {} finished: {}",
+                    context.environment,
+                    serde_json::to_string(&outputs).unwrap_or_default()
+                );
+                self.store
+                    .stage_event(&key, event_kind::RELEASE_COMPLETED, SYSTEM, &message)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(JobOutcome::Done)
+            }
+            other => Ok(unfinished(other)),
+        }
     }
 
     /// Runs one monitor execution. Its outcome is the execution's (and an event on the
@@ -209,6 +240,7 @@ impl PipelineJobs {
             decision,
             promoted_from,
             checkpoint: stage.checkpoint.as_ref().map(|c| c.0.clone()),
+            release: None,
         })
     }
 
@@ -236,6 +268,10 @@ impl PipelineJobs {
             },
             JobPayload::TeardownPipeline { .. } => self.teardown(job, &pipeline_id).await,
             JobPayload::RunMonitor { execution_id, .. } => self.run_monitor(&execution_id).await,
+            JobPayload::RunRelease { version, release } => match stage_key(version) {
+                Ok(key) => self.run_release(key, release).await,
+                Err(e) => Ok(JobOutcome::Fail(e)),
+            },
             JobPayload::DeliverNotification { .. } | JobPayload::PollConfigSource { .. } => {
                 Ok(JobOutcome::Fail("not a pipeline job".into()))
             }

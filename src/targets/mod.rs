@@ -163,6 +163,9 @@ pub struct StageContext {
     /// What an earlier run of this deploy step recorded with [`TargetStore::save_checkpoint`]
     /// before it was interrupted.
     pub checkpoint: Option<serde_json::Value>,
+    /// Set when the stage's post-deploy jobs run again for a release someone else started (its
+    /// id): the jobs take names of their own.
+    pub release: Option<String>,
 }
 
 pub use crate::domain::jobs::Decision;
@@ -265,6 +268,24 @@ pub trait Target: Send + Sync + 'static {
 
     /// A stage waiting for approval was rejected (the store has already recorded it).
     async fn reject_stage(&self, _stage: &StageContext) -> Result<StepOutcome, TargetError> {
+        Ok(StepOutcome::Done(serde_json::Value::Null))
+    }
+
+    /// Releases of an active pipeline that the orchestrator did not start and that finished
+    /// after `since` (aws: succeeded CodePipeline executions started from the console's
+    /// "Release change" or the API), oldest first, by id. The post-deploy jobs of each run once
+    /// (`after_release`).
+    async fn foreign_releases(
+        &self,
+        _pipeline: &PipelineRecord,
+        _since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, TargetError> {
+        Ok(Vec::new())
+    }
+
+    /// Runs a deployed stage's post-deploy jobs again for `stage.release`, under names of their
+    /// own; called again while it answers `InProgress`.
+    async fn after_release(&self, _stage: &StageContext) -> Result<StepOutcome, TargetError> {
         Ok(StepOutcome::Done(serde_json::Value::Null))
     }
 

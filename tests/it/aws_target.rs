@@ -868,3 +868,63 @@ async fn model_card_operations_call_sagemakers_model_card_apis() {
     assert_eq!(compat(json!({"pipeline_type": "describe_model_card", "name": "churn-card"})).await.0, 404);
     server.stop().await;
 }
+
+/// A CodePipeline run started outside the orchestrator (the console's "Release change") is
+/// noticed, and the stage's post-deploy jobs — a batch transform, a training job — run for it
+/// under names of their own, once however often the pipelines are looked at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_started_in_the_console_runs_the_post_deploy_jobs_again() {
+    use mlops::domain::{PipelineType, names};
+    let world = world().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let mut settings = aws_settings(&world, &db, &[]);
+    settings.aws.release_watch_interval = Duration::from_millis(200);
+    let server = TestServer::start_with(db, settings).await;
+    let mut ids = Vec::new();
+    for t in ["byom_batch_builtin", "model_training_builtin"] {
+        let out = server.provision(&fixture_json(&format!("requests/{t}.json"))).await;
+        let p = wait_by_stack_id(&server, out["pipeline_id"].as_str().unwrap(), "active").await;
+        ids.push(p["id"].as_str().unwrap().to_string());
+    }
+    let transforms = || world.env.front.calls_to("sagemaker", "CreateTransformJob");
+    let trainings = || world.env.front.calls_to("sagemaker", "CreateTrainingJob");
+    assert_eq!((transforms().len(), trainings().len()), (1, 1));
+    // Nothing was started outside: a few looks change nothing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!((transforms().len(), trainings().len()), (1, 1));
+
+    for t in [PipelineType::ByomBatchBuiltin, PipelineType::ModelTrainingBuiltin] {
+        let pipeline = format!("{}-pipeline", names::stack_name(t, "churn-xgb"));
+        let started = world.env.client().codepipeline("StartPipelineExecution", json!({"name": pipeline})).await;
+        assert!(started.status.is_success(), "{}", started.text());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while transforms().len() < 2 || trainings().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the release's jobs never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let name = |call: &crate::support::aws::RecordedCall, key: &str| call.request[key].as_str().unwrap().to_string();
+    let (first, again) = (name(&transforms()[0], "TransformJobName"), name(&transforms()[1], "TransformJobName"));
+    assert_ne!(first, again);
+    assert!(again.len() <= 63 && again.contains("-r"), "{again}");
+    let (first, again) = (name(&trainings()[0], "TrainingJobName"), name(&trainings()[1], "TrainingJobName"));
+    assert_ne!(first, again);
+    for id in &ids {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let events = server.events(id).await;
+            let kinds: Vec<&str> = events.as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+            if kinds.contains(&"release.completed") {
+                assert_eq!(kinds.iter().filter(|k| **k == "release.noticed").count(), 1, "{kinds:?}");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no release.completed: {events:#}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(server.pipeline(id).await["state"], "active", "the deployment itself is untouched");
+    }
+    // Once per release, however many looks.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!((transforms().len(), trainings().len()), (2, 2));
+    server.stop().await;
+}

@@ -324,6 +324,7 @@ async fn an_interrupted_transform_resumes_from_its_checkpoint() {
         decision: None,
         promoted_from: None,
         checkpoint: None,
+        release: None,
     };
 
     // First run: a.csv completes and is checkpointed; the process "dies" after b.csv.

@@ -895,6 +895,54 @@ impl Target for AwsTarget {
         true
     }
 
+    async fn foreign_releases(
+        &self,
+        pipeline: &PipelineRecord,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, TargetError> {
+        use aws_sdk_codepipeline::types::{PipelineExecutionStatus, TriggerType};
+        let pipeline_type: PipelineType = pipeline
+            .pipeline_type
+            .parse()
+            .map_err(|_| TargetError::permanent(format!("unknown pipeline type {}", pipeline.pipeline_type)))?;
+        let name = format!("{}-pipeline", names::stack_name(pipeline_type, &pipeline.name));
+        let listed = match self.clients.own().codepipeline.list_pipeline_executions().pipeline_name(&name).send().await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let e = AwsError::from_sdk("ListPipelineExecutions", e);
+                return if e.is("PipelineNotFoundException") { Ok(Vec::new()) } else { Err(e.into()) };
+            }
+        };
+        // We start runs of these pipelines only by writing their source zip; a run started
+        // through StartPipelineExecution (the console's "Release change", the CLI) is someone
+        // else's.
+        let mut releases: Vec<(chrono::DateTime<chrono::Utc>, String)> = listed
+            .pipeline_execution_summaries()
+            .iter()
+            .filter(|e| e.status() == Some(&PipelineExecutionStatus::Succeeded))
+            .filter(|e| e.trigger().and_then(|t| t.trigger_type()) == Some(&TriggerType::StartPipelineExecution))
+            .filter_map(|e| {
+                let started =
+                    e.start_time().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))?;
+                Some((started, e.pipeline_execution_id()?.to_string()))
+            })
+            .filter(|(started, _)| *started >= since)
+            .collect();
+        releases.sort();
+        Ok(releases.into_iter().map(|(_, id)| id).collect())
+    }
+
+    async fn after_release(&self, stage: &StageContext) -> Result<StepOutcome, TargetError> {
+        let stage = sagemaker_jobs::for_release(stage);
+        let stack = names::stack_name(stage.pipeline_type, &stage.pipeline_name);
+        let clients = self.stage_clients(&stage).await;
+        let StackPhase::Ready(ReadyStack { outputs, .. }) = self.stack(&clients, &stack).await? else {
+            return self.waiting();
+        };
+        sagemaker_jobs::after_deploy(&clients, &stage, &outputs, &self.context).await
+    }
+
     async fn reported_state(&self, pipeline: &PipelineRecord) -> Result<Option<PipelineStateOut>, UpstreamError> {
         self.state_of(pipeline).await.map_err(|e| UpstreamError {
             status: e.status.unwrap_or(502),

@@ -30,7 +30,10 @@ pub(super) async fn run(
 ) -> Result<StepOutcome, TargetError> {
     let model_name = stack_output(outputs, "SageMakerModelName")?;
     // The name the stack was given as `BatchTransformJobName` (its output, as the solution's).
-    let name = transform_job_name(&b.model_name, &stage.key.pipeline_id, stage.key.version, stage.key.ordinal);
+    let mut name = transform_job_name(&b.model_name, &stage.key.pipeline_id, stage.key.version, stage.key.ordinal);
+    if let Some(release) = &stage.release {
+        name = super::release_name(&name, release, MAX_NAME);
+    }
     let describe = async {
         let out = clients.sagemaker.describe_transform_job().transform_job_name(&name).send().await;
         out.map_err(|e| AwsError::from_sdk("DescribeTransformJob", e))

@@ -32,6 +32,7 @@ pub(super) fn stage_of(body: &serde_json::Value) -> StageContext {
         decision: None,
         promoted_from: None,
         checkpoint: None,
+        release: None,
     }
 }
 

@@ -42,6 +42,36 @@ pub async fn after_deploy(
     }
 }
 
+/// A job name of a release's own: the name shortened to leave room for `-r` and 8 hex digits of
+/// the release id's SHA-256, so it fits `max` (SageMaker's 63, or 32 for tuning and AutoML jobs).
+pub(crate) fn release_name(name: &str, release: &str, max: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let suffix = format!("-r{}", &hex::encode(Sha256::digest(release.as_bytes()))[..8]);
+    let keep: String = name.chars().take(max.saturating_sub(suffix.len())).collect();
+    format!("{}{suffix}", keep.trim_end_matches('-'))
+}
+
+/// The stage as its post-deploy jobs see it when they run again for `stage.release`: each job
+/// it names takes the release's own name (a transform job's is derived in `batch.rs`), so the
+/// first deploy's jobs and results stay as they were.
+pub fn for_release(stage: &StageContext) -> StageContext {
+    let mut stage = stage.clone();
+    let Some(release) = stage.release.clone() else { return stage };
+    match &mut stage.params {
+        StageParams::Training(t) => {
+            let max =
+                if t.training.tuner.is_some() { names::MAX_TUNING_JOB_NAME_LEN } else { names::MAX_SAGEMAKER_NAME_LEN };
+            t.job_name = release_name(&t.job_name, &release, max);
+        }
+        StageParams::Autopilot(a) => a.job_name = release_name(&a.job_name, &release, names::MAX_TUNING_JOB_NAME_LEN),
+        StageParams::Monitor(m) => {
+            m.baseline_job_name = release_name(&m.baseline_job_name, &release, names::MAX_SAGEMAKER_NAME_LEN)
+        }
+        StageParams::Realtime(_) | StageParams::Batch(_) | StageParams::ImageBuilder(_) => {}
+    }
+    stage
+}
+
 /// Read from the stack's outputs: emulators (and CloudFormation itself without an explicit
 /// name) choose the physical name.
 async fn endpoint_in_service(
@@ -196,6 +226,7 @@ fn int(value: u32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::PipelineType;
     use crate::targets::ErrorKind;
 
     fn error(code: &str, message: &str) -> AwsError {
@@ -261,5 +292,35 @@ mod tests {
             async { Err::<String, _>(AwsError { retryable: true, ..error("ThrottlingException", "slow down") }) };
         let failed = job_step("training job", "j", throttled, |s: &String| (s.clone(), None), async { Ok(()) }).await;
         assert_eq!(failed.unwrap_err().kind, ErrorKind::Transient);
+    }
+
+    #[test]
+    fn a_release_gives_every_job_a_name_of_its_own_within_sagemakers_limits() {
+        let long = "a".repeat(63);
+        let name = release_name(&long, "exec-1", 63);
+        assert_eq!(name.len(), 63);
+        assert!(name.starts_with("aaaa") && name.contains("-r"), "{name}");
+        assert_eq!(name, release_name(&long, "exec-1", 63), "the same release, the same name");
+        assert_ne!(name, release_name(&long, "exec-2", 63));
+        assert!(release_name("tuning-job", "exec-1", 32).len() <= 32);
+        assert!(!release_name(&format!("{}-x", "b".repeat(52)), "e", 63).contains("--"), "no hyphen run at the cut");
+
+        for t in
+            [PipelineType::ModelTrainingBuiltin, PipelineType::ModelTunerBuiltin, PipelineType::ByomDataQualityMonitor]
+        {
+            let mut stage = fixtures::stage(t);
+            assert_eq!(for_release(&stage).params, stage.params, "no release, no change");
+            stage.release = Some("exec-1".into());
+            let released = for_release(&stage);
+            let (before, after) = match (&stage.params, &released.params) {
+                (StageParams::Training(a), StageParams::Training(b)) => (a.job_name.clone(), b.job_name.clone()),
+                (StageParams::Monitor(a), StageParams::Monitor(b)) => {
+                    (a.baseline_job_name.clone(), b.baseline_job_name.clone())
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_ne!(before, after);
+            assert!(after.ends_with(&release_name("", "exec-1", 63)[1..]), "{after}");
+        }
     }
 }
