@@ -928,3 +928,78 @@ async fn a_release_started_in_the_console_runs_the_post_deploy_jobs_again() {
     assert_eq!((transforms().len(), trainings().len()), (2, 2));
     server.stop().await;
 }
+
+/// The solution's own test-fixture bodies (tests/fixtures/solution) on the aws target: those we
+/// accept provision and run to `active` (multi-account ones through both approvals), answering
+/// in the solution's shapes; the monitor bodies are refused naming the fields SageMaker would
+/// fail on later (docs/API.md §10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_solutions_fixture_bodies_on_the_aws_target() {
+    let bodies = fixture_json("solution/bodies.json");
+    // A single-account install and a multi-account one, each with its own AWS.
+    for (environments, multi) in [(&[][..], false), (&["dev", "staging", "prod"][..], true)] {
+        let world = world().await;
+        let zip = crate::support::aws::zip_files(&[("Dockerfile", "FROM python:3.11-slim\n")]);
+        world.env.put_object(ASSETS, "custom/custom_image.zip", zip).await;
+        let db = TestDb::new(Db::Sqlite).await;
+        let mut settings = aws_settings(&world, &db, environments);
+        settings.jobs.workers = 4;
+        let server = TestServer::start_with(db, settings).await;
+        let mut active = Vec::new();
+        for (name, body) in bodies.as_object().unwrap() {
+            if name.ends_with("-multi") != multi {
+                continue;
+            }
+            let response = server.post("/provisionpipeline", OPERATOR).json(body).send().await.unwrap();
+            let status = response.status().as_u16();
+            let answer: Value = response.json().await.unwrap();
+            if name.ends_with("_monitor") {
+                assert_eq!(status, 400, "{name}: {answer:#}");
+                let pointers: Vec<&str> =
+                    answer["errors"].as_array().unwrap().iter().filter_map(|e| e["pointer"].as_str()).collect();
+                assert!(pointers.contains(&"/endpoint_name"), "{name}: {pointers:?}");
+                continue;
+            }
+            assert_eq!(status, 200, "{name}: {answer:#}");
+            let message = answer["message"].as_str().unwrap();
+            assert!(
+                message == "success: stack creation started" || message.ends_with("Updating template parameters."),
+                "{name}: {message}"
+            );
+            // The same type and model_name again (with an endpoint_name) updates that pipeline.
+            let stack_id = answer["pipeline_id"].as_str().unwrap().to_string();
+            active.retain(|(_, id): &(String, String)| *id != stack_id);
+            active.push((name.clone(), stack_id));
+        }
+        for (name, stack_id) in active {
+            let p: Value = server
+                .get(&format!("/v1/pipelines/{}", escaped(&stack_id)), VIEWER)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let id = p["id"].as_str().unwrap_or_else(|| panic!("{name}: {p:#}")).to_string();
+            if name == "model_autopilot_training" {
+                // moto never finishes an AutoML job: it was started, and the pipeline waits on it.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                while world.env.front.calls_to("sagemaker", "CreateAutoMLJobV2").is_empty() {
+                    assert!(tokio::time::Instant::now() < deadline, "the AutoML job was never started");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+            let p = if multi {
+                server.wait_for(&id, "awaiting_approval").await;
+                server.approve_staging_and_prod(&id).await
+            } else {
+                server.wait_for(&id, "active").await
+            };
+            let status = server.compat_status(&stack_id).await;
+            assert!(status["stageStates"].as_array().is_some_and(|s| !s.is_empty()), "{name}: {status:#}");
+            assert_eq!(p["state"], "active", "{name}");
+        }
+        server.stop().await;
+    }
+}

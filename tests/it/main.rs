@@ -41,6 +41,7 @@ mod replicas;
 mod server_basics;
 mod serving;
 mod sigv4;
+mod solution_fixtures;
 mod store_contract;
 mod walkthrough;
 mod xgboost;
