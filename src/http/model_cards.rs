@@ -3,8 +3,9 @@
 
 use super::extract::{ApiPath, Caller, JsonBody, ToOperate, ToRead};
 use crate::error::ApiError;
-use crate::services::model_cards::{ModelCardExportView, ModelCardSummaryView, ModelCardView};
+use crate::services::model_cards::ModelCardView;
 use crate::state::AppState;
+use crate::targets::model_cards::{CardExport, CardSummary};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Serialize, ToSchema)]
 pub struct CardListOut {
-    pub items: Vec<ModelCardSummaryView>,
+    pub items: Vec<CardSummary>,
 }
 
 /// Creates a card (version 1). Body: the solution's fields — `name`, `status` (default `Draft`),
@@ -125,7 +126,7 @@ async fn get_version(
 #[utoipa::path(post, path = "/v1/model-cards/{name}/exports", tag = "model-cards",
     params(("name" = String, Path, description = "Card name")),
     request_body(content = Object, description = "{\"export_job_name\": \"churn-card-q3\", \"model_card_version\": 2}"),
-    responses((status = 201, body = ModelCardExportView),
+    responses((status = 201, body = CardExport),
         (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The export job name is taken", body = crate::error::Problem, content_type = "application/problem+json")))]
@@ -134,6 +135,6 @@ async fn export_card(
     Caller(caller, _): Caller<ToOperate>,
     ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<ModelCardExportView>), ApiError> {
+) -> Result<(StatusCode, Json<CardExport>), ApiError> {
     Ok((StatusCode::CREATED, Json(state.model_cards.export(&caller, &name, &body).await?)))
 }

@@ -35,27 +35,6 @@ pub struct ModelCardView {
     pub modified_by: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ModelCardSummaryView {
-    pub arn: String,
-    pub name: String,
-    pub version: Option<i64>,
-    pub status: String,
-    pub created_at: Option<DateTime<Utc>>,
-    pub modified_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ModelCardExportView {
-    pub job_name: String,
-    pub version: i64,
-    /// `s3://<assets bucket>/model_card_exports/…pdf`.
-    pub pdf: String,
-    pub html: Option<String>,
-    /// `Completed`, or `InProgress` when SageMaker had not finished when we stopped waiting.
-    pub status: String,
-}
-
 impl From<CardError> for ServiceError {
     fn from(e: CardError) -> Self {
         match e {
@@ -130,17 +109,6 @@ fn view(card: CardVersion) -> ModelCardView {
         created_by: card.created_by,
         modified_at: card.modified_at,
         modified_by: card.modified_by,
-    }
-}
-
-fn summary_view(c: CardSummary) -> ModelCardSummaryView {
-    ModelCardSummaryView {
-        arn: c.arn,
-        name: c.name,
-        version: c.version,
-        status: c.status,
-        created_at: c.created_at,
-        modified_at: c.modified_at,
     }
 }
 
@@ -295,38 +263,26 @@ impl ModelCardService {
         Ok(view(self.card(name, version).await?))
     }
 
-    pub async fn list(&self) -> Result<Vec<ModelCardSummaryView>, ServiceError> {
-        Ok(self.cards.list().await?.into_iter().map(summary_view).collect())
+    pub async fn list(&self) -> Result<Vec<CardSummary>, ServiceError> {
+        Ok(self.cards.list().await?)
     }
 
-    pub async fn versions(&self, name: &str) -> Result<Vec<ModelCardSummaryView>, ServiceError> {
+    pub async fn versions(&self, name: &str) -> Result<Vec<CardSummary>, ServiceError> {
         let versions = self.cards.versions(name).await?;
         if versions.is_empty() {
             return Err(not_found(name));
         }
-        Ok(versions.into_iter().map(summary_view).collect())
+        Ok(versions)
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), ServiceError> {
         if self.cards.delete(name).await? { Ok(()) } else { Err(not_found(name)) }
     }
 
-    pub async fn export(
-        &self,
-        caller: &Principal,
-        name: &str,
-        body: &Value,
-    ) -> Result<ModelCardExportView, ServiceError> {
+    pub async fn export(&self, caller: &Principal, name: &str, body: &Value) -> Result<CardExport, ServiceError> {
         let body = with_name(body, name)?;
         let request = parse_model_card_request(ModelCardOp::Export, &body).map_err(ServiceError::Invalid)?;
-        let export = self.export_from(caller, &request).await?;
-        Ok(ModelCardExportView {
-            job_name: export.job_name,
-            version: export.version,
-            pdf: export.pdf,
-            html: export.html,
-            status: export.status,
-        })
+        self.export_from(caller, &request).await
     }
 }
 

@@ -63,7 +63,6 @@ pub trait ModelCardStore: Send + Sync {
     async fn delete_model_card(&self, name: &str) -> Result<bool, StoreError>;
     /// `Conflict` when the job name is taken.
     async fn record_model_card_export(&self, export: &ModelCardExportRecord) -> Result<(), StoreError>;
-    async fn model_card_exports(&self, name: &str) -> Result<Vec<ModelCardExportRecord>, StoreError>;
     async fn model_card_export(&self, job_name: &str) -> Result<Option<ModelCardExportRecord>, StoreError>;
 }
 
@@ -82,6 +81,43 @@ pub(crate) use version_sql;
 
 macro_rules! impl_model_card_store {
     ($store:ty) => {
+        impl $store {
+            /// Writes a version of a card and reads it back with the card's columns; another
+            /// writer that took the number first is a conflict.
+            async fn write_card_version(
+                tx: &mut Tx,
+                name: &str,
+                version: i64,
+                status: &str,
+                content: &str,
+                actor: &str,
+            ) -> Result<crate::store::ModelCardVersionRecord, StoreError> {
+                sqlx::query(
+                    "INSERT INTO model_card_versions (name, version, status, content, modified_by, modified_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(name)
+                .bind(version)
+                .bind(status)
+                .bind(content)
+                .bind(actor)
+                .bind(crate::store::now())
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => {
+                        StoreError::Conflict(format!("model card {name:?} was updated meanwhile; try again"))
+                    }
+                    other => other.into(),
+                })?;
+                Ok(sqlx::query_as(crate::store::model_cards::version_sql!("WHERE v.name = $1 AND v.version = $2"))
+                    .bind(name)
+                    .bind(version)
+                    .fetch_one(&mut **tx)
+                    .await?)
+            }
+        }
+
         #[async_trait::async_trait]
         impl crate::store::ModelCardStore for $store {
             async fn create_model_card(
@@ -92,35 +128,19 @@ macro_rules! impl_model_card_store {
                 actor: &str,
             ) -> Result<crate::store::ModelCardVersionRecord, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let now = crate::store::now();
                 let created = sqlx::query(
                     "INSERT INTO model_cards (name, created_by, created_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (name) DO NOTHING",
                 )
                 .bind(name)
                 .bind(actor)
-                .bind(now)
+                .bind(crate::store::now())
                 .execute(&mut *tx)
                 .await?;
                 if created.rows_affected() == 0 {
                     return Err(StoreError::Conflict(format!("model card {name:?} exists")));
                 }
-                sqlx::query(
-                    "INSERT INTO model_card_versions (name, version, status, content, modified_by, modified_at) \
-                     VALUES ($1, 1, $2, $3, $4, $5)",
-                )
-                .bind(name)
-                .bind(status)
-                .bind(content)
-                .bind(actor)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let record =
-                    sqlx::query_as(crate::store::model_cards::version_sql!("WHERE v.name = $1 AND v.version = 1"))
-                        .bind(name)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                let record = Self::write_card_version(&mut tx, name, 1, status, content, actor).await?;
                 tx.commit().await?;
                 Ok(record)
             }
@@ -134,8 +154,7 @@ macro_rules! impl_model_card_store {
             ) -> Result<crate::store::ModelCardVersionRecord, StoreError> {
                 let mut tx = self.begin_write().await?;
                 let next: Option<(i64,)> = sqlx::query_as(
-                    "SELECT COALESCE(MAX(version), 0) + 1 FROM model_card_versions WHERE name = $1 \
-                                    HAVING COUNT(*) > 0",
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM model_card_versions WHERE name = $1 HAVING COUNT(*) > 0",
                 )
                 .bind(name)
                 .fetch_optional(&mut *tx)
@@ -143,31 +162,7 @@ macro_rules! impl_model_card_store {
                 let Some((version,)) = next else {
                     return Err(StoreError::NotFound(format!("model card {name:?}")));
                 };
-                sqlx::query(
-                    "INSERT INTO model_card_versions (name, version, status, content, modified_by, modified_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(name)
-                .bind(version)
-                .bind(status)
-                .bind(content)
-                .bind(actor)
-                .bind(crate::store::now())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match e {
-                    // Another update took this number first.
-                    sqlx::Error::Database(d) if d.is_unique_violation() => {
-                        StoreError::Conflict(format!("model card {name:?} was updated meanwhile; try again"))
-                    }
-                    other => other.into(),
-                })?;
-                let record =
-                    sqlx::query_as(crate::store::model_cards::version_sql!("WHERE v.name = $1 AND v.version = $2"))
-                        .bind(name)
-                        .bind(version)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                let record = Self::write_card_version(&mut tx, name, version, status, content, actor).await?;
                 tx.commit().await?;
                 Ok(record)
             }
@@ -239,18 +234,6 @@ macro_rules! impl_model_card_store {
                     return Err(StoreError::Conflict(format!("export job {:?} exists", e.job_name)));
                 }
                 Ok(())
-            }
-
-            async fn model_card_exports(
-                &self,
-                name: &str,
-            ) -> Result<Vec<crate::store::ModelCardExportRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT * FROM model_card_exports WHERE card_name = $1 ORDER BY created_at, job_name",
-                )
-                .bind(name)
-                .fetch_all(&self.pool)
-                .await?)
             }
 
             async fn model_card_export(

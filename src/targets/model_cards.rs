@@ -26,7 +26,7 @@ pub struct CardVersion {
 }
 
 /// A card in a list (`ListModelCards`, `ListModelCardVersions`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct CardSummary {
     pub arn: String,
     pub name: String,
@@ -46,11 +46,11 @@ pub struct CardWrite<'a> {
 }
 
 /// Where an export went.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct CardExport {
     pub job_name: String,
     pub version: i64,
-    /// The PDF's location (`s3://bucket/key`).
+    /// The PDF's location (`s3://<assets bucket>/model_card_exports/…pdf`).
     pub pdf: String,
     /// The HTML copy's location, where the target writes one.
     pub html: Option<String>,

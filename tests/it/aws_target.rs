@@ -71,10 +71,23 @@ fn escaped(id: &str) -> String {
 }
 
 async fn wait_by_stack_id(server: &TestServer, stack_id: &str, state: &str) -> Value {
+    server.wait_for(&our_id(server, stack_id).await, state).await
+}
+
+/// Our id of the pipeline the compat API answered with `stack_id`.
+async fn our_id(server: &TestServer, stack_id: &str) -> String {
     let p: Value =
         server.get(&format!("/v1/pipelines/{}", escaped(stack_id)), VIEWER).send().await.unwrap().json().await.unwrap();
-    let id = p["id"].as_str().unwrap_or_else(|| panic!("no pipeline for {stack_id}: {p:#}")).to_string();
-    server.wait_for(&id, state).await
+    p["id"].as_str().unwrap_or_else(|| panic!("no pipeline for {stack_id}: {p:#}")).to_string()
+}
+
+/// moto never finishes an AutoML job: waits until one was started (the pipeline waits on it).
+async fn automl_job_started(world: &AwsWorld) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while world.env.front.calls_to("sagemaker", "CreateAutoMLJobV2").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the AutoML job was never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn stack_status(world: &AwsWorld, account: Option<&str>, name: &str) -> Option<String> {
@@ -567,22 +580,9 @@ async fn every_pipeline_type_provisions() {
         ids.push((t, out["pipeline_id"].as_str().unwrap().to_string()));
     }
     for (t, stack_id) in ids {
-        let p: Value = server
-            .get(&format!("/v1/pipelines/{}", escaped(&stack_id)), VIEWER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = p["id"].as_str().unwrap_or_else(|| panic!("{t}: {p:#}")).to_string();
+        let id = our_id(&server, &stack_id).await;
         if t == "model_autopilot_training" {
-            // moto never finishes an AutoML job: the pipeline waits on it, having started it.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while world.env.front.calls_to("sagemaker", "CreateAutoMLJobV2").is_empty() {
-                assert!(tokio::time::Instant::now() < deadline, "the AutoML job was never started");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            automl_job_started(&world).await;
             let p = server.pipeline(&id).await;
             assert_eq!(p["state"], "provisioning", "{p:#}");
             assert_eq!(p["stages"][0]["state"], "deploying");
@@ -972,22 +972,9 @@ async fn the_solutions_fixture_bodies_on_the_aws_target() {
             active.push((name.clone(), stack_id));
         }
         for (name, stack_id) in active {
-            let p: Value = server
-                .get(&format!("/v1/pipelines/{}", escaped(&stack_id)), VIEWER)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let id = p["id"].as_str().unwrap_or_else(|| panic!("{name}: {p:#}")).to_string();
+            let id = our_id(&server, &stack_id).await;
             if name == "model_autopilot_training" {
-                // moto never finishes an AutoML job: it was started, and the pipeline waits on it.
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-                while world.env.front.calls_to("sagemaker", "CreateAutoMLJobV2").is_empty() {
-                    assert!(tokio::time::Instant::now() < deadline, "the AutoML job was never started");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                automl_job_started(&world).await;
                 continue;
             }
             let p = if multi {
