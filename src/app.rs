@@ -280,6 +280,7 @@ pub async fn start(
         .then(|| AbortOnDrop(tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace))));
     let _schedules = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_schedules(&settings, &store, &stop)));
     let _releases = (settings.jobs.workers > 0).then(|| spawn_release_watch(&state)).flatten();
+    let _retention = (settings.jobs.workers > 0).then(|| spawn_retention(&state));
     let _dispatcher = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_dispatcher(&state)));
     start_config_polls(&state).await?;
 
@@ -346,6 +347,15 @@ fn spawn_release_watch(state: &AppState) -> Option<AbortOnDrop> {
     ))))
 }
 
+/// Deletes what has outlived its retention (`[retention]`).
+fn spawn_retention(state: &AppState) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(crate::jobs::retention::run(
+        state.store.clone(),
+        state.settings.retention.clone(),
+        state.shutdown.clone(),
+    )))
+}
+
 /// Queues each config source's recurring poll (any process may: the queue keeps one per source).
 async fn start_config_polls(state: &AppState) -> Result<(), StartError> {
     let sources = state.config_revisions.sources();
@@ -384,6 +394,7 @@ pub async fn run_workers(
     let workers = tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace));
     let _schedules = AbortOnDrop(spawn_schedules(&settings, &store, &stop));
     let _releases = spawn_release_watch(&state);
+    let _retention = spawn_retention(&state);
     let _dispatcher = AbortOnDrop(spawn_dispatcher(&state));
     start_config_polls(&state).await?;
     shutdown.await;

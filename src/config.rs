@@ -45,8 +45,40 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub notifications: NotificationSettings,
     pub config_sources: ConfigSourceSettings,
+    pub retention: RetentionSettings,
     /// Settings of the aws target; read only when `target = "aws"`.
     pub aws: AwsSettings,
+}
+
+/// How long records that grow with use are kept (docs/OPERATIONS.md); `0s` keeps them forever.
+/// Unfinished work and what the system still reads are never deleted (`store/retention.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Finished monitor executions (each monitor's ten newest stay).
+    #[serde(with = "duration")]
+    pub monitor_executions: Duration,
+    /// Notifications whose deliveries have all ended, with their delivery logs.
+    #[serde(with = "duration")]
+    pub notifications: Duration,
+    /// Config revisions (each source's newest and the one in force stay).
+    #[serde(with = "duration")]
+    pub config_revisions: Duration,
+    /// How often each worker process sweeps.
+    #[serde(with = "duration")]
+    pub interval: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 60 * 60;
+        Self {
+            monitor_executions: Duration::from_secs(90 * DAY),
+            notifications: Duration::from_secs(90 * DAY),
+            config_revisions: Duration::from_secs(180 * DAY),
+            interval: Duration::from_secs(60 * 60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -462,6 +494,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             notifications: NotificationSettings::default(),
             config_sources: ConfigSourceSettings::default(),
+            retention: RetentionSettings::default(),
             aws: AwsSettings::default(),
         }
     }
@@ -667,6 +700,9 @@ impl Settings {
         }
         if self.jobs.heartbeat.is_zero() || self.jobs.heartbeat * 2 > self.jobs.lease {
             return Err(ConfigError::new("jobs.heartbeat", "must be non-zero and at most half of jobs.lease"));
+        }
+        if self.retention.interval.is_zero() {
+            return Err(ConfigError::new("retention.interval", "must be non-zero"));
         }
         if self.jobs.poll_interval.is_zero() {
             return Err(ConfigError::new("jobs.poll_interval", "must be non-zero"));

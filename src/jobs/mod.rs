@@ -4,6 +4,7 @@
 
 pub mod pipeline_jobs;
 pub mod releases;
+pub mod retention;
 pub mod runner;
 pub mod schedules;
 

@@ -12,6 +12,7 @@ pub mod model_registry;
 pub mod notifications;
 mod postgres;
 mod records;
+pub mod retention;
 mod sql_store;
 mod sqlite;
 
@@ -28,6 +29,7 @@ pub use notifications::{
 };
 pub use postgres::PostgresStore;
 pub use records::*;
+pub use retention::RetentionStore;
 pub use sqlite::SqliteStore;
 
 use crate::domain::workflow::{Fact, WorkflowError};
@@ -86,7 +88,7 @@ pub fn now() -> DateTime<Utc> {
 
 #[async_trait]
 pub trait Store:
-    NotificationStore + ConfigRevisionStore + ModelRegistryStore + ModelCardStore + Send + Sync + 'static
+    NotificationStore + ConfigRevisionStore + ModelRegistryStore + ModelCardStore + RetentionStore + Send + Sync + 'static
 {
     fn backend(&self) -> Backend;
     /// Woken whenever a job becomes runnable (in this process, or on Postgres in any replica).

@@ -86,4 +86,5 @@ impl_sql_store!(PostgresStore, sqlx::Postgres);
 super::config_revisions::impl_config_revision_store!(PostgresStore);
 super::model_registry::impl_model_registry_store!(PostgresStore);
 super::model_cards::impl_model_card_store!(PostgresStore);
+super::retention::impl_retention_store!(PostgresStore);
 super::notifications::impl_notification_store!(PostgresStore, " FOR UPDATE OF e SKIP LOCKED");

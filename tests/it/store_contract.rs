@@ -508,3 +508,110 @@ on_both_stores!(
     reprovision_racing_a_delete_never_strands_the_pipeline,
     reprovision_racing_a_stage_completion_neither_deadlocks_nor_errs,
 );
+
+/// The retention sweep deletes what has outlived its retention and keeps what is still read:
+/// unfinished executions and each monitor's ten newest, notifications with a delivery not yet
+/// ended, a config source's newest revision and the one in force.
+async fn retention_keeps_what_is_still_read(db: TestDb) {
+    use chrono::Utc;
+    let store = &db.store;
+    let later = Utc::now() + chrono::Duration::minutes(1);
+    let p = provision(store, new_pipeline("retained", &["dev"])).await.unwrap().record().clone();
+    let monitor = store
+        .save_monitor(&NewMonitor {
+            pipeline_id: p.id.clone(),
+            environment: "dev".into(),
+            name: "retained-dq".into(),
+            monitor_type: "DataQuality".into(),
+            endpoint_name: "retained-ep".into(),
+            schedule_expression: "cron(0 * ? * * *)".into(),
+            config: json!({}),
+            next_run_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..13 {
+        let id = uuid::Uuid::now_v7().to_string();
+        let job = NewJob {
+            kind: "run_monitor".into(),
+            payload: json!({"version": 1, "execution_id": id}),
+            max_attempts: 3,
+            run_at: Utc::now(),
+            idempotency_key: None,
+            pipeline_id: Some(p.id.clone()),
+            stage_ordinal: None,
+        };
+        let window = Utc::now() - chrono::Duration::hours(13 - i);
+        let execution = NewExecution {
+            id: id.clone(),
+            monitor_id: monitor.id.clone(),
+            origin: "manual".into(),
+            window_start: window,
+            window_end: window + chrono::Duration::hours(1),
+            job,
+        };
+        store.create_execution(&execution).await.unwrap();
+        // The oldest is still pending; the twelve after it finish.
+        if i > 0 {
+            assert!(store.start_execution(&id).await.unwrap());
+            let event = MonitorEvent { kind: "monitor.completed", message: "ok", details: None };
+            store.finish_execution(&id, "completed", Some(&json!({})), None, &event).await.unwrap();
+        }
+        ids.push(id);
+    }
+    assert_eq!(store.sweep_monitor_executions(Utc::now() - chrono::Duration::hours(1)).await.unwrap(), 0);
+    assert_eq!(store.sweep_monitor_executions(later).await.unwrap(), 2, "the two oldest finished ones");
+    assert!(store.execution(&ids[0]).await.unwrap().is_some(), "pending: kept");
+    assert!(store.execution(&ids[1]).await.unwrap().is_none() && store.execution(&ids[2]).await.unwrap().is_none());
+    assert_eq!(store.list_executions(&monitor.id, 100).await.unwrap().len(), 11);
+    assert_eq!(store.sweep_monitor_executions(later).await.unwrap(), 0, "the ten newest stay");
+
+    let notification = |subject: &str| NewNotification {
+        kind: "config.rejected".into(),
+        pipeline_id: None,
+        event_id: None,
+        subject: subject.into(),
+        body: json!({}),
+        channels: vec![("hook".into(), "webhook".into())],
+        max_attempts: 3,
+    };
+    let delivered = store.record_notification(&notification("delivered")).await.unwrap();
+    let pending = store.record_notification(&notification("pending")).await.unwrap();
+    let delivery = store.deliveries(&delivered.id).await.unwrap().remove(0);
+    let attempt =
+        NewAttempt { succeeded: true, response: Some("204".into()), error: None, duration_ms: 3, last: false };
+    assert!(store.record_attempt(&delivery.id, &attempt).await.unwrap());
+    assert_eq!(store.sweep_notifications(later).await.unwrap(), 1);
+    assert!(store.notification(&delivered.id).await.unwrap().is_none());
+    assert!(store.delivery(&delivery.id).await.unwrap().is_none(), "its deliveries went with it");
+    assert!(store.delivery_attempts(&delivery.id).await.unwrap().is_empty());
+    assert!(store.notification(&pending.id).await.unwrap().is_some(), "a delivery not ended: kept");
+
+    let begin = |source: &str, revision: &str| NewConfigRevision {
+        source: source.into(),
+        source_kind: "git".into(),
+        revision: revision.into(),
+        content_sha256: None,
+        author: None,
+        message: None,
+    };
+    let mut revisions = Vec::new();
+    for (revision, state) in [("r1", "accepted"), ("r2", "rejected"), ("r3", "rejected")] {
+        let Begun::Started(r) = store.begin_config_revision(&begin("repo", revision)).await.unwrap() else {
+            panic!("{revision} seen before")
+        };
+        store.finish_config_revision(&r.id, state, None, None, None).await.unwrap();
+        revisions.push(r.id);
+    }
+    let Begun::Started(processing) = store.begin_config_revision(&begin("bucket", "v1")).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(store.sweep_config_revisions(later).await.unwrap(), 1);
+    assert!(store.config_revision(&revisions[1]).await.unwrap().is_none(), "an old refused revision");
+    assert!(store.config_revision(&revisions[0]).await.unwrap().is_some(), "the one in force");
+    assert!(store.config_revision(&revisions[2]).await.unwrap().is_some(), "the source's newest");
+    assert!(store.config_revision(&processing.id).await.unwrap().is_some(), "being processed");
+}
+
+on_both_stores!(retention_keeps_what_is_still_read);
