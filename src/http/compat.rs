@@ -32,9 +32,12 @@ pub struct ProvisionOut {
 
 /// The answer to a model-card operation, as the solution gives it: `message` holds SageMaker's
 /// `DescribeModelCard` or `ListModelCards` answer, or a sentence (delete, export).
+// No other keys (`deny_unknown_fields` makes that `additionalProperties: false`), so an answer
+// matches exactly one of the two shapes.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ModelCardMessage {
-    #[schema(value_type = Object)]
+    /// An object (`DescribeModelCard`, `ListModelCards`) or a sentence.
     pub message: serde_json::Value,
 }
 

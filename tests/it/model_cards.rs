@@ -48,6 +48,14 @@ fn schema_errors(content: &Value) -> Vec<String> {
     validator.iter_errors(content).map(|e| format!("{}: {e}", e.instance_path())).collect()
 }
 
+/// Problems of a `/provisionpipeline` answer against the committed OpenAPI document's schema.
+fn answer_problems(answer: &Value) -> Vec<String> {
+    let document: Value = serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap();
+    let schema = json!({"$ref": "#/components/schemas/ProvisionAnswer", "components": document["components"]});
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    validator.iter_errors(answer).map(|e| format!("{}: {e}", e.instance_path())).collect()
+}
+
 fn content_of(described: &Value) -> Value {
     serde_json::from_str(described["Content"].as_str().expect("Content is a string, as SageMaker's")).unwrap()
 }
@@ -243,6 +251,12 @@ async fn the_six_operations_on_the_local_target(db: TestDb) {
     let html = String::from_utf8(asset(&server, &html_key).await).unwrap();
     assert!(html.contains("<title>churn-card</title>") && html.contains("Retrain monthly"), "{html}");
 
+    // Each answer is one of the two documented shapes (a card's message, or a pipeline's).
+    let pipeline = server.provision(&realtime_body("churn", "models/churn.json")).await;
+    for answer in [&created, &listed, &exported, &pipeline] {
+        assert_eq!(answer_problems(answer), Vec::<String>::new(), "{answer:#}");
+    }
+
     // delete_model_card: gone, versions and all.
     let (status, deleted) =
         compat(&server, OPERATOR, json!({"pipeline_type": "delete_model_card", "name": "churn-card"})).await;
@@ -250,6 +264,7 @@ async fn the_six_operations_on_the_local_target(db: TestDb) {
         (status, deleted["message"].as_str()),
         (200, Some("Model card with the name: churn-card has been deleted"))
     );
+    assert_eq!(answer_problems(&deleted), Vec::<String>::new());
     assert_eq!(
         compat(&server, OPERATOR, json!({"pipeline_type": "describe_model_card", "name": "churn-card"})).await.0,
         404
