@@ -4,7 +4,7 @@
 //! thousand numbers, value counts stop at [`MAX_TRACKED_VALUES`] distinct values.
 
 use super::kll::KllSketch;
-use super::values::{Kind, classify, number};
+use super::values::{Kind, classify_number};
 use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -168,7 +168,7 @@ impl ColumnProfile {
             }
         };
         self.present += 1;
-        let kind = classify(field);
+        let (kind, value) = classify_number(field);
         match kind {
             Kind::Integral => self.integral += 1,
             Kind::Fractional => self.fractional += 1,
@@ -176,9 +176,7 @@ impl ColumnProfile {
             Kind::String => self.string += 1,
         }
         // A number too large for a double ("1e400") is counted by type, not in the moments.
-        if matches!(kind, Kind::Integral | Kind::Fractional)
-            && let Some(x) = number(field)
-        {
+        if let Some(x) = value {
             self.moments.add(x);
             self.sketch.update(x);
         }
