@@ -160,13 +160,25 @@ impl AppState {
                 sampling_percentage: settings.capture.sampling_percentage,
             },
         );
-        let target: DynTarget = match settings.target {
-            TargetKind::Local => Arc::new(
-                LocalTarget::new(StorePort::of(&store), endpoints.clone(), artifacts.clone())
-                    .with_algorithms(settings.data_dir.join("algorithms"), &settings.serving.python),
+        // The target, and where model cards live on it (the aws one shares the target's clients).
+        let (target, card_backend): (DynTarget, crate::targets::model_cards::DynModelCards) = match settings.target {
+            TargetKind::Local => (
+                Arc::new(
+                    LocalTarget::new(StorePort::of(&store), endpoints.clone(), artifacts.clone())
+                        .with_algorithms(settings.data_dir.join("algorithms"), &settings.serving.python),
+                ),
+                Arc::new(crate::targets::local::LocalModelCards::new(
+                    store.clone(),
+                    StorePort::of(&store),
+                    artifacts.clone(),
+                )),
             ),
             #[cfg(feature = "aws")]
-            TargetKind::Aws => Arc::new(crate::targets::aws::AwsTarget::new(&settings, StorePort::of(&store)).await),
+            TargetKind::Aws => {
+                let target = crate::targets::aws::AwsTarget::new(&settings, StorePort::of(&store)).await;
+                let cards = Arc::new(target.model_cards());
+                (Arc::new(target), cards)
+            }
             #[cfg(not(feature = "aws"))]
             TargetKind::Aws => unreachable!("configuration refuses target = aws in a build without the aws feature"),
         };
@@ -180,17 +192,6 @@ impl AppState {
             JobPolicy { max_attempts: settings.jobs.max_attempts },
             settings.aws.stack_id_wait,
         );
-        let card_backend: crate::targets::model_cards::DynModelCards = match settings.target {
-            TargetKind::Local => Arc::new(crate::targets::local::LocalModelCards::new(
-                store.clone(),
-                StorePort::of(&store),
-                artifacts.clone(),
-            )),
-            #[cfg(feature = "aws")]
-            TargetKind::Aws => Arc::new(crate::targets::aws::model_cards::AwsModelCards::new(&settings).await),
-            #[cfg(not(feature = "aws"))]
-            TargetKind::Aws => unreachable!("configuration refuses target = aws in a build without the aws feature"),
-        };
         let model_cards = crate::services::model_cards::ModelCardService::new(card_backend, artifacts.assets_bucket());
         let endpoint_service = EndpointService::new(store.clone());
         let algorithm_service = crate::services::algorithms::AlgorithmService::new(store.clone());

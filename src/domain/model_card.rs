@@ -177,12 +177,13 @@ impl Reader {
         self.errors.push(FieldError::new(pointer, code, message));
     }
 
-    /// The object at `key` of `body`, or `None` when absent/null (an error when not an object).
-    fn object<'a>(&mut self, body: &'a Value, key: &str, pointer: &str) -> Option<&'a Map<String, Value>> {
-        match body.get(key) {
+    /// The object at `pointer`, or `None` when absent/null (an error when not an object).
+    fn object<'a>(&mut self, value: Option<&'a Value>, pointer: &str) -> Option<&'a Map<String, Value>> {
+        match value {
             None | Some(Value::Null) => None,
             Some(Value::Object(map)) => Some(map),
             Some(_) => {
+                let key = pointer.rsplit('/').next().unwrap_or(pointer);
                 self.fail(pointer, FieldErrorCode::InvalidType, format!("`{key}` must be an object"));
                 None
             }
@@ -311,7 +312,7 @@ fn read_content(r: &mut Reader, body: &Value, request: &mut ModelCardRequest) {
     }
     let content = &mut request.content;
 
-    if let Some(section) = r.object(body, "model_overview", "/model_overview") {
+    if let Some(section) = r.object(body.get("model_overview"), "/model_overview") {
         let mut overview = kept(section, &OVERVIEW_KEYS);
         if let Some(env) = overview.remove("inference_environment")
             && let Some(env) = r.images(&env, "/model_overview/inference_environment", "inference_environment")
@@ -324,14 +325,14 @@ fn read_content(r: &mut Reader, body: &Value, request: &mut ModelCardRequest) {
         content.insert("model_overview".into(), Value::Object(overview));
     }
 
-    if let Some(section) = r.object(body, "intended_uses", "/intended_uses") {
+    if let Some(section) = r.object(body.get("intended_uses"), "/intended_uses") {
         let mut uses = kept(section, &INTENDED_USES_KEYS);
         // The SDK's default when the section is given without one.
         uses.entry("risk_rating").or_insert_with(|| json!("Unknown"));
         content.insert("intended_uses".into(), Value::Object(uses));
     }
 
-    if let Some(section) = r.object(body, "training_details", "/training_details") {
+    if let Some(section) = r.object(body.get("training_details"), "/training_details") {
         let mut training = Map::new();
         if let Some(model) = r.string(section.get("model_name"), "/training_details/model_name", "model_name") {
             // Finding a model's training job needs SageMaker's lineage search; say so plainly.
@@ -343,13 +344,11 @@ fn read_content(r: &mut Reader, body: &Value, request: &mut ModelCardRequest) {
         }
         request.training_job =
             r.string(section.get("training_job_name"), "/training_details/training_job_name", "training_job_name");
-        if let Some(objective) =
-            r.object(&Value::Object(section.clone()), "objective_function", "/training_details/objective_function")
-        {
-            let mut function = kept(objective, &["function", "facet", "condition"]);
+        if let Some(objective) = r.object(section.get("objective_function"), "/training_details/objective_function") {
+            let function = kept(objective, &["function", "facet", "condition"]);
             let mut out = Map::new();
             if !function.is_empty() {
-                out.insert("function".into(), Value::Object(std::mem::take(&mut function)));
+                out.insert("function".into(), Value::Object(function));
             }
             if let Some(notes) = objective.get("notes").filter(|v| !v.is_null()) {
                 out.insert("notes".into(), notes.clone());
@@ -359,9 +358,7 @@ fn read_content(r: &mut Reader, body: &Value, request: &mut ModelCardRequest) {
         if let Some(obs) = section.get("training_observations").filter(|v| !v.is_null()) {
             training.insert("training_observations".into(), obs.clone());
         }
-        if let Some(details) =
-            r.object(&Value::Object(section.clone()), "training_job_details", "/training_details/training_job_details")
-        {
+        if let Some(details) = r.object(section.get("training_job_details"), "/training_details/training_job_details") {
             let mut details = kept(details, &JOB_DETAIL_KEYS);
             if let Some(env) = details.remove("training_environment")
                 && let Some(env) = r.images(
@@ -411,7 +408,7 @@ fn read_content(r: &mut Reader, body: &Value, request: &mut ModelCardRequest) {
         }
     }
 
-    if let Some(section) = r.object(body, "additional_information", "/additional_information") {
+    if let Some(section) = r.object(body.get("additional_information"), "/additional_information") {
         request.content.insert("additional_information".into(), Value::Object(kept(section, &ADDITIONAL_KEYS)));
     }
 }

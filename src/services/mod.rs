@@ -41,6 +41,13 @@ pub enum ServiceError {
     Internal(String),
 }
 
+impl ServiceError {
+    /// One bad field.
+    pub fn invalid(pointer: &str, code: crate::domain::FieldErrorCode, message: impl Into<String>) -> Self {
+        ServiceError::Invalid(RequestErrors(vec![crate::domain::FieldError::new(pointer, code, message)]))
+    }
+}
+
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -6,10 +6,10 @@
 
 use super::ServiceError;
 use crate::auth::Principal;
+use crate::domain::FieldErrorCode;
 use crate::domain::model_card::{
     CardStatus, ModelCardOp, ModelCardRequest, check_content, merged, metric_groups_from_file, parse_model_card_request,
 };
-use crate::domain::{FieldError, FieldErrorCode, RequestErrors};
 use crate::targets::model_cards::{CardError, CardExport, CardSummary, CardVersion, CardWrite, DynModelCards};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -40,11 +40,9 @@ impl From<CardError> for ServiceError {
         match e {
             CardError::NotFound(what) => ServiceError::NotFound(what),
             CardError::Conflict(why) => ServiceError::Conflict(why),
-            CardError::Invalid { pointer, message } => ServiceError::Invalid(RequestErrors(vec![FieldError::new(
-                pointer,
-                FieldErrorCode::InvalidValue,
-                message,
-            )])),
+            CardError::Invalid { pointer, message } => {
+                ServiceError::invalid(&pointer, FieldErrorCode::InvalidValue, message)
+            }
             CardError::Upstream(e) => ServiceError::Upstream(e),
             CardError::Unavailable { what, cause } => ServiceError::Unavailable { what, cause },
             CardError::Internal(why) => ServiceError::Internal(why),
@@ -179,13 +177,7 @@ impl ModelCardService {
         }
         for file in &request.metric_files {
             let pointer = format!("/evaluation_details/{}/metric_file_s3_url", file.index);
-            let invalid = |message: String| {
-                ServiceError::Invalid(RequestErrors(vec![FieldError::new(
-                    &pointer,
-                    FieldErrorCode::InvalidValue,
-                    message,
-                )]))
-            };
+            let invalid = |message: String| ServiceError::invalid(&pointer, FieldErrorCode::InvalidValue, message);
             let url = format!("s3://{}/{}", file.bucket, file.key);
             let json = match self.cards.metric_file(&file.bucket, &file.key).await {
                 Ok(json) => json,
@@ -207,15 +199,13 @@ impl ModelCardService {
     fn serialised(content: &Map<String, Value>) -> Result<String, ServiceError> {
         check_content(content).map_err(ServiceError::Invalid)?;
         let text = serde_json::to_string(content).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        if text.chars().count() > MAX_CONTENT_CHARS {
-            return Err(ServiceError::Invalid(RequestErrors(vec![FieldError::new(
+        let chars = text.chars().count();
+        if chars > MAX_CONTENT_CHARS {
+            return Err(ServiceError::invalid(
                 "",
                 FieldErrorCode::InvalidValue,
-                format!(
-                    "the card's content is {} characters; SageMaker takes at most {MAX_CONTENT_CHARS}",
-                    text.chars().count()
-                ),
-            )])));
+                format!("the card's content is {chars} characters; SageMaker takes at most {MAX_CONTENT_CHARS}"),
+            ));
         }
         Ok(text)
     }
@@ -238,10 +228,7 @@ impl ModelCardService {
     }
 
     async fn export_from(&self, caller: &Principal, request: &ModelCardRequest) -> Result<CardExport, ServiceError> {
-        let version = match request.version {
-            Some(v) => self.card(&request.name, Some(v)).await?.version,
-            None => self.card(&request.name, None).await?.version,
-        };
+        let version = self.card(&request.name, request.version).await?.version;
         let job = request.export_job_name.clone().unwrap_or_else(|| default_job_name(&request.name));
         Ok(self.cards.export(&request.name, version, &job, &caller.name).await?)
     }
@@ -292,11 +279,7 @@ fn with_name(body: &Value, name: &str) -> Result<Value, ServiceError> {
         Value::Object(_) => body.clone(),
         Value::Null => json!({}),
         _ => {
-            return Err(ServiceError::Invalid(RequestErrors(vec![FieldError::new(
-                "",
-                FieldErrorCode::InvalidType,
-                "the body must be a JSON object",
-            )])));
+            return Err(ServiceError::invalid("", FieldErrorCode::InvalidType, "the body must be a JSON object"));
         }
     };
     body["name"] = json!(name);

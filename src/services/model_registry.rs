@@ -7,7 +7,7 @@
 use super::ServiceError;
 use crate::artifacts::{ArtifactStore, StorageError};
 use crate::auth::Principal;
-use crate::domain::{AssetKey, FieldError, FieldErrorCode, RequestErrors};
+use crate::domain::{AssetKey, FieldErrorCode};
 use crate::store::model_registry::approval;
 use crate::store::{
     DynStore, ModelPackageDecisionRecord, ModelPackageGroupRecord, ModelPackageRecord, NewModelPackage,
@@ -34,22 +34,26 @@ pub fn package_arn(group: &str, version: i64) -> String {
     format!("arn:aws:sagemaker:us-east-1:000000000000:model-package/{group}/{version}")
 }
 
-fn invalid(pointer: &str, code: FieldErrorCode, message: String) -> ServiceError {
-    ServiceError::Invalid(RequestErrors(vec![FieldError::new(pointer, code, message)]))
-}
-
 /// An optional string field; `None` when absent or null.
 fn text(body: &Value, key: &str) -> Result<Option<String>, ServiceError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-        Some(_) => Err(invalid(&format!("/{key}"), FieldErrorCode::InvalidType, format!("`{key}` must be a string"))),
+        Some(_) => Err(ServiceError::invalid(
+            &format!("/{key}"),
+            FieldErrorCode::InvalidType,
+            format!("`{key}` must be a string"),
+        )),
     }
 }
 
 fn required(body: &Value, key: &str, example: &str) -> Result<String, ServiceError> {
     text(body, key)?.filter(|s| !s.is_empty()).ok_or_else(|| {
-        invalid(&format!("/{key}"), FieldErrorCode::Required, format!("`{key}` is required, e.g. {example}"))
+        ServiceError::invalid(
+            &format!("/{key}"),
+            FieldErrorCode::Required,
+            format!("`{key}` is required, e.g. {example}"),
+        )
     })
 }
 
@@ -62,7 +66,7 @@ fn check_group_name(name: &str, pointer: &str) -> Result<(), ServiceError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(
+        Err(ServiceError::invalid(
             pointer,
             FieldErrorCode::InvalidValue,
             format!(
@@ -116,10 +120,10 @@ impl ModelRegistryService {
         let (artifact, pointer) = artifact_of(body)?;
         let field = &pointer[1..];
         let artifact = AssetKey::parse(&artifact)
-            .map_err(|e| invalid(pointer, FieldErrorCode::InvalidValue, format!("`{field}`: {e}")))?;
+            .map_err(|e| ServiceError::invalid(pointer, FieldErrorCode::InvalidValue, format!("`{field}`: {e}")))?;
         let framework = required(body, "model_framework", "`xgboost`")?.to_ascii_lowercase();
         if !FRAMEWORKS.contains(&framework.as_str()) {
-            return Err(invalid(
+            return Err(ServiceError::invalid(
                 "/model_framework",
                 FieldErrorCode::InvalidValue,
                 format!("`model_framework`: `{framework}` is not one the local target evaluates (`xgboost`, `onnx`)"),
@@ -133,7 +137,7 @@ impl ModelRegistryService {
                 } else {
                     "upload it first"
                 };
-                return Err(invalid(
+                return Err(ServiceError::invalid(
                     pointer,
                     FieldErrorCode::InvalidValue,
                     format!("`{field}`: no asset `{}`: {hint}", artifact.as_str()),
@@ -184,7 +188,7 @@ impl ModelRegistryService {
     ) -> Result<ModelPackageView, ServiceError> {
         let status = required(body, "status", "`Approved`")?;
         if ![approval::APPROVED, approval::REJECTED, approval::PENDING].contains(&status.as_str()) {
-            return Err(invalid(
+            return Err(ServiceError::invalid(
                 "/status",
                 FieldErrorCode::InvalidValue,
                 format!("`status`: `{status}` is not `Approved`, `Rejected` or `PendingManualApproval`"),
@@ -205,23 +209,27 @@ fn artifact_of(body: &Value) -> Result<(String, &'static str), ServiceError> {
     let location = text(body, "model_artifact_location")?.filter(|s| !s.is_empty());
     let job = text(body, "training_job_name")?.filter(|s| !s.is_empty());
     match (location, job) {
-        (Some(_), Some(_)) => Err(invalid(
+        (Some(_), Some(_)) => Err(ServiceError::invalid(
             "/training_job_name",
             FieldErrorCode::InvalidValue,
-            "give `model_artifact_location` or `training_job_name` (with `job_output_location`), not both".into(),
+            "give `model_artifact_location` or `training_job_name` (with `job_output_location`), not both",
         )),
         (Some(location), None) => Ok((location, "/model_artifact_location")),
         (None, Some(job)) => {
             crate::domain::JobName::parse(&job).map_err(|e| {
-                invalid("/training_job_name", FieldErrorCode::InvalidValue, format!("`training_job_name`: {e}"))
+                ServiceError::invalid(
+                    "/training_job_name",
+                    FieldErrorCode::InvalidValue,
+                    format!("`training_job_name`: {e}"),
+                )
             })?;
             let output = required(body, "job_output_location", "`training-output` (the training pipeline's)")?;
             Ok((format!("{}/{job}/output/model.tar.gz", output.trim_end_matches('/')), "/training_job_name"))
         }
-        (None, None) => Err(invalid(
+        (None, None) => Err(ServiceError::invalid(
             "/model_artifact_location",
             FieldErrorCode::Required,
-            "`model_artifact_location` is required, e.g. `models/churn/model.tar.gz` (or `training_job_name` with `job_output_location`)".into(),
+            "`model_artifact_location` is required, e.g. `models/churn/model.tar.gz` (or `training_job_name` with `job_output_location`)",
         )),
     }
 }

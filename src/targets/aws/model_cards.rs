@@ -3,9 +3,8 @@
 //! (as the solution's SageMaker SDK does), metric files read from S3, and PDF exports through a
 //! SageMaker export job writing under the assets bucket's `model_card_exports/`.
 
-use super::clients::{AccountClients, Clients};
+use super::clients::Clients;
 use super::errors::AwsError;
-use crate::config::Settings;
 use crate::targets::UpstreamError;
 use crate::targets::model_cards::{CardError, CardExport, CardSummary, CardVersion, CardWrite, ModelCards};
 use async_trait::async_trait;
@@ -27,13 +26,9 @@ pub struct AwsModelCards {
 }
 
 impl AwsModelCards {
-    pub async fn new(settings: &Settings) -> Self {
-        let clients = AccountClients::load(&settings.aws).await.own().clone();
-        Self {
-            clients,
-            assets_bucket: settings.aws.assets_bucket.clone(),
-            poll: settings.aws.poll_interval.min(Duration::from_secs(2)),
-        }
+    /// The orchestrator's own account's clients (cards live there, as the solution's do).
+    pub(super) fn new(clients: Clients, assets_bucket: &str, poll: Duration) -> Self {
+        Self { clients, assets_bucket: assets_bucket.to_string(), poll: poll.min(Duration::from_secs(2)) }
     }
 }
 

@@ -99,6 +99,11 @@ impl AwsTarget {
         parameters::is_multi_account(pipeline_type, &self.context)
     }
 
+    /// Model cards in the orchestrator's account, through this target's clients.
+    pub fn model_cards(&self) -> super::model_cards::AwsModelCards {
+        super::model_cards::AwsModelCards::new(self.clients.own().clone(), &self.context.assets_bucket, self.poll)
+    }
+
     fn waiting(&self) -> Result<StepOutcome, TargetError> {
         Ok(StepOutcome::InProgress(self.poll))
     }
