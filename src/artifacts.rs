@@ -28,6 +28,8 @@ pub enum StorageError {
     Backend(#[source] object_store::Error),
     #[error("reading the upload body failed")]
     Body(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("{path}: {source}")]
+    LocalFile { path: String, source: std::io::Error },
 }
 
 /// What [`ArtifactStore::put_asset`] stored.
@@ -274,6 +276,59 @@ impl ArtifactStore {
         }
         Ok(Bytes::from(buffer))
     }
+}
+
+/// Copies every object under `s3://bucket/prefix` last modified at or after `since` into `dir`
+/// (keys below the prefix become paths below `dir`), each file's modification time set to its
+/// object's, and returns how many were copied. `mlops analyze` reads a monitoring job's ground
+/// truth this way: SageMaker hands a custom image no ground-truth input it documents, so the
+/// container fetches the labels itself with the job's role. Credentials and region come from the
+/// environment as for the SDKs (in a SageMaker job, its container credentials); `AWS_ENDPOINT_URL`
+/// points at an S3-compatible store.
+#[cfg(feature = "aws")]
+pub async fn download_prefix(
+    uri: &str,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    dir: &std::path::Path,
+) -> Result<usize, StorageError> {
+    let rest = uri.strip_prefix("s3://").ok_or_else(|| invalid(uri, "not an s3:// URI"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(invalid(uri, "no bucket"));
+    }
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()
+        .map_err(StorageError::Backend)?;
+    let prefix = prefix.trim_matches('/');
+    let listed = if prefix.is_empty() { None } else { Some(parse(prefix)?) };
+    let mut objects = store.list(listed.as_ref());
+    let mut copied = 0;
+    while let Some(meta) = objects.try_next().await.map_err(StorageError::Backend)? {
+        if since.is_some_and(|since| meta.last_modified < since) {
+            continue;
+        }
+        let below =
+            meta.location.as_ref().strip_prefix(prefix).unwrap_or(meta.location.as_ref()).trim_start_matches('/');
+        let file = dir.join(below);
+        let body = store
+            .get(&meta.location)
+            .await
+            .map_err(StorageError::Backend)?
+            .bytes()
+            .await
+            .map_err(StorageError::Backend)?;
+        let write = || -> std::io::Result<()> {
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&file, &body)?;
+            std::fs::File::options().write(true).open(&file)?.set_modified(meta.last_modified.into())
+        };
+        write().map_err(|source| StorageError::LocalFile { path: file.display().to_string(), source })?;
+        copied += 1;
+    }
+    Ok(copied)
 }
 
 /// `{bucket}/{prefix}` as an object path; an empty prefix stands for the whole bucket, and a

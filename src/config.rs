@@ -106,7 +106,7 @@ pub struct AwsSettings {
     pub ecr_repo_arn: String,
     pub ecr_repo_name: String,
     /// An image with our analyzer (`mlops analyze`; e.g. this server's own image) that
-    /// data-quality baselines and monitoring schedules run instead of SageMaker's prebuilt
+    /// data- and model-quality baselines and monitoring schedules run instead of SageMaker's prebuilt
     /// Model Monitor analyzer, which is closed to new customers (docs/MONITORING.md).
     pub monitor_image_uri: Option<String>,
     /// How long a worker waits between two looks at something slow (a stack, a pipeline, a job).

@@ -103,7 +103,8 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Analyze => {
             // Logs to stderr: stdout carries the outcome.
             tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
-            let env = mlops::analyzer::job::JobEnv::from_vars(|name| std::env::var(name).ok())?;
+            let mut env = mlops::analyzer::job::JobEnv::from_vars(|name| std::env::var(name).ok())?;
+            let _labels = fetch_ground_truth(&mut env).await?;
             let outcome = mlops::analyzer::job::run(&env)?;
             println!("{}", serde_json::to_string(&outcome)?);
         }
@@ -141,6 +142,30 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A model-quality run whose `ground_truth_source` is an `s3://` prefix (what the aws target's job
+/// definition gives our image) reads the labels that arrived since the window started from a
+/// local copy; the returned folder is removed when dropped.
+async fn fetch_ground_truth(env: &mut mlops::analyzer::job::JobEnv) -> anyhow::Result<Option<tempfile::TempDir>> {
+    let mlops::analyzer::job::Analysis::ModelQuality(quality) = &mut env.analysis else { return Ok(None) };
+    let Some(uri) = quality.ground_truth_source.as_ref().and_then(|p| p.to_str()).filter(|p| p.starts_with("s3://"))
+    else {
+        return Ok(None);
+    };
+    #[cfg(feature = "aws")]
+    {
+        let uri = uri.to_string();
+        let dir = tempfile::Builder::new().prefix("mlops-ground-truth-").tempdir()?;
+        let copied = mlops::artifacts::download_prefix(&uri, env.start_time, dir.path())
+            .await
+            .with_context(|| format!("`ground_truth_source` {uri}"))?;
+        tracing::info!(ground_truth_source = %uri, objects = copied, "ground truth copied");
+        quality.ground_truth_source = Some(dir.path().to_path_buf());
+        Ok(Some(dir))
+    }
+    #[cfg(not(feature = "aws"))]
+    anyhow::bail!("`ground_truth_source` {uri}: reading S3 needs the build with the aws feature")
 }
 
 #[cfg(test)]

@@ -409,35 +409,42 @@ mod model_quality_job {
         super::model_quality::assert_metrics(stats, "binary_classification_metrics", expected);
     }
 
-    #[test]
-    fn baseline_then_monitoring_with_ground_truth() {
+    /// The binary case of the fixtures: labels, predictions and probabilities.
+    fn binary_case() -> (Value, Vec<String>, Vec<String>, Vec<String>) {
         let cases: Value =
             serde_json::from_slice(&std::fs::read(format!("{FIXTURES}/model_quality.json")).unwrap()).unwrap();
-        let case = &cases["binary"];
-        let (labels, predictions, probabilities) =
-            (column(case, "labels"), column(case, "predictions"), column(case, "probabilities"));
-        let root = tempfile::tempdir().unwrap();
-        let processing = root.path().join("opt/ml/processing");
-        let path = |p: &Path| p.display().to_string();
-        let common = |extra: &[(&'static str, String)]| {
-            let mut env = vec![
-                ("analysis_type", "MODEL_QUALITY".to_string()),
-                ("problem_type", "BinaryClassification".to_string()),
-            ];
-            env.extend_from_slice(extra);
-            env
-        };
+        let case = cases["binary"].clone();
+        let columns = (column(&case, "labels"), column(&case, "predictions"), column(&case, "probabilities"));
+        (case, columns.0, columns.1, columns.2)
+    }
 
-        // Baseline: a CSV with a header.
+    fn path(p: &Path) -> String {
+        p.display().to_string()
+    }
+
+    fn model_quality(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+        let mut env =
+            vec![("analysis_type", "MODEL_QUALITY".to_string()), ("problem_type", "BinaryClassification".to_string())];
+        env.extend_from_slice(extra);
+        env
+    }
+
+    /// A baselining job over a CSV with a header; returns the baseline folder.
+    fn baseline(
+        processing: &Path,
+        labels: &[String],
+        predictions: &[String],
+        probabilities: &[String],
+    ) -> (Value, std::path::PathBuf) {
         let input = processing.join("input/baseline_dataset_input");
         std::fs::create_dir_all(&input).unwrap();
         let mut csv = String::from("label,probability,prediction\n");
-        for ((l, p), q) in labels.iter().zip(&predictions).zip(&probabilities) {
+        for ((l, p), q) in labels.iter().zip(predictions).zip(probabilities) {
             csv.push_str(&format!("{l},{q},{p}\n"));
         }
         std::fs::write(input.join("baseline.csv"), csv).unwrap();
         let baseline = processing.join("baseline");
-        let outcome = analyze(&common(&[
+        let outcome = analyze(&model_quality(&[
             ("dataset_format", r#"{"csv": {"header": true}}"#.into()),
             ("dataset_source", path(&input)),
             ("output_path", path(&baseline)),
@@ -446,18 +453,27 @@ mod model_quality_job {
             ("probability_attribute", "probability".into()),
         ]))
         .unwrap();
-        assert_eq!((outcome["mode"].as_str(), outcome["rows"].as_u64()), (Some("baseline"), Some(labels.len() as u64)));
-        assert_binary_metrics(&read(&baseline.join("statistics.json")), &case["metrics"]);
-        let constraints = read(&baseline.join("constraints.json"));
-        assert_eq!(constraints["binary_classification_constraints"]["f1"]["comparison_operator"], "LessThanThreshold");
+        (outcome, baseline)
+    }
 
-        // Capture: each answer `probability,label`; every other request carries an inferenceId.
-        let capture = processing.join("input/endpoint/churn/AllTraffic/2026/12/03/08");
+    /// The join key of request `i`: every other request carries an inferenceId.
+    fn key(i: usize) -> String {
+        if i.is_multiple_of(2) { format!("inference-{i}") } else { format!("event-{i}") }
+    }
+
+    /// Capture records answering `probability,label` at `time`, in the endpoint's hour folder.
+    fn capture(
+        processing: &Path,
+        predictions: &[String],
+        probabilities: &[String],
+        time: chrono::DateTime<chrono::Utc>,
+    ) {
+        let capture = processing.join(format!("input/endpoint/churn/AllTraffic/{}", time.format("%Y/%m/%d/%H")));
         std::fs::create_dir_all(&capture).unwrap();
-        let key = |i: usize| if i.is_multiple_of(2) { format!("inference-{i}") } else { format!("event-{i}") };
         let mut lines = String::new();
-        for (i, (p, q)) in predictions.iter().zip(&probabilities).enumerate() {
-            let mut metadata = json!({"eventId": format!("event-{i}"), "inferenceTime": "2026-12-03T08:15:00Z"});
+        for (i, (p, q)) in predictions.iter().zip(probabilities).enumerate() {
+            let mut metadata = json!({"eventId": format!("event-{i}"),
+                "inferenceTime": time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
             if i.is_multiple_of(2) {
                 metadata["inferenceId"] = json!(key(i));
             }
@@ -466,47 +482,82 @@ mod model_quality_job {
             lines.push_str(&format!("{record}\n"));
         }
         // Outside the window: never joined.
+        let late = (time + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         lines.push_str(&format!(
             "{}\n",
             json!({"captureData": {"endpointOutput": {"observedContentType": "text/csv",
             "mode": "OUTPUT", "data": "0.9,1", "encoding": "CSV"}}, "eventMetadata": {"eventId": "late",
-            "inferenceTime": "2026-12-03T09:15:00Z"}, "eventVersion": "0"})
+            "inferenceTime": late}, "eventVersion": "0"})
         ));
         std::fs::write(capture.join("15-00-000-a.jsonl"), lines).unwrap();
+    }
 
+    /// SageMaker ground-truth records for each request's label (and one for the late request).
+    fn ground_truth(labels: &[String]) -> String {
+        let mut records: String = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                format!(
+                    "{}\n",
+                    json!({"groundTruthData": {"data": l, "encoding": "CSV"},
+                    "eventMetadata": {"eventId": key(i)}, "eventVersion": "0"})
+                )
+            })
+            .collect();
+        records.push_str(&format!(
+            "{}\n",
+            json!({"groundTruthData": {"data": "1", "encoding": "CSV"},
+            "eventMetadata": {"eventId": "late"}, "eventVersion": "0"})
+        ));
+        records
+    }
+
+    /// A monitoring run over the window `[start, start + 1h)`.
+    fn monitoring(
+        processing: &Path,
+        baseline: &Path,
+        ground_truth_source: String,
+        start: chrono::DateTime<chrono::Utc>,
+        output: &Path,
+        extra: &[(&'static str, String)],
+    ) -> Result<Value, String> {
+        let mut env = model_quality(&[
+            ("dataset_format", r#"{"sagemakerCaptureJson": {"captureIndexNames": ["endpointOutput"]}}"#.into()),
+            ("dataset_source", path(&processing.join("input/endpoint"))),
+            ("ground_truth_source", ground_truth_source),
+            ("output_path", path(output)),
+            ("start_time", start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            ("end_time", (start + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            ("inference_attribute", "1".into()),
+            ("probability_attribute", "0".into()),
+            ("baseline_constraints", path(&baseline.join("constraints.json"))),
+        ]);
+        env.extend_from_slice(extra);
+        analyze(&env)
+    }
+
+    #[test]
+    fn baseline_then_monitoring_with_ground_truth() {
+        let (case, labels, predictions, probabilities) = binary_case();
+        let root = tempfile::tempdir().unwrap();
+        let processing = root.path().join("opt/ml/processing");
+
+        let (outcome, baseline) = baseline(&processing, &labels, &predictions, &probabilities);
+        assert_eq!((outcome["mode"].as_str(), outcome["rows"].as_u64()), (Some("baseline"), Some(labels.len() as u64)));
+        assert_binary_metrics(&read(&baseline.join("statistics.json")), &case["metrics"]);
+        let constraints = read(&baseline.join("constraints.json"));
+        assert_eq!(constraints["binary_classification_constraints"]["f1"]["comparison_operator"], "LessThanThreshold");
+
+        let window: chrono::DateTime<chrono::Utc> = "2026-12-03T08:00:00Z".parse().unwrap();
+        capture(&processing, &predictions, &probabilities, window + chrono::Duration::minutes(15));
         let monitor = |labels: &[String], name: &str| {
             let truth = processing.join(format!("groundtruth-{name}/2026/12/03/09"));
             std::fs::create_dir_all(&truth).unwrap();
-            let mut records: String = labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    format!(
-                        "{}\n",
-                        json!({"groundTruthData": {"data": l, "encoding": "CSV"},
-                        "eventMetadata": {"eventId": key(i)}, "eventVersion": "0"})
-                    )
-                })
-                .collect();
-            records.push_str(&format!(
-                "{}\n",
-                json!({"groundTruthData": {"data": "1", "encoding": "CSV"},
-                "eventMetadata": {"eventId": "late"}, "eventVersion": "0"})
-            ));
-            std::fs::write(truth.join("labels.jsonl"), records).unwrap();
+            std::fs::write(truth.join("labels.jsonl"), ground_truth(labels)).unwrap();
             let output = processing.join(format!("result-{name}"));
-            let outcome = analyze(&common(&[
-                ("dataset_format", r#"{"sagemakerCaptureJson": {"captureIndexNames": ["endpointOutput"]}}"#.into()),
-                ("dataset_source", path(&processing.join("input/endpoint"))),
-                ("ground_truth_source", path(&processing.join(format!("groundtruth-{name}")))),
-                ("output_path", path(&output)),
-                ("start_time", "2026-12-03T08:00:00Z".into()),
-                ("end_time", "2026-12-03T09:00:00Z".into()),
-                ("inference_attribute", "1".into()),
-                ("probability_attribute", "0".into()),
-                ("baseline_constraints", path(&baseline.join("constraints.json"))),
-            ]))
-            .unwrap();
+            let source = path(&processing.join(format!("groundtruth-{name}")));
+            let outcome = monitoring(&processing, &baseline, source, window, &output, &[]).unwrap();
             (outcome, read(&output.join("statistics.json")), read(&output.join("constraint_violations.json")))
         };
 
@@ -530,7 +581,7 @@ mod model_quality_job {
         assert_eq!(outcome["violations"], names.len());
 
         // Settings a model-quality job needs are named.
-        let error = analyze(&common(&[
+        let error = analyze(&model_quality(&[
             ("dataset_format", r#"{"sagemakerCaptureJson": {}}"#.into()),
             ("dataset_source", path(&processing.join("input/endpoint"))),
             ("output_path", path(&processing.join("x"))),
@@ -542,10 +593,59 @@ mod model_quality_job {
             ("analysis_type", "MODEL_QUALITY".into()),
             ("problem_type", "Ranking".into()),
             ("dataset_format", r#"{"csv": {"header": true}}"#.into()),
-            ("dataset_source", path(&input)),
+            ("dataset_source", path(&processing.join("input/baseline_dataset_input"))),
             ("output_path", path(&processing.join("x"))),
         ])
         .unwrap_err();
         assert!(error.contains("`problem_type`: \"Ranking\""), "{error}");
+    }
+
+    /// As the aws target's job definition runs our image: `ground_truth_source` is the
+    /// monitor's S3 prefix (moto here) and the command reads the labels that arrived since the
+    /// window started; the metrics are those of the same labels in a folder.
+    #[cfg(feature = "aws")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn monitoring_reads_ground_truth_from_s3() {
+        let aws = crate::support::aws::AwsTestEnv::start().await;
+        let (case, labels, predictions, probabilities) = binary_case();
+        let root = tempfile::tempdir().unwrap();
+        let processing = root.path().join("opt/ml/processing");
+        let (_, baseline) = baseline(&processing, &labels, &predictions, &probabilities);
+        let now = chrono::Utc::now();
+        capture(&processing, &predictions, &probabilities, now);
+
+        aws.create_versioned_bucket("mlops-ground-truth").await;
+        let hour = now.format("%Y/%m/%d/%H");
+        aws.put_object("mlops-ground-truth", &format!("churn/{hour}/labels.jsonl"), ground_truth(&labels).into_bytes())
+            .await;
+        // Another monitor's labels beside the prefix: not read.
+        aws.put_object("mlops-ground-truth", &format!("churn-other/{hour}/labels.jsonl"), b"not json\n".to_vec()).await;
+        let s3 = [
+            ("AWS_ENDPOINT_URL", aws.endpoint_url().to_string()),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            ("AWS_REGION", aws.region().to_string()),
+        ];
+        let source = "s3://mlops-ground-truth/churn".to_string();
+        let output = processing.join("result-s3");
+        let start = now - chrono::Duration::minutes(30);
+        let outcome = monitoring(&processing, &baseline, source.clone(), start, &output, &s3).unwrap();
+        assert_eq!(outcome["merge"]["records"], labels.len(), "{outcome:#}");
+        assert_eq!(outcome["merge"]["merge_rate"], 1.0);
+        assert!(outcome["merge"]["label_delay_seconds"].as_f64().unwrap() < 3600.0, "{outcome:#}");
+        assert_binary_metrics(&read(&output.join("statistics.json")), &case["metrics"]);
+
+        // A window that starts after the labels arrived reads none of them.
+        let later = now + chrono::Duration::hours(2);
+        capture(&processing, &predictions, &probabilities, later + chrono::Duration::minutes(1));
+        let error = monitoring(&processing, &baseline, source, later, &processing.join("x"), &s3).unwrap_err();
+        assert!(error.contains("`ground_truth_source`") && error.contains("0 labels read"), "{error}");
+
+        // A bucket that is not there is named.
+        let error =
+            monitoring(&processing, &baseline, "s3://no-such-bucket/x".into(), start, &processing.join("y"), &s3)
+                .unwrap_err();
+        assert!(error.contains("s3://no-such-bucket/x"), "{error}");
     }
 }

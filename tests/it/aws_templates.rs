@@ -457,8 +457,8 @@ fn derived_values() {
     assert!(!monitor.contains_key("JobInstanceCount"), "left at the template's default, as the solution does");
     assert!(!monitor.contains_key("AnalyzerArguments"), "the prebuilt analyzer takes none");
 
-    // aws.monitor_image_uri: data quality runs our analyzer (`mlops analyze`); model quality keeps
-    // the prebuilt one until `mlops analyze` speaks its contract; Clarify's monitors keep Clarify.
+    // aws.monitor_image_uri: data quality and model quality run our analyzer (`mlops analyze`);
+    // Clarify's monitors keep Clarify.
     let ours = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-orchestrator:1.0";
     let own = AwsContext { monitor_image_uri: Some(ours.into()), ..ctx.clone() };
     let values = |pipeline_type| -> BTreeMap<String, String> {
@@ -469,6 +469,9 @@ fn derived_values() {
     assert_eq!(data_quality["ImageUri"], ours);
     assert_eq!(data_quality["AnalyzerArguments"], "analyze");
     let model_quality = values(PipelineType::ByomModelQualityMonitor);
+    assert_eq!(model_quality["ImageUri"], ours);
+    assert_eq!(model_quality["AnalyzerArguments"], "analyze");
+    let model_quality = get(PipelineType::ByomModelQualityMonitor, Variant::Single);
     assert!(model_quality["ImageUri"].ends_with("/sagemaker-model-monitor-analyzer"));
     assert!(!model_quality.contains_key("AnalyzerArguments"));
     let stages = planned(PipelineType::ByomModelBiasMonitor, Variant::Single).unwrap();
@@ -812,4 +815,37 @@ fn a_registry_models_role_gets_the_solutions_registry_actions() {
         assert!(resources.contains("model-package-group/${ModelPackageGroupName}"), "{name}: {resources}");
         assert!(resources.contains("model-package/${ModelPackageGroupName}/*"), "{name}: {resources}");
     }
+}
+
+/// With our analyzer the model-quality job definition hands `mlops analyze` what the prebuilt
+/// analyzer takes from the definition and SageMaker's merge job: the problem, the attributes and
+/// where the ground truth is (read from S3 by the container, docs/MONITORING.md).
+#[test]
+fn our_model_quality_analyzer_gets_its_environment_from_the_job_definition() {
+    use crate::support::aws::template::{Ctx, parse};
+    let text = templates::template("byom_model_quality_monitor.yaml").unwrap();
+    let doc = parse(text).unwrap();
+    let ours = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-orchestrator:1.0";
+    let app = |ctx: &AwsContext| {
+        let stages = planned(PipelineType::ByomModelQualityMonitor, Variant::Single).unwrap();
+        let given: std::collections::HashMap<String, String> =
+            stack_parameters(PipelineType::ByomModelQualityMonitor, &stages[0].1, ctx).unwrap().into_iter().collect();
+        let resolver = Ctx::new(&doc, &given, "mq", "mq-id", "123456789012", "us-east-1", Default::default());
+        let definition = &doc["Resources"]["ModelQualityJobDefinition"]["Properties"];
+        (resolver.resolve(definition).unwrap()["ModelQualityAppSpecification"].clone(), given)
+    };
+    let (spec, given) = app(&AwsContext { monitor_image_uri: Some(ours.into()), ..context(false) });
+    assert_eq!(spec["ImageUri"], ours);
+    assert_eq!(spec["ContainerArguments"], serde_json::json!(["analyze"]));
+    let env = &spec["Environment"];
+    assert_eq!(env["analysis_type"], "MODEL_QUALITY");
+    assert_eq!(env["problem_type"], given["ProblemType"].as_str());
+    assert_eq!(env["ground_truth_source"], format!("s3://{}", given["MonitorGroundTruthInput"]));
+    assert_eq!(env["probability_attribute"], given["MonitorProbabilityAttribute"].as_str());
+    assert_eq!(env["probability_threshold_attribute"], given["ProbabilityThresholdAttribute"].as_str());
+    assert!(!given["MonitorInferenceAttribute"].is_empty() || env.get("inference_attribute").is_none());
+
+    let (spec, _) = app(&context(false));
+    assert!(spec["ImageUri"].as_str().unwrap().ends_with("/sagemaker-model-monitor-analyzer"));
+    assert!(spec.get("Environment").is_none() && spec.get("ContainerArguments").is_none(), "{spec:#}");
 }

@@ -187,9 +187,8 @@ fn batch(p: &mut Params, b: &BatchStage, ctx: &AwsContext) -> Result<(), Paramet
 
 fn monitor(p: &mut Params, t: PipelineType, m: &MonitorStage, ctx: &AwsContext) -> Result<(), ParameterError> {
     let (image_uri, analyzer_arguments) = match (&m.kind, &ctx.monitor_image_uri) {
-        // Our analyzer: the image's entrypoint is `mlops`, the job runs `mlops analyze`. Data
-        // quality only, until `mlops analyze` speaks the model-quality contract too.
-        (MonitorKind::DataQuality, Some(ours)) => (ours.clone(), "analyze"),
+        // Our analyzer: the image's entrypoint is `mlops`, the job runs `mlops analyze`.
+        (MonitorKind::DataQuality | MonitorKind::ModelQuality(_), Some(ours)) => (ours.clone(), "analyze"),
         (MonitorKind::DataQuality | MonitorKind::ModelQuality(_), _) => {
             (image_uris::model_monitor_image_uri(&ctx.region)?, "")
         }

@@ -821,7 +821,9 @@ impl Target for AwsTarget {
                 image_uris::builtin_image_uri(&t.model_framework, &t.model_framework_version, region).map(drop)
             }
             PipelineParams::Monitor(m) => match m.kind.monitor_type() {
-                MonitorType::DataQuality if self.context.monitor_image_uri.is_some() => Ok(()),
+                MonitorType::DataQuality | MonitorType::ModelQuality if self.context.monitor_image_uri.is_some() => {
+                    Ok(())
+                }
                 MonitorType::DataQuality | MonitorType::ModelQuality => {
                     image_uris::model_monitor_image_uri(region).map(drop)
                 }

@@ -122,13 +122,13 @@ async fn start_baseline(
             job_tags(stage),
         )
     } else {
-        let (image_uri, ours) = match (&context.monitor_image_uri, &m.kind) {
-            (Some(ours), MonitorKind::DataQuality) => (ours.clone(), true),
-            _ => (image(image_uris::model_monitor_image_uri(&context.region))?, false),
+        let analyzer = match &context.monitor_image_uri {
+            Some(ours) => Analyzer::Ours(ours.clone()),
+            None => Analyzer::Prebuilt(image(image_uris::model_monitor_image_uri(&context.region))?),
         };
-        let request = analyzer_request(m, role, &image_uri, &baseline_data, job_tags(stage));
+        let request = analyzer_request(m, role, &analyzer, &baseline_data, job_tags(stage));
         // Our image's entrypoint is `mlops`; the job runs `mlops analyze` (docs/MONITORING.md).
-        if ours {
+        if let Analyzer::Ours(image_uri) = analyzer {
             request.app_specification(
                 AppSpecification::builder().image_uri(image_uri).container_arguments("analyze").build(),
             )
@@ -162,10 +162,26 @@ fn baseline_object(m: &MonitorStage, file: &str) -> (String, String) {
 
 // ----- the Model Monitor analyzer (data quality, model quality) ----------------------------
 
+/// Which image analyses a data-quality or model-quality baseline.
+pub(super) enum Analyzer {
+    /// SageMaker's Model Monitor analyzer of the region.
+    Prebuilt(String),
+    /// Ours (`aws.monitor_image_uri`), run as `mlops analyze`.
+    Ours(String),
+}
+
+impl Analyzer {
+    fn image(&self) -> &str {
+        match self {
+            Analyzer::Prebuilt(image) | Analyzer::Ours(image) => image,
+        }
+    }
+}
+
 /// The analyzer's environment (sagemaker-formats B.7/B.9) as `suggest_baseline` sets it: CSV
 /// with a header, where the input and output are mounted, no CloudWatch metrics; model quality
 /// adds its analysis type and attributes.
-pub(super) fn analyzer_environment(m: &MonitorStage) -> BTreeMap<String, String> {
+pub(super) fn analyzer_environment(m: &MonitorStage, analyzer: &Analyzer) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let csv = json!({"csv": {"header": true, "output_columns_position": "START"}});
     env.insert("dataset_format".to_string(), csv.to_string());
@@ -176,6 +192,15 @@ pub(super) fn analyzer_environment(m: &MonitorStage) -> BTreeMap<String, String>
         env.insert("analysis_type".to_string(), "MODEL_QUALITY".to_string());
         env.insert("problem_type".to_string(), q.problem_type.as_str().to_string());
         env.insert("ground_truth_attribute".to_string(), q.baseline_ground_truth_attribute.clone());
+        if let Analyzer::Ours(_) = analyzer {
+            // Ours reads the baseline as the local target does: the predicted label's column,
+            // and the probability's for the curves (AUC) when there is one.
+            env.insert("inference_attribute".to_string(), q.baseline_inference_attribute.clone());
+            if let Some(probability) = &q.baseline_probability_attribute {
+                env.insert("probability_attribute".to_string(), probability.clone());
+            }
+            return env;
+        }
         // As the solution's baseline Lambda chooses (reference §8.2): for binary
         // classification the probability and its threshold when both are given, else the
         // predicted label.
@@ -200,12 +225,12 @@ pub(super) fn analyzer_environment(m: &MonitorStage) -> BTreeMap<String, String>
 pub(super) fn analyzer_request(
     m: &MonitorStage,
     role: &str,
-    image: &str,
+    analyzer: &Analyzer,
     baseline_data: &str,
     tags: Vec<Tag>,
 ) -> CreateProcessingJobInputBuilder {
-    processing_request(m, role, image, tags)
-        .set_environment(Some(analyzer_environment(m).into_iter().collect()))
+    processing_request(m, role, analyzer.image(), tags)
+        .set_environment(Some(analyzer_environment(m, analyzer).into_iter().collect()))
         .processing_inputs(s3_input(BASELINE_DATASET_INPUT, baseline_data, ANALYZER_DATASET_PATH))
         .processing_output_config(output_config(m, "monitoring_output"))
 }
@@ -523,8 +548,12 @@ mod tests {
     const IMAGE: &str = "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer";
     const DATA: &str = "s3://mlops-assets/monitor/baseline/training-dataset-with-header.csv";
 
+    fn prebuilt() -> Analyzer {
+        Analyzer::Prebuilt(IMAGE.into())
+    }
+
     fn env(m: &MonitorStage) -> Vec<(String, String)> {
-        analyzer_environment(m).into_iter().collect()
+        analyzer_environment(m, &prebuilt()).into_iter().collect()
     }
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -544,7 +573,7 @@ mod tests {
     fn data_quality_baseline_is_the_sdks_suggest_baseline() {
         let m = monitor(PipelineType::ByomDataQualityMonitor);
         assert_eq!(env(&m), pairs(&COMMON));
-        let input = analyzer_request(&m, ROLE, IMAGE, DATA, vec![]).build().unwrap();
+        let input = analyzer_request(&m, ROLE, &prebuilt(), DATA, vec![]).build().unwrap();
         assert_eq!(input.processing_job_name(), Some(m.baseline_job_name.as_str()));
         assert!(m.baseline_job_name.starts_with("churn-endpoint-dataquality-"), "{}", m.baseline_job_name);
         assert_eq!(input.role_arn(), Some(ROLE));
@@ -578,7 +607,7 @@ mod tests {
         body["kms_key_arn"] = json!("arn:aws:kms:us-east-1:123456789012:key/k1");
         body.as_object_mut().unwrap().remove("baseline_max_runtime_seconds");
         let m = monitor_of(&body);
-        let input = analyzer_request(&m, ROLE, IMAGE, DATA, vec![]).build().unwrap();
+        let input = analyzer_request(&m, ROLE, &prebuilt(), DATA, vec![]).build().unwrap();
         let kms = Some("arn:aws:kms:us-east-1:123456789012:key/k1");
         assert_eq!(input.processing_output_config().unwrap().kms_key_id(), kms);
         let cluster = input.processing_resources().and_then(|r| r.cluster_config()).unwrap();
@@ -605,7 +634,7 @@ mod tests {
         // Binary without a probability threshold: the predicted label.
         let mut body = fixtures::request(PipelineType::ByomModelQualityMonitor);
         body.as_object_mut().unwrap().remove("probability_threshold_attribute");
-        let env = analyzer_environment(&monitor_of(&body));
+        let env = analyzer_environment(&monitor_of(&body), &prebuilt());
         assert_eq!(env.get("inference_attribute").map(String::as_str), Some("prediction"));
         assert!(!env.contains_key("probability_attribute") && !env.contains_key("probability_threshold_attribute"));
 
@@ -617,10 +646,26 @@ mod tests {
         {
             body.as_object_mut().unwrap().remove(key);
         }
-        let env = analyzer_environment(&monitor_of(&body));
+        let env = analyzer_environment(&monitor_of(&body), &prebuilt());
         assert_eq!(env.get("problem_type").map(String::as_str), Some("Regression"));
         assert_eq!(env.get("inference_attribute").map(String::as_str), Some("prediction"));
         assert!(!env.contains_key("probability_attribute"));
+    }
+
+    #[test]
+    fn model_quality_with_our_analyzer_names_the_prediction_and_probability_columns() {
+        let m = monitor(PipelineType::ByomModelQualityMonitor);
+        let ours = Analyzer::Ours("123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-orchestrator:1.0".into());
+        let env: Vec<_> = analyzer_environment(&m, &ours).into_iter().collect();
+        let mut expected = COMMON.to_vec();
+        expected.extend([
+            ("analysis_type", "MODEL_QUALITY"),
+            ("problem_type", "BinaryClassification"),
+            ("ground_truth_attribute", "label"),
+            ("inference_attribute", "prediction"),
+            ("probability_attribute", "probability"),
+        ]);
+        assert_eq!(env, pairs(&expected));
     }
 
     fn headers() -> Vec<String> {

@@ -287,25 +287,29 @@ async fn data_quality_baseline_and_a_stopped_one() {
     }
 }
 
-/// With `aws.monitor_image_uri` the baseline job runs our analyzer: our image, `mlops analyze`.
+/// With `aws.monitor_image_uri` the data- and model-quality baseline jobs run our analyzer: our
+/// image, `mlops analyze`.
 #[tokio::test]
 async fn a_baseline_runs_our_analyzer_when_configured() {
     let moto = Moto::start().await;
     let clients = moto.clients().await;
-    let stage = fixtures::stage(PipelineType::ByomDataQualityMonitor);
-    let StageParams::Monitor(m) = &stage.params else { panic!("monitor") };
-    let outputs = outputs(&[("MonitorRoleArn", ROLE)]);
     let ours = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-orchestrator:1.0";
     let context = AwsContext { monitor_image_uri: Some(ours.into()), ..fixtures::context() };
-    assert!(matches!(
-        monitors::baseline(&clients, &stage, m, &outputs, &context).await.unwrap(),
-        StepOutcome::InProgress(_)
-    ));
-    let job =
-        clients.sagemaker.describe_processing_job().processing_job_name(&m.baseline_job_name).send().await.unwrap();
-    let app = job.app_specification().unwrap();
-    assert_eq!(app.image_uri(), Some(ours));
-    assert_eq!(app.container_arguments(), ["analyze"]);
+    // (moto keeps no job environment: `analyzer_environment`'s unit tests check it.)
+    for pipeline_type in [PipelineType::ByomDataQualityMonitor, PipelineType::ByomModelQualityMonitor] {
+        let stage = fixtures::stage(pipeline_type);
+        let StageParams::Monitor(m) = &stage.params else { panic!("monitor") };
+        let outputs = outputs(&[("MonitorRoleArn", ROLE)]);
+        assert!(matches!(
+            monitors::baseline(&clients, &stage, m, &outputs, &context).await.unwrap(),
+            StepOutcome::InProgress(_)
+        ));
+        let job =
+            clients.sagemaker.describe_processing_job().processing_job_name(&m.baseline_job_name).send().await.unwrap();
+        let app = job.app_specification().unwrap();
+        assert_eq!(app.image_uri(), Some(ours));
+        assert_eq!(app.container_arguments(), ["analyze"], "{pipeline_type}");
+    }
 }
 
 #[tokio::test]
