@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CaptureDestination {
@@ -88,24 +88,70 @@ pub struct CaptureStats {
     pub last_flush: Option<DateTime<Utc>>,
 }
 
-/// Figures per endpoint, shared by the handles and the writer task.
+/// One destination's figures: atomics, so an invocation takes no lock to count itself.
+#[derive(Default)]
+struct Counters {
+    captured: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    sampled_out: AtomicU64,
+    /// Microseconds since the epoch of the last successful write; `0`: none yet.
+    last_flush_micros: AtomicI64,
+}
+
+/// An endpoint's capture destination, checked once, with its figures. An invocation records
+/// through it without building paths or looking anything up; the writer groups its records by
+/// destination and hour. The writer hands out one per destination, so figures survive a model
+/// reload.
+#[derive(Clone)]
+pub struct CaptureTarget(Arc<TargetInner>);
+
+struct TargetInner {
+    destination: CaptureDestination,
+    /// [`stats_key`] of the destination: the drop metric's label.
+    key: String,
+    counters: Counters,
+}
+
+impl CaptureTarget {
+    /// An invocation that `capture.sampling_percentage` left out.
+    pub fn sampled_out(&self) {
+        self.0.counters.sampled_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn stats(&self) -> CaptureStats {
+        let c = &self.0.counters;
+        let micros = c.last_flush_micros.load(Ordering::Acquire);
+        CaptureStats {
+            captured: c.captured.load(Ordering::Acquire),
+            written: c.written.load(Ordering::Acquire),
+            dropped: c.dropped.load(Ordering::Acquire),
+            sampled_out: c.sampled_out.load(Ordering::Acquire),
+            last_flush: (micros != 0).then(|| DateTime::from_timestamp_micros(micros)).flatten(),
+        }
+    }
+
+    fn dropped(&self) {
+        self.0.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::CAPTURE_DROPPED, "destination" => self.0.key.clone()).increment(1);
+    }
+
+    /// Identifies the destination among the writer's batches.
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+}
+
+/// The destinations (by [`stats_key`]) and the byte budget, shared by the handles and the
+/// writer task.
 #[derive(Default)]
 struct Ledger {
-    stats: Mutex<HashMap<String, CaptureStats>>,
+    targets: Mutex<HashMap<String, CaptureTarget>>,
     /// Bytes of records queued or buffered.
     bytes: AtomicUsize,
 }
 
 impl Ledger {
-    fn update(&self, key: &str, f: impl FnOnce(&mut CaptureStats)) {
-        let mut stats = self.stats.lock().expect("capture stats lock");
-        // Allocates the key only for an endpoint's first record, not on every invocation.
-        match stats.get_mut(key) {
-            Some(entry) => f(entry),
-            None => f(stats.entry(key.to_string()).or_default()),
-        }
-    }
-
     /// Takes `len` bytes of the budget, if they fit.
     fn reserve(&self, len: usize, max: usize) -> bool {
         self.bytes
@@ -116,11 +162,6 @@ impl Ledger {
     fn release(&self, len: usize) {
         self.bytes.fetch_sub(len, Ordering::AcqRel);
     }
-}
-
-/// A dropped record, for the metrics (labelled by the destination, which names the endpoint).
-fn count_drop(key: &str) {
-    metrics::counter!(crate::metrics::CAPTURE_DROPPED, "destination" => key.to_string()).increment(1);
 }
 
 /// The key of an endpoint's figures: its capture destination without the hour.
@@ -146,14 +187,25 @@ pub enum CaptureError {
 /// A cheap handle to the capture task; clones share it.
 #[derive(Clone)]
 pub struct CaptureWriter {
-    commands: mpsc::Sender<Command>,
+    records: mpsc::Sender<Pending>,
+    control: mpsc::Sender<Control>,
+    /// Wakes the writer once `max_buffered_records` are queued. Records alone never wake it:
+    /// a wake-up per invocation (a futex call and a thread switch) cost more than the rest of
+    /// capturing it.
+    threshold: Arc<Notify>,
+    max_buffered_records: usize,
     ledger: Arc<Ledger>,
     max_buffered_bytes: usize,
     sampling_percentage: f64,
 }
 
-enum Command {
-    Record { folder: Path, time: DateTime<Utc>, line: Vec<u8>, key: String },
+struct Pending {
+    target: CaptureTarget,
+    time: DateTime<Utc>,
+    line: Vec<u8>,
+}
+
+enum Control {
     Flush(oneshot::Sender<Result<(), CaptureError>>),
     Shutdown(oneshot::Sender<Result<(), CaptureError>>),
 }
@@ -161,57 +213,89 @@ enum Command {
 impl CaptureWriter {
     /// Spawns the writer task on the current tokio runtime.
     pub fn start(store: Arc<dyn ObjectStore>, config: CaptureConfig) -> CaptureWriter {
-        let (commands, receiver) = mpsc::channel(config.channel_capacity.max(1));
+        let (records, record_receiver) = mpsc::channel(config.channel_capacity.max(1));
+        let (control, control_receiver) = mpsc::channel(16);
         let ledger = Arc::new(Ledger::default());
-        let (max_buffered_bytes, sampling_percentage) = (config.max_buffered_bytes, config.sampling_percentage);
-        tokio::spawn(run(store, config, receiver, ledger.clone()));
-        CaptureWriter { commands, ledger, max_buffered_bytes, sampling_percentage }
+        let threshold = Arc::new(Notify::new());
+        let writer = CaptureWriter {
+            records,
+            control,
+            threshold: threshold.clone(),
+            max_buffered_records: config.max_buffered_records.max(1),
+            ledger: ledger.clone(),
+            max_buffered_bytes: config.max_buffered_bytes,
+            sampling_percentage: config.sampling_percentage,
+        };
+        let inbox = Inbox { records: record_receiver, control: control_receiver, threshold };
+        tokio::spawn(run(store, config, inbox, ledger));
+        writer
     }
 
     pub fn sampling_percentage(&self) -> f64 {
         self.sampling_percentage
     }
 
+    /// The destination's target (the same one for every call with an equal destination), or
+    /// why records cannot go there.
+    pub fn target(&self, dest: &CaptureDestination) -> Result<CaptureTarget, CaptureError> {
+        let key = stats_key(dest);
+        let mut targets = self.ledger.targets.lock().expect("capture targets lock");
+        if let Some(target) = targets.get(&key) {
+            return Ok(target.clone());
+        }
+        hour_folder(dest, DateTime::UNIX_EPOCH)?;
+        let target = CaptureTarget(Arc::new(TargetInner {
+            destination: dest.clone(),
+            key: key.clone(),
+            counters: Counters::default(),
+        }));
+        targets.insert(key, target.clone());
+        Ok(target)
+    }
+
+    /// [`Self::record_to`] the destination's target.
+    pub fn record(&self, dest: &CaptureDestination, event: CaptureEvent) -> Result<Recorded, CaptureError> {
+        self.record_to(&self.target(dest)?, event)
+    }
+
     /// Queues one invocation's record without waiting: when the buffer or the queue is full the
     /// record is dropped and counted.
-    pub fn record(&self, dest: &CaptureDestination, event: CaptureEvent) -> Result<Recorded, CaptureError> {
-        let folder = hour_folder(dest, event.time)?;
-        let key = stats_key(dest);
+    pub fn record_to(&self, target: &CaptureTarget, event: CaptureEvent) -> Result<Recorded, CaptureError> {
         let line = capture_line(&event);
         let len = line.len();
         if !self.ledger.reserve(len, self.max_buffered_bytes) {
-            self.ledger.update(&key, |s| s.dropped += 1);
-            count_drop(&key);
+            target.dropped();
             return Ok(Recorded::Dropped);
         }
-        // Counted before the key moves into the queue; taken back if the queue refuses it.
-        self.ledger.update(&key, |s| s.captured += 1);
-        let (refused, closed) = match self.commands.try_send(Command::Record { folder, time: event.time, line, key }) {
-            Ok(()) => return Ok(Recorded::Queued),
-            Err(mpsc::error::TrySendError::Full(command)) => (command, false),
-            Err(mpsc::error::TrySendError::Closed(command)) => (command, true),
+        // Counted before the record is queued (the writer may write it at once); taken back if
+        // the queue refuses it.
+        let counters = &target.0.counters;
+        counters.captured.fetch_add(1, Ordering::AcqRel);
+        let pending = Pending { target: target.clone(), time: event.time, line };
+        let closed = match self.records.try_send(pending) {
+            Ok(()) => {
+                let queued = self.records.max_capacity() - self.records.capacity();
+                if queued >= self.max_buffered_records {
+                    self.threshold.notify_one();
+                }
+                return Ok(Recorded::Queued);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => true,
         };
         self.ledger.release(len);
-        if let Command::Record { key, .. } = refused {
-            self.ledger.update(&key, |s| {
-                s.captured -= 1;
-                s.dropped += u64::from(!closed);
-            });
-            if !closed {
-                count_drop(&key);
-            }
+        counters.captured.fetch_sub(1, Ordering::AcqRel);
+        if closed {
+            return Err(CaptureError::Closed);
         }
-        if closed { Err(CaptureError::Closed) } else { Ok(Recorded::Dropped) }
-    }
-
-    /// An invocation that `capture.sampling_percentage` left out.
-    pub fn sampled_out(&self, dest: &CaptureDestination) {
-        self.ledger.update(&stats_key(dest), |s| s.sampled_out += 1);
+        target.dropped();
+        Ok(Recorded::Dropped)
     }
 
     /// The figures of the endpoint capturing to `dest`.
     pub fn stats(&self, dest: &CaptureDestination) -> CaptureStats {
-        self.ledger.stats.lock().expect("capture stats lock").get(&stats_key(dest)).cloned().unwrap_or_default()
+        let targets = self.ledger.targets.lock().expect("capture targets lock");
+        targets.get(&stats_key(dest)).map(CaptureTarget::stats).unwrap_or_default()
     }
 
     /// Bytes of records queued or buffered now.
@@ -223,7 +307,7 @@ impl CaptureWriter {
     /// the records stay buffered and go out with the next flush.
     pub async fn flush(&self) -> Result<(), CaptureError> {
         let (reply, done) = oneshot::channel();
-        self.commands.send(Command::Flush(reply)).await.map_err(|_| CaptureError::Closed)?;
+        self.control.send(Control::Flush(reply)).await.map_err(|_| CaptureError::Closed)?;
         done.await.map_err(|_| CaptureError::Closed)?
     }
 
@@ -232,45 +316,61 @@ impl CaptureWriter {
     /// and `flush` fail with [`CaptureError::Closed`] and `shutdown` does nothing.
     pub async fn shutdown(&self) -> Result<(), CaptureError> {
         let (reply, done) = oneshot::channel();
-        if self.commands.send(Command::Shutdown(reply)).await.is_err() {
+        if self.control.send(Control::Shutdown(reply)).await.is_err() {
             return Ok(());
         }
         done.await.map_err(|_| CaptureError::Closed)?
     }
 }
 
-async fn run(
-    store: Arc<dyn ObjectStore>,
-    config: CaptureConfig,
-    mut commands: mpsc::Receiver<Command>,
-    ledger: Arc<Ledger>,
-) {
-    let mut buffers = Buffers { ledger, ..Buffers::default() };
+/// What the writer task listens to.
+struct Inbox {
+    /// Read only when the task wakes for another reason (the interval, the threshold, a
+    /// flush), so queueing a record wakes nobody.
+    records: mpsc::Receiver<Pending>,
+    control: mpsc::Receiver<Control>,
+    threshold: Arc<Notify>,
+}
+
+impl Inbox {
+    /// Moves every queued record into the buffers.
+    fn drain(&mut self, buffers: &mut Buffers) {
+        while let Ok(pending) = self.records.try_recv() {
+            buffers.add(pending);
+        }
+    }
+}
+
+async fn run(store: Arc<dyn ObjectStore>, config: CaptureConfig, mut inbox: Inbox, ledger: Arc<Ledger>) {
+    let mut buffers = Buffers { ledger, batches: HashMap::new(), records: 0 };
     let period = config.flush_interval.max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // After a failed write, wait for the interval before retrying, rather than retrying on
     // every new record while the store is down.
     let mut retry_on_tick_only = false;
+    let threshold = inbox.threshold.clone();
     loop {
         tokio::select! {
-            command = commands.recv() => match command {
-                Some(Command::Record { folder, time, line, key }) => {
-                    buffers.add(folder, time, line, key);
-                    if buffers.records >= config.max_buffered_records && !retry_on_tick_only {
-                        retry_on_tick_only = background_flush(&mut buffers, store.as_ref()).await;
-                    }
+            _ = threshold.notified() => {
+                inbox.drain(&mut buffers);
+                if buffers.records >= config.max_buffered_records && !retry_on_tick_only {
+                    retry_on_tick_only = background_flush(&mut buffers, store.as_ref()).await;
                 }
-                Some(Command::Flush(reply)) => {
+            }
+            command = inbox.control.recv() => match command {
+                Some(Control::Flush(reply)) => {
+                    inbox.drain(&mut buffers);
                     let result = buffers.flush(store.as_ref()).await;
                     retry_on_tick_only = result.is_err();
                     let _ = reply.send(result);
                 }
-                Some(Command::Shutdown(reply)) => {
-                    return shut_down(buffers, store.as_ref(), commands, reply).await;
+                Some(Control::Shutdown(reply)) => {
+                    return shut_down(buffers, store.as_ref(), inbox, reply).await;
                 }
                 // Every handle is gone: nobody is left to hear about a failure but the log.
                 None => {
+                    inbox.drain(&mut buffers);
                     if let Err(error) = buffers.flush(store.as_ref()).await {
                         let cause = cause(&error);
                         tracing::error!(
@@ -283,6 +383,7 @@ async fn run(
                 }
             },
             _ = ticker.tick() => {
+                inbox.drain(&mut buffers);
                 retry_on_tick_only = background_flush(&mut buffers, store.as_ref()).await;
             }
         }
@@ -293,15 +394,18 @@ async fn run(
 async fn shut_down(
     mut buffers: Buffers,
     store: &dyn ObjectStore,
-    mut commands: mpsc::Receiver<Command>,
+    mut inbox: Inbox,
     reply: oneshot::Sender<Result<(), CaptureError>>,
 ) {
-    commands.close();
+    inbox.records.close();
+    inbox.control.close();
+    while let Some(pending) = inbox.records.recv().await {
+        buffers.add(pending);
+    }
     let mut others = Vec::new();
-    while let Some(command) = commands.recv().await {
+    while let Some(command) = inbox.control.recv().await {
         match command {
-            Command::Record { folder, time, line, key } => buffers.add(folder, time, line, key),
-            Command::Flush(other) | Command::Shutdown(other) => others.push(other),
+            Control::Flush(other) | Control::Shutdown(other) => others.push(other),
         }
     }
     let result = buffers.flush(store).await;
@@ -330,30 +434,52 @@ fn cause(error: &CaptureError) -> Option<String> {
     std::error::Error::source(error).map(ToString::to_string)
 }
 
-#[derive(Default)]
 struct Buffers {
-    /// Keyed by the hour folder, which names destination and hour.
-    batches: HashMap<Path, Batch>,
+    /// Keyed by destination and hour (hours since the epoch).
+    batches: HashMap<(usize, i64), Batch>,
     records: usize,
     ledger: Arc<Ledger>,
 }
 
 struct Batch {
+    target: CaptureTarget,
+    folder: Path,
     first_time: DateTime<Utc>,
     lines: Vec<u8>,
     records: usize,
-    /// The endpoint's figures.
-    key: String,
 }
 
+/// A batch's first allocation: most flushes hold many records, so start past the small sizes
+/// a growing buffer would otherwise copy through.
+const BATCH_CAPACITY: usize = 64 * 1024;
+
 impl Buffers {
-    fn add(&mut self, folder: Path, time: DateTime<Utc>, line: Vec<u8>, key: String) {
-        let batch = self.batches.entry(folder).or_insert_with(|| Batch {
-            first_time: time,
-            lines: Vec::new(),
-            records: 0,
-            key,
-        });
+    fn add(&mut self, pending: Pending) {
+        let Pending { target, time, line } = pending;
+        let hour = time.timestamp().div_euclid(3600);
+        let batch = match self.batches.entry((target.id(), hour)) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                // The destination was checked when its target was made; only the hour differs.
+                let folder = match hour_folder(&target.0.destination, time) {
+                    Ok(folder) => folder,
+                    Err(error) => {
+                        tracing::error!(%error, "capture record dropped");
+                        self.ledger.release(line.len());
+                        target.0.counters.captured.fetch_sub(1, Ordering::AcqRel);
+                        target.dropped();
+                        return;
+                    }
+                };
+                entry.insert(Batch {
+                    target,
+                    folder,
+                    first_time: time,
+                    lines: Vec::with_capacity(BATCH_CAPACITY),
+                    records: 0,
+                })
+            }
+        };
         batch.first_time = batch.first_time.min(time);
         batch.lines.extend_from_slice(&line);
         batch.records += 1;
@@ -363,25 +489,23 @@ impl Buffers {
     /// Writes each batch as a new object; failed batches stay buffered.
     async fn flush(&mut self, store: &dyn ObjectStore) -> Result<(), CaptureError> {
         let mut failed: Option<(usize, usize, object_store::Error)> = None;
-        for (folder, batch) in std::mem::take(&mut self.batches) {
-            let location = file_path(&folder, batch.first_time);
+        for (id, batch) in std::mem::take(&mut self.batches) {
+            let location = file_path(&batch.folder, batch.first_time);
             let lines = Bytes::from(batch.lines);
             match store.put(&location, lines.clone().into()).await {
                 Ok(_) => {
                     self.records -= batch.records;
                     self.ledger.release(lines.len());
-                    let now = Utc::now();
-                    self.ledger.update(&batch.key, |s| {
-                        s.written += batch.records as u64;
-                        s.last_flush = Some(now);
-                    });
+                    let counters = &batch.target.0.counters;
+                    counters.written.fetch_add(batch.records as u64, Ordering::AcqRel);
+                    counters.last_flush_micros.store(Utc::now().timestamp_micros(), Ordering::Release);
                 }
                 Err(error) => {
                     failed = Some(match failed {
                         None => (1, batch.records, error),
                         Some((objects, records, first)) => (objects + 1, records + batch.records, first),
                     });
-                    self.batches.insert(folder, Batch { lines: Vec::from(lines), ..batch });
+                    self.batches.insert(id, Batch { lines: Vec::from(lines), ..batch });
                 }
             }
         }
@@ -461,13 +585,29 @@ fn capture_line(event: &CaptureEvent) -> Vec<u8> {
         event_metadata: EventMetadata {
             event_id: event.event_id,
             inference_id: event.inference_id.as_deref(),
-            inference_time: event.time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            inference_time: inference_time(event.time),
         },
         event_version: "0",
     };
-    let mut line = serde_json::to_vec(&record).expect("a capture record always serializes");
+    // Sized for the payloads and the record around them, so the line is not grown step by step.
+    let mut line = Vec::with_capacity(event.input.len() + event.output.len() + 320);
+    serde_json::to_writer(&mut line, &record).expect("a capture record always serializes");
     line.push(b'\n');
     line
+}
+
+/// `%Y-%m-%dT%H:%M:%SZ`, written directly: chrono's `format` parses its pattern on every call.
+fn inference_time(time: DateTime<Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
 }
 
 /// CSV and JSON bodies are kept as text; anything else, or text that is not UTF-8, is base64
@@ -866,6 +1006,31 @@ mod tests {
         assert_eq!(stats.written, 3);
         assert!(stats.last_flush.is_some());
         assert_eq!(writer.buffered_bytes(), 0, "written records leave the budget");
+    }
+
+    #[test]
+    fn inference_times_read_as_chronos_format() {
+        for micros in [0i64, 1_764_806_399_999_999, 1_764_806_400_000_000, 253_402_300_799_000_000, 951_782_400_123_456]
+        {
+            let time = DateTime::from_timestamp_micros(micros).unwrap();
+            assert_eq!(inference_time(time), time.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        }
+    }
+
+    /// An endpoint reloaded (a new model revision) resolves the same target: its figures go on.
+    #[tokio::test]
+    async fn one_destination_has_one_target_and_one_set_of_figures() {
+        let fx = fixture();
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
+        let (first, second) = (writer.target(&dest()).unwrap(), writer.target(&dest()).unwrap());
+        assert_eq!(first.id(), second.id());
+        writer.record_to(&first, csv_event(at(8, 0, 0, 0))).unwrap();
+        writer.record_to(&second, csv_event(at(8, 0, 0, 1))).unwrap();
+        second.sampled_out();
+        writer.flush().await.unwrap();
+        let stats = writer.stats(&dest());
+        assert_eq!((stats.captured, stats.written, stats.sampled_out), (2, 2, 1));
+        assert_eq!(wait_for_objects(&fx.store, 1).await.len(), 1, "one hour, one destination: one object");
     }
 
     /// While the store keeps failing, buffered records stay within the byte budget: the rest is

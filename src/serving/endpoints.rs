@@ -111,6 +111,9 @@ pub struct LiveEndpoint {
     pub model: Model,
     /// Registered once per load, so an invocation only adds to atomics.
     pub metrics: crate::metrics::EndpointMetrics,
+    /// Where its invocations are captured, resolved on the first one (`None` inside: the
+    /// destination cannot be written, logged once).
+    pub capture_target: std::sync::OnceLock<Option<super::capture::CaptureTarget>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -541,6 +544,7 @@ impl EndpointRegistry {
                 name: record.name.clone(),
                 revision: record.revision,
                 metrics: crate::metrics::EndpointMetrics::new(&record.environment, &record.name),
+                capture_target: Default::default(),
                 config,
                 model: Model::Process(process),
             });
@@ -566,6 +570,7 @@ impl EndpointRegistry {
             config,
             model: Model::Builtin(loaded.model),
             metrics: crate::metrics::EndpointMetrics::new(&record.environment, &record.name),
+            capture_target: Default::default(),
         })
     }
 }

@@ -77,27 +77,38 @@ pub async fn invoke(
     };
 
     if let Some(location) = &endpoint.config.capture {
-        let destination = CaptureDestination {
-            bucket: location.bucket.clone(),
-            prefix: location.prefix.clone(),
-            endpoint: endpoint.name.clone(),
-            variant: endpoint.config.variant.clone(),
-        };
-        let event = CaptureEvent {
-            input_content_type: invocation.content_type.unwrap_or_else(|| "text/csv".into()),
-            input: invocation.body,
-            output_content_type: content_type.to_string(),
-            output: Bytes::from(body.clone()),
-            inference_id: invocation.inference_id,
-            event_id: uuid::Uuid::new_v4(),
-            time: chrono::Utc::now(),
-        };
+        // Resolved on the endpoint's first invocation, then reused: no paths built per call.
+        let target = endpoint.capture_target.get_or_init(|| {
+            let destination = CaptureDestination {
+                bucket: location.bucket.clone(),
+                prefix: location.prefix.clone(),
+                endpoint: endpoint.name.clone(),
+                variant: endpoint.config.variant.clone(),
+            };
+            capture
+                .target(&destination)
+                .inspect_err(|e| tracing::error!(endpoint = %endpoint.name, error = %e, "this endpoint cannot capture"))
+                .ok()
+        });
         // Capture never delays the answer: a record that does not fit the buffer is dropped
         // and counted for the endpoint (GET /v1/endpoints/{name} shows the figures).
-        if !sampled(capture.sampling_percentage()) {
-            capture.sampled_out(&destination);
-        } else if let Err(e) = capture.record(&destination, event) {
-            tracing::warn!(endpoint = %endpoint.name, error = %e, "could not capture an invocation");
+        if let Some(target) = target {
+            if !sampled(capture.sampling_percentage()) {
+                target.sampled_out();
+            } else {
+                let event = CaptureEvent {
+                    input_content_type: invocation.content_type.unwrap_or_else(|| "text/csv".into()),
+                    input: invocation.body,
+                    output_content_type: content_type.to_string(),
+                    output: Bytes::from(body.clone()),
+                    inference_id: invocation.inference_id,
+                    event_id: uuid::Uuid::new_v4(),
+                    time: chrono::Utc::now(),
+                };
+                if let Err(e) = capture.record_to(target, event) {
+                    tracing::warn!(endpoint = %endpoint.name, error = %e, "could not capture an invocation");
+                }
+            }
         }
     }
     Ok(InvocationOutput { content_type, body })

@@ -144,6 +144,7 @@ impl LocalTarget {
             name: name.to_string(),
             revision: record.revision,
             metrics: crate::metrics::EndpointMetrics::new(&stage.environment, name),
+            capture_target: Default::default(),
             config,
             model,
         });
