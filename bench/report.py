@@ -158,6 +158,7 @@ def main() -> None:
     w("")
     w("```sh")
     w("bench/run            # BENCH_DURATION=10s BENCH_ROWS=1000000 by default")
+    w("BENCH_ONLY=serving bench/run   # real-time, proxy and batch; keeps the other sections")
     w("```")
     w("")
     w("It installs `wrk` (Debian) when missing, MLServer and the reference libraries into")

@@ -5,8 +5,8 @@
 //! backoff when it dies, stopped when the endpoint goes. Its stdout and stderr are kept (the last
 //! lines) as the endpoint's logs.
 
+use super::child_http::CallError;
 use bytes::Bytes;
-use futures::StreamExt;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -104,9 +104,8 @@ impl Shared {
 /// A running algorithm; dropping it stops the process.
 pub struct ProcessModel {
     shared: Arc<Shared>,
-    client: reqwest::Client,
-    /// Keeps no idle connections: a retry through it always opens a new one.
-    fresh: reqwest::Client,
+    /// Invocations go through these (`GET /ping` through reqwest, in the supervisor).
+    connections: super::child_http::ChildConnections,
 }
 
 impl std::fmt::Debug for ProcessModel {
@@ -208,11 +207,6 @@ impl ProcessModel {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ProcessError::Spawn(e.to_string()))?;
-        let fresh = reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .build()
-            .map_err(|e| ProcessError::Spawn(e.to_string()))?;
         let mut child = spawn(&spec, &shared)?;
         if let Err(e) = wait_ready(&client, &mut child, &shared, spec.start_timeout).await {
             let _ = child.kill().await;
@@ -220,8 +214,8 @@ impl ProcessModel {
         }
         shared.ready.store(true, Ordering::Release);
         tracing::info!(endpoint = %spec.endpoint, port = shared.port.load(Ordering::Relaxed), "custom algorithm ready");
-        tokio::spawn(supervise(spec, shared.clone(), client.clone(), child));
-        Ok(ProcessModel { shared, client, fresh })
+        tokio::spawn(supervise(spec, shared.clone(), client, child));
+        Ok(ProcessModel { shared, connections: Default::default() })
     }
 
     /// The last `lines` lines the algorithm wrote (stdout and stderr, interleaved as they came).
@@ -241,17 +235,19 @@ impl ProcessModel {
     /// What a failed call on a new connection means. A process that is dying may still take the
     /// connection and then reset it; its supervisor notices the exit within moments, so a broken
     /// call waits briefly for that before it is called the algorithm's failure.
-    async fn failure(&self, e: reqwest::Error) -> ProcessError {
-        if e.is_timeout() {
-            return ProcessError::Timeout(INVOCATION_TIMEOUT);
-        }
+    async fn failure(&self, e: CallError) -> ProcessError {
+        let message = match e {
+            CallError::TooLarge(_) => return ProcessError::ResponseTooLarge,
+            CallError::Connect(_) => return ProcessError::Restarting,
+            CallError::Exchange { message, .. } => message,
+        };
         for _ in 0..20 {
             if !self.is_ready() {
                 return ProcessError::Restarting;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        if e.is_connect() { ProcessError::Restarting } else { ProcessError::Call(e.to_string()) }
+        ProcessError::Call(message)
     }
 
     /// `POST /invocations` on the algorithm.
@@ -259,51 +255,35 @@ impl ProcessModel {
         if !self.is_ready() {
             return Err(ProcessError::Restarting);
         }
-        let url = format!("http://127.0.0.1:{}/invocations", self.shared.port.load(Ordering::Relaxed));
-        let send = |client: &reqwest::Client| {
-            let mut call = client.post(&url).timeout(INVOCATION_TIMEOUT).body(request.body.clone());
-            for (name, value) in [
-                ("content-type", &request.content_type),
-                ("accept", &request.accept),
-                ("x-amzn-sagemaker-custom-attributes", &request.custom_attributes),
-                ("x-amzn-sagemaker-inference-id", &request.inference_id),
-            ] {
-                if let Some(value) = value {
-                    call = call.header(name, value);
-                }
-            }
-            call.send()
-        };
-        let response = match send(&self.client).await {
-            Ok(response) => response,
-            Err(e) if e.is_timeout() => return Err(ProcessError::Timeout(INVOCATION_TIMEOUT)),
-            Err(e) if !self.is_ready() || e.is_connect() => return Err(ProcessError::Restarting),
-            // A kept-alive connection the algorithm closed (it exited after its last answer,
-            // before the supervisor noticed): once more on a new connection (not another
-            // pooled one, which may be as dead), which a dead process refuses.
-            Err(_) => match send(&self.fresh).await {
-                Ok(response) => response,
+        let port = self.shared.port.load(Ordering::Relaxed);
+        let headers: Vec<(&'static str, &str)> = [
+            ("content-type", &request.content_type),
+            ("accept", &request.accept),
+            ("x-amzn-sagemaker-custom-attributes", &request.custom_attributes),
+            ("x-amzn-sagemaker-inference-id", &request.inference_id),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .collect();
+        let post = |fresh| self.connections.post(port, &headers, request.body.clone(), MAX_RESPONSE_BYTES, fresh);
+        let call = async {
+            let answer = match post(false).await {
+                Ok(answer) => answer,
+                Err(CallError::TooLarge(_)) => return Err(ProcessError::ResponseTooLarge),
+                Err(_) if !self.is_ready() => return Err(ProcessError::Restarting),
+                Err(CallError::Connect(_)) => return Err(ProcessError::Restarting),
+                // A kept-alive connection the algorithm closed (it exited after its last
+                // answer, before the supervisor noticed): once more on a new connection,
+                // which a dead process refuses.
+                Err(CallError::Exchange { reused: true, .. }) => match post(true).await {
+                    Ok(answer) => answer,
+                    Err(e) => return Err(self.failure(e).await),
+                },
                 Err(e) => return Err(self.failure(e).await),
-            },
+            };
+            Ok(ProcessReply { status: answer.status, content_type: answer.content_type, body: answer.body })
         };
-        let status = response.status().as_u16();
-        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                if e.is_timeout() {
-                    ProcessError::Timeout(INVOCATION_TIMEOUT)
-                } else {
-                    ProcessError::Call(e.to_string())
-                }
-            })?;
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(ProcessError::ResponseTooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(ProcessReply { status, content_type, body: Bytes::from(body) })
+        tokio::time::timeout(INVOCATION_TIMEOUT, call).await.unwrap_or(Err(ProcessError::Timeout(INVOCATION_TIMEOUT)))
     }
 }
 

@@ -1,0 +1,241 @@
+//! HTTP/1.1 to a custom algorithm on loopback, each connection driven by the task that calls
+//! through it, kept alive between calls.
+//!
+//! Written here rather than using reqwest (hyper-util's pooled client): that client runs every
+//! connection as a task of its own, so each call hands the request to that task and gets the
+//! answer back from it — two wake-ups across the runtime's threads that cost more than the
+//! loopback exchange itself (the proxy-overhead benchmark in docs/BENCHMARKS.md). Here the
+//! caller polls the connection together with its request, so the socket wakes the caller.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+type Driver = Pin<Box<http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>>>;
+
+/// Idle connections kept per algorithm (more are closed after their call).
+const MAX_IDLE: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Nothing listens on the port (the process is gone or not started yet).
+    #[error("cannot connect to the algorithm: {0}")]
+    Connect(std::io::Error),
+    /// The exchange failed; `reused`: on a connection an earlier call had used, which the
+    /// algorithm may have closed in between.
+    #[error("{message}")]
+    Exchange { message: String, reused: bool },
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// The answer: status, `Content-Type`, body.
+pub struct Answer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+}
+
+/// Kept-alive connections to one algorithm.
+#[derive(Default)]
+pub struct ChildConnections {
+    idle: Mutex<Vec<Connection>>,
+}
+
+struct Connection {
+    port: u16,
+    sender: http1::SendRequest<Full<Bytes>>,
+    /// `None` once it finished: the connection is closed.
+    driver: Option<Driver>,
+    /// Whether a call went through it already.
+    used: bool,
+}
+
+impl ChildConnections {
+    /// `POST /invocations` on `127.0.0.1:port` with these headers and body; at most `limit`
+    /// bytes of answer. `fresh`: on a new connection, not an idle one.
+    pub async fn post(
+        &self,
+        port: u16,
+        headers: &[(&'static str, &str)],
+        body: Bytes,
+        limit: usize,
+        fresh: bool,
+    ) -> Result<Answer, CallError> {
+        let pooled = if fresh { None } else { self.take(port) };
+        let mut connection = match pooled {
+            Some(connection) => connection,
+            None => Connection::open(port).await?,
+        };
+        let mut request = hyper::Request::post("/invocations").header(hyper::header::HOST, format!("127.0.0.1:{port}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request =
+            request.body(Full::new(body)).map_err(|e| CallError::Exchange { message: e.to_string(), reused: false })?;
+        let answer = connection.exchange(request, limit).await;
+        if answer.is_ok() && connection.driver.is_some() && !connection.sender.is_closed() {
+            self.give_back(connection);
+        }
+        answer
+    }
+
+    fn take(&self, port: u16) -> Option<Connection> {
+        let mut idle = self.idle.lock().expect("connections lock");
+        while let Some(connection) = idle.pop() {
+            // A restarted algorithm listens on another port; a closed connection is no use.
+            if connection.port == port && !connection.sender.is_closed() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, connection: Connection) {
+        let mut idle = self.idle.lock().expect("connections lock");
+        if idle.len() < MAX_IDLE {
+            idle.push(connection);
+        }
+    }
+}
+
+impl Connection {
+    async fn open(port: u16) -> Result<Connection, CallError> {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(CallError::Connect)?;
+        // One small request and answer per exchange: waiting to coalesce them only adds latency.
+        stream.set_nodelay(true).map_err(CallError::Connect)?;
+        let (sender, driver) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| CallError::Exchange { message: e.to_string(), reused: false })?;
+        Ok(Connection { port, sender, driver: Some(Box::pin(driver)), used: false })
+    }
+
+    /// Sends the request and reads the whole answer, driving the connection meanwhile.
+    async fn exchange(&mut self, request: hyper::Request<Full<Bytes>>, limit: usize) -> Result<Answer, CallError> {
+        let reused = std::mem::replace(&mut self.used, true);
+        let failed = |message: String| CallError::Exchange { message, reused };
+        let Some(mut running) = self.driver.take() else {
+            return Err(failed("the connection is closed".into()));
+        };
+        let sender = &mut self.sender;
+        let call = async {
+            sender.ready().await.map_err(|e| failed(e.to_string()))?;
+            let response = sender.send_request(request).await.map_err(|e| failed(e.to_string()))?;
+            let status = response.status().as_u16();
+            let content_type =
+                response.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let mut body = response.into_body();
+            let mut bytes = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| failed(e.to_string()))?;
+                if let Some(data) = frame.data_ref() {
+                    if bytes.len() + data.len() > limit {
+                        return Err(CallError::TooLarge(limit));
+                    }
+                    bytes.extend_from_slice(data);
+                }
+            }
+            Ok(Answer { status, content_type, body: Bytes::from(bytes) })
+        };
+        tokio::pin!(call);
+        let answer = tokio::select! {
+            biased;
+            answer = &mut call => answer,
+            ended = running.as_mut() => {
+                // The connection ended: the answer may have come with its end (`Connection:
+                // close`), else the algorithm closed it or died. Dropping the driver ends the
+                // call's wait for an answer that will not come.
+                drop(running);
+                let reason = match ended {
+                    Ok(()) => "the algorithm closed the connection".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                return call.await.map_err(|e| match e {
+                    CallError::Exchange { .. } => failed(reason),
+                    other => other,
+                });
+            }
+        };
+        self.driver = Some(running);
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback server answering every request on a connection with `answer`, closing the
+    /// connection after `per_connection` answers; counts the connections it accepted.
+    async fn server(answer: &'static str, per_connection: usize) -> (u16, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 8192];
+                    for _ in 0..per_connection {
+                        // Each request here is one small read: headers and a short body.
+                        match socket.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (port, accepted)
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/csv\r\ncontent-length: 4\r\n\r\n0.5\n";
+
+    #[tokio::test]
+    async fn calls_reuse_a_kept_alive_connection() {
+        let (port, accepted) = server(OK, usize::MAX).await;
+        let connections = ChildConnections::default();
+        for _ in 0..3 {
+            let answer =
+                connections.post(port, &[("content-type", "text/csv")], Bytes::from("1,2"), 1024, false).await.unwrap();
+            assert_eq!((answer.status, answer.content_type.as_deref()), (200, Some("text/csv")));
+            assert_eq!(answer.body, Bytes::from("0.5\n"));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_is_reported_as_reused_and_a_fresh_one_works() {
+        let (port, accepted) = server(OK, 1).await;
+        let connections = ChildConnections::default();
+        connections.post(port, &[], Bytes::from("1"), 1024, false).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        match connections.post(port, &[], Bytes::from("1"), 1024, false).await {
+            Err(CallError::Exchange { reused: true, .. }) => {}
+            Ok(_) => {} // the close was seen before the call: a new connection answered
+            Err(e) => panic!("{e}"),
+        }
+        connections.post(port, &[], Bytes::from("1"), 1024, true).await.unwrap();
+        assert!(accepted.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[tokio::test]
+    async fn answers_over_the_limit_and_closed_ports_are_named() {
+        let (port, _) = server(OK, usize::MAX).await;
+        let connections = ChildConnections::default();
+        assert!(matches!(connections.post(port, &[], Bytes::new(), 3, false).await, Err(CallError::TooLarge(3))));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        assert!(matches!(connections.post(closed, &[], Bytes::new(), 3, false).await, Err(CallError::Connect(_))));
+    }
+}
