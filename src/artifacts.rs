@@ -310,6 +310,10 @@ pub async fn download_prefix(
         }
         let below =
             meta.location.as_ref().strip_prefix(prefix).unwrap_or(meta.location.as_ref()).trim_start_matches('/');
+        // Below `dir` only, whatever the key holds.
+        if std::path::Path::new(below).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(invalid(meta.location.as_ref(), "not a plain relative key"));
+        }
         let file = dir.join(below);
         let body = store
             .get(&meta.location)
