@@ -253,7 +253,9 @@ impl CaptureWriter {
         Ok(target)
     }
 
-    /// [`Self::record_to`] the destination's target.
+    /// [`Self::record_to`] the destination's target (the tests' shorthand; an endpoint keeps its
+    /// target).
+    #[cfg(test)]
     pub fn record(&self, dest: &CaptureDestination, event: CaptureEvent) -> Result<Recorded, CaptureError> {
         self.record_to(&self.target(dest)?, event)
     }

@@ -7,6 +7,7 @@
 //! loopback exchange itself (the proxy-overhead benchmark in docs/BENCHMARKS.md). Here the
 //! caller polls the connection together with its request, so the socket wakes the caller.
 
+use super::process::ProcessReply;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
@@ -30,13 +31,6 @@ pub enum CallError {
     Exchange { message: String, reused: bool },
     #[error("the answer is larger than {0} bytes")]
     TooLarge(usize),
-}
-
-/// The answer: status, `Content-Type`, body.
-pub struct Answer {
-    pub status: u16,
-    pub content_type: Option<String>,
-    pub body: Bytes,
 }
 
 /// Kept-alive connections to one algorithm.
@@ -64,7 +58,7 @@ impl ChildConnections {
         body: Bytes,
         limit: usize,
         fresh: bool,
-    ) -> Result<Answer, CallError> {
+    ) -> Result<ProcessReply, CallError> {
         let pooled = if fresh { None } else { self.take(port) };
         let mut connection = match pooled {
             Some(connection) => connection,
@@ -114,7 +108,11 @@ impl Connection {
     }
 
     /// Sends the request and reads the whole answer, driving the connection meanwhile.
-    async fn exchange(&mut self, request: hyper::Request<Full<Bytes>>, limit: usize) -> Result<Answer, CallError> {
+    async fn exchange(
+        &mut self,
+        request: hyper::Request<Full<Bytes>>,
+        limit: usize,
+    ) -> Result<ProcessReply, CallError> {
         let reused = std::mem::replace(&mut self.used, true);
         let failed = |message: String| CallError::Exchange { message, reused };
         let Some(mut running) = self.driver.take() else {
@@ -138,7 +136,7 @@ impl Connection {
                     bytes.extend_from_slice(data);
                 }
             }
-            Ok(Answer { status, content_type, body: Bytes::from(bytes) })
+            Ok(ProcessReply { status, content_type, body: Bytes::from(bytes) })
         };
         tokio::pin!(call);
         let answer = tokio::select! {

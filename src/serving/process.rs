@@ -267,21 +267,17 @@ impl ProcessModel {
         .collect();
         let post = |fresh| self.connections.post(port, &headers, request.body.clone(), MAX_RESPONSE_BYTES, fresh);
         let call = async {
-            let answer = match post(false).await {
-                Ok(answer) => answer,
-                Err(CallError::TooLarge(_)) => return Err(ProcessError::ResponseTooLarge),
-                Err(_) if !self.is_ready() => return Err(ProcessError::Restarting),
-                Err(CallError::Connect(_)) => return Err(ProcessError::Restarting),
+            match post(false).await {
                 // A kept-alive connection the algorithm closed (it exited after its last
                 // answer, before the supervisor noticed): once more on a new connection,
                 // which a dead process refuses.
-                Err(CallError::Exchange { reused: true, .. }) => match post(true).await {
-                    Ok(answer) => answer,
-                    Err(e) => return Err(self.failure(e).await),
+                Err(CallError::Exchange { reused: true, .. }) if self.is_ready() => match post(true).await {
+                    Ok(answer) => Ok(answer),
+                    Err(e) => Err(self.failure(e).await),
                 },
-                Err(e) => return Err(self.failure(e).await),
-            };
-            Ok(ProcessReply { status: answer.status, content_type: answer.content_type, body: answer.body })
+                Ok(answer) => Ok(answer),
+                Err(e) => Err(self.failure(e).await),
+            }
         };
         tokio::time::timeout(INVOCATION_TIMEOUT, call).await.unwrap_or(Err(ProcessError::Timeout(INVOCATION_TIMEOUT)))
     }

@@ -126,15 +126,7 @@ async fn start_baseline(
             Some(ours) => Analyzer::Ours(ours.clone()),
             None => Analyzer::Prebuilt(image(image_uris::model_monitor_image_uri(&context.region))?),
         };
-        let request = analyzer_request(m, role, &analyzer, &baseline_data, job_tags(stage));
-        // Our image's entrypoint is `mlops`; the job runs `mlops analyze` (docs/MONITORING.md).
-        if let Analyzer::Ours(image_uri) = analyzer {
-            request.app_specification(
-                AppSpecification::builder().image_uri(image_uri).container_arguments("analyze").build(),
-            )
-        } else {
-            request
-        }
+        analyzer_request(m, role, &analyzer, &baseline_data, job_tags(stage))
     };
     request.send_with(&clients.sagemaker).await.map_err(|e| AwsError::from_sdk("CreateProcessingJob", e))?;
     Ok(())
@@ -229,7 +221,14 @@ pub(super) fn analyzer_request(
     baseline_data: &str,
     tags: Vec<Tag>,
 ) -> CreateProcessingJobInputBuilder {
-    processing_request(m, role, analyzer.image(), tags)
+    let request = processing_request(m, role, analyzer.image(), tags);
+    let request = match analyzer {
+        Analyzer::Prebuilt(_) => request,
+        // Our image's entrypoint is `mlops`; the job runs `mlops analyze` (docs/MONITORING.md).
+        Analyzer::Ours(image) => request
+            .app_specification(AppSpecification::builder().image_uri(image).container_arguments("analyze").build()),
+    };
+    request
         .set_environment(Some(analyzer_environment(m, analyzer).into_iter().collect()))
         .processing_inputs(s3_input(BASELINE_DATASET_INPUT, baseline_data, ANALYZER_DATASET_PATH))
         .processing_output_config(output_config(m, "monitoring_output"))
