@@ -71,7 +71,14 @@ fn load(config: Option<&std::path::Path>, flags: &ServerFlags) -> anyhow::Result
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let result = run(Cli::parse()).await;
+    // Log lines are written in batches: the last ones go out before the process ends (and
+    // before the error, if any, that Rust prints once main returns).
+    mlops::telemetry::flush();
+    result
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config.as_deref();
     match cli.command {
         // Client errors are for people at a terminal: one readable message, no debug chain.

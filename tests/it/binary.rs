@@ -237,7 +237,9 @@ async fn readme_walkthrough(kind: Db) {
     // 5. A clean stop writes every captured invocation.
     let capture = data.join("objects/datacapture/breast-cancer/breast-cancer/AllTraffic");
     assert!(!capture.exists(), "nothing is flushed before shutdown with a 1 h interval");
-    server.terminate().await;
+    let log = server.terminate().await;
+    // Log lines are written in batches; the last one, logged just before exit, is there.
+    assert!(log.lines().any(|l| l.contains(r#""message":"stopped""#)), "the final log line is written:\n{log}");
     if let Some(worker) = worker {
         worker.terminate().await;
     }
