@@ -215,7 +215,12 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
         ),
         retry_after_seconds: 1,
     })?;
-    let endpoint = state.endpoints.get(&environment, &name).await.map_err(|e| endpoint_error(&id, &e))?;
+    let endpoint = state.endpoints.get(&environment, &name).await.map_err(|e| {
+        if matches!(e, EndpointError::NotFound(_)) {
+            state.invocations.forget(&environment, &name);
+        }
+        endpoint_error(&id, &e)
+    })?;
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let invocation = Invocation {
         content_type: header(header::CONTENT_TYPE),

@@ -159,6 +159,47 @@ async fn a_crashed_algorithm_is_restarted() {
     server.stop().await;
 }
 
+/// More invocations of one endpoint at once than `serving.max_concurrent_invocations` are
+/// answered 429 with `Retry-After`, not queued; the others are served, and a made-up
+/// endpoint name is a 404 whatever the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_endpoint_answers_429_at_once() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.serving.max_concurrent_invocations = 2;
+    let server = TestServer::start_with(db, settings).await;
+    build(&server).await;
+    let id = provision(&server, "slow", &json!({"weights": [1.0], "bias": 0.0, "delay_seconds": 1.5})).await;
+    server.wait_for(&id, "active").await;
+
+    let calls = (0..5).map(|_| server.invoke("slow-endpoint", "text/csv", "4".into(), INVOKER));
+    let (mut served, mut refused) = (0, 0);
+    for response in futures::future::join_all(calls).await {
+        match response.status().as_u16() {
+            200 => {
+                assert_eq!(response.text().await.unwrap(), "4.0\n");
+                served += 1;
+            }
+            429 => {
+                assert_eq!(response.headers()["retry-after"], "1");
+                assert_eq!(response.headers()["content-type"], "application/problem+json");
+                let problem: Value = response.json().await.unwrap();
+                assert!(problem["detail"].as_str().unwrap().contains("max_concurrent_invocations"), "{problem}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {}", response.text().await.unwrap()),
+        }
+    }
+    assert_eq!((served, refused), (2, 3), "two slots, five callers");
+    let ok = server.invoke("slow-endpoint", "text/csv", "5".into(), INVOKER).await;
+    assert_eq!(ok.status(), 200, "the slots are free again");
+    for _ in 0..3 {
+        let missing = server.invoke("made-up-endpoint", "text/csv", "1".into(), INVOKER).await;
+        assert_eq!(missing.status(), 404);
+    }
+    server.stop().await;
+}
+
 /// An algorithm that never answers `/ping` fails the deploy, with its output, and leaves no
 /// process behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
