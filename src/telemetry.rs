@@ -18,9 +18,9 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// The longest a line waits in the buffer.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Pending bytes that are written at once, by the thread that logs.
-pub const FLUSH_BYTES: usize = 64 * 1024;
+const FLUSH_BYTES: usize = 64 * 1024;
 
 /// Installs the global subscriber once; later calls (tests start many servers) are no-ops.
 pub fn init(settings: &LogSettings) {
@@ -39,7 +39,9 @@ pub fn init(settings: &LogSettings) {
 
 /// Writes every pending line to stdout.
 pub fn flush() {
-    write_pending(lock(&OUTPUT));
+    let output = lock(&OUTPUT);
+    let batch = std::mem::take(&mut *lock(&PENDING));
+    write_batch(output, batch);
 }
 
 /// Lines formatted but not yet written.
@@ -52,8 +54,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn write_pending(_output: MutexGuard<'_, ()>) {
-    let batch = std::mem::take(&mut *lock(&PENDING));
+/// Writes `batch`; the caller holds the output lock, so batches keep the order they were taken in.
+fn write_batch(_output: MutexGuard<'_, ()>, batch: Vec<u8>) {
     if !batch.is_empty() {
         // Nowhere to report a failed log write; the next batch tries again.
         let mut stdout = std::io::stdout().lock();
@@ -77,9 +79,13 @@ fn start_flushing() {
         }
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            // try_lock: the panic may have come from inside a write.
-            if let Ok(output) = OUTPUT.try_lock() {
-                write_pending(output);
+            // try_lock: the panicking thread may hold either lock (this hook runs before unwinding).
+            if let Ok(output) = OUTPUT.try_lock()
+                && let Ok(mut pending) = PENDING.try_lock()
+            {
+                let batch = std::mem::take(&mut *pending);
+                drop(pending);
+                write_batch(output, batch);
             }
             previous(info);
         }));

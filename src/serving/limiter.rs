@@ -56,7 +56,8 @@ impl InvocationLimiter {
     }
 
     /// Endpoints with slots.
-    pub fn endpoints(&self) -> usize {
+    #[cfg(test)]
+    fn endpoints(&self) -> usize {
         self.slots.read().expect("limiter lock").values().map(HashMap::len).sum()
     }
 }
