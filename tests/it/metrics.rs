@@ -50,7 +50,7 @@ async fn a_scrape_shows_requests_invocations_capture_drops_models_and_jobs(db: T
     assert_eq!(server.invoke("churn-endpoint", "text/csv", "1,2".into(), INVOKER).await.status(), 400);
     assert_eq!(server.invoke("no-such-endpoint", "text/csv", "1,2".into(), INVOKER).await.status(), 404);
 
-    let text = scrape(&server, address).await;
+    let mut text = scrape(&server, address).await;
     let route = "/v1/endpoints/{name}/invocations";
     let http = |status| {
         sample(&text, "mlops_http_requests_total", &[("method", "POST"), ("route", route), ("status", status)])
@@ -82,8 +82,15 @@ async fn a_scrape_shows_requests_invocations_capture_drops_models_and_jobs(db: T
         sample(&text, "mlops_jobs_finished_total", &[("kind", "deploy_stage"), ("outcome", "succeeded")]),
         Some(1.0)
     );
-    // Polled every 5 s (figures: `queue_stats_count_waiting_and_running_jobs`).
-    for gauge in ["mlops_jobs_queued", "mlops_jobs_running", "mlops_jobs_oldest_queued_age_seconds"] {
+    // Polled every 5 s (figures: `queue_stats_count_waiting_and_running_jobs`): published once
+    // the first poll has answered, which on a busy machine can come after the scrape above.
+    let gauges = ["mlops_jobs_queued", "mlops_jobs_running", "mlops_jobs_oldest_queued_age_seconds"];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(12);
+    while !gauges.iter().all(|gauge| sample(&text, gauge, &[]).is_some()) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        text = scrape(&server, address).await;
+    }
+    for gauge in gauges {
         assert!(sample(&text, gauge, &[]).is_some_and(|v| v >= 0.0), "{gauge}: {text}");
     }
 
