@@ -1,17 +1,38 @@
 //! The AWS solution's own test-fixture request bodies (tests/fixtures/solution) on the local
 //! target, for real, on both stores: the built-in real-time body serves (and the same body with
 //! `endpoint_name` updates it), the built-in batch body transforms its input, the image-builder
-//! body builds its algorithm; the rest get what docs/API.md §10 says — the monitors a 400 naming
-//! `endpoint_name`, AutoML a 422 (no training here), the custom bodies a failed deploy naming
-//! the algorithm their made-up `custom_image_uri` does not name, and the second body asking for
-//! endpoint `test-endpoint` a 409.
+//! body builds its algorithm, the custom bodies run the algorithm their `custom_image_uri` names
+//! (`custom-image-uri`, i.e. `custom-image-uri:latest`, built first as a user would have pushed
+//! it); the rest get what docs/API.md §10 says — the monitors a 400 naming `endpoint_name`,
+//! AutoML a 422 (no training here), and the second body asking for endpoint `test-endpoint` a 409.
 
-use crate::algorithms::zip_folder;
+use crate::algorithms::{image_builder_body, zip_folder};
 use crate::on_both_stores;
 use crate::support::api::{fixture, fixture_json};
 use crate::support::server::{INVOKER, OPERATOR};
 use crate::support::{TestDb, TestServer};
-use serde_json::Value;
+use serde_json::{Value, json};
+
+/// The bodies' `model.tar.gz`: the XGBoost fixture model as `xgboost-model` (what the built-in
+/// bodies serve) beside `weights.json` (what the fixture algorithm of the custom bodies reads).
+fn model_archive(weights: &[f64], bias: f64) -> Vec<u8> {
+    let xgboost = std::fs::read(fixture("xgboost/model.tar.gz")).unwrap();
+    let mut xgboost_model = Vec::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(xgboost.as_slice()));
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(entry.path().unwrap().to_str(), Some("xgboost-model"));
+    std::io::Read::read_to_end(&mut entry, &mut xgboost_model).unwrap();
+    let weights = serde_json::to_vec(&json!({"weights": weights, "bias": bias})).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    for (name, bytes) in [("xgboost-model", &xgboost_model), ("weights.json", &weights)] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, bytes.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
 
 async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
     let bodies = fixture_json("solution/bodies.json");
@@ -19,12 +40,22 @@ async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
     let objects = server.db.dir.path().join("data/objects");
     // What the bodies point at: the model (an asset key), the batch input (bucket/key) and the
     // image builder's zip.
-    server.upload_fixture("model.tar.gz", "xgboost/model.tar.gz").await;
+    let weights: Vec<f64> = (0..30).map(|i| f64::from(i) / 10.0).collect();
+    let bias = 0.5;
+    let linear = |row: &[f64]| row.iter().zip(&weights).map(|(v, w)| v * w).sum::<f64>() + bias;
+    assert_eq!(server.put_asset("model.tar.gz", model_archive(&weights, bias)).await.status(), 201);
     std::fs::create_dir_all(objects.join("inference")).unwrap();
-    let rows: Vec<String> = (0..50).map(|i| vec![format!("{}", i % 7); 30].join(",")).collect();
-    std::fs::write(objects.join("inference/data.csv"), rows.join("\n") + "\n").unwrap();
+    let rows: Vec<Vec<f64>> = (0..50).map(|i| vec![f64::from(i % 7); 30]).collect();
+    let csv: Vec<String> = rows.iter().map(|r| r.iter().map(f64::to_string).collect::<Vec<_>>().join(",")).collect();
+    std::fs::write(objects.join("inference/data.csv"), csv.join("\n") + "\n").unwrap();
     let zip = zip_folder(&fixture("algorithms/linear"), &[], &[]);
     assert_eq!(server.put_asset("custom/custom_image.zip", zip).await.status(), 201);
+    // The image the custom bodies name, as their users would have pushed it: an untagged URI
+    // means `:latest` (the fixture algorithm without its requirements, to keep this fast).
+    let zip = zip_folder(&fixture("algorithms/linear"), &[], &["requirements.txt"]);
+    assert_eq!(server.put_asset("custom/latest.zip", zip).await.status(), 201);
+    let built = server.provision(&image_builder_body("custom/latest.zip", "custom-image-uri", "latest")).await;
+    server.wait_for_longer(built["pipeline_id"].as_str().unwrap(), "active").await;
 
     let mut outcomes = Vec::new();
     for (name, body) in bodies.as_object().unwrap() {
@@ -55,30 +86,56 @@ async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
         }
         assert_eq!(status, 200, "{name}: {answer:#}");
         let id = answer["pipeline_id"].as_str().unwrap().to_string();
-        if name.starts_with("byom_realtime_custom") || name.starts_with("byom_batch_custom") {
-            let failed = server.wait_for(&id, "failed").await;
-            let error = failed["last_error"].as_str().unwrap();
-            assert!(error.contains("custom_image_uri \"custom-image-uri\" names no algorithm"), "{name}: {error}");
-            continue;
-        }
-        server.wait_for(&id, "active").await;
+        server.wait_for_longer(&id, "active").await;
         outcomes.push(name.clone());
-        if name == "byom_realtime_builtin" {
-            let answer = server.invoke("testmodel", "text/csv", vec!["1"; 30].join(","), INVOKER).await;
-            assert_eq!(answer.status(), 200);
+        match name.as_str() {
+            "byom_realtime_builtin" => {
+                let answer = server.invoke("testmodel", "text/csv", vec!["1"; 30].join(","), INVOKER).await;
+                assert_eq!(answer.status(), 200);
+            }
+            "byom_batch_builtin" => {
+                let out = std::fs::read_to_string(objects.join("bucket/output/data.csv.out")).unwrap();
+                assert_eq!(out.lines().count(), 50);
+                assert!(out.lines().all(|p| (0.0..=1.0).contains(&p.parse::<f64>().unwrap())), "{out}");
+            }
+            // Same output location: the custom transform replaced the built-in one's file.
+            "byom_batch_custom" => {
+                let out = std::fs::read_to_string(objects.join("bucket/output/data.csv.out")).unwrap();
+                let got: Vec<f64> = out.lines().map(|p| p.parse().unwrap()).collect();
+                let want: Vec<f64> = rows.iter().map(|r| linear(r)).collect();
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-9, "{g} != {w}");
+                }
+            }
+            // `testmodel` is free again: the built-in pipeline's update moved its endpoint.
+            "byom_realtime_custom" => {
+                let row = vec![2.0; 30];
+                let body = row.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+                let answer = server.invoke("testmodel", "text/csv", body, INVOKER).await;
+                assert_eq!(answer.status(), 200);
+                let p: f64 = answer.text().await.unwrap().trim().parse().unwrap();
+                assert!((p - linear(&row)).abs() < 1e-9, "{p}");
+            }
+            _ => {}
         }
     }
     assert_eq!(
         outcomes,
-        ["byom_batch_builtin", "byom_image_builder", "byom_realtime_builtin", "byom_realtime_builtin-endpoint"]
+        [
+            "byom_batch_builtin",
+            "byom_batch_custom",
+            "byom_image_builder",
+            "byom_realtime_builtin",
+            "byom_realtime_builtin-endpoint",
+            "byom_realtime_custom"
+        ]
     );
     // The update moved the endpoint to the body's endpoint_name.
     let answer = server.invoke("test-endpoint", "text/csv", vec!["1"; 30].join(","), INVOKER).await;
     assert_eq!(answer.status(), 200);
     let p: f64 = answer.text().await.unwrap().trim().parse().unwrap();
     assert!((0.0..=1.0).contains(&p));
-    let out = std::fs::read_to_string(objects.join("bucket/output/data.csv.out")).unwrap();
-    assert_eq!(out.lines().count(), 50);
     let algorithm =
         server.get("/v1/algorithms/mlops-ecrrep:tree", crate::support::server::VIEWER).send().await.unwrap();
     assert_eq!(algorithm.status(), 200);

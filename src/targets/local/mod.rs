@@ -250,7 +250,7 @@ impl LocalTarget {
         let name_in_uri = algorithm_name(image_uri);
         let algorithm = self
             .store
-            .algorithm(name_in_uri)
+            .algorithm(&name_in_uri)
             .await
             .map_err(|e| TargetError::transient(e.to_string()))?
             .ok_or_else(|| {
@@ -282,12 +282,15 @@ impl LocalTarget {
 }
 
 /// `repository:tag` of an image URI: a registry host (a first component with `.` or `:`, or
-/// `localhost`) is dropped, so an ECR URI from the solution's config names the local build.
-fn algorithm_name(image_uri: &str) -> &str {
-    match image_uri.split_once('/') {
+/// `localhost`) is dropped, so an ECR URI from the solution's config names the local build; a
+/// URI without a tag means `:latest`, as it does to docker and to ECR.
+fn algorithm_name(image_uri: &str) -> std::borrow::Cow<'_, str> {
+    let repository = match image_uri.split_once('/') {
         Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => rest,
         _ => image_uri,
-    }
+    };
+    let last = repository.rsplit('/').next().unwrap_or(repository);
+    if last.contains(':') || last.contains('@') { repository.into() } else { format!("{repository}:latest").into() }
 }
 
 /// The model digest the first stage of this version recorded, which a later stage runs.
@@ -389,5 +392,26 @@ impl Target for LocalTarget {
         execution: &crate::store::MonitorExecutionRecord,
     ) -> Result<serde_json::Value, TargetError> {
         self.run_monitor_execution(monitor, execution).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::algorithm_name;
+
+    #[test]
+    fn an_image_uri_names_repository_and_tag_with_latest_by_default() {
+        for (uri, name) in [
+            ("mlops-ecrrep:tree", "mlops-ecrrep:tree"),
+            ("custom-image-uri", "custom-image-uri:latest"),
+            ("123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-ecrrep:tree", "mlops-ecrrep:tree"),
+            ("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/algo", "team/algo:latest"),
+            ("localhost:5000/algo:v2", "algo:v2"),
+            ("localhost/algo", "algo:latest"),
+            ("team/algo", "team/algo:latest"),
+            ("algo@sha256:0123", "algo@sha256:0123"),
+        ] {
+            assert_eq!(algorithm_name(uri), name, "{uri}");
+        }
     }
 }
