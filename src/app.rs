@@ -165,7 +165,8 @@ impl AppState {
             TargetKind::Local => (
                 Arc::new(
                     LocalTarget::new(StorePort::of(&store), endpoints.clone(), artifacts.clone())
-                        .with_algorithms(settings.data_dir.join("algorithms"), &settings.serving.python),
+                        .with_algorithms(settings.data_dir.join("algorithms"), &settings.serving.python)
+                        .with_training_python(settings.training.python.as_deref()),
                 ),
                 Arc::new(crate::targets::local::LocalModelCards::new(
                     store.clone(),

@@ -242,6 +242,21 @@ impl ArtifactStore {
         Ok(objects)
     }
 
+    /// The asset `key`, or else every asset below `key/`, sorted by location (an S3Prefix input
+    /// such as a training channel, which names one object or a folder of them).
+    pub async fn assets_under(&self, key: &str) -> Result<Vec<ObjectMeta>, StorageError> {
+        let path = self.asset_path(key.trim_end_matches('/'))?;
+        match self.store.head(&path).await {
+            Ok(meta) => return Ok(vec![meta]),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(StorageError::Backend(e)),
+        }
+        let mut objects: Vec<ObjectMeta> =
+            self.store.list(Some(&path)).try_collect().await.map_err(StorageError::Backend)?;
+        objects.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(objects)
+    }
+
     /// Reads the whole object at `path` (e.g. from [`Self::list_under`]), up to `max_bytes`.
     pub async fn read_path(&self, path: &Path, max_bytes: u64) -> Result<Bytes, StorageError> {
         self.read_limited(path, path.as_ref(), max_bytes).await

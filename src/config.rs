@@ -40,6 +40,7 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub capture: CaptureSettings,
     pub serving: ServingSettings,
+    pub training: TrainingSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
@@ -427,6 +428,7 @@ impl std::fmt::Debug for Settings {
             .field("jobs", &self.jobs)
             .field("capture", &self.capture)
             .field("serving", &self.serving)
+            .field("training", &self.training)
             .field("auth", &self.auth)
             .field("log", &self.log)
             .field("metrics", &self.metrics)
@@ -447,6 +449,16 @@ pub fn redact_url_password(url: &str) -> String {
         Some(colon) => format!("{}{}:<redacted>{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
         None => url.to_string(),
     }
+}
+
+/// Training on the local target (`model_autopilot_training`, src/targets/local/automl.rs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingSettings {
+    /// A Python whose environment has the trainer's requirements
+    /// (src/targets/local/automl/requirements.txt); none: the server makes a virtual environment
+    /// of its own with `serving.python` on first use and installs them from the package registry.
+    pub python: Option<String>,
 }
 
 /// Prometheus metrics (src/metrics.rs).
@@ -491,6 +503,7 @@ impl Default for Settings {
             serving: ServingSettings::default(),
             auth: AuthSettings::default(),
             log: LogSettings::default(),
+            training: TrainingSettings::default(),
             metrics: MetricsSettings::default(),
             notifications: NotificationSettings::default(),
             config_sources: ConfigSourceSettings::default(),

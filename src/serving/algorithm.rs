@@ -198,6 +198,44 @@ fn tail(output: &std::process::Output, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Makes a virtual environment at `venv` with `python` and installs `requirements` (a file
+/// below the folder given with it, where pip runs) into it from the package registry; returns
+/// the end of pip's output. Without requirements there is no pip either, which makes the venv in
+/// a fraction of the time.
+pub async fn make_venv(
+    python: &str,
+    venv: &Path,
+    requirements: Option<(&str, &Path)>,
+) -> Result<String, MaterializeError> {
+    let mut venv_args = vec!["-m".to_string(), "venv".to_string()];
+    if requirements.is_none() {
+        venv_args.push("--without-pip".into());
+    }
+    venv_args.push(venv.display().to_string());
+    let made = tokio::process::Command::new(python)
+        .args(&venv_args)
+        .output()
+        .await
+        .map_err(|e| MaterializeError::Venv(format!("{python}: {e}")))?;
+    if !made.status.success() {
+        return Err(MaterializeError::Venv(tail(&made, 20)));
+    }
+    let Some((file, dir)) = requirements else {
+        return Ok("no requirements.txt".into());
+    };
+    let installed = tokio::process::Command::new(venv.join("bin/pip"))
+        .args(["install", "--disable-pip-version-check", "--no-input", "-r"])
+        .arg(dir.join(file))
+        .current_dir(dir)
+        .output()
+        .await
+        .map_err(|e| MaterializeError::Requirements { file: file.to_string(), output: e.to_string() })?;
+    if !installed.status.success() {
+        return Err(MaterializeError::Requirements { file: file.to_string(), output: tail(&installed, 20) });
+    }
+    Ok(tail(&installed, 3))
+}
+
 /// Unpacks the algorithm with digest `sha256` under `base` and installs its requirements into
 /// its own virtual environment (pip, package registries only), unless a previous call finished
 /// it. A half-made folder (a crash mid-way) is made again: `.ready` is written last.
@@ -226,34 +264,7 @@ pub async fn materialize(
         .map_err(|e| MaterializeError::Unpack(std::io::Error::other(e.to_string())))?
         .map_err(MaterializeError::Unpack)?;
 
-    // No requirements: no pip either, which makes the venv in a fraction of the time.
-    let mut venv_args = vec!["-m".to_string(), "venv".to_string()];
-    if layout.requirements.is_none() {
-        venv_args.push("--without-pip".into());
-    }
-    venv_args.push(venv.display().to_string());
-    let made = tokio::process::Command::new(python)
-        .args(&venv_args)
-        .output()
-        .await
-        .map_err(|e| MaterializeError::Venv(format!("{python}: {e}")))?;
-    if !made.status.success() {
-        return Err(MaterializeError::Venv(tail(&made, 20)));
-    }
-    let mut install_log = String::from("no requirements.txt");
-    if let Some(requirements) = &layout.requirements {
-        let installed = tokio::process::Command::new(venv.join("bin/pip"))
-            .args(["install", "--disable-pip-version-check", "--no-input", "-r"])
-            .arg(code.join(requirements))
-            .current_dir(&code)
-            .output()
-            .await
-            .map_err(|e| MaterializeError::Requirements { file: requirements.clone(), output: e.to_string() })?;
-        if !installed.status.success() {
-            return Err(MaterializeError::Requirements { file: requirements.clone(), output: tail(&installed, 20) });
-        }
-        install_log = tail(&installed, 3);
-    }
+    let install_log = make_venv(python, &venv, layout.requirements.as_deref().map(|r| (r, code.as_path()))).await?;
     std::fs::write(home.join(".program"), &layout.program_dir).map_err(MaterializeError::Unpack)?;
     std::fs::write(&ready, &install_log).map_err(MaterializeError::Unpack)?;
     Ok(Materialized { code, program, venv, install_log })

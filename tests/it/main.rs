@@ -9,6 +9,7 @@ pub mod analyzer_formats;
 mod approvals;
 mod assets;
 mod attribution;
+mod automl;
 mod aws_harness;
 mod aws_policy;
 #[cfg(feature = "aws")]

@@ -3,8 +3,9 @@
 //! `endpoint_name` updates it), the built-in batch body transforms its input, the image-builder
 //! body builds its algorithm, the custom bodies run the algorithm their `custom_image_uri` names
 //! (`custom-image-uri`, i.e. `custom-image-uri:latest`, built first as a user would have pushed
-//! it); the rest get what docs/API.md §10 says — the monitors a 400 naming `endpoint_name`,
-//! AutoML a 422 (no training here), and the second body asking for endpoint `test-endpoint` a 409.
+//! it), the AutoML body trains its candidates on `train/data.csv`; the rest get what
+//! docs/API.md §10 says — the monitors a 400 naming `endpoint_name`, and the second body asking
+//! for endpoint `test-endpoint` a 409.
 
 use crate::algorithms::{image_builder_body, zip_folder};
 use crate::on_both_stores;
@@ -36,7 +37,9 @@ fn model_archive(weights: &[f64], bias: f64) -> Vec<u8> {
 
 async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
     let bodies = fixture_json("solution/bodies.json");
-    let server = TestServer::start(db).await;
+    let mut settings = crate::support::server::test_settings(&db);
+    settings.training.python = Some(crate::support::aws::moto::python_bin().join("python").display().to_string());
+    let server = TestServer::start_with(db, settings).await;
     let objects = server.db.dir.path().join("data/objects");
     // What the bodies point at: the model (an asset key), the batch input (bucket/key) and the
     // image builder's zip.
@@ -54,6 +57,9 @@ async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
     // means `:latest` (the fixture algorithm without its requirements, to keep this fast).
     let zip = zip_folder(&fixture("algorithms/linear"), &[], &["requirements.txt"]);
     assert_eq!(server.put_asset("custom/latest.zip", zip).await.status(), 201);
+    // The AutoML body's training data, with the `target` column it names.
+    let training = crate::automl::training_csv(300, "target");
+    assert_eq!(server.put_asset("train/data.csv", training.into_bytes()).await.status(), 201);
     let built = server.provision(&image_builder_body("custom/latest.zip", "custom-image-uri", "latest")).await;
     server.wait_for_longer(built["pipeline_id"].as_str().unwrap(), "active").await;
 
@@ -69,10 +75,6 @@ async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
             n if n.ends_with("_monitor") => {
                 assert_eq!(status, 400, "{name}: {answer:#}");
                 assert_eq!(answer["errors"][0]["pointer"], "/endpoint_name", "{name}: {answer:#}");
-                continue;
-            }
-            "model_autopilot_training" => {
-                assert_eq!(status, 422, "{name}: {answer:#}");
                 continue;
             }
             // The built-in body with endpoint_name took `test-endpoint` already (SageMaker too
@@ -117,6 +119,15 @@ async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
                 let p: f64 = answer.text().await.unwrap().trim().parse().unwrap();
                 assert!((p - linear(&row)).abs() < 1e-9, "{p}");
             }
+            "model_autopilot_training" => {
+                let outputs = &server.pipeline(&id).await["stages"][0]["outputs"];
+                assert_eq!(outputs["AutopilotJobName"], "test-job", "{outputs:#}");
+                assert_eq!(outputs["AutopilotJobOutputLocation"], "training-output");
+                assert_eq!(outputs["candidates"], 10, "job_max_candidates' default");
+                let result = crate::automl::get_asset(&server, "training-output/test-job/result.json").await;
+                let result: Value = serde_json::from_slice(&result).unwrap();
+                assert_eq!(result["BestCandidate"]["CandidateName"], outputs["best_candidate"]);
+            }
             _ => {}
         }
     }
@@ -128,7 +139,8 @@ async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
             "byom_image_builder",
             "byom_realtime_builtin",
             "byom_realtime_builtin-endpoint",
-            "byom_realtime_custom"
+            "byom_realtime_custom",
+            "model_autopilot_training"
         ]
     );
     // The update moved the endpoint to the body's endpoint_name.

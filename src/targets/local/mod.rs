@@ -1,9 +1,11 @@
 //! The embedded target: this process serves the models itself. An environment is a namespace
 //! (endpoint names are per environment). Runs `byom_realtime_builtin` and `byom_batch_builtin`
 //! with XGBoost and ONNX models, builds custom algorithms (`byom_image_builder`) and runs them
-//! (`byom_realtime_custom`, `byom_batch_custom`); everything else is refused up front with a 422
-//! rather than accepted and failed later.
+//! (`byom_realtime_custom`, `byom_batch_custom`), runs the monitors and AutoML
+//! (`model_autopilot_training`); everything else is refused up front with a 422 rather than
+//! accepted and failed later.
 
+mod automl;
 mod batch;
 mod bias;
 mod explainability;
@@ -39,6 +41,9 @@ pub struct LocalTarget {
     algorithms_dir: std::path::PathBuf,
     /// The Python that makes those environments.
     python: String,
+    /// `training.python`: a Python with the AutoML trainer's requirements; none: its own
+    /// environment under `algorithms_dir`.
+    training_python: Option<String>,
 }
 
 /// The frameworks this process evaluates itself (serving/builtin.rs).
@@ -63,7 +68,13 @@ fn check_model(model: &ModelSource) -> Result<(), String> {
 impl LocalTarget {
     pub fn new(store: DynTargetStore, endpoints: Arc<EndpointRegistry>, artifacts: ArtifactStore) -> Self {
         let algorithms_dir = std::env::temp_dir().join("mlops-algorithms");
-        Self { store, endpoints, artifacts, algorithms_dir, python: "python3".into() }
+        Self { store, endpoints, artifacts, algorithms_dir, python: "python3".into(), training_python: None }
+    }
+
+    /// The Python the AutoML trainer runs with (`training.python`); none: an environment of its own.
+    pub fn with_training_python(mut self, python: Option<&str>) -> Self {
+        self.training_python = python.map(String::from);
+        self
     }
 
     /// Where custom algorithms are unpacked on this replica, and the Python that makes their
@@ -344,6 +355,7 @@ impl Target for LocalTarget {
                 other => check_model(other),
             },
             (PipelineType::ByomImageBuilder, PipelineParams::ImageBuilder(_)) => Ok(()),
+            (PipelineType::ModelAutopilotTraining, PipelineParams::Autopilot(_)) => Ok(()),
             (
                 PipelineType::ByomDataQualityMonitor
                 | PipelineType::ByomModelQualityMonitor
@@ -353,7 +365,7 @@ impl Target for LocalTarget {
             ) => Ok(()),
             (other, _) => Err(format!(
                 "the local target cannot run `{other}` pipelines yet; it runs the real-time and batch types, \
-                 `byom_image_builder` and the monitors",
+                 `byom_image_builder`, the monitors and `model_autopilot_training`",
                 other = other.as_str()
             )),
         }
@@ -365,6 +377,7 @@ impl Target for LocalTarget {
             StageParams::Batch(params) => self.deploy_batch(stage, params).await,
             StageParams::ImageBuilder(spec) => self.deploy_image_builder(stage, spec).await,
             StageParams::Monitor(params) => self.deploy_monitor(stage, params).await,
+            StageParams::Autopilot(params) => self.deploy_autopilot(stage, params).await,
             _ => Err(TargetError::permanent("the local target cannot deploy this pipeline type")),
         }
     }
