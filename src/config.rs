@@ -451,12 +451,13 @@ pub fn redact_url_password(url: &str) -> String {
     }
 }
 
-/// Training on the local target (`model_autopilot_training`, src/targets/local/automl.rs).
+/// Training on the local target (`model_training_builtin`, `model_autopilot_training`:
+/// src/targets/local/training.rs).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainingSettings {
     /// A Python whose environment has the trainer's requirements
-    /// (src/targets/local/automl/requirements.txt); none: the server makes a virtual environment
+    /// (src/targets/local/trainers/requirements.txt); none: the server makes a virtual environment
     /// of its own with `serving.python` on first use and installs them from the package registry.
     pub python: Option<String>,
 }

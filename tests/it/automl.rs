@@ -18,7 +18,7 @@ pub fn training_csv(rows: usize, target: &str) -> String {
 
 /// `rows` rows of five features in [-1, 1) and the target `label(features, noise)` as the third
 /// column; a linear congruential generator keeps them the same on every run.
-fn dataset(rows: usize, target: &str, label: impl Fn(&[f64], f64) -> String) -> String {
+pub fn dataset(rows: usize, target: &str, label: impl Fn(&[f64], f64) -> String) -> String {
     let mut state: u64 = 42;
     let mut next = move || {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -46,7 +46,7 @@ fn autopilot_body(candidates: u32) -> Value {
     })
 }
 
-async fn server_with_trainer(db: TestDb) -> TestServer {
+pub async fn server_with_trainer(db: TestDb) -> TestServer {
     let mut settings = test_settings(&db);
     settings.training.python = Some(python_bin().join("python").display().to_string());
     TestServer::start_with(db, settings).await
@@ -59,7 +59,7 @@ pub async fn get_asset(server: &TestServer, key: &str) -> Vec<u8> {
 }
 
 /// xgboost's own predictions for `model.tar.gz`'s booster on CSV feature rows.
-fn xgboost_predicts(model_tar_gz: &[u8], rows_csv: &str) -> Vec<f64> {
+pub fn xgboost_predicts(model_tar_gz: &[u8], rows_csv: &str) -> Vec<f64> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("model.tar.gz"), model_tar_gz).unwrap();
     std::fs::write(dir.path().join("rows.csv"), rows_csv).unwrap();
@@ -326,7 +326,7 @@ async fn without_training_python_the_server_makes_its_own_environment() {
     assert_eq!(pipeline["state"], "active", "{pipeline:#}");
     let made: Vec<_> =
         std::fs::read_dir(data_dir.join("algorithms")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(made.iter().any(|n| n.to_string_lossy().starts_with("automl-")), "{made:?}");
+    assert!(made.iter().any(|n| n.to_string_lossy().starts_with("trainers-")), "{made:?}");
     let events = server.events(&id).await;
     assert!(
         events.as_array().unwrap().iter().any(|e| e["message"].as_str().unwrap_or("").contains("Python environment")),

@@ -129,7 +129,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "valid, but the local target cannot run it",
-            body: fixture_json("requests/model_training_builtin.json").to_string(),
+            body: with(fixture_json("requests/model_tuner_builtin.json"), json!({"model_framework": "linear-learner"})),
             status: 422,
             pointers: &[],
             detailed: None,

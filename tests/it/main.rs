@@ -44,5 +44,6 @@ mod serving;
 mod sigv4;
 mod solution_fixtures;
 mod store_contract;
+mod training;
 mod walkthrough;
 mod xgboost;

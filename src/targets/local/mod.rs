@@ -1,7 +1,8 @@
 //! The embedded target: this process serves the models itself. An environment is a namespace
 //! (endpoint names are per environment). Runs `byom_realtime_builtin` and `byom_batch_builtin`
 //! with XGBoost and ONNX models, builds custom algorithms (`byom_image_builder`) and runs them
-//! (`byom_realtime_custom`, `byom_batch_custom`), runs the monitors and AutoML
+//! (`byom_realtime_custom`, `byom_batch_custom`), runs the monitors, XGBoost training and
+//! tuning (`model_training_builtin`, `model_tuner_builtin`) and AutoML
 //! (`model_autopilot_training`); everything else is refused up front with a 422 rather than
 //! accepted and failed later.
 
@@ -15,6 +16,7 @@ mod model_cards;
 pub use model_cards::LocalModelCards;
 mod model_quality;
 mod monitor;
+mod training;
 
 use super::{StageContext, StepOutcome, Target, TargetError};
 use crate::artifacts::{ArtifactStore, StorageError};
@@ -356,6 +358,9 @@ impl Target for LocalTarget {
             },
             (PipelineType::ByomImageBuilder, PipelineParams::ImageBuilder(_)) => Ok(()),
             (PipelineType::ModelAutopilotTraining, PipelineParams::Autopilot(_)) => Ok(()),
+            (PipelineType::ModelTrainingBuiltin | PipelineType::ModelTunerBuiltin, PipelineParams::Training(t)) => {
+                training::check_training(t)
+            }
             (
                 PipelineType::ByomDataQualityMonitor
                 | PipelineType::ByomModelQualityMonitor
@@ -365,7 +370,7 @@ impl Target for LocalTarget {
             ) => Ok(()),
             (other, _) => Err(format!(
                 "the local target cannot run `{other}` pipelines yet; it runs the real-time and batch types, \
-                 `byom_image_builder`, the monitors and `model_autopilot_training`",
+                 `byom_image_builder`, the monitors, training and AutoML",
                 other = other.as_str()
             )),
         }
@@ -378,7 +383,7 @@ impl Target for LocalTarget {
             StageParams::ImageBuilder(spec) => self.deploy_image_builder(stage, spec).await,
             StageParams::Monitor(params) => self.deploy_monitor(stage, params).await,
             StageParams::Autopilot(params) => self.deploy_autopilot(stage, params).await,
-            _ => Err(TargetError::permanent("the local target cannot deploy this pipeline type")),
+            StageParams::Training(params) => self.deploy_training(stage, params).await,
         }
     }
 

@@ -23,19 +23,15 @@ anything else that fails exits with 1.
 """
 
 import csv
-import gzip
-import io
-import json
 import math
 import os
-import sys
-import tarfile
 import time
 
 import numpy as np
 import xgboost as xgb
 from sklearn import metrics
 from sklearn.model_selection import train_test_split
+from trainer_common import DataError, Deadline, emit, main, open_text, save_model, write_json
 
 PROBLEM_TYPES = ("Regression", "BinaryClassification", "MulticlassClassification")
 # The objectives the solution accepts, by the problem types they apply to, and their direction.
@@ -54,21 +50,6 @@ MIN_ROWS = 20
 VALIDATION_FRACTION = 0.2
 MAX_ROUNDS = 500
 EARLY_STOPPING_ROUNDS = 20
-
-
-class DataError(Exception):
-    """Bad input data: exit status 2, the message names where."""
-
-
-def emit(**event):
-    print(json.dumps(event), flush=True)
-
-
-def open_text(path):
-    with open(path, "rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
 def read_data(files, target):
@@ -207,29 +188,6 @@ def candidate_params(i, problem_type, classes, rng, threads, seed):
     return params
 
 
-def orphaned(parent_pid):
-    """The server that started this job is gone (a kill -9 leaves no one to read the outputs;
-    the job runs again from the start where the server's job queue hands it next)."""
-    return parent_pid is not None and os.getppid() != parent_pid
-
-
-class Deadline(xgb.callback.TrainingCallback):
-    """Stops boosting once the candidate's time is up (MaxRuntimePerTrainingJobInSeconds, or what
-    is left of the job's total); exits when the server is gone."""
-
-    def __init__(self, at, parent_pid):
-        super().__init__()
-        self.at = at
-        self.parent_pid = parent_pid
-        self.hit = False
-
-    def after_iteration(self, model, epoch, evals_log):
-        if orphaned(self.parent_pid):
-            sys.exit("the server that started this job is gone")
-        self.hit = time.monotonic() >= self.at
-        return self.hit
-
-
 def scores(problem_type, y, predicted):
     """Every metric that applies, on the validation split (class 1 is the positive class)."""
     if problem_type == "Regression":
@@ -269,15 +227,6 @@ def write_split(path, features, target, x, y, labels):
         for row, t in zip(x, y):
             label = labels[int(t)] if labels is not None else repr(float(t))
             writer.writerow([label] + ["" if math.isnan(v) else repr(float(v)) for v in row])
-
-
-def save_candidate(booster, folder):
-    os.makedirs(folder, exist_ok=True)
-    model = os.path.join(folder, "xgboost-model.json")
-    booster.save_model(model)
-    with tarfile.open(os.path.join(folder, "model.tar.gz"), "w:gz") as tar:
-        tar.add(model, arcname="xgboost-model")
-    os.remove(model)
 
 
 def run(job):
@@ -349,7 +298,7 @@ def run(job):
         if objective not in candidate_scores:
             raise DataError(f"the validation split holds one class only, so {objective} is undefined; add rows")
         value = candidate_scores[objective]
-        save_candidate(booster, os.path.join(out, "candidates", name))
+        save_model(booster, os.path.join(out, "candidates", name, "model.tar.gz"))
         candidate = {
             "CandidateName": name,
             "FinalAutoMLJobObjectiveMetric": {"Type": direction, "MetricName": objective, "Value": value},
@@ -393,23 +342,9 @@ def run(job):
         result["BestCandidate"] = trained[0]
     elif not job.get("definitions_only"):
         raise RuntimeError("no candidate finished within total_max_runtime")
-    with open(os.path.join(out, "result.json.tmp"), "w") as f:
-        json.dump(result, f, indent=1, allow_nan=False, default=float)
-    os.replace(os.path.join(out, "result.json.tmp"), os.path.join(out, "result.json"))
+    write_json(os.path.join(out, "result.json"), result)
     emit(event="done", best=trained[0]["CandidateName"] if trained else None, candidates=len(candidates))
 
 
-def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: train.py <job.json>")
-    with open(sys.argv[1]) as f:
-        job = json.load(f)
-    try:
-        run(job)
-    except DataError as e:
-        print(str(e), file=sys.stderr, flush=True)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    main()
+    main(run)
