@@ -63,6 +63,10 @@ pub trait TargetStore: Send + Sync + 'static {
     ) -> Result<Option<crate::store::ModelPackageRecord>, StoreError>;
     /// The live pipeline of a type and name (model cards: a model's records by its name).
     async fn live_pipeline(&self, pipeline_type: &str, name: &str) -> Result<Option<PipelineRecord>, StoreError>;
+    /// The outputs of the deployed `model_training_builtin` / `model_tuner_builtin` stage whose
+    /// training or tuning job is `job_name` or, for a tuning job, holds it (its training jobs are
+    /// `<tuning job>-NNN-<hex>`): local model cards read training details from them.
+    async fn training_outputs(&self, job_name: &str) -> Result<Option<serde_json::Value>, StoreError>;
 }
 
 pub type DynTargetStore = Arc<dyn TargetStore>;
@@ -135,6 +139,40 @@ impl TargetStore for StorePort {
 
     async fn live_pipeline(&self, pipeline_type: &str, name: &str) -> Result<Option<PipelineRecord>, StoreError> {
         self.0.live_pipeline(pipeline_type, name).await
+    }
+
+    async fn training_outputs(&self, job_name: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        use crate::domain::PipelineType;
+        for pipeline_type in [PipelineType::ModelTrainingBuiltin, PipelineType::ModelTunerBuiltin] {
+            let mut after_id = None;
+            loop {
+                let filter = crate::store::PipelineFilter {
+                    state: None,
+                    pipeline_type: Some(pipeline_type.as_str().to_string()),
+                    after_id: after_id.clone(),
+                    limit: 200,
+                };
+                let page = self.0.list_pipelines(&filter).await?;
+                let Some(last) = page.last() else { break };
+                after_id = Some(last.id.clone());
+                for pipeline in &page {
+                    for stage in self.0.stages(&pipeline.id).await? {
+                        let Some(outputs) = stage.outputs.filter(|_| stage.version == pipeline.version) else {
+                            continue;
+                        };
+                        let outputs = outputs.0;
+                        let named = |key: &str| outputs.get(key).and_then(|v| v.as_str());
+                        let holds = named("training_job_name") == Some(job_name)
+                            || named("tuning_job_name")
+                                .is_some_and(|t| t == job_name || job_name.starts_with(&format!("{t}-")));
+                        if holds {
+                            return Ok(Some(outputs));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 }
 

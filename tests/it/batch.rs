@@ -264,6 +264,10 @@ impl mlops::targets::TargetStore for CrashingPort {
     ) -> Result<Option<mlops::store::PipelineRecord>, mlops::store::StoreError> {
         self.inner.live_pipeline(pipeline_type, name).await
     }
+
+    async fn training_outputs(&self, job_name: &str) -> Result<Option<Value>, mlops::store::StoreError> {
+        self.inner.training_outputs(job_name).await
+    }
 }
 
 /// A transform interrupted after its first object resumes from the checkpoint: the finished

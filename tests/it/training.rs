@@ -45,6 +45,21 @@ fn training_body(job_name: &str, train: &str, validation: Option<&str>) -> Value
     body
 }
 
+/// A model card whose `training_details.training_job_name` is `job`: its filled-in
+/// `training_job_details` (or the problem, when refused).
+async fn card_training_details(server: &crate::support::TestServer, card: &str, job: &str) -> (u16, Value) {
+    let body = json!({"pipeline_type": "create_model_card", "name": card,
+                      "training_details": {"training_job_name": job}});
+    let response = server.post("/provisionpipeline", OPERATOR).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap();
+    if status != 200 {
+        return (status, answer);
+    }
+    let content: Value = serde_json::from_str(answer["message"]["Content"].as_str().unwrap()).unwrap();
+    (status, content["training_details"]["training_job_details"].clone())
+}
+
 /// The ROC AUC of `scores` for 0/1 `labels` (Mann–Whitney, ties counted half).
 fn auc(scores: &[f64], labels: &[f64]) -> f64 {
     let (mut pairs, mut wins) = (0.0, 0.0);
@@ -117,6 +132,20 @@ async fn an_xgboost_training_job_writes_the_model_sagemaker_would(db: TestDb) {
     assert_eq!(registered.status(), 201);
     let registered: Value = registered.json().await.unwrap();
     assert_eq!(registered["artifact"], model, "{registered:#}");
+
+    // A model card names the job; its details come from our records, as DescribeTrainingJob's.
+    let (status, details) = card_training_details(&server, "trained-card", "churn-xgb-1").await;
+    assert_eq!(status, 200, "{details:#}");
+    assert_eq!(details["training_arn"], "arn:aws:sagemaker:us-east-1:000000000000:training-job/churn-xgb-1");
+    assert_eq!(
+        details["training_datasets"],
+        json!(["s3://assets/training/train.csv", "s3://assets/training/validation.csv"])
+    );
+    assert!(
+        details["training_metrics"].as_array().unwrap().contains(&json!({"name": "validation:auc", "value": reported}))
+    );
+    let (status, problem) = card_training_details(&server, "unknown-card", "nobody-trained-this").await;
+    assert_eq!((status, problem["errors"][0]["pointer"].as_str()), (400, Some("/training_details/training_job_name")));
 
     let events = server.events(&id).await;
     let messages: Vec<&str> = events.as_array().unwrap().iter().filter_map(|e| e["message"].as_str()).collect();
@@ -192,6 +221,22 @@ async fn a_tuning_job_trains_each_draw_and_names_the_best(db: TestDb) {
     assert_eq!(best, format!("training-output/{}/output/model.tar.gz", outputs["best_training_job"].as_str().unwrap()));
     let ours = served_auc(&server, best, "tuned", &validation).await;
     assert!((ours - values[0]).abs() < 1e-6, "AUC of the served best model {ours}, reported {}", values[0]);
+    // A model card naming the tuning job gets its best training job's metrics; naming one of
+    // its training jobs, that job's.
+    let (status, details) = card_training_details(&server, "tuned-card", "churn-tuning").await;
+    assert_eq!(status, 200, "{details:#}");
+    assert!(
+        details["training_metrics"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "validation:auc", "value": values[0]}))
+    );
+    let last = jobs.last().unwrap();
+    let (_, details) = card_training_details(&server, "last-card", last["TrainingJobName"].as_str().unwrap()).await;
+    let last_auc = last["FinalHyperParameterTuningJobObjectiveMetric"]["Value"].clone();
+    assert!(
+        details["training_metrics"].as_array().unwrap().contains(&json!({"name": "validation:auc", "value": last_auc}))
+    );
 
     let mut grid = body.clone();
     grid["model_name"] = json!("churn-grid");

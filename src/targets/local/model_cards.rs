@@ -138,14 +138,68 @@ impl ModelCards for LocalModelCards {
         Ok(overview)
     }
 
+    /// From the local training or tuning job of that name (its stage outputs; a tuning job's
+    /// training job from its `tuning.json`), as the aws target reads DescribeTrainingJob.
     async fn training_job_details(&self, job_name: &str) -> Result<Map<String, Value>, CardError> {
-        Err(CardError::invalid(
-            "/training_details/training_job_name",
-            format!(
-                "training job {job_name}: the local target runs no SageMaker training jobs to read it from; \
-                 give `training_job_details` instead"
-            ),
-        ))
+        let not_found = || {
+            CardError::invalid(
+                "/training_details/training_job_name",
+                format!(
+                    "training job {job_name}: no model_training_builtin or model_tuner_builtin pipeline on this server \
+                     ran it; give `training_job_details` instead"
+                ),
+            )
+        };
+        let outputs = self.store.training_outputs(job_name).await.map_err(store_error)?.ok_or_else(not_found)?;
+        let text = |key: &str| outputs.get(key).and_then(Value::as_str);
+        let mut metrics = outputs.get("final_metrics").cloned().unwrap_or(Value::Null);
+        if let Some(summary) = text("summary") {
+            // A tuning job, or one of its training jobs: the best one stands for the tuning job.
+            let bytes = self
+                .artifacts
+                .read_asset(summary, MAX_METRIC_FILE)
+                .await
+                .map_err(|e| CardError::Unavailable { what: "the object store", cause: e.to_string() })?;
+            let summary: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| CardError::Unavailable { what: "the tuning summary", cause: e.to_string() })?;
+            let wanted = if text("tuning_job_name") == Some(job_name) {
+                summary["BestTrainingJob"]["TrainingJobName"].as_str().unwrap_or_default().to_string()
+            } else {
+                job_name.to_string()
+            };
+            let job = summary["TrainingJobSummaries"]
+                .as_array()
+                .and_then(|jobs| jobs.iter().find(|j| j["TrainingJobName"] == wanted.as_str()))
+                .ok_or_else(not_found)?;
+            metrics = job["FinalMetricDataList"].clone();
+        }
+        let mut details = Map::new();
+        details.insert(
+            "training_arn".into(),
+            json!(format!("arn:aws:sagemaker:us-east-1:000000000000:training-job/{job_name}")),
+        );
+        let datasets: Vec<String> = ["TrainingDataLocation", "ValidationDataLocation"]
+            .iter()
+            .filter_map(|k| text(k))
+            .map(|k| self.s3(k))
+            .collect();
+        details.insert("training_datasets".into(), json!(datasets));
+        details.insert(
+            "training_environment".into(),
+            json!({ "container_image": ["mlops-orchestrator/builtin/xgboost"] }),
+        );
+        let metrics: Vec<Value> = metrics
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|m| Some(json!({"name": m["MetricName"].as_str()?, "value": m["Value"].as_f64()?})))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !metrics.is_empty() {
+            details.insert("training_metrics".into(), json!(metrics));
+        }
+        Ok(details)
     }
 
     async fn metric_file(&self, bucket: &str, key: &str) -> Result<Value, CardError> {
