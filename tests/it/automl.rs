@@ -334,3 +334,23 @@ async fn without_training_python_the_server_makes_its_own_environment() {
     );
     server.stop().await;
 }
+
+/// The README's "Training on this machine": the example's data and config train, and the best
+/// candidate separates the example's classes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_training_example_trains() {
+    let server = server_with_trainer(TestDb::new(Db::Sqlite).await).await;
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/breast-cancer");
+    let data = std::fs::read(examples.join("train.csv")).unwrap();
+    assert_eq!(server.put_asset("data/breast-cancer/train.csv", data).await.status(), 201);
+    let body: Value = serde_json::from_slice(&std::fs::read(examples.join("autopilot-config.json")).unwrap()).unwrap();
+    let id = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
+    server.wait_for_longer(&id, "active").await;
+    let result: Value =
+        serde_json::from_slice(&get_asset(&server, "automl/breast-cancer-automl/result.json").await).unwrap();
+    assert_eq!(result["Labels"], json!(["benign", "malignant"]));
+    assert_eq!(result["Candidates"].as_array().map(Vec::len), Some(5));
+    let f1 = result["BestCandidate"]["FinalAutoMLJobObjectiveMetric"]["Value"].as_f64().unwrap();
+    assert!(f1 > 0.9, "F1 {f1}");
+    server.stop().await;
+}

@@ -12,6 +12,8 @@ import time
 
 import xgboost as xgb
 
+NICENESS = 10
+
 
 class DataError(Exception):
     """Bad input data: exit status 2, the message names where."""
@@ -67,6 +69,9 @@ def main(run):
     """`python <trainer> <job.json>`: runs `run(job)`; bad data exits 2 with the message."""
     if len(sys.argv) != 2:
         sys.exit(f"usage: {os.path.basename(sys.argv[0])} <job.json>")
+    # Below the server's own priority: training uses every core, and the endpoints this process
+    # serves beside it keep answering first.
+    os.nice(NICENESS)
     with open(sys.argv[1]) as f:
         job = json.load(f)
     try:
