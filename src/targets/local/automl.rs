@@ -7,11 +7,11 @@
 //! validation metrics) written last.
 
 use super::LocalTarget;
-use super::training::{KILL_GRACE, input_dir, trainer_files};
+use super::training::{KILL_GRACE, input_dir, read_summary, trainer_files};
 use crate::domain::plan::AutopilotStage;
 use crate::domain::spec::Choice;
 use crate::targets::{StageContext, StepOutcome, TargetError};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 
 const TRAINER: &str = include_str!("trainers/automl.py");
@@ -58,11 +58,7 @@ impl LocalTarget {
         let limit = Duration::from_secs(u64::from(a.total_max_runtime)) + KILL_GRACE;
         self.run_trainer(stage, &python, (&files.script, &files.job), limit).await?;
 
-        let result_file = files.output.join("result.json");
-        let result: Value = std::fs::read(&result_file)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| TargetError::permanent("the AutoML trainer finished without writing result.json"))?;
+        let result = read_summary(&files.output.join("result.json")).await?;
         let prefix = format!("{}/{job_name}", a.job_output_location.as_str().trim_end_matches('/'));
         let uploaded = self.upload_outputs(&files.output, &prefix, "result.json").await?;
         let best = &result["BestCandidate"];

@@ -120,6 +120,16 @@ pub(super) struct TrainerFiles {
     pub job: PathBuf,
 }
 
+/// The summary a trainer writes last (`metrics.json`, `tuning.json`, `result.json`).
+pub(super) async fn read_summary(path: &Path) -> Result<Value, TargetError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    tokio::fs::read(path)
+        .await
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| TargetError::permanent(format!("the trainer finished without writing {name}")))
+}
+
 /// A temporary folder for a job's input data, removed when the job's step ends.
 pub(super) fn input_dir() -> Result<tempfile::TempDir, TargetError> {
     tempfile::Builder::new()
@@ -219,10 +229,7 @@ impl LocalTarget {
             return self.finish_tuning(stage, t, job_name, output).await;
         }
 
-        let metrics: Value = std::fs::read(output.join("metrics.json"))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| TargetError::permanent("the trainer finished without writing metrics.json"))?;
+        let metrics = read_summary(&output.join("metrics.json")).await?;
         let prefix = format!("{}/{job_name}", t.job_output_location.as_str().trim_end_matches('/'));
         self.upload_outputs(output, &prefix, "metrics.json").await?;
         let model = format!("{prefix}/output/model.tar.gz");
@@ -256,10 +263,7 @@ impl LocalTarget {
         job_name: &str,
         output: &Path,
     ) -> Result<StepOutcome, TargetError> {
-        let summary: Value = std::fs::read(output.join(job_name).join("tuning.json"))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| TargetError::permanent("the trainer finished without writing tuning.json"))?;
+        let summary = read_summary(&output.join(job_name).join("tuning.json")).await?;
         let prefix = t.job_output_location.as_str().trim_end_matches('/');
         self.upload_outputs(output, prefix, "tuning.json").await?;
         let best = &summary["BestTrainingJob"];
@@ -323,7 +327,8 @@ impl LocalTarget {
         make.await.map_err(|e| TargetError::transient(format!("making {}: {e}", home.display())))?;
         let log = algorithm::make_venv(&self.python, &home.join("venv"), Some(("requirements.txt", home.as_path())))
             .await
-            .map_err(|e| TargetError::permanent(format!("the trainer's environment: {e}")))?;
+            // Our own pinned requirements: a failure is the registry or the network, worth a retry.
+            .map_err(|e| TargetError::transient(format!("the trainer's environment: {e}")))?;
         tokio::fs::write(&ready, log).await.map_err(|e| TargetError::transient(e.to_string()))?;
         Ok(python)
     }
