@@ -22,6 +22,7 @@ pipeline's events). Bad data exits with status 2 and a message naming the file, 
 anything else that fails exits with 1.
 """
 
+from array import array
 import csv
 import math
 import os
@@ -55,7 +56,8 @@ EARLY_STOPPING_ROUNDS = 20
 def read_data(files, target):
     """Feature matrix, target strings and feature names from every file; rows without a target
     value are dropped and counted."""
-    header, rows, targets, dropped = None, [], [], 0
+    # A flat array of doubles, not a list per row: 8 bytes a value instead of ~40.
+    header, values_read, targets, dropped = None, array("d"), [], 0
     for file in files:
         name = file["name"]
         with open_text(file["path"]) as f:
@@ -106,15 +108,16 @@ def read_data(files, target):
                                 f"{name}, line {line}, column {i + 1} ({header[i]!r}): {v[:40]!r} is not a number "
                                 "(the local AutoML takes numeric features; encode categories as numbers)"
                             )
-                    rows.append(values)
+                    values_read.extend(values)
                     targets.append(label)
             except (csv.Error, UnicodeDecodeError) as e:
                 raise DataError(f"{name}, line {reader.line_num}: not readable as CSV: {e}")
     if header is None:
         raise DataError("the training data holds no CSV header row")
-    if len(rows) < MIN_ROWS:
-        raise DataError(f"the training data has {len(rows)} rows with a target value; at least {MIN_ROWS} are needed")
-    return np.asarray(rows, dtype=np.float64), targets, features, dropped
+    if len(targets) < MIN_ROWS:
+        raise DataError(f"the training data has {len(targets)} rows with a target value; at least {MIN_ROWS} are needed")
+    x = np.frombuffer(values_read, dtype=np.float64).reshape(len(targets), len(features))
+    return x, targets, features, dropped
 
 
 def as_number(label):

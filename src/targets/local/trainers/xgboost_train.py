@@ -17,6 +17,7 @@ values, as SageMaker's FinalMetricDataList). Progress lines on stdout as automl.
 exits with status 2, naming the file, line and column.
 """
 
+from array import array
 import csv
 import hashlib
 import json
@@ -33,7 +34,8 @@ SAGEMAKER_ONLY = {"num_round", "early_stopping_rounds", "csv_weights", "save_mod
 
 
 def read_csv(files):
-    labels, rows, width = [], [], None
+    # Flat arrays of doubles, not a list per row: 8 bytes a value instead of ~40.
+    labels, values_read, width = array("d"), array("d"), None
     for file in files:
         name = file["name"]
         with open_text(file["path"]) as f:
@@ -66,12 +68,13 @@ def read_csv(files):
                                 "has no header row and the label first, as SageMaker's XGBoost reads it)"
                             )
                     labels.append(values[0])
-                    rows.append(values[1:])
+                    values_read.extend(values[1:])
             except (csv.Error, UnicodeDecodeError) as e:
                 raise DataError(f"{name}, line {reader.line_num}: not readable as CSV: {e}")
-    if not rows:
+    if not labels:
         raise DataError("the channel holds no rows")
-    return xgb.DMatrix(np.asarray(rows, dtype=np.float64), label=np.asarray(labels))
+    features = np.frombuffer(values_read, dtype=np.float64).reshape(len(labels), width - 1)
+    return xgb.DMatrix(features, label=np.frombuffer(labels, dtype=np.float64))
 
 
 def read_libsvm(files, directory):
