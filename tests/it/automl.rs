@@ -58,6 +58,19 @@ pub async fn get_asset(server: &TestServer, key: &str) -> Vec<u8> {
     response.bytes().await.unwrap().to_vec()
 }
 
+/// Deploys the XGBoost model at asset `model` as endpoint `endpoint` and returns its answers for
+/// `rows` (CSV lines without labels): one list of outputs per row.
+pub async fn deploy_and_score(server: &TestServer, model: &str, endpoint: &str, rows: &str) -> Vec<Vec<f64>> {
+    let mut body = crate::support::api::realtime_body(endpoint, model);
+    body["endpoint_name"] = json!(endpoint);
+    let deployed = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
+    server.wait_for(&deployed, "active").await;
+    let answer = server.invoke(endpoint, "text/csv", rows.to_string(), INVOKER).await;
+    assert_eq!(answer.status(), 200);
+    let text = answer.text().await.unwrap();
+    text.lines().map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect()
+}
+
 /// xgboost's own predictions for `model.tar.gz`'s booster on CSV feature rows.
 pub fn xgboost_predicts(model_tar_gz: &[u8], rows_csv: &str) -> Vec<f64> {
     let dir = tempfile::tempdir().unwrap();
@@ -114,10 +127,6 @@ async fn an_automl_job_trains_candidates_and_its_best_model_serves(db: TestDb) {
     // The best model serves as a built-in XGBoost model.
     let model_key = outputs["best_candidate_model"].as_str().unwrap().to_string();
     assert!(model_key.starts_with("automl-output/churn-automl/candidates/"), "{model_key}");
-    let mut body = crate::support::api::realtime_body("churn", &model_key);
-    body["endpoint_name"] = json!("churn-best");
-    let deployed = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
-    server.wait_for(&deployed, "active").await;
 
     // Its answers on the validation split equal xgboost's for the same file, and give the F1
     // the job reported.
@@ -127,9 +136,8 @@ async fn an_automl_job_trains_candidates_and_its_best_model_serves(db: TestDb) {
     assert_eq!(lines.next(), Some("churned,a,b,c,d,e"));
     let (labels, rows): (Vec<&str>, Vec<&str>) = lines.map(|l| l.split_once(',').unwrap()).unzip();
     let rows_csv = rows.join("\n");
-    let answer = server.invoke("churn-best", "text/csv", rows_csv.clone(), INVOKER).await;
-    assert_eq!(answer.status(), 200);
-    let served: Vec<f64> = answer.text().await.unwrap().lines().map(|p| p.parse().unwrap()).collect();
+    let served: Vec<f64> =
+        deploy_and_score(&server, &model_key, "churn-best", &rows_csv).await.into_iter().map(|p| p[0]).collect();
     let reference = xgboost_predicts(&get_asset(&server, &model_key).await, &rows_csv);
     assert_eq!(served.len(), reference.len());
     for (ours, theirs) in served.iter().zip(&reference) {
@@ -215,18 +223,11 @@ async fn train_and_serve(server: &TestServer, name: &str, csv: String) -> (Value
     let result: Value =
         serde_json::from_slice(&get_asset(server, &format!("automl-output/{name}/result.json")).await).unwrap();
     let model = outputs["best_candidate_model"].as_str().unwrap();
-    let mut body = crate::support::api::realtime_body(name, model);
-    body["endpoint_name"] = json!(format!("{name}-best"));
-    let deployed = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
-    server.wait_for(&deployed, "active").await;
     let validation =
         String::from_utf8(get_asset(server, &format!("automl-output/{name}/data/validation.csv")).await).unwrap();
     let (targets, rows): (Vec<String>, Vec<String>) =
         validation.lines().skip(1).map(|l| l.split_once(',').unwrap()).map(|(t, r)| (t.into(), r.into())).unzip();
-    let answer = server.invoke(&format!("{name}-best"), "text/csv", rows.join("\n"), INVOKER).await;
-    assert_eq!(answer.status(), 200);
-    let served =
-        answer.text().await.unwrap().lines().map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    let served = deploy_and_score(server, model, &format!("{name}-best"), &rows.join("\n")).await;
     (result, targets, served)
 }
 

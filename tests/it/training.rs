@@ -4,9 +4,9 @@
 //! xgboost predicts, and the final `validation:auc` what the served model scores; tuning jobs
 //! (`model_tuner_builtin`) on the same trainer.
 
-use crate::automl::{dataset, get_asset, server_with_trainer, xgboost_predicts};
+use crate::automl::{dataset, deploy_and_score, get_asset, server_with_trainer, xgboost_predicts};
 use crate::on_both_stores;
-use crate::support::server::{INVOKER, OPERATOR};
+use crate::support::server::OPERATOR;
 use crate::support::{Db, TestDb};
 use serde_json::{Value, json};
 
@@ -102,16 +102,11 @@ async fn an_xgboost_training_job_writes_the_model_sagemaker_would(db: TestDb) {
         .as_f64()
         .unwrap();
 
-    let mut realtime = crate::support::api::realtime_body("churn-xgb", model);
-    realtime["endpoint_name"] = json!("churn-trained");
-    let deployed = server.provision(&realtime).await["pipeline_id"].as_str().unwrap().to_string();
-    server.wait_for(&deployed, "active").await;
     let (labels, rows): (Vec<f64>, Vec<&str>) =
         validation.lines().map(|l| l.split_once(',').unwrap()).map(|(l, r)| (l.parse::<f64>().unwrap(), r)).unzip();
     let rows = rows.join("\n");
-    let answer = server.invoke("churn-trained", "text/csv", rows.clone(), INVOKER).await;
-    assert_eq!(answer.status(), 200);
-    let served: Vec<f64> = answer.text().await.unwrap().lines().map(|p| p.parse().unwrap()).collect();
+    let served: Vec<f64> =
+        deploy_and_score(&server, model, "churn-trained", &rows).await.into_iter().map(|p| p[0]).collect();
     let reference = xgboost_predicts(&get_asset(&server, model).await, &rows);
     for (ours, theirs) in served.iter().zip(&reference) {
         assert!((ours - theirs).abs() <= 1e-5 * theirs.abs().max(1e-6), "{ours} vs xgboost {theirs}");
@@ -161,15 +156,10 @@ on_both_stores!(an_xgboost_training_job_writes_the_model_sagemaker_would);
 
 /// The served model's AUC on `validation` (label first).
 async fn served_auc(server: &crate::support::TestServer, model: &str, endpoint: &str, validation: &str) -> f64 {
-    let mut realtime = crate::support::api::realtime_body(endpoint, model);
-    realtime["endpoint_name"] = json!(endpoint);
-    let deployed = server.provision(&realtime).await["pipeline_id"].as_str().unwrap().to_string();
-    server.wait_for(&deployed, "active").await;
     let (labels, rows): (Vec<f64>, Vec<&str>) =
         validation.lines().map(|l| l.split_once(',').unwrap()).map(|(l, r)| (l.parse::<f64>().unwrap(), r)).unzip();
-    let answer = server.invoke(endpoint, "text/csv", rows.join("\n"), INVOKER).await;
-    assert_eq!(answer.status(), 200);
-    let served: Vec<f64> = answer.text().await.unwrap().lines().map(|p| p.parse().unwrap()).collect();
+    let served: Vec<f64> =
+        deploy_and_score(server, model, endpoint, &rows.join("\n")).await.into_iter().map(|p| p[0]).collect();
     auc(&served, &labels)
 }
 

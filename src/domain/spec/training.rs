@@ -56,6 +56,24 @@ pub struct TunerSpec {
     pub hyperparameter_ranges: BTreeMap<String, HyperparameterRange>,
 }
 
+impl TunerSpec {
+    /// The ranges back in the request's form, `{name: ["continuous", [min, max]], ...}`: what the
+    /// solution's template documents and what the local tuner reads.
+    pub fn ranges_in_request_form(&self) -> Map<String, Value> {
+        self.hyperparameter_ranges
+            .iter()
+            .map(|(name, range)| {
+                let value = match range {
+                    HyperparameterRange::Continuous { min, max } => serde_json::json!(["continuous", [min, max]]),
+                    HyperparameterRange::Integer { min, max } => serde_json::json!(["integer", [min, max]]),
+                    HyperparameterRange::Categorical { values } => serde_json::json!(["categorical", values]),
+                };
+                (name.clone(), value)
+            })
+            .collect()
+    }
+}
+
 /// One tunable hyperparameter (request form `["continuous", [min, max]]`, `["integer", [min,
 /// max]]` or `["categorical", [values...]]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -6,16 +6,14 @@
 //! value) except `JobInstanceCount` of the monitors, which the solution never sets either. A test
 //! checks the names and values against the templates' declarations.
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::context::AwsContext;
 use super::image_uris::{self, ImageUriError};
 use super::package;
 use crate::domain::names::template_zip_key;
 use crate::domain::plan::{AutopilotStage, BatchStage, MonitorStage, RealtimeStage, TrainingStage};
-use crate::domain::spec::{
-    Choice, HyperparameterRange, ImageBuilderSpec, ModelScores, ModelSource, MonitorKind, ShapBaseline,
-};
+use crate::domain::spec::{Choice, ImageBuilderSpec, ModelScores, ModelSource, MonitorKind, ShapBaseline};
 use crate::domain::{PipelineType, StageParams};
 
 /// The stage's parameters cannot be built.
@@ -318,19 +316,7 @@ fn training(p: &mut Params, stage: &TrainingStage, ctx: &AwsContext) -> Result<(
     p.set("AlgoHyperparameteres", json_text(&t.algo_hyperparameters));
     if let Some(tuner) = &t.tuner {
         p.set("HyperparametersTunerConfig", json_text(&tuner.tuner_configs));
-        // Back to the request's form, which the solution's template documents.
-        let ranges: Map<String, Value> = tuner
-            .hyperparameter_ranges
-            .iter()
-            .map(|(name, range)| {
-                let value = match range {
-                    HyperparameterRange::Continuous { min, max } => json!(["continuous", [min, max]]),
-                    HyperparameterRange::Integer { min, max } => json!(["integer", [min, max]]),
-                    HyperparameterRange::Categorical { values } => json!(["categorical", values]),
-                };
-                (name.clone(), value)
-            })
-            .collect();
+        let ranges = tuner.ranges_in_request_form();
         p.set("AlgoHyperparameteresRange", json_text(&ranges));
     }
     Ok(())

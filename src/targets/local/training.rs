@@ -14,7 +14,7 @@
 use super::LocalTarget;
 use crate::artifacts::StorageError;
 use crate::domain::plan::TrainingStage;
-use crate::domain::spec::{HyperparameterRange, TunerSpec};
+use crate::domain::spec::TunerSpec;
 use crate::serving::algorithm;
 use crate::targets::{StageContext, StepOutcome, TargetError};
 use futures::TryStreamExt;
@@ -78,25 +78,13 @@ fn tuning_job(tuner: &TunerSpec) -> Result<Value, TargetError> {
     let text = |key: &str| configs.get(key).and_then(Value::as_str);
     let metric = text("objective_metric_name")
         .ok_or_else(|| TargetError::permanent("tuner_configs has no objective_metric_name"))?;
-    let ranges: serde_json::Map<String, Value> = tuner
-        .hyperparameter_ranges
-        .iter()
-        .map(|(name, range)| {
-            let range = match range {
-                HyperparameterRange::Continuous { min, max } => json!(["continuous", [min, max]]),
-                HyperparameterRange::Integer { min, max } => json!(["integer", [min, max]]),
-                HyperparameterRange::Categorical { values } => json!(["categorical", values]),
-            };
-            (name.clone(), range)
-        })
-        .collect();
     Ok(json!({
         "objective_metric": metric,
         "objective_type": text("objective_type").unwrap_or("Maximize"),
         "strategy": text("strategy").unwrap_or("Bayesian"),
         "max_jobs": configs.get("max_jobs").and_then(Value::as_u64).unwrap_or(1),
         "seed": configs.get("random_seed").and_then(Value::as_u64).unwrap_or(0),
-        "ranges": ranges,
+        "ranges": tuner.ranges_in_request_form(),
     }))
 }
 
