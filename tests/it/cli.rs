@@ -262,7 +262,7 @@ async fn errors_are_readable(db: TestDb) {
     bad["model_name"] = json!(7);
     bad["inference_instance"] = json!(["ml.m5.large"]);
     bad.as_object_mut().unwrap().remove("endpoint_name");
-    bad["data_capture_location"] = json!("s3://my-bucket/capture");
+    bad["data_capture_location"] = json!("https://my-bucket/capture");
     let bad = write_json(dir.path(), "bad.json", &bad);
     let run = mlops(&server, OPERATOR, &["provision", "-f", bad.to_str().unwrap()]).await;
     run.failed().stderr_has("error: 400 Bad Request: the request has ");

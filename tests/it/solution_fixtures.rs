@@ -3,9 +3,10 @@
 //! `endpoint_name` updates it), the built-in batch body transforms its input, the image-builder
 //! body builds its algorithm, the custom bodies run the algorithm their `custom_image_uri` names
 //! (`custom-image-uri`, i.e. `custom-image-uri:latest`, built first as a user would have pushed
-//! it), the AutoML body trains its candidates on `train/data.csv`; the rest get what
-//! docs/API.md §10 says — the monitors a 400 naming `endpoint_name`, and the second body asking
-//! for endpoint `test-endpoint` a 409.
+//! it), the AutoML body trains its candidates on `train/data.csv`, and the three monitors watch
+//! `test-endpoint` (their `test_endpoint`, `s3://` ground truth and JSON-text bias configuration
+//! read as meant, with warnings: docs/API.md §10); the second body asking for endpoint
+//! `test-endpoint` gets a 409.
 
 use crate::algorithms::{image_builder_body, zip_folder};
 use crate::on_both_stores;
@@ -63,8 +64,30 @@ async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
     let built = server.provision(&image_builder_body("custom/latest.zip", "custom-image-uri", "latest")).await;
     server.wait_for_longer(built["pipeline_id"].as_str().unwrap(), "active").await;
 
+    // The monitors' baseline: the label first, then the 30 features the endpoint's model takes,
+    // among them the bias body's facet (`age`) and group (`personal_status_sex`) and the model
+    // quality body's prediction column (`0`).
+    let mut baseline = String::from("label,0,age,personal_status_sex");
+    (4..=30).for_each(|i| baseline += &format!(",f{i}"));
+    for i in 0..200u32 {
+        let label = u32::from(i % 3 == 0);
+        baseline += &format!(
+            "\n{label},{},{},{}",
+            f64::from(i % 10) / 10.0,
+            20 + i % 50,
+            ["A91", "A92", "A93"][i as usize % 3]
+        );
+        (4..=30).for_each(|j| baseline += &format!(",{}", (i * j) % 11));
+    }
+    baseline.push('\n');
+    let key = "model_monitor/training-dataset-with-header.csv";
+    assert_eq!(server.put_asset(key, baseline.into_bytes()).await.status(), 201);
+
+    // The monitors watch an endpoint the other bodies deploy: they go last.
+    let mut bodies: Vec<(&String, &Value)> = bodies.as_object().unwrap().iter().collect();
+    bodies.sort_by_key(|(name, _)| name.ends_with("_monitor"));
     let mut outcomes = Vec::new();
-    for (name, body) in bodies.as_object().unwrap() {
+    for (name, body) in bodies {
         if name.ends_with("-multi") {
             continue; // one environment here; tests/it/aws_target.rs runs them multi-account
         }
@@ -73,9 +96,21 @@ async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
         let answer: Value = response.json().await.unwrap();
         match name.as_str() {
             n if n.ends_with("_monitor") => {
-                assert_eq!(status, 400, "{name}: {answer:#}");
-                assert_eq!(answer["errors"][0]["pointer"], "/endpoint_name", "{name}: {answer:#}");
-                continue;
+                assert_eq!(status, 200, "{name}: {answer:#}");
+                let warnings: Vec<&str> =
+                    answer["warnings"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+                assert!(
+                    warnings[0].starts_with("`endpoint_name` `test_endpoint` was read as `test-endpoint`"),
+                    "{warnings:?}"
+                );
+                let ground_truth =
+                    "`monitor_ground_truth_input` `s3://test-bucket/groundtruth` was read as `test-bucket/groundtruth`";
+                if n != "byom_data_quality_monitor" {
+                    assert!(warnings.iter().any(|w| w.starts_with(ground_truth)), "{warnings:?}");
+                }
+                if n == "byom_model_bias_monitor" {
+                    assert!(warnings.iter().any(|w| w.starts_with("`bias_config` was JSON text")), "{warnings:?}");
+                }
             }
             // The built-in body with endpoint_name took `test-endpoint` already (SageMaker too
             // would refuse a second endpoint of that name).
@@ -119,6 +154,28 @@ async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
                 let p: f64 = answer.text().await.unwrap().trim().parse().unwrap();
                 assert!((p - linear(&row)).abs() < 1e-9, "{p}");
             }
+            // Each baseline ran on the baseline data against `test-endpoint` (the bias one
+            // labelled it with that endpoint's model).
+            n if n.ends_with("_monitor") => {
+                let outputs = &server.pipeline(&id).await["stages"][0]["outputs"];
+                assert_eq!(outputs["baseline_rows"], 200, "{name}: {outputs:#}");
+                let schedule = outputs["monitoring_schedule_name"].as_str().unwrap();
+                assert!(schedule.starts_with("test-endpoint-"), "{name}: {schedule}");
+                let file = |output: &str| {
+                    let path = outputs[output].as_str().unwrap_or_else(|| panic!("{name}: no {output}: {outputs:#}"));
+                    let bytes = std::fs::read(objects.join(path)).unwrap();
+                    serde_json::from_slice::<Value>(&bytes).unwrap()
+                };
+                if n == "byom_model_bias_monitor" {
+                    // The facet the (JSON-text) bias_config names, against the labels [1].
+                    let analysis = file("baseline_analysis");
+                    let facets = &analysis["post_training_bias_metrics"]["facets"];
+                    assert!(facets["age"].is_array(), "{analysis:#}");
+                } else {
+                    let statistics = file("baseline_statistics");
+                    assert_eq!(statistics["dataset"]["item_count"], 200, "{name}: {statistics:#}");
+                }
+            }
             "model_autopilot_training" => {
                 let outputs = &server.pipeline(&id).await["stages"][0]["outputs"];
                 assert_eq!(outputs["AutopilotJobName"], "test-job", "{outputs:#}");
@@ -140,7 +197,10 @@ async fn the_solutions_fixture_bodies_on_the_local_target(db: TestDb) {
             "byom_realtime_builtin",
             "byom_realtime_builtin-endpoint",
             "byom_realtime_custom",
-            "model_autopilot_training"
+            "model_autopilot_training",
+            "byom_data_quality_monitor",
+            "byom_model_bias_monitor",
+            "byom_model_quality_monitor"
         ]
     );
     // The update moved the endpoint to the body's endpoint_name.

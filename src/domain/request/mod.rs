@@ -10,6 +10,7 @@ mod errors;
 mod hyperparameters;
 mod image_builder;
 mod inference;
+mod lenient;
 mod monitor;
 mod scalars;
 pub mod schema;
@@ -51,15 +52,27 @@ pub struct ValidatedRequest {
 
 /// Validates a provisioning request body.
 pub fn parse_request(body: &Value, ctx: &RequestContext) -> Result<ValidatedRequest, RequestErrors> {
-    let (body, pipeline_type) = start(body, ctx)?;
-    read(body, pipeline_type)
+    let (meant, rewrites) = as_meant(body);
+    let (body, pipeline_type) = start(meant.as_ref().unwrap_or(body), ctx)?;
+    let mut request = read(body, pipeline_type)?;
+    request.warnings.splice(0..0, rewrites);
+    Ok(request)
+}
+
+/// The body with the plain meanings of `lenient` applied, when any applied, and their warnings.
+fn as_meant(body: &Value) -> (Option<Value>, Vec<String>) {
+    match body.as_object().and_then(lenient::read_as_meant) {
+        Some((object, warnings)) => (Some(Value::Object(object)), warnings),
+        None => (None, Vec::new()),
+    }
 }
 
 /// The keys a pipeline type's reader asks for, given a body holding some of them, and the bad
 /// fields of that body: how the request schemas of the OpenAPI document are made (`schema.rs`),
 /// so they cannot drift from validation.
 pub(crate) fn keys_read(body: &Value, ctx: &RequestContext) -> (BTreeSet<&'static str>, Vec<FieldError>) {
-    let Ok((mut body, pipeline_type)) = start(body, ctx) else { return Default::default() };
+    let (meant, _) = as_meant(body);
+    let Ok((mut body, pipeline_type)) = start(meant.as_ref().unwrap_or(body), ctx) else { return Default::default() };
     let _ = dispatch(&mut body, pipeline_type);
     body.into_keys_and_errors()
 }

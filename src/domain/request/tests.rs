@@ -296,7 +296,8 @@ fn wrong_json_types_are_reported_per_field() {
     assert_eq!(messages[0], "`model_name`: expected a string, got a number");
     assert!(messages[4].contains("whole number"), "{}", messages[4]);
 
-    let body = with(single(ByomModelBiasMonitor), json!({"bias_config": "{\"facet_name\": \"age\"}"}));
+    // JSON text that holds no object stays text, and is refused as such.
+    let body = with(single(ByomModelBiasMonitor), json!({"bias_config": "[\"age\"]"}));
     let errors = errors(&body, &single_env());
     assert_eq!(errors[0].code, FieldErrorCode::InvalidType);
     assert!(errors[0].message.contains("not its JSON text"), "{}", errors[0].message);
@@ -331,7 +332,7 @@ fn five_mistakes_give_five_pointers() {
             "model_name": "churn_xgb",
             "inference_instance": "m5.large",
             "model_artifact_location": null,
-            "data_capture_location": "s3://my-bucket/capture",
+            "data_capture_location": "https://my-bucket/capture",
             "kms_key_arn": "my-key",
         }),
     );
@@ -341,7 +342,7 @@ fn five_mistakes_give_five_pointers() {
         pointers,
         ["/model_artifact_location", "/model_name", "/inference_instance", "/data_capture_location", "/kms_key_arn"]
     );
-    assert!(errors[3].message.contains("drop the s3:// prefix"), "{}", errors[3].message);
+    assert!(errors[3].message.contains("without a URL scheme"), "{}", errors[3].message);
     assert_eq!(
         RequestErrors(errors).compat_detailed_message(),
         "Bad request. API body does not have the necessary parameter: model_artifact_location"
@@ -388,7 +389,7 @@ fn per_stage_objects_name_missing_and_unknown_environments() {
 fn per_stage_values_are_checked_at_their_own_pointer() {
     let body = with(
         single(ByomBatchBuiltin),
-        json!({"batch_job_output_location": {"dev": "bucket-1/x", "staging": "Bucket-2/x", "prod": "s3://bucket-3/x"}}),
+        json!({"batch_job_output_location": {"dev": "bucket-1/x", "staging": "Bucket-2/x", "prod": "bucket-3/../x"}}),
     );
     let errors = errors(&body, &three_envs());
     let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
@@ -462,9 +463,18 @@ fn endpoint_names_are_normalised_like_the_solution() {
     let spec = parse_request(&body, &single_env()).unwrap().spec;
     let PipelineParams::Realtime(realtime) = spec.params else { panic!() };
     assert_eq!(realtime.endpoint_name.get("dev").unwrap().as_str(), "churn-endpoint");
-    // The solution's own fixture uses an underscore, which SageMaker rejects.
+    // The solution's own fixture uses an underscore, which no SageMaker endpoint name holds:
+    // read as the hyphen it can only mean, with a warning.
     let body = with(single(ByomDataQualityMonitor), json!({"endpoint_name": "test_endpoint"}));
-    assert_eq!(problems(&body, &single_env()), [problem("/endpoint_name", FieldErrorCode::InvalidValue)]);
+    let request = parse_request(&body, &single_env()).unwrap();
+    let PipelineParams::Monitor(monitor) = request.spec.params else { panic!() };
+    assert_eq!(monitor.endpoint_name.get("dev").unwrap().as_str(), "test-endpoint");
+    assert!(request.warnings[0].starts_with("`endpoint_name` `test_endpoint` was read as `test-endpoint`"));
+    // One that would still be invalid is refused as sent.
+    let body = with(single(ByomDataQualityMonitor), json!({"endpoint_name": "test_endpoint!"}));
+    let errors = errors(&body, &single_env());
+    assert_eq!(errors[0].pointer, "/endpoint_name");
+    assert!(errors[0].message.contains("test_endpoint!"), "{}", errors[0].message);
 }
 
 #[test]
