@@ -196,6 +196,7 @@ impl ConfigRevisionService {
                     "pipeline_type": result.record.pipeline_type,
                     "version": result.record.version,
                     "created": result.created,
+                    "warnings": result.warnings,
                 })),
                 Err(e) => {
                     let errors = config_file::in_file(field_errors(e), i, list);

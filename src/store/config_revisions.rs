@@ -36,7 +36,8 @@ pub struct ConfigRevisionRecord {
     /// list of requests start with the request's index.
     #[schema(value_type = Option<Object>)]
     pub errors: Option<Json<serde_json::Value>>,
-    /// The pipelines it provisioned: `[{id, name, pipeline_type, version, created}]`.
+    /// The pipelines it provisioned: `[{id, name, pipeline_type, version, created, warnings}]`
+    /// (`warnings`: what the API's answer would have said, e.g. ignored keys).
     #[schema(value_type = Option<Object>)]
     pub pipelines: Option<Json<serde_json::Value>>,
     pub created_at: DateTime<Utc>,

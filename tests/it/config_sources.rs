@@ -177,9 +177,14 @@ async fn a_git_repository_provisions_its_commits(db: TestDb) {
         )
     );
 
-    // A second commit with changed parameters: the same pipeline, version 2.
+    assert_eq!(revision["pipelines"][0]["warnings"], json!([]));
+
+    // A second commit with changed parameters: the same pipeline, version 2. A spelling the
+    // solution's users write is read as meant, and the revision says so, as the API's answer
+    // would.
     let mut changed = body.clone();
     changed["inference_instance"] = json!("ml.m5.xlarge");
+    changed["data_capture_location"] = json!(format!("s3://{}", body["data_capture_location"].as_str().unwrap()));
     let second = repo.commit(&changed, "Bigger instances", false);
     repo.push(false);
     assert_eq!(send_github(&server, "main", HOOK_SECRET).await.status(), 202);
@@ -190,6 +195,8 @@ async fn a_git_repository_provisions_its_commits(db: TestDb) {
         (revision["pipelines"][0]["version"].as_i64(), revision["pipelines"][0]["created"].as_bool()),
         (Some(2), Some(false))
     );
+    let warning = revision["pipelines"][0]["warnings"][0].as_str().unwrap_or_else(|| panic!("{revision:#}"));
+    assert!(warning.starts_with("`data_capture_location` `s3://"), "{warning}");
     let pipeline = server.wait_for(&id, "active").await;
     assert_eq!(pipeline["stages"][0]["params"]["inference_instance"], "ml.m5.xlarge");
 
