@@ -31,8 +31,8 @@ const BUCKET_PREFIX_KEYS: &[&str] = &[
 /// Clarify's configuration objects.
 const CLARIFY_OBJECT_KEYS: &[&str] = &["bias_config", "model_predicted_label_config", "shap_config"];
 
-/// `object` with the plain meanings applied, and a warning for each rewrite. `None` when nothing
-/// needed rewriting (the common case: no copy).
+/// `object` with the plain meanings applied, and a warning for each rewrite; `None` when nothing
+/// was rewritten (the caller then reads `object` itself).
 pub(super) fn read_as_meant(object: &Map<String, Value>) -> Option<(Map<String, Value>, Vec<String>)> {
     let mut rewritten = object.clone();
     let mut warnings = Vec::new();
