@@ -13,12 +13,22 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 type Driver = Pin<Box<http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>>>;
 
 /// Idle connections kept per algorithm (more are closed after their call).
 const MAX_IDLE: usize = 64;
+
+/// New connections not yet proven (their first answer not read) at once per algorithm. A burst
+/// of calls finding no idle connection would otherwise open one each at the same moment, and a
+/// server that accepts slowly with a short listen queue (Python's `socketserver` listens with a
+/// backlog of 5) has the kernel drop the connections beyond it; TCP retries those a second later,
+/// so their calls wait a second or more (measured: p99 1.5 s in the first seconds of 32
+/// concurrent calls). Calls beyond this wait for a connection to come back or for a new one to
+/// be proven.
+const MAX_OPENING: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -34,9 +44,18 @@ pub enum CallError {
 }
 
 /// Kept-alive connections to one algorithm.
-#[derive(Default)]
 pub struct ChildConnections {
     idle: Mutex<Vec<Connection>>,
+    /// Told when a connection is given back.
+    returned: Notify,
+    /// One permit per connection being opened, held until its first answer ([`MAX_OPENING`]).
+    opening: Arc<Semaphore>,
+}
+
+impl Default for ChildConnections {
+    fn default() -> Self {
+        Self { idle: Mutex::default(), returned: Notify::new(), opening: Arc::new(Semaphore::new(MAX_OPENING)) }
+    }
 }
 
 struct Connection {
@@ -46,6 +65,8 @@ struct Connection {
     driver: Option<Driver>,
     /// Whether a call went through it already.
     used: bool,
+    /// Held until the connection's first answer: the server has accepted it by then.
+    opening: Option<OwnedSemaphorePermit>,
 }
 
 impl ChildConnections {
@@ -59,11 +80,7 @@ impl ChildConnections {
         limit: usize,
         fresh: bool,
     ) -> Result<ProcessReply, CallError> {
-        let pooled = if fresh { None } else { self.take(port) };
-        let mut connection = match pooled {
-            Some(connection) => connection,
-            None => Connection::open(port).await?,
-        };
+        let mut connection = if fresh { self.open(port).await? } else { self.checkout(port).await? };
         let mut request = hyper::Request::post("/invocations").header(hyper::header::HOST, format!("127.0.0.1:{port}"));
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -75,6 +92,31 @@ impl ChildConnections {
             self.give_back(connection);
         }
         answer
+    }
+
+    /// An idle connection, else a new one once fewer than [`MAX_OPENING`] are being opened,
+    /// whichever comes first.
+    async fn checkout(&self, port: u16) -> Result<Connection, CallError> {
+        loop {
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            // Registered before looking, so a connection given back meanwhile is not missed.
+            returned.as_mut().enable();
+            if let Some(connection) = self.take(port) {
+                return Ok(connection);
+            }
+            tokio::select! {
+                permit = self.opening.clone().acquire_owned() => {
+                    return Connection::open(port, permit.expect("the semaphore is never closed")).await;
+                }
+                () = &mut returned => {}
+            }
+        }
+    }
+
+    async fn open(&self, port: u16) -> Result<Connection, CallError> {
+        let permit = self.opening.clone().acquire_owned().await.expect("the semaphore is never closed");
+        Connection::open(port, permit).await
     }
 
     fn take(&self, port: u16) -> Option<Connection> {
@@ -89,22 +131,26 @@ impl ChildConnections {
     }
 
     fn give_back(&self, connection: Connection) {
-        let mut idle = self.idle.lock().expect("connections lock");
-        if idle.len() < MAX_IDLE {
+        {
+            let mut idle = self.idle.lock().expect("connections lock");
+            if idle.len() >= MAX_IDLE {
+                return;
+            }
             idle.push(connection);
         }
+        self.returned.notify_one();
     }
 }
 
 impl Connection {
-    async fn open(port: u16) -> Result<Connection, CallError> {
+    async fn open(port: u16, opening: OwnedSemaphorePermit) -> Result<Connection, CallError> {
         let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(CallError::Connect)?;
         // One small request and answer per exchange: waiting to coalesce them only adds latency.
         stream.set_nodelay(true).map_err(CallError::Connect)?;
         let (sender, driver) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| CallError::Exchange { message: e.to_string(), reused: false })?;
-        Ok(Connection { port, sender, driver: Some(Box::pin(driver)), used: false })
+        Ok(Connection { port, sender, driver: Some(Box::pin(driver)), used: false, opening: Some(opening) })
     }
 
     /// Sends the request and reads the whole answer, driving the connection meanwhile.
@@ -158,6 +204,7 @@ impl Connection {
             }
         };
         self.driver = Some(running);
+        self.opening = None;
         answer
     }
 }
@@ -226,6 +273,57 @@ mod tests {
         }
         connections.post(port, &[], Bytes::from("1"), 1024, true).await.unwrap();
         assert!(accepted.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_opens_few_connections_at_once_and_reuses_them() {
+        // A server that accepts nothing until told: every connection opened meanwhile waits in
+        // its listen queue (long enough here that the kernel drops none).
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let listener = socket.listen(128).unwrap();
+        let connections = Arc::new(ChildConnections::default());
+        let calls: Vec<_> = (0..32)
+            .map(|_| {
+                let connections = connections.clone();
+                tokio::spawn(async move { connections.post(port, &[], Bytes::from("1"), 1024, false).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // What the calls opened while the server took nothing.
+        let mut queued = Vec::new();
+        while let Ok(Ok((stream, _))) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), listener.accept()).await
+        {
+            queued.push(stream);
+        }
+        assert_eq!(queued.len(), MAX_OPENING, "connections opened before any was accepted");
+        // Served from now on: every call is answered, over few connections.
+        let accepted = Arc::new(AtomicUsize::new(queued.len()));
+        let serve = |mut socket: tokio::net::TcpStream| {
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 8192];
+                while matches!(socket.read(&mut buffer).await, Ok(n) if n > 0) {
+                    if socket.write_all(OK.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        queued.into_iter().for_each(|s| drop(serve(s)));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(serve(socket));
+            }
+        });
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap().status, 200);
+        }
+        assert!(accepted.load(Ordering::SeqCst) <= 32);
+        assert!(connections.idle.lock().unwrap().len() >= MAX_OPENING);
     }
 
     #[tokio::test]
