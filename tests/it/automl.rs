@@ -155,8 +155,7 @@ async fn an_automl_job_trains_candidates_and_its_best_model_serves(db: TestDb) {
     let f1 = 2.0 * tp / (2.0 * tp + fp + fn_);
     assert!((f1 - best_f1).abs() < 1e-12, "F1 of the served model {f1}, reported {best_f1}");
 
-    let events = server.events(&id).await;
-    let messages: Vec<&str> = events.as_array().unwrap().iter().filter_map(|e| e["message"].as_str()).collect();
+    let messages = server.event_messages(&id).await;
     assert!(
         messages.iter().any(|m| m.starts_with("training data: 500 rows (400 to train, 100 to validate")),
         "{messages:#?}"

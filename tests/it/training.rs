@@ -142,8 +142,7 @@ async fn an_xgboost_training_job_writes_the_model_sagemaker_would(db: TestDb) {
     let (status, problem) = card_training_details(&server, "unknown-card", "nobody-trained-this").await;
     assert_eq!((status, problem["errors"][0]["pointer"].as_str()), (400, Some("/training_details/training_job_name")));
 
-    let events = server.events(&id).await;
-    let messages: Vec<&str> = events.as_array().unwrap().iter().filter_map(|e| e["message"].as_str()).collect();
+    let messages = server.event_messages(&id).await;
     assert!(
         messages.iter().any(|m| m.starts_with("training data: 400 rows (100 to validate), 5 features")),
         "{messages:#?}"

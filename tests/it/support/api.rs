@@ -133,6 +133,12 @@ impl TestServer {
         response.json::<Value>().await.unwrap()["items"].clone()
     }
 
+    /// The messages of the pipeline's events, oldest first (events without one left out).
+    pub async fn event_messages(&self, id: &str) -> Vec<String> {
+        let events = self.events(id).await;
+        events.as_array().unwrap().iter().filter_map(|e| e["message"].as_str().map(String::from)).collect()
+    }
+
     pub async fn invoke(&self, endpoint: &str, content_type: &str, body: String, token: &str) -> reqwest::Response {
         self.http
             .post(self.url(&format!("/v1/endpoints/{endpoint}/invocations")))
