@@ -155,7 +155,7 @@ impl AppState {
             CaptureConfig {
                 flush_interval: settings.capture.flush_interval,
                 max_buffered_records: settings.capture.max_buffered_records,
-                channel_capacity: 4 * settings.capture.max_buffered_records.max(1),
+                channel_capacity: crate::serving::capture::queue_capacity(settings.capture.max_buffered_records),
                 max_buffered_bytes: settings.capture.max_buffered_bytes,
                 sampling_percentage: settings.capture.sampling_percentage,
             },
