@@ -75,8 +75,23 @@ fn load(config: Option<&std::path::Path>, flags: &ServerFlags) -> anyhow::Result
     Ok(settings)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+/// How many tasks a runtime worker runs between two non-blocking looks at socket and timer
+/// events (tokio's `event_interval`, 61 by default). An invocation is a short task woken by its
+/// socket; looking every other task, a busy worker finds the next requests itself rather than
+/// leaving them to the worker parked on the event queue, which must first be woken. Measured
+/// (wrk, 2 cores, alternating runs): 20-30 % more invocations a second at 8 connections, ~5 %
+/// more at 32 and 64, `/healthz` 5-10 % more; 1 was no better than 2, 5 already worse.
+const RUNTIME_EVENT_INTERVAL: u32 = 2;
+
+fn main() -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .event_interval(RUNTIME_EVENT_INTERVAL)
+        .build()?
+        .block_on(async_main())
+}
+
+async fn async_main() -> anyhow::Result<ExitCode> {
     let result = run(Cli::parse()).await;
     // Log lines are written in batches: the last ones go out before the process ends (and
     // before the error, if any, that Rust prints once main returns).
