@@ -15,6 +15,7 @@ pub use crate::state::AppState;
 use crate::store::{Backend, DynStore, JobPolicy, StoreError};
 use crate::targets::local::LocalTarget;
 use crate::targets::{DynTarget, StorePort};
+use crate::tasks::AbortOnDrop;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
@@ -373,14 +374,6 @@ fn spawn_dispatcher(state: &AppState) -> tokio::task::JoinHandle<()> {
         state.settings.notifications.dispatch_interval,
         state.shutdown.clone(),
     ))
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Runs job workers without the API until `shutdown` resolves (the `worker` role).

@@ -23,6 +23,7 @@ pub mod sources;
 pub mod state;
 pub mod store;
 pub mod targets;
+pub mod tasks;
 pub mod telemetry;
 
 pub use app::start;

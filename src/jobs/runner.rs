@@ -5,6 +5,7 @@
 use super::{JobHandler, JobOutcome};
 use crate::config::JobSettings;
 use crate::store::{DynStore, JobFinish, JobRecord, StoreError};
+use crate::tasks::{AbortOnDrop, panic_message};
 use futures::FutureExt;
 use rand::RngExt;
 use std::sync::Arc;
@@ -217,22 +218,6 @@ async fn heartbeat(store: DynStore, job_id: String, worker: String, settings: Jo
             }
         }
     }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 fn at(after: Duration) -> chrono::DateTime<chrono::Utc> {

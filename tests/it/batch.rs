@@ -106,6 +106,29 @@ async fn transforms_every_object_under_the_prefix(db: TestDb) {
     server.stop().await;
 }
 
+/// An object of many reads and chunks (lines straddling every read): every line's prediction, in
+/// input order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_object_keeps_every_line_in_order() {
+    let server = TestServer::start(TestDb::new(crate::support::Db::Sqlite).await).await;
+    server.upload_fixture("models/iris.json", "xgboost/multi_softprob.json").await;
+    let cases = fixture_json("xgboost/multi_softprob.cases.json");
+    let rows = cases["rows"].as_array().unwrap();
+    let predictions = cases["predictions"].as_array().unwrap();
+    // About 3.5 MiB: the fixture's rows over and over, so that a line's prediction says which
+    // line it was.
+    let block = format!("{}\n", csv_rows(rows));
+    let repeats = 3_500_000 / block.len() + 1;
+    assert_eq!(server.put_asset("batch/large/in.csv", block.repeat(repeats).into_bytes()).await.status(), 201);
+
+    let body = batch_body("iris-large", "models/iris.json", "assets/batch/large", "results/large");
+    let id = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
+    server.wait_for(&id, "active").await;
+    let expected: Vec<Value> = predictions.iter().cycle().take(predictions.len() * repeats).cloned().collect();
+    assert_predictions(&read_output(&objects_root(&server).join("results/large/in.csv.out")), &expected);
+    server.stop().await;
+}
+
 /// A bad record fails the pipeline with the file, line and column, and leaves no output for
 /// that file (the files before it are complete).
 async fn a_bad_record_names_file_line_and_column(db: TestDb) {

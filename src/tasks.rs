@@ -1,0 +1,20 @@
+//! What several modules need around spawned work: a task that ends with its owner, and the
+//! message of a panic caught from work run elsewhere.
+
+/// A spawned task aborted when this is dropped, so background work ends with whatever owns it.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The text a caught panic carries (`panic!` gives a `&str` or a `String`).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
