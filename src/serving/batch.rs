@@ -37,7 +37,11 @@ const READS_AHEAD: usize = 4;
 /// The longest line accepted: SageMaker's default `MaxPayloadInMB` for one record.
 pub const MAX_LINE_BYTES: usize = 6 * 1024 * 1024;
 /// Output parts: S3 wants every part but the last to be at least 5 MiB.
-const PART_BYTES: usize = 8 * 1024 * 1024;
+const PART_BYTES: usize = 5 * 1024 * 1024;
+/// Parts being uploaded while the next fills. One: the output is a few percent of the input, so
+/// a part uploads long before the next is full; a second would only show in a long run's peak
+/// memory, when a write happened to be slow.
+const PARTS_IN_FLIGHT: usize = 1;
 
 /// What one object's transform read and wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -424,7 +428,7 @@ pub async fn transform_object(
             }
             let Some(scored) = scoring.next().await else { break };
             let (body, rows, bytes_in) = scored?;
-            writer.wait_for_capacity(2).await.map_err(storage)?;
+            writer.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(storage)?;
             stats.rows += rows;
             stats.bytes_in += bytes_in;
             stats.bytes_out += body.len() as u64;
