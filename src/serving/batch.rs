@@ -233,18 +233,12 @@ fn score(scorer: &Scorer, format: RequestFormat, chunk: Chunk, file: String) -> 
                     let _ = sender.send(scored);
                 }
             });
+            let failed = |message| Err(BatchError::Model { file, first, last: first, message });
             let scored = match receiver.await {
                 Ok(Ok(scored)) => scored,
-                Ok(Err(panic)) => {
-                    let message = panic_message(panic.as_ref());
-                    Err(BatchError::Model {
-                        file,
-                        first,
-                        last: first,
-                        message: format!("evaluation panicked: {message}"),
-                    })
-                }
-                Err(_) => unreachable!("the scoring closure always sends its result"),
+                Ok(Err(panic)) => failed(format!("evaluation panicked: {}", panic_message(panic.as_ref()))),
+                // Not expected: the closure sends whatever happens, and rayon runs every job.
+                Err(_) => failed("evaluation ended without a result".to_string()),
             };
             scored.map(|(body, rows)| (body, rows, bytes_in))
         }
