@@ -156,7 +156,7 @@ impl AppState {
             CaptureConfig {
                 flush_interval: settings.capture.flush_interval,
                 max_buffered_records: settings.capture.max_buffered_records,
-                channel_capacity: crate::serving::capture::queue_capacity(settings.capture.max_buffered_records),
+                max_queued_records: crate::serving::capture::queue_capacity(settings.capture.max_buffered_records),
                 max_buffered_bytes: settings.capture.max_buffered_bytes,
                 sampling_percentage: settings.capture.sampling_percentage,
             },

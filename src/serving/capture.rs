@@ -1,32 +1,39 @@
 //! SageMaker data capture: one JSON line per invocation (reference B.6), written in batches to
 //! `{bucket}/{prefix}/{endpoint}/{variant}/yyyy/mm/dd/hh/{mm}-{ss}-{mmm}-{uuid}.jsonl`.
 //!
-//! Invocations hand records to a single task that owns the buffers, one per destination and
-//! hour of invocation (UTC). A buffer becomes a new object on every flush: on the interval, when
-//! `max_buffered_records` are buffered, on [`CaptureWriter::flush`] and on
-//! [`CaptureWriter::shutdown`]. A flush never rewrites an earlier object, and a failed write
-//! keeps its records buffered for the next flush, so a transient store error loses nothing.
+//! An invocation writes its line straight into a shard's buffer: one shard per worker thread
+//! (a thread keeps its shard), each holding a batch per destination and hour of invocation (UTC)
+//! in chunks that are never copied again. A single task collects the shards and writes each
+//! destination and hour as a new object: on the interval, when `max_buffered_records` are
+//! buffered, on [`CaptureWriter::flush`] and on [`CaptureWriter::shutdown`]. A flush never
+//! rewrites an earlier object, and a failed write keeps its records buffered for the next flush,
+//! so a transient store error loses nothing.
 //!
-//! Capture never blocks or slows an invocation: records queued or buffered may take at most
-//! `max_buffered_bytes`, and a record that does not fit (or finds the queue full) is dropped and
-//! counted for its endpoint, never silently. So a store that keeps failing cannot grow memory
-//! without bound: once the budget is full, new records are dropped, and counted, until a write
-//! succeeds. Per endpoint, [`CaptureWriter::stats`] tells captured, written and dropped records
-//! and the last successful flush.
+//! Capture never blocks or slows an invocation: it takes only its own shard's lock, which the
+//! writer holds just long enough to swap the shard's batches out (and never waits for: a busy
+//! shard is retried after a yield, so the writer cannot stall a worker thread either). Records
+//! buffered may take at most `max_buffered_bytes` (and number at most `max_queued_records` until
+//! the writer collects them); a record that does not fit is dropped and counted for its endpoint,
+//! never silently. So a store that keeps failing cannot grow memory without bound: once the
+//! budget is full, new records are dropped, and counted, until a write succeeds. Per endpoint,
+//! [`CaptureWriter::stats`] tells captured, written and dropped records and the last successful
+//! flush.
 //! The file name takes the time of the first record it holds, as SageMaker's names look like
-//! `51-15-820-d0e7fdc2-c1ba-4e01-a9ad-7ed9b7a96b75.jsonl`.
+//! `51-15-820-d0e7fdc2-c1ba-4e01-a9ad-7ed9b7a96b75.jsonl`. Within an object, each worker
+//! thread's lines keep their order.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -39,14 +46,15 @@ pub struct CaptureDestination {
     pub variant: String,
 }
 
+/// One invocation's exchange, borrowed from the invocation: the line is written from it at once.
 #[derive(Debug, Clone)]
-pub struct CaptureEvent {
-    pub input_content_type: String,
-    pub input: Bytes,
-    pub output_content_type: String,
-    pub output: Bytes,
+pub struct CaptureEvent<'a> {
+    pub input_content_type: &'a str,
+    pub input: &'a [u8],
+    pub output_content_type: &'a str,
+    pub output: &'a [u8],
     /// The caller's `InferenceId`, if it sent one.
-    pub inference_id: Option<String>,
+    pub inference_id: Option<&'a str>,
     pub event_id: uuid::Uuid,
     pub time: DateTime<Utc>,
 }
@@ -56,23 +64,22 @@ pub struct CaptureConfig {
     pub flush_interval: Duration,
     /// Flush as soon as this many records are buffered (over all destinations).
     pub max_buffered_records: usize,
-    /// Records queued for the writer task; a record that finds the queue full is dropped.
-    pub channel_capacity: usize,
-    /// Bytes of records queued and buffered at most; a record that does not fit is dropped.
+    /// Records waiting for the writer to collect them at most; a record beyond is dropped.
+    pub max_queued_records: usize,
+    /// Bytes of records buffered at most; a record that does not fit is dropped.
     pub max_buffered_bytes: usize,
     /// Share of invocations captured, 0 to 100 (SageMaker's `InitialSamplingPercentage`).
     pub sampling_percentage: f64,
 }
 
-/// The fewest records the queue to the writer holds (see [`queue_capacity`]).
+/// The fewest records waiting for the writer that [`queue_capacity`] allows.
 const MIN_QUEUE_RECORDS: usize = 65_536;
 
-/// Records queued for the writer at most, for a flush threshold of `max_buffered_records`.
+/// Records waiting for the writer at most, for a flush threshold of `max_buffered_records`.
 /// Memory is bounded by `max_buffered_bytes`; the count only has to outlast one slow write, while
-/// the writer is busy and invocations go on queueing. 4 × 1,000 slots lasted 90 ms at 45,000
+/// the writer is busy and invocations go on recording. 4 × 1,000 lasted 90 ms at 45,000
 /// invocations a second, less than one fsync on a busy disk: a load run dropped 321 records that
-/// fitted the byte budget. 65,536 last about 1.5 s at that rate; tokio's channel allocates its
-/// slots as they fill, so a large capacity costs nothing while unused.
+/// fitted the byte budget. 65,536 last about 1.5 s at that rate.
 pub fn queue_capacity(max_buffered_records: usize) -> usize {
     (4 * max_buffered_records.max(1)).max(MIN_QUEUE_RECORDS)
 }
@@ -144,27 +151,34 @@ impl CaptureTarget {
         }
     }
 
-    fn dropped(&self) {
-        self.0.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(crate::metrics::CAPTURE_DROPPED, "destination" => self.0.key.clone()).increment(1);
+    fn dropped(&self, records: usize) {
+        self.0.counters.dropped.fetch_add(records as u64, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::CAPTURE_DROPPED, "destination" => self.0.key.clone())
+            .increment(records as u64);
     }
 
-    /// Identifies the destination among the writer's batches.
+    /// Identifies the destination among the batches.
     fn id(&self) -> usize {
         Arc::as_ptr(&self.0) as usize
     }
 }
 
-/// The destinations (by [`stats_key`]) and the byte budget, shared by the handles and the
-/// writer task.
-#[derive(Default)]
-struct Ledger {
+/// What the handles and the writer task share.
+struct Shared {
+    /// The destinations, by [`stats_key`].
     targets: Mutex<HashMap<String, CaptureTarget>>,
-    /// Bytes of records queued or buffered.
+    shards: Box<[Mutex<Shard>]>,
+    /// Bytes of records buffered (in the shards or the writer's batches).
     bytes: AtomicUsize,
+    /// Records in the shards, not yet collected by the writer.
+    queued: AtomicUsize,
+    /// Wakes the writer once `max_buffered_records` are queued. Records alone never wake it:
+    /// a wake-up per invocation (a futex call and a thread switch) cost more than the rest of
+    /// capturing it.
+    threshold: Notify,
 }
 
-impl Ledger {
+impl Shared {
     /// Takes `len` bytes of the budget, if they fit.
     fn reserve(&self, len: usize, max: usize) -> bool {
         self.bytes
@@ -174,6 +188,74 @@ impl Ledger {
 
     fn release(&self, len: usize) {
         self.bytes.fetch_sub(len, Ordering::AcqRel);
+    }
+
+    /// The calling thread's shard: the same one for every call from a thread, so two worker
+    /// threads meet only when there are more threads than shards.
+    fn shard(&self) -> &Mutex<Shard> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        &self.shards[INDEX.with(|index| *index) % self.shards.len()]
+    }
+}
+
+/// A poisoned lock only means a thread panicked while holding it; every batch in it is whole
+/// (a line is counted only once written).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Lines written by invocations, waiting for the writer.
+#[derive(Default)]
+struct Shard {
+    /// Set at shutdown: the shard takes no more lines.
+    closed: bool,
+    /// Keyed by destination ([`CaptureTarget::id`]) and hour (hours since the epoch).
+    batches: HashMap<(usize, i64), ShardBatch>,
+}
+
+/// One destination and hour's lines in a shard.
+struct ShardBatch {
+    target: CaptureTarget,
+    first_time: DateTime<Utc>,
+    /// Lines, in order; a line is never split between chunks.
+    chunks: Vec<Vec<u8>>,
+    records: usize,
+    bytes: usize,
+}
+
+/// A batch's first chunk holds this much; each next one twice its predecessor, up to
+/// [`MAX_CHUNK`]. Lines are written into chunks that are never grown (a growing buffer would
+/// copy everything before, on the invocation's path), and a quiet endpoint's batch stays small.
+const FIRST_CHUNK: usize = 4 * 1024;
+const MAX_CHUNK: usize = 64 * 1024;
+
+impl ShardBatch {
+    fn new(target: CaptureTarget, first_time: DateTime<Utc>) -> Self {
+        ShardBatch { target, first_time, chunks: Vec::new(), records: 0, bytes: 0 }
+    }
+
+    /// Writes the event's line at the end of the batch; returns its length.
+    fn append(&mut self, event: &CaptureEvent<'_>) -> usize {
+        // Base64 takes 4 bytes for 3; the record around the payloads takes about 300.
+        let most = (event.input.len() + event.output.len()) / 3 * 4 + 512;
+        let room = self.chunks.last().map_or(0, |chunk| chunk.capacity() - chunk.len());
+        if room < most {
+            let next = self.chunks.last().map_or(FIRST_CHUNK, |chunk| (2 * chunk.capacity()).min(MAX_CHUNK));
+            self.chunks.push(Vec::with_capacity(next.max(most)));
+        }
+        let chunk = self.chunks.last_mut().expect("a chunk was pushed above");
+        let start = chunk.len();
+        write_line(chunk, event);
+        chunk.len() - start
+    }
+
+    /// Removes the last line, `len` bytes, that the budget refused.
+    fn take_back(&mut self, len: usize) {
+        let chunk = self.chunks.last_mut().expect("the line was written to the last chunk");
+        chunk.truncate(chunk.len() - len);
     }
 }
 
@@ -200,22 +282,12 @@ pub enum CaptureError {
 /// A cheap handle to the capture task; clones share it.
 #[derive(Clone)]
 pub struct CaptureWriter {
-    records: mpsc::Sender<Pending>,
+    shared: Arc<Shared>,
     control: mpsc::Sender<Control>,
-    /// Wakes the writer once `max_buffered_records` are queued. Records alone never wake it:
-    /// a wake-up per invocation (a futex call and a thread switch) cost more than the rest of
-    /// capturing it.
-    threshold: Arc<Notify>,
     max_buffered_records: usize,
-    ledger: Arc<Ledger>,
+    max_queued_records: usize,
     max_buffered_bytes: usize,
     sampling_percentage: f64,
-}
-
-struct Pending {
-    target: CaptureTarget,
-    time: DateTime<Utc>,
-    line: Vec<u8>,
 }
 
 enum Control {
@@ -226,21 +298,26 @@ enum Control {
 impl CaptureWriter {
     /// Spawns the writer task on the current tokio runtime.
     pub fn start(store: Arc<dyn ObjectStore>, config: CaptureConfig) -> CaptureWriter {
-        let (records, record_receiver) = mpsc::channel(config.channel_capacity.max(1));
         let (control, control_receiver) = mpsc::channel(16);
-        let ledger = Arc::new(Ledger::default());
-        let threshold = Arc::new(Notify::new());
+        // Twice the threads that record (tokio's workers, one per core), so that each keeps a
+        // shard of its own however the thread-local indices fall.
+        let shards = 2 * std::thread::available_parallelism().map_or(4, usize::from);
+        let shared = Arc::new(Shared {
+            targets: Mutex::default(),
+            shards: (0..shards).map(|_| Mutex::default()).collect(),
+            bytes: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            threshold: Notify::new(),
+        });
         let writer = CaptureWriter {
-            records,
+            shared: shared.clone(),
             control,
-            threshold: threshold.clone(),
             max_buffered_records: config.max_buffered_records.max(1),
-            ledger: ledger.clone(),
+            max_queued_records: config.max_queued_records,
             max_buffered_bytes: config.max_buffered_bytes,
             sampling_percentage: config.sampling_percentage,
         };
-        let inbox = Inbox { records: record_receiver, control: control_receiver, threshold };
-        tokio::spawn(run(store, config, inbox, ledger));
+        tokio::spawn(run(store, config, shared, control_receiver));
         writer
     }
 
@@ -252,7 +329,7 @@ impl CaptureWriter {
     /// why records cannot go there.
     pub fn target(&self, dest: &CaptureDestination) -> Result<CaptureTarget, CaptureError> {
         let key = stats_key(dest);
-        let mut targets = self.ledger.targets.lock().expect("capture targets lock");
+        let mut targets = lock(&self.shared.targets);
         if let Some(target) = targets.get(&key) {
             return Ok(target.clone());
         }
@@ -269,56 +346,60 @@ impl CaptureWriter {
     /// [`Self::record_to`] the destination's target (the tests' shorthand; an endpoint keeps its
     /// target).
     #[cfg(test)]
-    pub fn record(&self, dest: &CaptureDestination, event: CaptureEvent) -> Result<Recorded, CaptureError> {
-        self.record_to(&self.target(dest)?, event)
+    pub fn record(&self, dest: &CaptureDestination, event: CaptureEvent<'_>) -> Result<Recorded, CaptureError> {
+        self.record_to(&self.target(dest)?, &event)
     }
 
-    /// Queues one invocation's record without waiting: when the buffer or the queue is full the
-    /// record is dropped and counted.
-    pub fn record_to(&self, target: &CaptureTarget, event: CaptureEvent) -> Result<Recorded, CaptureError> {
-        let line = capture_line(&event);
-        let len = line.len();
-        if !self.ledger.reserve(len, self.max_buffered_bytes) {
-            target.dropped();
-            return Ok(Recorded::Dropped);
-        }
-        // Counted before the record is queued (the writer may write it at once); taken back if
-        // the queue refuses it.
-        let counters = &target.0.counters;
-        counters.captured.fetch_add(1, Ordering::AcqRel);
-        let pending = Pending { target: target.clone(), time: event.time, line };
-        let closed = match self.records.try_send(pending) {
-            Ok(()) => {
-                let queued = self.records.max_capacity() - self.records.capacity();
-                if queued >= self.max_buffered_records {
-                    self.threshold.notify_one();
-                }
-                return Ok(Recorded::Queued);
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => false,
-            Err(mpsc::error::TrySendError::Closed(_)) => true,
-        };
-        self.ledger.release(len);
-        counters.captured.fetch_sub(1, Ordering::AcqRel);
-        if closed {
+    /// Writes one invocation's line into this thread's shard without waiting for anything but
+    /// that shard's lock; when the buffer is full the record is dropped and counted.
+    pub fn record_to(&self, target: &CaptureTarget, event: &CaptureEvent<'_>) -> Result<Recorded, CaptureError> {
+        let shared = &*self.shared;
+        let mut shard = lock(shared.shard());
+        if shard.closed {
             return Err(CaptureError::Closed);
         }
-        target.dropped();
-        Ok(Recorded::Dropped)
+        let queued = shared.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        if queued > self.max_queued_records {
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
+            drop(shard);
+            target.dropped(1);
+            return Ok(Recorded::Dropped);
+        }
+        let hour = event.time.timestamp().div_euclid(3600);
+        let batch =
+            shard.batches.entry((target.id(), hour)).or_insert_with(|| ShardBatch::new(target.clone(), event.time));
+        let len = batch.append(event);
+        if !shared.reserve(len, self.max_buffered_bytes) {
+            batch.take_back(len);
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
+            drop(shard);
+            target.dropped(1);
+            return Ok(Recorded::Dropped);
+        }
+        batch.first_time = batch.first_time.min(event.time);
+        batch.records += 1;
+        batch.bytes += len;
+        // Counted before the lock goes: the writer may write the record at once.
+        target.0.counters.captured.fetch_add(1, Ordering::AcqRel);
+        drop(shard);
+        if queued >= self.max_buffered_records {
+            shared.threshold.notify_one();
+        }
+        Ok(Recorded::Queued)
     }
 
     /// The figures of the endpoint capturing to `dest`.
     pub fn stats(&self, dest: &CaptureDestination) -> CaptureStats {
-        let targets = self.ledger.targets.lock().expect("capture targets lock");
+        let targets = lock(&self.shared.targets);
         targets.get(&stats_key(dest)).map(CaptureTarget::stats).unwrap_or_default()
     }
 
-    /// Bytes of records queued or buffered now.
+    /// Bytes of records buffered now.
     pub fn buffered_bytes(&self) -> usize {
-        self.ledger.bytes.load(Ordering::Acquire)
+        self.shared.bytes.load(Ordering::Acquire)
     }
 
-    /// Writes every record queued before this call; returns once they are stored. On failure
+    /// Writes every record recorded before this call; returns once they are stored. On failure
     /// the records stay buffered and go out with the next flush.
     pub async fn flush(&self) -> Result<(), CaptureError> {
         let (reply, done) = oneshot::channel();
@@ -338,54 +419,40 @@ impl CaptureWriter {
     }
 }
 
-/// What the writer task listens to.
-struct Inbox {
-    /// Read only when the task wakes for another reason (the interval, the threshold, a
-    /// flush), so queueing a record wakes nobody.
-    records: mpsc::Receiver<Pending>,
-    control: mpsc::Receiver<Control>,
-    threshold: Arc<Notify>,
-}
-
-impl Inbox {
-    /// Moves every queued record into the buffers.
-    fn drain(&mut self, buffers: &mut Buffers) {
-        while let Ok(pending) = self.records.try_recv() {
-            buffers.add(pending);
-        }
-    }
-}
-
-async fn run(store: Arc<dyn ObjectStore>, config: CaptureConfig, mut inbox: Inbox, ledger: Arc<Ledger>) {
-    let mut buffers = Buffers { ledger, batches: HashMap::new(), records: 0 };
+async fn run(
+    store: Arc<dyn ObjectStore>,
+    config: CaptureConfig,
+    shared: Arc<Shared>,
+    mut control: mpsc::Receiver<Control>,
+) {
+    let mut buffers = Buffers { shared: shared.clone(), batches: HashMap::new(), records: 0 };
     let period = config.flush_interval.max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // After a failed write, wait for the interval before retrying, rather than retrying on
     // every new record while the store is down.
     let mut retry_on_tick_only = false;
-    let threshold = inbox.threshold.clone();
     loop {
         tokio::select! {
-            _ = threshold.notified() => {
-                inbox.drain(&mut buffers);
+            _ = shared.threshold.notified() => {
+                buffers.collect(false).await;
                 if buffers.records >= config.max_buffered_records && !retry_on_tick_only {
                     retry_on_tick_only = background_flush(&mut buffers, store.as_ref()).await;
                 }
             }
-            command = inbox.control.recv() => match command {
+            command = control.recv() => match command {
                 Some(Control::Flush(reply)) => {
-                    inbox.drain(&mut buffers);
+                    buffers.collect(false).await;
                     let result = buffers.flush(store.as_ref()).await;
                     retry_on_tick_only = result.is_err();
                     let _ = reply.send(result);
                 }
                 Some(Control::Shutdown(reply)) => {
-                    return shut_down(buffers, store.as_ref(), inbox, reply).await;
+                    return shut_down(buffers, store.as_ref(), control, reply).await;
                 }
                 // Every handle is gone: nobody is left to hear about a failure but the log.
                 None => {
-                    inbox.drain(&mut buffers);
+                    buffers.collect(true).await;
                     if let Err(error) = buffers.flush(store.as_ref()).await {
                         let cause = cause(&error);
                         tracing::error!(
@@ -398,27 +465,24 @@ async fn run(store: Arc<dyn ObjectStore>, config: CaptureConfig, mut inbox: Inbo
                 }
             },
             _ = ticker.tick() => {
-                inbox.drain(&mut buffers);
+                buffers.collect(false).await;
                 retry_on_tick_only = background_flush(&mut buffers, store.as_ref()).await;
             }
         }
     }
 }
 
-/// Refuses new records but writes the queued ones too: a record that was accepted is written.
+/// Closes the shards and writes what they hold too: a record that was accepted is written.
 async fn shut_down(
     mut buffers: Buffers,
     store: &dyn ObjectStore,
-    mut inbox: Inbox,
+    mut control: mpsc::Receiver<Control>,
     reply: oneshot::Sender<Result<(), CaptureError>>,
 ) {
-    inbox.records.close();
-    inbox.control.close();
-    while let Some(pending) = inbox.records.recv().await {
-        buffers.add(pending);
-    }
+    control.close();
+    buffers.collect(true).await;
     let mut others = Vec::new();
-    while let Some(command) = inbox.control.recv().await {
+    while let Some(command) = control.recv().await {
         match command {
             Control::Flush(other) | Control::Shutdown(other) => others.push(other),
         }
@@ -449,68 +513,100 @@ fn cause(error: &CaptureError) -> Option<String> {
     std::error::Error::source(error).map(ToString::to_string)
 }
 
+/// The writer's batches: collected from the shards, or kept after a failed write.
 struct Buffers {
-    /// Keyed by destination and hour (hours since the epoch).
+    /// Keyed by destination and hour, as the shards' batches.
     batches: HashMap<(usize, i64), Batch>,
     records: usize,
-    ledger: Arc<Ledger>,
+    shared: Arc<Shared>,
 }
 
 struct Batch {
     target: CaptureTarget,
     folder: Path,
     first_time: DateTime<Utc>,
-    lines: Vec<u8>,
+    /// The object's content, in parts; written as they are.
+    chunks: Vec<Bytes>,
     records: usize,
+    bytes: usize,
 }
 
-/// A batch's first allocation: most flushes hold many records, so start past the small sizes
-/// a growing buffer would otherwise copy through.
-const BATCH_CAPACITY: usize = 64 * 1024;
+/// The shard's batches, unless an invocation holds it now; with `close`, the shard takes no
+/// more lines afterwards.
+fn take_shard(shard: &Mutex<Shard>, close: bool) -> Option<HashMap<(usize, i64), ShardBatch>> {
+    let mut shard = match shard.try_lock() {
+        Ok(shard) => shard,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => return None,
+    };
+    shard.closed |= close;
+    Some(std::mem::take(&mut shard.batches))
+}
 
 impl Buffers {
-    fn add(&mut self, pending: Pending) {
-        let Pending { target, time, line } = pending;
-        let hour = time.timestamp().div_euclid(3600);
-        let batch = match self.batches.entry((target.id(), hour)) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
+    /// Takes every shard's batches; with `close`, the shards take no more lines afterwards.
+    async fn collect(&mut self, close: bool) {
+        let shared = Arc::clone(&self.shared);
+        for shard in shared.shards.iter() {
+            // An invocation holds its shard only while it writes one line: rather than block
+            // this worker thread on it, let other tasks run and come back.
+            let taken = loop {
+                match take_shard(shard, close) {
+                    Some(taken) => break taken,
+                    None => tokio::task::yield_now().await,
+                }
+            };
+            let mut records = 0;
+            for (key, batch) in taken {
+                records += batch.records;
+                self.add(key, batch);
+            }
+            shared.queued.fetch_sub(records, Ordering::AcqRel);
+        }
+    }
+
+    fn add(&mut self, key: (usize, i64), batch: ShardBatch) {
+        let ShardBatch { target, first_time, chunks, records, bytes } = batch;
+        if records == 0 {
+            return; // only lines the budget refused
+        }
+        let chunks = chunks.into_iter().filter(|chunk| !chunk.is_empty()).map(Bytes::from);
+        match self.batches.entry(key) {
+            Entry::Occupied(entry) => {
+                let batch = entry.into_mut();
+                batch.first_time = batch.first_time.min(first_time);
+                batch.chunks.extend(chunks);
+                batch.records += records;
+                batch.bytes += bytes;
+            }
+            Entry::Vacant(entry) => {
                 // The destination was checked when its target was made; only the hour differs.
-                let folder = match hour_folder(&target.0.destination, time) {
+                let folder = match hour_folder(&target.0.destination, first_time) {
                     Ok(folder) => folder,
                     Err(error) => {
-                        tracing::error!(%error, "capture record dropped");
-                        self.ledger.release(line.len());
-                        target.0.counters.captured.fetch_sub(1, Ordering::AcqRel);
-                        target.dropped();
+                        tracing::error!(%error, records, "capture records dropped");
+                        self.shared.release(bytes);
+                        target.0.counters.captured.fetch_sub(records as u64, Ordering::AcqRel);
+                        target.dropped(records);
                         return;
                     }
                 };
-                entry.insert(Batch {
-                    target,
-                    folder,
-                    first_time: time,
-                    lines: Vec::with_capacity(BATCH_CAPACITY),
-                    records: 0,
-                })
+                entry.insert(Batch { target, folder, first_time, chunks: chunks.collect(), records, bytes });
             }
-        };
-        batch.first_time = batch.first_time.min(time);
-        batch.lines.extend_from_slice(&line);
-        batch.records += 1;
-        self.records += 1;
+        }
+        self.records += records;
     }
 
     /// Writes each batch as a new object; failed batches stay buffered.
     async fn flush(&mut self, store: &dyn ObjectStore) -> Result<(), CaptureError> {
         let mut failed: Option<(usize, usize, object_store::Error)> = None;
-        for (id, batch) in std::mem::take(&mut self.batches) {
+        for (key, batch) in std::mem::take(&mut self.batches) {
             let location = file_path(&batch.folder, batch.first_time);
-            let lines = Bytes::from(batch.lines);
-            match store.put(&location, lines.clone().into()).await {
+            let payload: PutPayload = batch.chunks.iter().cloned().collect();
+            match store.put(&location, payload).await {
                 Ok(_) => {
                     self.records -= batch.records;
-                    self.ledger.release(lines.len());
+                    self.shared.release(batch.bytes);
                     let counters = &batch.target.0.counters;
                     counters.written.fetch_add(batch.records as u64, Ordering::AcqRel);
                     counters.last_flush_micros.store(Utc::now().timestamp_micros(), Ordering::Release);
@@ -520,7 +616,7 @@ impl Buffers {
                         None => (1, batch.records, error),
                         Some((objects, records, first)) => (objects + 1, records + batch.records, first),
                     });
-                    self.batches.insert(id, Batch { lines: Vec::from(lines), ..batch });
+                    self.batches.insert(key, batch);
                 }
             }
         }
@@ -590,24 +686,29 @@ struct EventMetadata<'a> {
     inference_time: String,
 }
 
-/// The record as one compact JSON line, ending in `\n`.
-fn capture_line(event: &CaptureEvent) -> Vec<u8> {
+/// Writes the record as one compact JSON line, ending in `\n`, at the end of `out`.
+fn write_line(out: &mut Vec<u8>, event: &CaptureEvent<'_>) {
     let record = CaptureRecord {
         capture_data: CaptureData {
-            endpoint_input: captured(&event.input_content_type, "INPUT", &event.input),
-            endpoint_output: captured(&event.output_content_type, "OUTPUT", &event.output),
+            endpoint_input: captured(event.input_content_type, "INPUT", event.input),
+            endpoint_output: captured(event.output_content_type, "OUTPUT", event.output),
         },
         event_metadata: EventMetadata {
             event_id: event.event_id,
-            inference_id: event.inference_id.as_deref(),
+            inference_id: event.inference_id,
             inference_time: inference_time(event.time),
         },
         event_version: "0",
     };
-    // Sized for the payloads and the record around them, so the line is not grown step by step.
-    let mut line = Vec::with_capacity(event.input.len() + event.output.len() + 320);
-    serde_json::to_writer(&mut line, &record).expect("a capture record always serializes");
-    line.push(b'\n');
+    serde_json::to_writer(&mut *out, &record).expect("a capture record always serializes");
+    out.push(b'\n');
+}
+
+/// The record's line on its own (the tests').
+#[cfg(test)]
+fn capture_line(event: &CaptureEvent<'_>) -> Vec<u8> {
+    let mut line = Vec::new();
+    write_line(&mut line, event);
     line
 }
 
@@ -663,7 +764,7 @@ mod tests {
         CaptureConfig {
             flush_interval: Duration::from_secs(3600),
             max_buffered_records: 1_000_000,
-            channel_capacity: 16,
+            max_queued_records: 16,
             max_buffered_bytes: 64 << 20,
             sampling_percentage: 100.0,
         }
@@ -682,12 +783,12 @@ mod tests {
         Utc.with_ymd_and_hms(2022, 2, 14, h, m, s).unwrap() + chrono::Duration::milliseconds(ms.into())
     }
 
-    fn csv_event(time: DateTime<Utc>) -> CaptureEvent {
+    fn csv_event(time: DateTime<Utc>) -> CaptureEvent<'static> {
         CaptureEvent {
-            input_content_type: "text/csv".into(),
-            input: Bytes::from_static(b"69,0,153.7\n"),
-            output_content_type: "text/csv; charset=utf-8".into(),
-            output: Bytes::from_static(b"0.0254181120544672\n"),
+            input_content_type: "text/csv",
+            input: b"69,0,153.7\n",
+            output_content_type: "text/csv; charset=utf-8",
+            output: b"0.0254181120544672\n",
             inference_id: None,
             event_id: uuid::Uuid::new_v4(),
             time,
@@ -735,9 +836,9 @@ mod tests {
         let fx = fixture();
         let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
         let event = CaptureEvent {
-            inference_id: Some("req-42".into()),
+            inference_id: Some("req-42"),
             event_id: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".parse().unwrap(),
-            output: Bytes::from_static(b"0.0254181120544672"),
+            output: b"0.0254181120544672",
             ..csv_event(at(17, 25, 49, 820))
         };
         writer.record(&dest(), event).unwrap();
@@ -766,7 +867,7 @@ mod tests {
         assert!(!metadata.contains_key("inferenceId"));
         assert_eq!(metadata.keys().collect::<Vec<_>>(), ["eventId", "inferenceTime"]);
 
-        let with = capture_line(&CaptureEvent { inference_id: Some("abc".into()), ..csv_event(at(9, 0, 0, 0)) });
+        let with = capture_line(&CaptureEvent { inference_id: Some("abc"), ..csv_event(at(9, 0, 0, 0)) });
         let with: serde_json::Value = serde_json::from_slice(&with).unwrap();
         assert_eq!(with["eventMetadata"]["inferenceId"], "abc");
     }
@@ -799,8 +900,8 @@ mod tests {
         let fx = fixture();
         let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
         let event = CaptureEvent {
-            input_content_type: "application/x-image".into(),
-            input: Bytes::from_static(&[0xff, 0xd8, 0xff]),
+            input_content_type: "application/x-image",
+            input: &[0xff, 0xd8, 0xff],
             ..csv_event(at(8, 1, 2, 3))
         };
         writer.record(&dest(), event).unwrap();
@@ -855,7 +956,7 @@ mod tests {
         const N: usize = 300;
         let fx = fixture();
         // Room for every record in the queue: none is dropped, all are written at shutdown.
-        let config = CaptureConfig { channel_capacity: N, max_buffered_records: 64, ..quiet_config() };
+        let config = CaptureConfig { max_queued_records: N, max_buffered_records: 64, ..quiet_config() };
         let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
         let mut tasks = Vec::new();
         for i in 0..N {
@@ -1008,7 +1109,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_and_counts_instead_of_waiting() {
         let fx = fixture();
-        let config = CaptureConfig { channel_capacity: 3, ..quiet_config() };
+        let config = CaptureConfig { max_queued_records: 3, ..quiet_config() };
         let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
         // The single-threaded runtime does not run the writer between these calls.
         let outcomes: Vec<Recorded> =
@@ -1023,13 +1124,86 @@ mod tests {
         assert_eq!(writer.buffered_bytes(), 0, "written records leave the budget");
     }
 
+    /// Threads recording at once while the writer collects and writes all the time (a flush
+    /// every 50 records): every record is written exactly once, none dropped, and each thread's
+    /// lines keep their order within an object.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_from_many_threads_are_each_written_once() {
+        const THREADS: usize = 6;
+        const PER_THREAD: usize = 2_000;
+        let fx = fixture();
+        let config = CaptureConfig { max_queued_records: 1_000_000, max_buffered_records: 50, ..quiet_config() };
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
+        let threads: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let writer = writer.clone();
+                std::thread::spawn(move || {
+                    for i in 0..PER_THREAD {
+                        // The inference id names the thread and the record's place in its order.
+                        let id = format!("{thread}-{i:05}");
+                        let event = CaptureEvent { inference_id: Some(&id), ..csv_event(at(4, 0, 0, 0)) };
+                        assert_eq!(writer.record(&dest(), event).unwrap(), Recorded::Queued);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        writer.shutdown().await.unwrap();
+
+        let found = objects(&fx.store).await;
+        assert!(found.len() > 1, "the writer flushed while the threads recorded");
+        let mut seen = std::collections::HashSet::new();
+        for (_, content) in &found {
+            let mut last: HashMap<String, String> = HashMap::new();
+            for line in content.lines() {
+                let line: serde_json::Value = serde_json::from_str(line).unwrap();
+                let id = line["eventMetadata"]["inferenceId"].as_str().unwrap().to_string();
+                let (thread, place) = id.split_once('-').unwrap();
+                if let Some(before) = last.insert(thread.to_string(), place.to_string()) {
+                    assert!(before.as_str() < place, "thread {thread}: {before} before {place}");
+                }
+                assert!(seen.insert(id.clone()), "{id} written twice");
+            }
+        }
+        assert_eq!(seen.len(), THREADS * PER_THREAD);
+        let stats = writer.stats(&dest());
+        assert_eq!((stats.captured, stats.written, stats.dropped), (seen.len() as u64, seen.len() as u64, 0));
+        assert_eq!(writer.buffered_bytes(), 0);
+    }
+
+    /// A body larger than a chunk gets a chunk of its own; the lines around it stay whole.
+    #[tokio::test]
+    async fn a_line_larger_than_a_chunk_is_written_whole() {
+        let fx = fixture();
+        let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
+        let big: String = (0..40_000).map(|i| format!("{i},")).collect();
+        assert!(big.len() > MAX_CHUNK);
+        writer.record(&dest(), csv_event(at(9, 0, 0, 0))).unwrap();
+        writer.record(&dest(), CaptureEvent { input: big.as_bytes(), ..csv_event(at(9, 0, 0, 1)) }).unwrap();
+        writer.record(&dest(), csv_event(at(9, 0, 0, 2))).unwrap();
+        writer.flush().await.unwrap();
+        let found = objects(&fx.store).await;
+        assert_eq!(found.len(), 1);
+        let inputs: Vec<String> = found[0]
+            .1
+            .lines()
+            .map(|line| {
+                let line: serde_json::Value = serde_json::from_str(line).unwrap();
+                line["captureData"]["endpointInput"]["data"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(inputs, ["69,0,153.7\n", big.as_str(), "69,0,153.7\n"]);
+    }
+
     /// A writer busy with a slow write (here: not run at all) queues the records of a burst
     /// that fit the byte budget instead of dropping them: the queue's count is not the limit.
     #[tokio::test]
     async fn a_burst_that_fits_the_byte_budget_is_queued_whole() {
         let fx = fixture();
         let config = CaptureConfig {
-            channel_capacity: queue_capacity(1000),
+            max_queued_records: queue_capacity(1000),
             max_buffered_records: 1000,
             max_buffered_bytes: 64 * 1024 * 1024,
             ..quiet_config()
@@ -1062,8 +1236,8 @@ mod tests {
         let writer = CaptureWriter::start(Arc::clone(&fx.store), quiet_config());
         let (first, second) = (writer.target(&dest()).unwrap(), writer.target(&dest()).unwrap());
         assert_eq!(first.id(), second.id());
-        writer.record_to(&first, csv_event(at(8, 0, 0, 0))).unwrap();
-        writer.record_to(&second, csv_event(at(8, 0, 0, 1))).unwrap();
+        writer.record_to(&first, &csv_event(at(8, 0, 0, 0))).unwrap();
+        writer.record_to(&second, &csv_event(at(8, 0, 0, 1))).unwrap();
         second.sampled_out();
         writer.flush().await.unwrap();
         let stats = writer.stats(&dest());
@@ -1079,7 +1253,7 @@ mod tests {
         // A file where the bucket's folder should be: every write fails.
         std::fs::write(fx.dir.path().join("data"), b"not a folder").unwrap();
         let line_len = capture_line(&csv_event(at(5, 0, 0, 0))).len();
-        let config = CaptureConfig { max_buffered_bytes: 20 * line_len, channel_capacity: 1000, ..quiet_config() };
+        let config = CaptureConfig { max_buffered_bytes: 20 * line_len, max_queued_records: 1000, ..quiet_config() };
         let writer = CaptureWriter::start(Arc::clone(&fx.store), config);
         for i in 0..100 {
             writer.record(&dest(), csv_event(at(5, 0, 0, i))).unwrap();

@@ -97,15 +97,15 @@ pub async fn invoke(
                 target.sampled_out();
             } else {
                 let event = CaptureEvent {
-                    input_content_type: invocation.content_type.unwrap_or_else(|| "text/csv".into()),
-                    input: invocation.body,
-                    output_content_type: content_type.to_string(),
-                    output: Bytes::from(body.clone()),
-                    inference_id: invocation.inference_id,
+                    input_content_type: invocation.content_type.as_deref().unwrap_or("text/csv"),
+                    input: &invocation.body,
+                    output_content_type: &content_type,
+                    output: &body,
+                    inference_id: invocation.inference_id.as_deref(),
                     event_id: uuid::Uuid::new_v4(),
                     time: chrono::Utc::now(),
                 };
-                if let Err(e) = capture.record_to(target, event) {
+                if let Err(e) = capture.record_to(target, &event) {
                     tracing::warn!(endpoint = %endpoint.name, error = %e, "could not capture an invocation");
                 }
             }
