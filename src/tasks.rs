@@ -1,5 +1,5 @@
-//! What several modules need around spawned work: a task that ends with its owner, and the
-//! message of a panic caught from work run elsewhere.
+//! What several modules need around spawned work: a task that ends with its owner, the
+//! message of a panic caught from work run elsewhere, and a lock that outlives a panic.
 
 /// A spawned task aborted when this is dropped, so background work ends with whatever owns it.
 pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
@@ -17,4 +17,11 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Locks `mutex` even if a thread panicked while holding it. Only for data that every holder
+/// leaves whole at each step (callers say why theirs is), so a panic elsewhere cannot make it
+/// unusable for the rest of the process.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -11,6 +11,8 @@
 //! every line, which costs what the write cost.
 
 use crate::config::{LogFormat, LogSettings};
+// A poisoned lock only means a thread panicked while logging; the bytes are still good.
+use crate::tasks::lock;
 use std::io::Write;
 use std::sync::{Mutex, MutexGuard, Once};
 use std::time::Duration;
@@ -48,11 +50,6 @@ pub fn flush() {
 static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// Held while a batch is written, so batches reach stdout in the order they were taken.
 static OUTPUT: Mutex<()> = Mutex::new(());
-
-/// A poisoned lock only means a thread panicked while logging; the bytes are still good.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Writes `batch`; the caller holds the output lock, so batches keep the order they were taken in.
 fn write_batch(_output: MutexGuard<'_, ()>, batch: Vec<u8>) {

@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -36,6 +36,10 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot};
+
+// Shards and targets stay usable after a panic: every batch is whole at each step (a line is
+// counted only once written).
+use crate::tasks::lock;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CaptureDestination {
@@ -199,12 +203,6 @@ impl Shared {
         }
         &self.shards[INDEX.with(|index| *index) % self.shards.len()]
     }
-}
-
-/// A poisoned lock only means a thread panicked while holding it; every batch in it is whole
-/// (a line is counted only once written).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Lines written by invocations, waiting for the writer.
