@@ -5,7 +5,7 @@
 //! name; with several environments it is `{environment}.{name}` (endpoint names cannot contain a
 //! dot, so the split is unambiguous), e.g. `staging.churn`.
 
-use super::extract::{ApiPath, ApiQuery, Caller, ToInvoke, ToRead, body_rejection};
+use super::extract::{ApiPath, ApiQuery, Caller, ToInvoke, ToRead};
 use crate::error::{ApiError, FieldProblem};
 use crate::serving::capture::{CaptureDestination, CaptureStats};
 use crate::serving::codec::MediaTypeError;
@@ -16,8 +16,9 @@ use crate::state::AppState;
 use crate::store::EndpointRecord;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -27,8 +28,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub const INFERENCE_ID_HEADER: &str = "x-amzn-sagemaker-inference-id";
-const CUSTOM_ATTRIBUTES_HEADER: &str = "x-amzn-sagemaker-custom-attributes";
-const VARIANT_HEADER: &str = "x-amzn-invoked-production-variant";
+// Names built once: looking a header up by `&str` parses the name on every call.
+static INFERENCE_ID: HeaderName = HeaderName::from_static(INFERENCE_ID_HEADER);
+static CUSTOM_ATTRIBUTES: HeaderName = HeaderName::from_static("x-amzn-sagemaker-custom-attributes");
+static VARIANT: HeaderName = HeaderName::from_static("x-amzn-invoked-production-variant");
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -87,20 +90,24 @@ fn multi_environment(state: &AppState) -> bool {
     state.settings.environments.len() > 1
 }
 
-/// `{name}` or `{environment}.{name}` → (environment, name).
-fn resolve(state: &AppState, id: &str) -> Result<(String, String), ApiError> {
-    let environments = state.settings.environment_names();
+/// `{name}` or `{environment}.{name}` → (environment, name), borrowed: this runs on every
+/// invocation.
+fn resolve<'a>(state: &'a AppState, id: &'a str) -> Result<(&'a str, &'a str), ApiError> {
+    let environments = &state.settings.environments;
+    // No environments configured: the one environment is `default`, as `environment_names` says.
+    let known =
+        |env: &str| if environments.is_empty() { env == "default" } else { environments.iter().any(|e| e == env) };
+    let first = environments.first().map_or("default", String::as_str);
     match id.split_once('.') {
-        Some((env, name)) if environments.iter().any(|e| e == env) => Ok((env.to_string(), name.to_string())),
+        Some((env, name)) if known(env) => Ok((env, name)),
         Some((env, _)) => Err(ApiError::NotFound(format!(
             "no environment {env:?} on this server (environments: {})",
-            environments.join(", ")
+            state.settings.environment_names().join(", ")
         ))),
         None if multi_environment(state) => Err(ApiError::NotFound(format!(
-            "endpoint names are per environment on this server: use <environment>.{id}, e.g. {}.{id}",
-            environments[0]
+            "endpoint names are per environment on this server: use <environment>.{id}, e.g. {first}.{id}"
         ))),
-        None => Ok((environments[0].clone(), id.to_string())),
+        None => Ok((first, id)),
     }
 }
 
@@ -164,7 +171,7 @@ async fn get_endpoint(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EndpointOut>, ApiError> {
     let (environment, name) = resolve(&state, &id)?;
-    let record = state.endpoint_service.get(&environment, &name, &id).await?;
+    let record = state.endpoint_service.get(environment, name, &id).await?;
     Ok(Json(endpoint_out(&state, record)))
 }
 
@@ -175,15 +182,40 @@ impl FromRequest<AppState> for Payload {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        use http_body_util::{BodyExt, LengthLimitError, Limited};
         let limit = state.settings.serving.max_request_bytes;
-        let req = req.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| match body_rejection(rejection) {
-            ApiError::PayloadTooLarge(_) => {
-                ApiError::PayloadTooLarge(format!("the invocation payload is larger than {limit} bytes"))
+        // Collected here rather than by `Bytes`'s extractor, which boxes the limited body once
+        // more (measurable on every invocation).
+        match Limited::new(req.into_body(), limit).collect().await {
+            Ok(collected) => Ok(Payload(collected.to_bytes())),
+            Err(e) if e.is::<LengthLimitError>() => {
+                Err(ApiError::PayloadTooLarge(format!("the invocation payload is larger than {limit} bytes")))
             }
-            other => other,
-        })?;
-        Ok(Payload(bytes))
+            Err(e) => Err(ApiError::bad_request("", format!("could not read the request body: {e}"))),
+        }
+    }
+}
+
+/// The request headers an invocation uses, read without copying the whole header map.
+#[derive(Default)]
+struct InvocationHeaders {
+    content_type: Option<String>,
+    accept: Option<String>,
+    inference_id: Option<String>,
+    custom_attributes: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for InvocationHeaders {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        Ok(InvocationHeaders {
+            content_type: header(&header::CONTENT_TYPE),
+            accept: header(&header::ACCEPT),
+            inference_id: header(&INFERENCE_ID),
+            custom_attributes: header(&CUSTOM_ATTRIBUTES),
+        })
     }
 }
 
@@ -206,32 +238,31 @@ fn endpoint_error(id: &str, e: &EndpointError) -> ApiError {
     }
 }
 
-async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn run_invocation(
+    state: AppState,
+    id: String,
+    headers: InvocationHeaders,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let (environment, name) = resolve(&state, &id)?;
-    let _slot = state.invocations.try_acquire(&environment, &name).ok_or_else(|| ApiError::TooManyRequests {
+    let _slot = state.invocations.try_acquire(environment, name).ok_or_else(|| ApiError::TooManyRequests {
         message: format!(
             "endpoint {id:?} is handling {} invocations already (serving.max_concurrent_invocations); retry shortly",
             state.invocations.per_endpoint()
         ),
         retry_after_seconds: 1,
     })?;
-    let endpoint = state.endpoints.get(&environment, &name).await.map_err(|e| {
+    let endpoint = state.endpoints.get(environment, name).await.map_err(|e| {
         if matches!(e, EndpointError::NotFound(_)) {
-            state.invocations.forget(&environment, &name);
+            state.invocations.forget(environment, name);
         }
         endpoint_error(&id, &e)
     })?;
-    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let invocation = Invocation {
-        content_type: header(header::CONTENT_TYPE),
-        accept: header(header::ACCEPT),
-        body,
-        inference_id: headers.get(INFERENCE_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string),
-        custom_attributes: headers.get(CUSTOM_ATTRIBUTES_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string),
-    };
-    let variant = endpoint.config.variant.clone();
-    let (metrics, started) = (endpoint.metrics.clone(), std::time::Instant::now());
-    let output = invoke::invoke(endpoint, &state.capture, invocation).await;
+    let InvocationHeaders { content_type, accept, inference_id, custom_attributes } = headers;
+    let invocation = Invocation { content_type, accept, body, inference_id, custom_attributes };
+    let started = std::time::Instant::now();
+    let output = invoke::invoke(endpoint.clone(), &state.capture, invocation).await;
+    let metrics = &endpoint.metrics;
     metrics.observe(output.is_ok(), started.elapsed());
     let output = output.map_err(|e| match e {
         InvokeError::MediaType(e @ MediaTypeError::Unsupported(_)) => ApiError::UnsupportedMediaType(e.to_string()),
@@ -259,11 +290,14 @@ async fn run_invocation(state: AppState, id: String, headers: HeaderMap, body: B
         }
     })?;
     let mut response = output.body.into_response();
-    let content_type = HeaderValue::from_str(&output.content_type)
-        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let content_type = match output.content_type {
+        std::borrow::Cow::Borrowed(built_in) => Ok(HeaderValue::from_static(built_in)),
+        std::borrow::Cow::Owned(algorithms) => HeaderValue::from_str(&algorithms),
+    };
+    let content_type = content_type.unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     response.headers_mut().insert(header::CONTENT_TYPE, content_type);
-    if let Ok(v) = HeaderValue::from_str(&variant) {
-        response.headers_mut().insert(VARIANT_HEADER, v);
+    if let Ok(v) = HeaderValue::from_str(&endpoint.config.variant) {
+        response.headers_mut().insert(&VARIANT, v);
     }
     Ok(response)
 }
@@ -289,7 +323,7 @@ async fn invoke_endpoint(
     State(state): State<AppState>,
     _caller: Caller<ToInvoke>,
     ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
+    headers: InvocationHeaders,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
     run_invocation(state, id, headers, body).await
@@ -327,9 +361,9 @@ async fn endpoint_logs(
     ApiQuery(query): ApiQuery<LogsQuery>,
 ) -> Result<Json<EndpointLogsOut>, ApiError> {
     let (environment, name) = resolve(&state, &id)?;
-    state.endpoint_service.get(&environment, &name, &id).await?;
+    state.endpoint_service.get(environment, name, &id).await?;
     let lines = query.lines.unwrap_or(200).clamp(1, 2000);
-    Ok(Json(match state.endpoints.loaded(&environment, &name).as_deref().map(|e| &e.model) {
+    Ok(Json(match state.endpoints.loaded(environment, name).as_deref().map(|e| &e.model) {
         Some(crate::serving::endpoints::Model::Process(process)) => {
             EndpointLogsOut { running_here: true, restarts: process.restarts(), lines: process.logs(lines) }
         }
@@ -355,7 +389,7 @@ async fn invoke_sagemaker_style(
     State(state): State<AppState>,
     _caller: Caller<ToInvoke>,
     ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
+    headers: InvocationHeaders,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
     run_invocation(state, id, headers, body).await
@@ -411,7 +445,6 @@ async fn inference_api(
         }
         Some(other) => Bytes::from(serde_json::to_vec(other).expect("a JSON value serialises")),
     };
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).expect("checked above"));
+    let headers = InvocationHeaders { content_type: Some(content_type), ..InvocationHeaders::default() };
     run_invocation(state, id, headers, payload).await
 }

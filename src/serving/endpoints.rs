@@ -189,7 +189,9 @@ pub struct EndpointRegistry {
     max_model_bytes: u64,
     limits: ModelLimits,
     capacity: Capacity,
-    cache: RwLock<HashMap<Key, Cached>>,
+    /// foldhash rather than SipHash: looked up on every invocation, with names of endpoints
+    /// that exist (an unknown one is never cached).
+    cache: RwLock<HashMap<Key, Cached, foldhash::fast::RandomState>>,
     /// Loads in flight, at most one per endpoint; requests wait on the same one.
     loads: Mutex<HashMap<Key, Load>>,
     /// Loads run one at a time, so a burst of first requests cannot parse many models at once.
@@ -220,7 +222,7 @@ impl EndpointRegistry {
             max_model_bytes,
             limits,
             capacity,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::default(),
             loads: Mutex::new(HashMap::new()),
             loading: Arc::new(tokio::sync::Semaphore::new(1)),
             use_clock: AtomicU64::new(0),

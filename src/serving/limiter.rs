@@ -10,15 +10,19 @@ pub struct InvocationLimiter {
     per_endpoint: usize,
     /// Environment, then endpoint name. Read-locked on every invocation, found by `&str` (no
     /// key is built per call); written the first time an endpoint is invoked.
-    slots: RwLock<HashMap<String, HashMap<String, Arc<Semaphore>>>>,
+    slots: RwLock<Names<Names<Arc<Semaphore>>>>,
 }
+
+/// foldhash rather than SipHash: two lookups on every invocation. A caller can make up names,
+/// but an unknown endpoint's entry is removed as soon as it is found missing.
+type Names<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 /// Held while an invocation runs; dropping it frees the slot.
 pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
 
 impl InvocationLimiter {
     pub fn new(per_endpoint: usize) -> Self {
-        Self { per_endpoint: per_endpoint.max(1), slots: RwLock::new(HashMap::new()) }
+        Self { per_endpoint: per_endpoint.max(1), slots: RwLock::default() }
     }
 
     /// A slot for one invocation of the endpoint, or `None` when it is saturated.
