@@ -36,7 +36,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(model_cards::router())
         .merge(notifications::router())
         .merge(config_sources::router())
-        // Invocations enforce the serving payload limit themselves.
-        .merge(endpoints::router().layer(DefaultBodyLimit::disable()))
+        // Invocations read their bodies themselves, up to the serving payload limit (not
+        // through axum's extractors, so `http.body_limit_bytes` does not apply to them).
+        .merge(endpoints::router())
         .merge(OpenApiRouter::from(assets))
 }
