@@ -10,7 +10,7 @@ use crate::error::{ApiError, FieldProblem};
 use crate::serving::capture::{CaptureDestination, CaptureStats};
 use crate::serving::codec::MediaTypeError;
 use crate::serving::endpoints::{EndpointConfig, EndpointError};
-use crate::serving::invoke::{self, Invocation, InvokeError};
+use crate::serving::invoke::{self, CUSTOM_ATTRIBUTES, INFERENCE_ID, Invocation, InvokeError};
 use crate::serving::process::ProcessError;
 use crate::state::AppState;
 use crate::store::EndpointRecord;
@@ -27,10 +27,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub const INFERENCE_ID_HEADER: &str = "x-amzn-sagemaker-inference-id";
 // Names built once: looking a header up by `&str` parses the name on every call.
-static INFERENCE_ID: HeaderName = HeaderName::from_static(INFERENCE_ID_HEADER);
-static CUSTOM_ATTRIBUTES: HeaderName = HeaderName::from_static("x-amzn-sagemaker-custom-attributes");
 static VARIANT: HeaderName = HeaderName::from_static("x-amzn-invoked-production-variant");
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -11,6 +11,7 @@ use super::process::ProcessReply;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -60,6 +61,8 @@ impl Default for ChildConnections {
 
 struct Connection {
     port: u16,
+    /// `127.0.0.1:port`, the `Host` of every request on it.
+    host: HeaderValue,
     sender: http1::SendRequest<Full<Bytes>>,
     /// `None` once it finished: the connection is closed.
     driver: Option<Driver>,
@@ -75,18 +78,23 @@ impl ChildConnections {
     pub async fn post(
         &self,
         port: u16,
-        headers: &[(&'static str, &str)],
+        headers: &[(&HeaderName, &str)],
         body: Bytes,
         limit: usize,
         fresh: bool,
     ) -> Result<ProcessReply, CallError> {
         let mut connection = if fresh { self.open(port).await? } else { self.checkout(port).await? };
-        let mut request = hyper::Request::post("/invocations").header(hyper::header::HOST, format!("127.0.0.1:{port}"));
+        // Built field by field: `Request::builder` parses every header name it is given again.
+        let mut request = hyper::Request::new(Full::new(body));
+        *request.method_mut() = hyper::Method::POST;
+        *request.uri_mut() = hyper::Uri::from_static("/invocations");
+        let fields = request.headers_mut();
+        fields.insert(hyper::header::HOST, connection.host.clone());
         for (name, value) in headers {
-            request = request.header(*name, *value);
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| CallError::Exchange { message: format!("header {name}: {e}"), reused: false })?;
+            fields.insert(*name, value);
         }
-        let request =
-            request.body(Full::new(body)).map_err(|e| CallError::Exchange { message: e.to_string(), reused: false })?;
         let answer = connection.exchange(request, limit).await;
         if answer.is_ok() && connection.driver.is_some() && !connection.sender.is_closed() {
             self.give_back(connection);
@@ -150,7 +158,8 @@ impl Connection {
         let (sender, driver) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| CallError::Exchange { message: e.to_string(), reused: false })?;
-        Ok(Connection { port, sender, driver: Some(Box::pin(driver)), used: false, opening: Some(opening) })
+        let host = HeaderValue::try_from(format!("127.0.0.1:{port}")).expect("an address is a valid header value");
+        Ok(Connection { port, host, sender, driver: Some(Box::pin(driver)), used: false, opening: Some(opening) })
     }
 
     /// Sends the request and reads the whole answer, driving the connection meanwhile.
@@ -252,8 +261,10 @@ mod tests {
         let (port, accepted) = server(OK, usize::MAX).await;
         let connections = ChildConnections::default();
         for _ in 0..3 {
-            let answer =
-                connections.post(port, &[("content-type", "text/csv")], Bytes::from("1,2"), 1024, false).await.unwrap();
+            let answer = connections
+                .post(port, &[(&hyper::header::CONTENT_TYPE, "text/csv")], Bytes::from("1,2"), 1024, false)
+                .await
+                .unwrap();
             assert_eq!((answer.status, answer.content_type.as_deref()), (200, Some("text/csv")));
             assert_eq!(answer.body, Bytes::from("0.5\n"));
         }

@@ -6,12 +6,18 @@ use super::codec::{self, CodecError, MediaTypeError};
 use super::endpoints::{LiveEndpoint, Model};
 use super::process::{ProcessError, ProcessRequest};
 use bytes::Bytes;
+use hyper::header::HeaderName;
 use std::borrow::Cow;
 
 /// Bodies at least this large are parsed, predicted and encoded on the blocking pool so they
 /// cannot stall the async workers (and with them every other request); smaller ones are
 /// cheaper inline.
 const BLOCKING_BYTES: usize = 32 * 1024;
+
+/// SageMaker runtime's headers of an invocation, read by the endpoints and passed on to custom
+/// algorithms (prebuilt: a name parsed per request costs as much as the lookup).
+pub static INFERENCE_ID: HeaderName = HeaderName::from_static("x-amzn-sagemaker-inference-id");
+pub static CUSTOM_ATTRIBUTES: HeaderName = HeaderName::from_static("x-amzn-sagemaker-custom-attributes");
 
 pub struct Invocation {
     pub content_type: Option<String>,

@@ -62,8 +62,20 @@ fn processes_mentioning(needle: &str) -> usize {
         .count()
 }
 
-async fn logs(server: &TestServer, endpoint: &str) -> Value {
-    server.get(&format!("/v1/endpoints/{endpoint}/logs"), VIEWER).send().await.unwrap().json().await.unwrap()
+/// The endpoint's logs once they hold every one of `expected` (the algorithm's output is read
+/// every few milliseconds, not line by line); fails after 10 s.
+async fn logs_with(server: &TestServer, endpoint: &str, expected: &[&str]) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs: Value =
+            server.get(&format!("/v1/endpoints/{endpoint}/logs"), VIEWER).send().await.unwrap().json().await.unwrap();
+        let lines = logs["lines"].to_string();
+        if expected.iter().all(|e| lines.contains(e)) {
+            return logs;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the logs never held all of {expected:?}: {logs:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn a_custom_endpoint_serves_captures_logs_and_stops(db: TestDb) {
@@ -84,11 +96,8 @@ async fn a_custom_endpoint_serves_captures_logs_and_stops(db: TestDb) {
     assert_eq!(problem["code"], "model_error");
     assert!(problem["detail"].as_str().unwrap().contains("Received client error (400)"), "{problem:#}");
 
-    let logs = logs(&server, "linear-endpoint").await;
+    let logs = logs_with(&server, "linear-endpoint", &["serve: listening on 127.0.0.1:", "POST /invocations"]).await;
     assert_eq!(logs["running_here"], true);
-    let lines = logs["lines"].to_string();
-    assert!(lines.contains("serve: listening on 127.0.0.1:"), "{logs:#}");
-    assert!(lines.contains("POST /invocations"), "{logs:#}");
 
     // A restarted replica starts the algorithm on the first invocation (in the background).
     let server = TestServer::start(server.stop().await).await;
@@ -152,10 +161,8 @@ async fn a_crashed_algorithm_is_restarted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(unavailable > 0, "the restart took some time");
-    let logs = logs(&server, "fragile-endpoint").await;
+    let logs = logs_with(&server, "fragile-endpoint", &["crashing after 2 invocations", "the algorithm exited"]).await;
     assert!(logs["restarts"].as_u64().unwrap() >= 1, "{logs:#}");
-    let lines = logs["lines"].to_string();
-    assert!(lines.contains("crashing after 2 invocations") && lines.contains("the algorithm exited"), "{logs:#}");
     server.stop().await;
 }
 
