@@ -6,6 +6,7 @@ Usage: report.py RESULTS_DIR > docs/BENCHMARKS.md
 import json
 import os
 import re
+import statistics
 import sys
 
 CONNECTIONS = [1, 8, 32, 64]
@@ -28,6 +29,38 @@ def wrk(path: str) -> dict:
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": errors.group(1).strip() if errors else "",
     }
+
+
+def rounds(results: str, name: str, c: int) -> list:
+    """The wrk results of every round of one cell (`NAME-rN-C.txt`), in round order; a run from
+    before rounds (`NAME-C.txt`) is one round."""
+    found = sorted(
+        (int(m.group(1)), f) for f in os.listdir(results) if (m := re.fullmatch(rf"{re.escape(name)}-r(\d+)-{c}\.txt", f))
+    )
+    paths = [f for _, f in found] or [f"{name}-{c}.txt"]
+    return [wrk(os.path.join(results, p)) for p in paths if os.path.exists(os.path.join(results, p))]
+
+
+def median(values: list) -> float:
+    return statistics.median(values)
+
+
+def paired(numerators: list, denominators: list) -> str:
+    """Median of the rounds' ratios, in per cent, with their range when there are several."""
+    ratios = [100 * a["rate"] / b["rate"] for a, b in zip(numerators, denominators)]
+    text = f"{median(ratios):.0f} %"
+    return text + (f" ({min(ratios):.0f}-{max(ratios):.0f})" if len(ratios) > 1 else "")
+
+
+def typical(runs: list) -> dict:
+    """One figure per cell: the median rate, and the latencies of the run with that rate (the
+    upper middle one of an even count)."""
+    ordered = sorted(runs, key=lambda r: r["rate"])
+    middle = dict(ordered[len(ordered) // 2])
+    middle["rate"] = median([r["rate"] for r in runs])
+    middle["non_2xx"] = sum(r["non_2xx"] for r in runs)
+    middle["socket_errors"] = "; ".join(r["socket_errors"] for r in runs if r["socket_errors"])
+    return middle
 
 
 def load(results: str, name: str):
@@ -69,21 +102,24 @@ def main() -> None:
     w("(`--dev`), default settings otherwise (metrics listener on, for the capture check below);")
     w("MLServer `POST /v2/models/bench/infer` with the V2 JSON body, `OMP_NUM_THREADS=1`,")
     w("`MLSERVER_PARALLEL_WORKERS=0` (its fair setting on 2 cores). The floor is our own `GET /healthz`")
-    w("(HTTP, middleware and access log, no model).")
+    w("(HTTP, middleware and access log, no model). Ours and the floor run in alternating cells,")
+    w(f"{machine.get('rounds', 1)} rounds per connection count: each figure of ours is the median of its rounds")
+    w("(latencies those of the median run), and *invocations ÷ `/healthz`* the median of the rounds'")
+    w("paired ratios, their range in brackets (the machine's speed drifts between cells minutes apart).")
     w("")
     w("| connections | ours req/s | ours p50 / p99 | MLServer req/s | MLServer p50 / p99 | ours ÷ MLServer | `/healthz` req/s | invocations ÷ `/healthz` |")
     w("|---|---|---|---|---|---|---|---|")
     notes = []
     for c in CONNECTIONS:
-        ours = wrk(os.path.join(results, f"ours-rt-{c}.txt"))
+        ours_runs, floor_runs = rounds(results, "ours-rt", c), rounds(results, "healthz", c)
+        ours, floor = typical(ours_runs), typical(floor_runs)
         peer = wrk(os.path.join(results, f"mlserver-rt-{c}.txt"))
-        floor = wrk(os.path.join(results, f"healthz-{c}.txt"))
         for name, r in (("ours", ours), ("MLServer", peer), ("/healthz", floor)):
             if r["non_2xx"] or r["socket_errors"]:
                 notes.append(f"{name} at {c} connections: {r['non_2xx']} non-2xx answers, socket errors {r['socket_errors'] or 'none'}")
         w(f"| {c} | {ours['rate']:,.0f} | {ms(ours['p50'])} / {ms(ours['p99'])} | {peer['rate']:,.0f} | "
           f"{ms(peer['p50'])} / {ms(peer['p99'])} | **{ours['rate'] / peer['rate']:.1f}×** | {floor['rate']:,.0f} | "
-          f"{100 * ours['rate'] / floor['rate']:.0f} % |")
+          f"{paired(ours_runs, floor_runs)} |")
     w("")
     for note in notes:
         w(f"- {note}")
@@ -151,22 +187,23 @@ def main() -> None:
     w("The committed fixture algorithm (`tests/fixtures/algorithms/linear`: Python's standard")
     w("`ThreadingHTTPServer`, a linear model over the same 30-value CSV row) built by")
     w("`byom_image_builder` and served by `byom_realtime_custom`, called directly on its port and")
-    w("through our endpoint (auth, limits, proxy, capture on).")
+    w("through our endpoint (auth, limits, proxy, capture on), in alternating cells, the same rounds")
+    w("as above: rates are medians, *throughput kept* the median of the paired ratios (range).")
     w("")
     w("| connections | direct req/s (p99) | through us req/s (p99) | throughput kept |")
     w("|---|---|---|---|")
     for c in (8, 32):
-        path = os.path.join(results, f"custom-direct-{c}.txt")
-        if not os.path.exists(path):
+        direct_runs, proxied_runs = rounds(results, "custom-direct", c), rounds(results, "custom-proxied", c)
+        if not direct_runs:
             continue
-        direct, proxied = wrk(path), wrk(os.path.join(results, f"custom-proxied-{c}.txt"))
+        direct, proxied = typical(direct_runs), typical(proxied_runs)
         w(f"| {c} | {direct['rate']:,.0f} ({ms(direct['p99'])}) | {proxied['rate']:,.0f} ({ms(proxied['p99'])}) | "
-          f"**{100 * proxied['rate'] / direct['rate']:.0f} %** |")
+          f"**{paired(proxied_runs, direct_runs)}** |")
     w("")
     w("## Reproduce")
     w("")
     w("```sh")
-    w("bench/run            # BENCH_DURATION=10s BENCH_ROWS=1000000 by default")
+    w("bench/run            # BENCH_DURATION=10s BENCH_ROUNDS=3 BENCH_ROWS=1000000 by default")
     w("BENCH_ONLY=serving bench/run   # real-time, proxy and batch; keeps the other sections")
     w("```")
     w("")

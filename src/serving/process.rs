@@ -102,6 +102,16 @@ struct Shared {
 }
 
 impl Shared {
+    fn new() -> Self {
+        Shared {
+            port: AtomicU16::new(0),
+            ready: AtomicBool::new(false),
+            restarts: AtomicU32::new(0),
+            logs: Mutex::new(VecDeque::new()),
+            stop: CancellationToken::new(),
+        }
+    }
+
     fn log(&self, line: String) {
         self.log_lines([line]);
     }
@@ -263,13 +273,7 @@ impl ProcessModel {
     /// Starts the algorithm and waits until it is ready; then supervises it (restarts with
     /// backoff) until dropped.
     pub async fn start(spec: ProcessSpec) -> Result<ProcessModel, ProcessError> {
-        let shared = Arc::new(Shared {
-            port: AtomicU16::new(0),
-            ready: AtomicBool::new(false),
-            restarts: AtomicU32::new(0),
-            logs: Mutex::new(VecDeque::new()),
-            stop: CancellationToken::new(),
-        });
+        let shared = Arc::new(Shared::new());
         let client = reqwest::Client::builder()
             .no_proxy()
             .pool_idle_timeout(Duration::from_secs(30))
@@ -441,13 +445,7 @@ mod tests {
     #[test]
     fn output_is_kept_in_order_until_it_closes() {
         use std::io::Write;
-        let shared = Arc::new(Shared {
-            port: AtomicU16::new(0),
-            ready: AtomicBool::new(false),
-            restarts: AtomicU32::new(0),
-            logs: Mutex::new(VecDeque::new()),
-            stop: CancellationToken::new(),
-        });
+        let shared = Arc::new(Shared::new());
         let (reader, mut writer) = std::io::pipe().unwrap();
         let reading = std::thread::spawn({
             let shared = shared.clone();
