@@ -156,8 +156,58 @@ fn free_port() -> Result<u16, ProcessError> {
     Ok(listener.local_addr().map_err(|e| ProcessError::Spawn(e.to_string()))?.port())
 }
 
+/// The algorithm's process and whatever it started. `serve` runs as the leader of a process
+/// group of its own, and the whole group is killed when the algorithm stops or exits: a serving
+/// container's `serve` usually starts nginx and gunicorn workers, which killing `serve` alone
+/// would leave running (holding memory and the port) after a teardown or a crash.
+struct AlgorithmProcess {
+    child: tokio::process::Child,
+    /// The group to kill; `None` once killed.
+    group: Option<nix::unistd::Pid>,
+}
+
+impl AlgorithmProcess {
+    fn kill_group(&mut self) {
+        if let Some(group) = self.group.take() {
+            // ESRCH: the whole group is gone already.
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    /// Kills the group, then reaps `serve`.
+    async fn kill(&mut self) {
+        self.kill_group();
+        let _ = self.child.kill().await;
+    }
+
+    /// Waits until `serve` exits, then kills what it left running. (Its group id cannot be
+    /// taken by another process while any of those are alive, and killing an empty group does
+    /// nothing.)
+    async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let status = self.child.wait().await;
+        self.kill_group();
+        status
+    }
+
+    fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        let status = self.child.try_wait()?;
+        if status.is_some() {
+            self.kill_group();
+        }
+        Ok(status)
+    }
+}
+
+impl Drop for AlgorithmProcess {
+    /// A model dropped without its supervisor's help (the runtime shutting down): `serve` goes
+    /// with `kill_on_drop`, the rest of its group here.
+    fn drop(&mut self) {
+        self.kill_group();
+    }
+}
+
 /// Starts `serve` on a free port, its output going to the shared log.
-fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>) -> Result<tokio::process::Child, ProcessError> {
+fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>) -> Result<AlgorithmProcess, ProcessError> {
     let port = free_port()?;
     shared.port.store(port, Ordering::Relaxed);
     let path = std::env::var("PATH").unwrap_or_default();
@@ -176,9 +226,12 @@ fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>) -> Result<tokio::process::Chi
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(spawn_error)?;
+    let group = child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw);
+    let child = AlgorithmProcess { child, group };
     // The command (holding our copies of the pipe's write end) is gone by now, so the reader
     // sees the end of the output once the process and whatever it started have exited.
     let shared = shared.clone();
@@ -245,7 +298,7 @@ fn split_lines(pending: &mut Vec<u8>, bytes: &[u8]) -> Vec<String> {
 /// Waits until the child answers `GET /ping` with 200, exits, or `timeout` passes.
 async fn wait_ready(
     client: &reqwest::Client,
-    child: &mut tokio::process::Child,
+    child: &mut AlgorithmProcess,
     shared: &Shared,
     timeout: Duration,
 ) -> Result<(), ProcessError> {
@@ -281,7 +334,7 @@ impl ProcessModel {
             .map_err(|e| ProcessError::Spawn(e.to_string()))?;
         let mut child = spawn(&spec, &shared)?;
         if let Err(e) = wait_ready(&client, &mut child, &shared, spec.start_timeout).await {
-            let _ = child.kill().await;
+            child.kill().await;
             return Err(e);
         }
         shared.ready.store(true, Ordering::Release);
@@ -357,7 +410,7 @@ impl ProcessModel {
 
 /// Restarts the process whenever it exits, with exponential backoff (reset once a run lasted a
 /// minute), until the model is dropped.
-async fn supervise(spec: ProcessSpec, shared: Arc<Shared>, client: reqwest::Client, mut child: tokio::process::Child) {
+async fn supervise(spec: ProcessSpec, shared: Arc<Shared>, client: reqwest::Client, mut child: AlgorithmProcess) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = tokio::time::Instant::now();
@@ -372,7 +425,7 @@ async fn supervise(spec: ProcessSpec, shared: Arc<Shared>, client: reqwest::Clie
                 tracing::warn!(endpoint = %spec.endpoint, %status, ?backoff, "custom algorithm exited; restarting");
             }
             _ = shared.stop.cancelled() => {
-                let _ = child.kill().await;
+                child.kill().await;
                 return;
             }
         }
@@ -392,7 +445,7 @@ async fn supervise(spec: ProcessSpec, shared: Arc<Shared>, client: reqwest::Clie
             let ready = tokio::select! {
                 ready = wait_ready(&client, &mut next, &shared, spec.start_timeout) => ready,
                 _ = shared.stop.cancelled() => {
-                    let _ = next.kill().await;
+                    next.kill().await;
                     return;
                 }
             };
@@ -405,7 +458,7 @@ async fn supervise(spec: ProcessSpec, shared: Arc<Shared>, client: reqwest::Clie
                     break;
                 }
                 Err(e) => {
-                    let _ = next.kill().await;
+                    next.kill().await;
                     shared.log(format!("[mlops] restart failed: {e}"));
                 }
             }

@@ -207,6 +207,49 @@ async fn a_saturated_endpoint_answers_429_at_once() {
     server.stop().await;
 }
 
+/// Waits until `count` processes mention `needle`; fails after 10 s.
+async fn until_processes_mentioning(needle: &str, count: usize, why: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while processes_mentioning(needle) != count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{why}: {} processes, not {count}",
+            processes_mentioning(needle)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What an algorithm starts (a real container's `serve` starts nginx and gunicorn) stops with it:
+/// when it crashes and is restarted, and when its endpoint is torn down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_algorithm_s_own_processes_stop_with_it() {
+    let server = TestServer::start(TestDb::new(Db::Sqlite).await).await;
+    build(&server).await;
+    let model = json!({"weights": [2.0], "bias": 0.0, "crash_after": 2, "spawn_helper": true});
+    let id = provision(&server, "parent", &model).await;
+    server.wait_for(&id, "active").await;
+    let home = server.db.dir.path().join("data").display().to_string();
+    until_processes_mentioning(&home, 2, "serve and its helper").await;
+    for _ in 0..2 {
+        let ok = server.invoke("parent-endpoint", "text/csv", "3".into(), INVOKER).await;
+        assert_eq!(ok.text().await.unwrap(), "6.0\n");
+    }
+    // It crashed after the second answer; once it serves again, its first helper is gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while server.invoke("parent-endpoint", "text/csv", "3".into(), INVOKER).await.status() != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "the algorithm was never restarted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until_processes_mentioning(&home, 2, "the restarted serve and its own helper only").await;
+    let deleted =
+        server.http.delete(server.url(&format!("/v1/pipelines/{id}"))).bearer_auth(ADMIN).send().await.unwrap();
+    assert!(deleted.status().is_success());
+    server.wait_for(&id, "deleted").await;
+    until_processes_mentioning(&home, 0, "nothing of the algorithm after teardown").await;
+    server.stop().await;
+}
+
 /// An algorithm that never answers `/ping` fails the deploy, with its output, and leaves no
 /// process behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
