@@ -149,6 +149,7 @@ impl AppState {
                 models_dir: settings.data_dir.join("custom-models"),
                 python: settings.serving.python.clone(),
                 start_timeout: settings.serving.custom_start_timeout,
+                install_timeout: settings.serving.install_timeout,
             }),
         );
         let capture = CaptureWriter::start(
@@ -166,7 +167,11 @@ impl AppState {
             TargetKind::Local => (
                 Arc::new(
                     LocalTarget::new(StorePort::of(&store), endpoints.clone(), artifacts.clone())
-                        .with_algorithms(settings.data_dir.join("algorithms"), &settings.serving.python)
+                        .with_algorithms(
+                            settings.data_dir.join("algorithms"),
+                            &settings.serving.python,
+                            settings.serving.install_timeout,
+                        )
                         .with_training_python(settings.training.python.as_deref()),
                 ),
                 Arc::new(crate::targets::local::LocalModelCards::new(

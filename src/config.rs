@@ -278,6 +278,10 @@ pub struct ServingSettings {
     /// How long a custom algorithm may take to answer its first `GET /ping` after it starts.
     #[serde(with = "duration")]
     pub custom_start_timeout: Duration,
+    /// How long making a Python environment may take (a custom algorithm's venv and its
+    /// `requirements.txt`, the trainer's own): a build that runs past it is killed and fails.
+    #[serde(with = "duration")]
+    pub install_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -573,6 +577,7 @@ impl Default for ServingSettings {
             model_load_wait: Duration::from_secs(2),
             python: "python3".into(),
             custom_start_timeout: Duration::from_secs(120),
+            install_timeout: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -189,6 +189,12 @@ pub enum MaterializeError {
     Venv(String),
     #[error("installing the algorithm's requirements ({file}) failed:\n{output}")]
     Requirements { file: String, output: String },
+    /// Making the environment took longer than `serving.install_timeout`; its processes were
+    /// killed.
+    #[error(
+        "{step} did not finish within {limit:?} (serving.install_timeout) and was stopped; its last output:\n{output}"
+    )]
+    TooSlow { step: String, limit: std::time::Duration, output: String },
 }
 
 /// The last `lines` lines of a command's output.
@@ -198,24 +204,62 @@ fn tail(output: &std::process::Output, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Runs `command` to its end, its output kept, unless `deadline` comes first: then it and every
+/// process it started are killed (pip runs build backends as processes of their own, and a
+/// package's build can run forever) and the error says which `step` it was.
+async fn run_until(
+    mut command: tokio::process::Command,
+    deadline: tokio::time::Instant,
+    limit: std::time::Duration,
+    step: &str,
+) -> Result<Result<std::process::Output, std::io::Error>, MaterializeError> {
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ok(Err(e)),
+    };
+    let group = child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw);
+    let output = child.wait_with_output();
+    tokio::pin!(output);
+    tokio::select! {
+        output = &mut output => Ok(output),
+        () = tokio::time::sleep_until(deadline) => {
+            // Killed while the child is still ours (not reaped), so the group id is its own.
+            if let Some(group) = group {
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            }
+            let output = tokio::time::timeout(std::time::Duration::from_secs(5), output).await;
+            let output = output.ok().and_then(Result::ok).map(|o| tail(&o, 20)).unwrap_or_default();
+            Err(MaterializeError::TooSlow { step: step.to_string(), limit, output })
+        }
+    }
+}
+
 /// Makes a virtual environment at `venv` with `python` and installs `requirements` (a file
-/// below the folder given with it, where pip runs) into it from the package registry; returns
-/// the end of pip's output. Without requirements there is no pip either, which makes the venv in
-/// a fraction of the time.
+/// below the folder given with it, where pip runs) into it from the package registry, within
+/// `limit` in all; returns the end of pip's output. Without requirements there is no pip either,
+/// which makes the venv in a fraction of the time.
 pub async fn make_venv(
     python: &str,
     venv: &Path,
     requirements: Option<(&str, &Path)>,
+    limit: std::time::Duration,
 ) -> Result<String, MaterializeError> {
+    let deadline = tokio::time::Instant::now() + limit;
     let mut venv_args = vec!["-m".to_string(), "venv".to_string()];
     if requirements.is_none() {
         venv_args.push("--without-pip".into());
     }
     venv_args.push(venv.display().to_string());
-    let made = tokio::process::Command::new(python)
-        .args(&venv_args)
-        .output()
-        .await
+    let mut make = tokio::process::Command::new(python);
+    make.args(&venv_args);
+    let made = run_until(make, deadline, limit, "creating the virtual environment")
+        .await?
         .map_err(|e| MaterializeError::Venv(format!("{python}: {e}")))?;
     if !made.status.success() {
         return Err(MaterializeError::Venv(tail(&made, 20)));
@@ -223,12 +267,10 @@ pub async fn make_venv(
     let Some((file, dir)) = requirements else {
         return Ok("no requirements.txt".into());
     };
-    let installed = tokio::process::Command::new(venv.join("bin/pip"))
-        .args(["install", "--disable-pip-version-check", "--no-input", "-r"])
-        .arg(dir.join(file))
-        .current_dir(dir)
-        .output()
-        .await
+    let mut install = tokio::process::Command::new(venv.join("bin/pip"));
+    install.args(["install", "--disable-pip-version-check", "--no-input", "-r"]).arg(dir.join(file)).current_dir(dir);
+    let installed = run_until(install, deadline, limit, &format!("installing {file}"))
+        .await?
         .map_err(|e| MaterializeError::Requirements { file: file.to_string(), output: e.to_string() })?;
     if !installed.status.success() {
         return Err(MaterializeError::Requirements { file: file.to_string(), output: tail(&installed, 20) });
@@ -244,6 +286,7 @@ pub async fn materialize(
     sha256: &str,
     base: &Path,
     python: &str,
+    install_limit: std::time::Duration,
 ) -> Result<Materialized, MaterializeError> {
     if let Some(done) = materialized(sha256, base) {
         return Ok(done);
@@ -264,7 +307,8 @@ pub async fn materialize(
         .map_err(|e| MaterializeError::Unpack(std::io::Error::other(e.to_string())))?
         .map_err(MaterializeError::Unpack)?;
 
-    let install_log = make_venv(python, &venv, layout.requirements.as_deref().map(|r| (r, code.as_path()))).await?;
+    let requirements = layout.requirements.as_deref().map(|r| (r, code.as_path()));
+    let install_log = make_venv(python, &venv, requirements, install_limit).await?;
     std::fs::write(home.join(".program"), &layout.program_dir).map_err(MaterializeError::Unpack)?;
     std::fs::write(&ready, &install_log).map_err(MaterializeError::Unpack)?;
     Ok(Materialized { code, program, venv, install_log })

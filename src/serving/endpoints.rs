@@ -82,6 +82,8 @@ pub struct CustomRuntime {
     pub python: String,
     /// How long a custom algorithm may take to answer its first `GET /ping`.
     pub start_timeout: Duration,
+    /// How long making its virtual environment may take (on a replica that has not yet).
+    pub install_timeout: Duration,
 }
 
 impl Default for CustomRuntime {
@@ -92,6 +94,7 @@ impl Default for CustomRuntime {
             models_dir: base.join("models"),
             python: "python3".into(),
             start_timeout: Duration::from_secs(120),
+            install_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -288,7 +291,7 @@ impl EndpointRegistry {
                     .await
                     .map_err(|e| algorithm_error(format!("its snapshot cannot be read: {e}")))?;
                 let (dir, python) = (&self.custom.algorithms_dir, &self.custom.python);
-                super::algorithm::materialize(&zip, &algorithm.sha256, dir, python)
+                super::algorithm::materialize(&zip, &algorithm.sha256, dir, python, self.custom.install_timeout)
                     .await
                     .map_err(|e| algorithm_error(e.to_string()))?
             }

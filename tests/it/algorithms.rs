@@ -126,4 +126,46 @@ async fn a_bad_layout_fails_naming_the_file(db: TestDb) {
     server.stop().await;
 }
 
+/// A build whose requirements never finish installing (here: a package index that accepts and
+/// never answers) fails after `serving.install_timeout`, and leaves no pip behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_that_never_finishes_installing_is_stopped() {
+    let db = TestDb::new(crate::support::Db::Sqlite).await;
+    let mut settings = crate::support::server::test_settings(&db);
+    settings.serving.install_timeout = std::time::Duration::from_secs(10);
+    let server = TestServer::start_with(db, settings).await;
+    let index = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = index.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = index.accept().await {
+            held.push(connection);
+        }
+    });
+    let requirements = format!("--index-url http://127.0.0.1:{port}/simple/\nsome-package-that-never-comes\n");
+    let zip = zip_folder(
+        &fixture("algorithms/linear"),
+        &[("requirements.txt", requirements.as_bytes())],
+        &["requirements.txt"],
+    );
+    assert_eq!(server.put_asset("algorithms/stuck.zip", zip).await.status(), 201);
+    let id =
+        server.provision(&image_builder_body("algorithms/stuck.zip", "mlops-custom", "stuck")).await["pipeline_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let failed = server.wait_for_longer(&id, "failed").await;
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(error.contains("did not finish within 10s (serving.install_timeout) and was stopped"), "{error}");
+    let home = server.db.dir.path().join("data").display().to_string();
+    let pips = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(&home))
+        .count();
+    assert_eq!(pips, 0, "nothing of the build runs on");
+    silent.abort();
+    server.stop().await;
+}
+
 on_both_stores!(builds_lists_and_removes_an_algorithm, a_bad_layout_fails_naming_the_file);

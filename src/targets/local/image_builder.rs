@@ -42,8 +42,9 @@ impl LocalTarget {
                 .await
                 .map_err(|e| TargetError::transient(format!("storing the algorithm's snapshot: {e}")))?;
         }
-        let built =
-            algorithm::materialize(&zip, &sha256, &self.algorithms_dir, &self.python).await.map_err(|e| match e {
+        let built = algorithm::materialize(&zip, &sha256, &self.algorithms_dir, &self.python, self.install_timeout)
+            .await
+            .map_err(|e| match e {
                 MaterializeError::Unpack(_) => TargetError::transient(e.to_string()),
                 _ => TargetError::permanent(e.to_string()),
             })?;

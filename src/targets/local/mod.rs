@@ -43,6 +43,8 @@ pub struct LocalTarget {
     algorithms_dir: std::path::PathBuf,
     /// The Python that makes those environments.
     python: String,
+    /// `serving.install_timeout`: the longest a Python environment may take to make.
+    install_timeout: std::time::Duration,
     /// `training.python`: a Python with the AutoML trainer's requirements; none: its own
     /// environment under `algorithms_dir`.
     training_python: Option<String>,
@@ -70,7 +72,15 @@ fn check_model(model: &ModelSource) -> Result<(), String> {
 impl LocalTarget {
     pub fn new(store: DynTargetStore, endpoints: Arc<EndpointRegistry>, artifacts: ArtifactStore) -> Self {
         let algorithms_dir = std::env::temp_dir().join("mlops-algorithms");
-        Self { store, endpoints, artifacts, algorithms_dir, python: "python3".into(), training_python: None }
+        Self {
+            store,
+            endpoints,
+            artifacts,
+            algorithms_dir,
+            python: "python3".into(),
+            install_timeout: std::time::Duration::from_secs(30 * 60),
+            training_python: None,
+        }
     }
 
     /// The Python the AutoML trainer runs with (`training.python`); none: an environment of its own.
@@ -80,10 +90,16 @@ impl LocalTarget {
     }
 
     /// Where custom algorithms are unpacked on this replica, and the Python that makes their
-    /// virtual environments (`serving.python`).
-    pub fn with_algorithms(mut self, dir: std::path::PathBuf, python: &str) -> Self {
+    /// virtual environments (`serving.python`) within `install_timeout`.
+    pub fn with_algorithms(
+        mut self,
+        dir: std::path::PathBuf,
+        python: &str,
+        install_timeout: std::time::Duration,
+    ) -> Self {
         self.algorithms_dir = dir;
         self.python = python.to_string();
+        self.install_timeout = install_timeout;
         self
     }
 

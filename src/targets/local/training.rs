@@ -313,7 +313,8 @@ impl LocalTarget {
             tokio::fs::write(home.join("requirements.txt"), REQUIREMENTS).await
         };
         make.await.map_err(|e| TargetError::transient(format!("making {}: {e}", home.display())))?;
-        let log = algorithm::make_venv(&self.python, &home.join("venv"), Some(("requirements.txt", home.as_path())))
+        let requirements = Some(("requirements.txt", home.as_path()));
+        let log = algorithm::make_venv(&self.python, &home.join("venv"), requirements, self.install_timeout)
             .await
             // Our own pinned requirements: a failure is the registry or the network, worth a retry.
             .map_err(|e| TargetError::transient(format!("the trainer's environment: {e}")))?;
