@@ -272,9 +272,12 @@ fn keep_output(mut output: impl std::io::Read, shared: &Shared) {
 /// follows the last newline stays in `pending`, cut into [`LOG_LINE_BYTES`] pieces when longer.
 fn split_lines(pending: &mut Vec<u8>, bytes: &[u8]) -> Vec<String> {
     let mut lines = Vec::new();
-    let mut keep = |bytes: &[u8]| {
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        lines.push(String::from_utf8_lossy(bytes).into_owned());
+    let mut keep = |line: &[u8]| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            lines.push(String::new());
+        }
+        lines.extend(line.chunks(LOG_LINE_BYTES).map(|piece| String::from_utf8_lossy(piece).into_owned()));
     };
     let mut rest = bytes;
     while let Some(end) = rest.iter().position(|b| *b == b'\n') {
@@ -288,9 +291,10 @@ fn split_lines(pending: &mut Vec<u8>, bytes: &[u8]) -> Vec<String> {
         rest = &rest[end + 1..];
     }
     pending.extend_from_slice(rest);
-    while pending.len() >= LOG_LINE_BYTES {
-        let piece: Vec<u8> = pending.drain(..LOG_LINE_BYTES).collect();
-        keep(&piece);
+    if pending.len() >= LOG_LINE_BYTES {
+        let whole = pending.len() / LOG_LINE_BYTES * LOG_LINE_BYTES;
+        keep(&pending[..whole]);
+        pending.drain(..whole);
     }
     lines
 }
@@ -491,6 +495,8 @@ mod tests {
         let (lines, pending) = split_all(&[&long[..LOG_LINE_BYTES + 5], &long[LOG_LINE_BYTES + 5..]]);
         assert_eq!(lines.iter().map(String::len).collect::<Vec<_>>(), [LOG_LINE_BYTES, LOG_LINE_BYTES]);
         assert_eq!(pending.len(), 10);
+        let (lines, _) = split_all(&[b"short\n", &long, b"\n"]);
+        assert_eq!(lines.iter().map(String::len).collect::<Vec<_>>(), [5, LOG_LINE_BYTES, LOG_LINE_BYTES, 10]);
     }
 
     /// Lines written while the reader waits arrive together, in order, and the last one without a

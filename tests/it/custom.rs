@@ -207,6 +207,25 @@ async fn a_saturated_endpoint_answers_429_at_once() {
     server.stop().await;
 }
 
+/// An algorithm whose output is not text, in lines longer than a pipe holds, keeps serving:
+/// its output is read on (kept as U+FFFD, in pieces), so it never blocks on a full pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_algorithm_writing_binary_noise_keeps_serving() {
+    let server = TestServer::start(TestDb::new(Db::Sqlite).await).await;
+    build(&server).await;
+    let id = provision(&server, "noisy", &json!({"weights": [2.0], "bias": 0.0, "noise_bytes": 100_000})).await;
+    server.wait_for(&id, "active").await;
+    for _ in 0..5 {
+        let ok = server.invoke("noisy-endpoint", "text/csv", "3".into(), INVOKER).await;
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.text().await.unwrap(), "6.0\n");
+    }
+    let logs = logs_with(&server, "noisy-endpoint", &["\u{fffd}\u{fffd}\u{fffd}"]).await;
+    let longest = logs["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().chars().count()).max();
+    assert_eq!(longest, Some(16 * 1024), "500,000 bytes of noise kept in 16 KiB pieces");
+    server.stop().await;
+}
+
 /// Waits until `count` processes mention `needle`; fails after 10 s.
 async fn until_processes_mentioning(needle: &str, count: usize, why: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
