@@ -223,7 +223,7 @@ async fn run_until(
         Ok(child) => child,
         Err(e) => return Ok(Err(e)),
     };
-    let group = child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw);
+    let group = super::process::ProcessGroup::of(&child);
     let output = child.wait_with_output();
     tokio::pin!(output);
     tokio::select! {
@@ -231,7 +231,7 @@ async fn run_until(
         () = tokio::time::sleep_until(deadline) => {
             // Killed while the child is still ours (not reaped), so the group id is its own.
             if let Some(group) = group {
-                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                group.kill();
             }
             let output = tokio::time::timeout(std::time::Duration::from_secs(5), output).await;
             let output = output.ok().and_then(Result::ok).map(|o| tail(&o, 20)).unwrap_or_default();

@@ -156,6 +156,24 @@ fn free_port() -> Result<u16, ProcessError> {
     Ok(listener.local_addr().map_err(|e| ProcessError::Spawn(e.to_string()))?.port())
 }
 
+/// The process group a child started with `process_group(0)` leads (its id is the child's pid).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ProcessGroup(nix::unistd::Pid);
+
+impl ProcessGroup {
+    /// Taken right after the spawn, while the child is certainly not reaped.
+    pub(super) fn of(child: &tokio::process::Child) -> Option<ProcessGroup> {
+        child.id().and_then(|pid| i32::try_from(pid).ok()).map(|pid| ProcessGroup(nix::unistd::Pid::from_raw(pid)))
+    }
+
+    /// SIGKILL to every process in the group. Call it before the leader is reaped, or while
+    /// others of the group may live: either keeps the id from being reused. ESRCH (the group is
+    /// gone already) is no error.
+    pub(super) fn kill(self) {
+        let _ = nix::sys::signal::killpg(self.0, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 /// The algorithm's process and whatever it started. `serve` runs as the leader of a process
 /// group of its own, and the whole group is killed when the algorithm stops or exits: a serving
 /// container's `serve` usually starts nginx and gunicorn workers, which killing `serve` alone
@@ -163,14 +181,13 @@ fn free_port() -> Result<u16, ProcessError> {
 struct AlgorithmProcess {
     child: tokio::process::Child,
     /// The group to kill; `None` once killed.
-    group: Option<nix::unistd::Pid>,
+    group: Option<ProcessGroup>,
 }
 
 impl AlgorithmProcess {
     fn kill_group(&mut self) {
         if let Some(group) = self.group.take() {
-            // ESRCH: the whole group is gone already.
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            group.kill();
         }
     }
 
@@ -230,7 +247,7 @@ fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>) -> Result<AlgorithmProcess, P
         .kill_on_drop(true)
         .spawn()
         .map_err(spawn_error)?;
-    let group = child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw);
+    let group = ProcessGroup::of(&child);
     let child = AlgorithmProcess { child, group };
     // The command (holding our copies of the pipe's write end) is gone by now, so the reader
     // sees the end of the output once the process and whatever it started have exited.

@@ -158,12 +158,7 @@ async fn a_build_that_never_finishes_installing_is_stopped() {
     let error = failed["last_error"].as_str().unwrap();
     assert!(error.contains("did not finish within 10s (serving.install_timeout) and was stopped"), "{error}");
     let home = server.db.dir.path().join("data").display().to_string();
-    let pips = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(&home))
-        .count();
-    assert_eq!(pips, 0, "nothing of the build runs on");
+    assert_eq!(crate::custom::processes_mentioning(&home), 0, "nothing of the build runs on");
     silent.abort();
     server.stop().await;
 }

@@ -54,7 +54,7 @@ pub(crate) async fn provision(server: &TestServer, name: &str, model: &Value) ->
 }
 
 /// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> usize {
+pub(crate) fn processes_mentioning(needle: &str) -> usize {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
