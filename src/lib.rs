@@ -10,6 +10,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod domain;
+pub mod encode;
 pub mod error;
 pub mod http;
 pub mod jobs;

@@ -119,21 +119,97 @@ pub fn status_label(status: axum::http::StatusCode) -> metrics::SharedString {
     }
 }
 
-/// Counts every routed request by route template and status, with its latency.
-pub async fn track_http(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    let started = std::time::Instant::now();
-    let method = method_label(request.method());
-    let route: metrics::SharedString = match request.extensions().get::<axum::extract::MatchedPath>() {
-        Some(path) => path.as_str().to_string().into(),
-        None => "unmatched".into(),
-    };
-    let response = next.run(request).await;
-    let status = status_label(response.status());
-    metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route).record(started.elapsed().as_secs_f64());
-    response
+/// Counts every routed request by route template and status, with its latency (a route layer:
+/// the route template is known there).
+///
+/// A tower service rather than `axum::middleware::from_fn` (which clones and boxes the route per
+/// request), recording through handles kept per thread: registering a labelled metric by key on
+/// every request cost an invocation 4 % of its instructions.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpMetricsLayer;
+
+impl<S> tower::Layer<S> for HttpMetricsLayer {
+    type Service = HttpMetrics<S>;
+
+    fn layer(&self, inner: S) -> HttpMetrics<S> {
+        HttpMetrics { inner }
+    }
 }
 
+#[derive(Clone, Debug)]
+pub struct HttpMetrics<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<axum::extract::Request> for HttpMetrics<S>
+where
+    S: tower::Service<axum::extract::Request, Response = axum::response::Response> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = axum::response::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<axum::response::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        if HANDLE.get().is_none() {
+            // Nothing records: no handles to keep, no clock to read.
+            return Box::pin(self.inner.call(request));
+        }
+        let started = std::time::Instant::now();
+        let method = method_label(request.method());
+        let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            let route = route.as_ref().map_or("unmatched", axum::extract::MatchedPath::as_str);
+            record_http(method, route, response.status(), started.elapsed());
+            Ok(response)
+        })
+    }
+}
+
+/// One method, route and status's metrics.
+struct HttpHandles {
+    method: &'static str,
+    status: axum::http::StatusCode,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+type HandlesByRoute = std::collections::HashMap<String, Vec<HttpHandles>, foldhash::fast::RandomState>;
+
+thread_local! {
+    /// Bounded like the labels: routes are templates, methods and statuses few.
+    static HTTP_HANDLES: std::cell::RefCell<HandlesByRoute> = std::cell::RefCell::default();
+}
+
+fn record_http(method: &'static str, route: &str, status: axum::http::StatusCode, elapsed: Duration) {
+    HTTP_HANDLES.with_borrow_mut(|routes| {
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), Vec::new());
+        }
+        let handles = routes.get_mut(route).expect("inserted above");
+        let position = match handles.iter().position(|h| h.method == method && h.status == status) {
+            Some(position) => position,
+            None => {
+                let path = route.to_owned();
+                handles.push(HttpHandles {
+                    method,
+                    status,
+                    requests: metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => path.clone(), "status" => status_label(status)),
+                    duration: metrics::histogram!(HTTP_DURATION, "method" => method, "route" => path),
+                });
+                handles.len() - 1
+            }
+        };
+        handles[position].requests.increment(1);
+        handles[position].duration.record(elapsed.as_secs_f64());
+    });
+}
 fn method_label(method: &axum::http::Method) -> &'static str {
     match *method {
         axum::http::Method::GET => "GET",

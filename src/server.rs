@@ -6,11 +6,11 @@
 //! the idle timeout no longer than the header deadline (and a load balancer in front wants the
 //! backend's idle timeout above its own).
 
-use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -33,11 +33,31 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
 }
 
+/// What [`serve`] serves: the API with its layers (`app::router`). Cloned per request, so its
+/// clone should be shallow.
+pub trait HttpService:
+    tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits for
 /// open connections to finish their requests (the caller bounds that wait).
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: impl HttpService,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
@@ -232,8 +252,8 @@ impl AsyncWrite for Watched {
 
 /// The router, marking each request busy from its complete headers to its response.
 #[derive(Clone)]
-struct TrackedService {
-    router: Router,
+struct TrackedService<S> {
+    router: S,
     activity: Arc<Activity>,
 }
 
@@ -246,9 +266,9 @@ impl Drop for Finished {
     }
 }
 
-impl hyper::service::Service<hyper::Request<Incoming>> for TrackedService {
+impl<S: HttpService> hyper::service::Service<hyper::Request<Incoming>> for TrackedService<S> {
     type Response = axum::response::Response;
-    type Error = std::convert::Infallible;
+    type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {

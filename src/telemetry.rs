@@ -14,10 +14,15 @@ use crate::config::{LogFormat, LogSettings};
 // A poisoned lock only means a thread panicked while logging; the bytes are still good.
 use crate::tasks::lock;
 use std::io::Write;
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock};
 use std::time::Duration;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+mod request;
+pub use request::{RequestFields, in_request, request_finished};
 
 /// The longest a line waits in the buffer.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -28,15 +33,46 @@ const FLUSH_BYTES: usize = 64 * 1024;
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).with_writer(BatchedStdout);
-    let installed = match settings.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let style = match settings.format {
+        LogFormat::Json => Style::Json,
+        LogFormat::Text if ansi => Style::Terminal,
+        LogFormat::Text => Style::Text,
     };
+    let installed = subscriber(style, BatchedStdout).with(filter).try_init();
     if installed.is_ok() {
+        let _ = STYLE.set(style);
         start_flushing();
     }
+}
+
+/// How lines are written: `log.format`, and for text whether stdout is a terminal (colours).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Style {
+    Text,
+    Terminal,
+    Json,
+}
+
+/// The style of the installed subscriber; unset when `init` did not install ours.
+static STYLE: OnceLock<Style> = OnceLock::new();
+
+/// The formatting layer for `style`, writing to `writer`; every event logged while a request is
+/// handled gets the request's fields ([`request::WithRequest`]).
+fn subscriber<W>(style: Style, writer: W) -> Layered<Box<dyn Layer<Registry> + Send + Sync>, Registry>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let ansi = style == Style::Terminal;
+    let fields = tracing_subscriber::fmt::format().with_target(false).with_ansi(ansi);
+    let layer = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer);
+    let layer = match style {
+        Style::Json => {
+            let format = request::WithRequest::json(fields.json().flatten_event(true));
+            layer.json().flatten_event(true).event_format(format).boxed()
+        }
+        Style::Text | Style::Terminal => layer.event_format(request::WithRequest::text(fields)).boxed(),
+    };
+    Registry::default().with(layer)
 }
 
 /// Writes every pending line to stdout.
@@ -104,6 +140,18 @@ impl<'a> MakeWriter<'a> for BatchedStdout {
     }
 }
 
+/// Adds whole lines to the pending ones; `urgent` (a warning or an error) writes them at once.
+fn append(bytes: &[u8], urgent: bool) {
+    let full = {
+        let mut pending = lock(&PENDING);
+        pending.extend_from_slice(bytes);
+        pending.len() >= FLUSH_BYTES
+    };
+    if full || urgent {
+        flush();
+    }
+}
+
 /// One event's text, appended to the pending lines.
 struct Line {
     /// A warning or an error: written at once.
@@ -112,14 +160,7 @@ struct Line {
 
 impl Write for Line {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let full = {
-            let mut pending = lock(&PENDING);
-            pending.extend_from_slice(bytes);
-            pending.len() >= FLUSH_BYTES
-        };
-        if full || self.urgent {
-            flush();
-        }
+        append(bytes, self.urgent);
         Ok(bytes.len())
     }
 

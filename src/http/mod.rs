@@ -1,5 +1,6 @@
 //! HTTP surfaces. Handlers stay thin: extract, call a service, map the result.
 
+pub mod access;
 pub mod algorithms;
 pub mod assets;
 pub mod compat;
@@ -14,6 +15,7 @@ pub mod monitors;
 pub mod notifications;
 pub mod pipelines;
 pub mod signed;
+pub mod timeout;
 
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;

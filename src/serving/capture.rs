@@ -39,6 +39,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 // Shards and targets stay usable after a panic: every batch is whole at each step (a line is
 // counted only once written).
+use crate::encode::{write_str, write_utc_seconds};
 use crate::tasks::lock;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -681,8 +682,8 @@ fn write_line(out: &mut Vec<u8>, event: &CaptureEvent<'_>) {
         write_str(out, id);
     }
     out.extend_from_slice(br#","inferenceTime":""#);
-    write_inference_time(out, event.time);
-    out.extend_from_slice(b"\"},\"eventVersion\":\"0\"}\n");
+    write_utc_seconds(out, event.time);
+    out.extend_from_slice(b"Z\"},\"eventVersion\":\"0\"}\n");
 }
 
 fn write_payload(out: &mut Vec<u8>, payload: &CapturedPayload<'_>) {
@@ -695,54 +696,6 @@ fn write_payload(out: &mut Vec<u8>, payload: &CapturedPayload<'_>) {
     out.extend_from_slice(br#","encoding":""#);
     out.extend_from_slice(payload.encoding.as_bytes());
     out.extend_from_slice(br#""}"#);
-}
-
-/// `s` as a JSON string: copied as it is when nothing in it needs escaping, else escaped by
-/// `serde_json`.
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    if needs_escape(s.as_bytes()) {
-        serde_json::to_writer(&mut *out, s).expect("a string always serializes");
-    } else {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    }
-}
-
-/// Whether `bytes` hold a quote, a backslash or a control character (what JSON escapes). Whole
-/// blocks are scanned without an early exit, which the compiler turns into vector compares.
-fn needs_escape(bytes: &[u8]) -> bool {
-    let escaped = |b: u8| u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\');
-    let mut blocks = bytes.chunks_exact(32);
-    for block in &mut blocks {
-        if block.iter().fold(0u8, |any, &b| any | escaped(b)) != 0 {
-            return true;
-        }
-    }
-    blocks.remainder().iter().any(|&b| escaped(b) != 0)
-}
-
-/// `%Y-%m-%dT%H:%M:%SZ`, written directly: chrono's `format` parses its pattern on every call,
-/// and `format!` goes through the formatting machinery for each of six numbers.
-fn write_inference_time(out: &mut Vec<u8>, time: DateTime<Utc>) {
-    use chrono::{Datelike, Timelike};
-    let digits = |out: &mut Vec<u8>, value: u32, width: u32| {
-        for position in (0..width).rev() {
-            out.push(b'0' + (value / 10u32.pow(position) % 10) as u8);
-        }
-    };
-    // Years outside 0..=9999 do not come from the clock; they are still written in full.
-    match u32::try_from(time.year()) {
-        Ok(year) if year <= 9999 => digits(out, year, 4),
-        _ => out.extend_from_slice(format!("{:04}", time.year()).as_bytes()),
-    }
-    for (separator, value) in
-        [(b'-', time.month()), (b'-', time.day()), (b'T', time.hour()), (b':', time.minute()), (b':', time.second())]
-    {
-        out.push(separator);
-        digits(out, value, 2);
-    }
-    out.push(b'Z');
 }
 
 /// CSV and JSON bodies are kept as text; anything else, or text that is not UTF-8, is base64
@@ -1240,17 +1193,6 @@ mod tests {
         assert_eq!((stats.captured, stats.dropped), (u64::from(BURST), 0));
         writer.flush().await.unwrap();
         assert_eq!(writer.stats(&dest()).written, u64::from(BURST));
-    }
-
-    #[test]
-    fn inference_times_read_as_chronos_format() {
-        for micros in [0i64, 1_764_806_399_999_999, 1_764_806_400_000_000, 253_402_300_799_000_000, 951_782_400_123_456]
-        {
-            let time = DateTime::from_timestamp_micros(micros).unwrap();
-            let mut written = Vec::new();
-            write_inference_time(&mut written, time);
-            assert_eq!(String::from_utf8(written).unwrap(), time.format("%Y-%m-%dT%H:%M:%SZ").to_string());
-        }
     }
 
     /// SageMaker's record as `serde_json` writes it: what [`write_line`] must write, byte for byte.

@@ -201,6 +201,7 @@ async fn readme_walkthrough(kind: Db) {
     let csv = http
         .post(format!("{base}/endpoints/breast-cancer/invocations"))
         .header("content-type", "text/csv")
+        .header("x-request-id", "walkthrough-rows")
         .body(example("rows.csv"))
         .send()
         .await
@@ -240,6 +241,7 @@ async fn readme_walkthrough(kind: Db) {
     let log = server.terminate().await;
     // Log lines are written in batches; the last one, logged just before exit, is there.
     assert!(log.lines().any(|l| l.contains(r#""message":"stopped""#)), "the final log line is written:\n{log}");
+    assert_request_lines(&log, &id);
     if let Some(worker) = worker {
         worker.terminate().await;
     }
@@ -247,6 +249,34 @@ async fn readme_walkthrough(kind: Db) {
     assert_eq!(records.len(), 3, "two curl invocations and one from the CLI");
     let (code, _) = run(&["healthcheck", &base], &[]).await;
     assert_ne!(code, 0, "healthcheck fails once the server is gone");
+}
+
+/// The access line of the walkthrough's CSV invocation, and the request's fields on a line its
+/// handler logged (`pipeline provisioned`), in the JSON the server writes.
+fn assert_request_lines(log: &str, pipeline_id: &str) {
+    let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let access: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "request finished" && l["request"]["id"] == "walkthrough-rows")
+        .collect();
+    assert_eq!(access.len(), 1, "one access line for the request:\n{log}");
+    let access = access[0];
+    assert_eq!(access["level"], "INFO");
+    assert_eq!(access["status"], 200);
+    assert!(access["latency_us"].as_u64().is_some_and(|us| us > 0), "{access}");
+    assert_eq!(
+        access["request"],
+        json!({"method": "POST", "path": "/endpoints/breast-cancer/invocations", "id": "walkthrough-rows"})
+    );
+    let provisioned = lines
+        .iter()
+        .find(|l| l["message"] == "pipeline provisioned" && l["pipeline.id"] == pipeline_id)
+        .unwrap_or_else(|| panic!("the handler's line:\n{log}"));
+    assert_eq!(provisioned["request"]["method"], "POST");
+    assert_eq!(provisioned["request"]["path"], "/provisionpipeline");
+    let id = provisioned["request"]["id"].as_str().unwrap();
+    let access = lines.iter().filter(|l| l["message"] == "request finished" && l["request"]["id"] == id);
+    assert_eq!(access.count(), 1, "the id made for the request is the one on its access line:\n{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

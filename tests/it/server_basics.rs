@@ -2,6 +2,7 @@
 
 use crate::on_both_stores;
 use crate::support::{TestDb, TestServer};
+use futures::StreamExt;
 
 async fn health_readiness_docs_and_request_ids(db: TestDb) {
     let server = TestServer::start(db).await;
@@ -117,5 +118,61 @@ async fn slow_and_idle_clients_are_dropped_and_connections_capped() {
     let fourth = server.http.get(server.url("/healthz")).timeout(Duration::from_secs(5)).send().await.unwrap();
     assert_eq!(fourth.status(), 200);
     drop(held);
+    server.stop().await;
+}
+
+/// A body that arrives over `chunks × pause`.
+fn trickle(chunks: usize, pause: std::time::Duration, chunk: &'static [u8]) -> reqwest::Body {
+    let stream = futures::stream::iter(0..chunks).then(move |_| async move {
+        tokio::time::sleep(pause).await;
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(chunk))
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+/// `http.request_timeout` ends a request that takes longer (here a body that trickles in) with
+/// 503 `timeout` and the request id; asset transfers are not bounded by it, with or without the
+/// path prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_timeout_are_answered_503_but_asset_transfers_are_not() {
+    use crate::support::server::{OPERATOR, test_settings};
+    let db = TestDb::new(crate::support::Db::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.http.request_timeout = std::time::Duration::from_millis(700);
+    settings.http.path_prefix = Some("/prod".into());
+    let server = TestServer::start_with(db, settings).await;
+    let pause = std::time::Duration::from_millis(400);
+
+    let started = std::time::Instant::now();
+    let slow = server
+        .post("/prod/v1/pipelines", OPERATOR)
+        .header("content-type", "application/json")
+        .header("x-request-id", "slow-body")
+        .body(trickle(5, pause, b" "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 503);
+    assert!(started.elapsed() < 5 * pause, "answered at the limit, not when the body ended");
+    assert_eq!(slow.headers()["content-type"], "application/problem+json");
+    assert_eq!(slow.headers()["x-request-id"], "slow-body");
+    let problem: serde_json::Value = slow.json().await.unwrap();
+    assert_eq!(problem["code"], "timeout", "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("700ms"), "{problem}");
+
+    for path in ["/prod/v1/assets/slow/one.bin", "/v1/assets/slow/two.bin"] {
+        let put = server
+            .http
+            .put(server.url(path))
+            .bearer_auth(OPERATOR)
+            .body(trickle(4, pause, b"0123456789"))
+            .send()
+            .await
+            .unwrap();
+        let status = put.status();
+        assert!(status.is_success(), "{path}: {status} {}", put.text().await.unwrap());
+        let stored: serde_json::Value = put.json().await.unwrap();
+        assert_eq!(stored["size"], 40, "{path}: {stored}");
+    }
     server.stop().await;
 }
