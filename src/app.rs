@@ -433,7 +433,7 @@ pub fn router(state: AppState) -> impl crate::server::HttpService {
             settings.http.path_prefix.as_deref(),
         ))
         .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes))
-        .layer(axum::middleware::from_fn_with_state(state, crate::http::signed::verify_signatures))
+        .layer(crate::http::signed::SignaturesLayer { state })
         .service(app)
 }
 

@@ -8,30 +8,85 @@ use crate::auth::sigv4::{ALGORITHM, SignedRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{OriginalUri, Request, State};
+use axum::extract::{OriginalUri, Request};
 use axum::http::header::AUTHORIZATION;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 
 /// Who signed the request, once the signature verified.
 #[derive(Debug, Clone)]
 pub struct SignedBy(pub Principal);
 
-pub async fn verify_signatures(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let signed =
-        request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with(ALGORITHM));
-    if !signed || state.tokens.is_open() {
-        return next.run(request).await;
+/// Checks signed requests before the router sees them. A tower service rather than
+/// `axum::middleware::from_fn`, which clones and boxes the router for every request; only a signed
+/// request (rare, and read whole anyway) takes a clone here.
+#[derive(Clone)]
+pub struct SignaturesLayer {
+    pub state: AppState,
+}
+
+impl<S> tower::Layer<S> for SignaturesLayer {
+    type Service = Signatures<S>;
+
+    fn layer(&self, inner: S) -> Signatures<S> {
+        Signatures { inner, state: self.state.clone() }
     }
+}
+
+#[derive(Clone)]
+pub struct Signatures<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> tower::Service<Request> for Signatures<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let signed = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(ALGORITHM));
+        if !signed || self.state.tokens.is_open() {
+            return Box::pin(self.inner.call(request));
+        }
+        // The service that was made ready goes with the request; this one keeps a clone.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let state = self.state.clone();
+        Box::pin(async move {
+            match verified(&state, request).await {
+                Ok(request) => inner.call(request).await,
+                Err(refused) => Ok(refused.into_response()),
+            }
+        })
+    }
+}
+
+/// The request with its signer attached, or why it is refused.
+async fn verified(state: &AppState, request: Request) -> Result<Request, ApiError> {
     let (mut parts, body) = request.into_parts();
-    // The client signed the URI it sent, stage prefix included.
+    // The client signed the URI it sent, stage prefix included (this layer is outside the router,
+    // which strips the prefix; `OriginalUri` is there when something nested it further out).
     let uri = parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.clone(), |u| u.0.clone());
     let limit = state.settings.http.body_limit_bytes;
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return ApiError::PayloadTooLarge(format!(
+        return Err(ApiError::PayloadTooLarge(format!(
             "a signed request's body is read whole to check its signature: at most {limit} bytes"
-        ))
-        .into_response();
+        )));
     };
     let view = SignedRequest {
         method: parts.method.as_str(),
@@ -43,11 +98,11 @@ pub async fn verify_signatures(State(state): State<AppState>, request: Request, 
     match state.tokens.verify_signed(&view, chrono::Utc::now()) {
         Ok(principal) => {
             parts.extensions.insert(SignedBy(principal));
-            next.run(Request::from_parts(parts, Body::from(bytes))).await
+            Ok(Request::from_parts(parts, Body::from(bytes)))
         }
         Err(e) => {
             tracing::info!(reason = %e, "refused a SigV4-signed request");
-            ApiError::Auth(e.into()).into_response()
+            Err(ApiError::Auth(e.into()))
         }
     }
 }
