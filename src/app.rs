@@ -6,6 +6,7 @@ use crate::auth::TokenRegistry;
 use crate::config::{Settings, TargetKind};
 use crate::domain::RequestContext;
 use crate::error::ApiError;
+use crate::http::layer::WrapLayer;
 use crate::jobs::Runner;
 use crate::services::endpoints::EndpointService;
 use crate::services::pipelines::PipelineService;
@@ -412,7 +413,7 @@ pub fn router(state: AppState) -> impl crate::server::HttpService {
     let settings = state.settings.clone();
     let (api, spec) = crate::openapi::split();
     let app = api
-        .route_layer(crate::metrics::HttpMetricsLayer)
+        .route_layer(WrapLayer(crate::http::route_metrics::RouteMetrics))
         .with_state(state.clone())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(|| async { ApiError::NotFound("no such route; the API is described at /openapi.json".into()) })
@@ -423,17 +424,17 @@ pub fn router(state: AppState) -> impl crate::server::HttpService {
         None => app,
     };
     tower::ServiceBuilder::new()
-        .layer(crate::http::access::AccessLayer)
+        .layer(WrapLayer(crate::http::access::Access))
         .map_response(axum::response::IntoResponse::into_response)
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal("handler panicked".into()))
         }))
-        .layer(crate::http::timeout::TimeoutLayer::new(
+        .layer(WrapLayer(crate::http::timeout::Timeout::new(
             settings.http.request_timeout,
             settings.http.path_prefix.as_deref(),
-        ))
+        )))
         .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes))
-        .layer(crate::http::signed::SignaturesLayer { state })
+        .layer(WrapLayer(crate::http::signed::Signatures { state }))
         .service(app)
 }
 

@@ -119,57 +119,9 @@ pub fn status_label(status: axum::http::StatusCode) -> metrics::SharedString {
     }
 }
 
-/// Counts every routed request by route template and status, with its latency (a route layer:
-/// the route template is known there).
-///
-/// A tower service rather than `axum::middleware::from_fn` (which clones and boxes the route per
-/// request), recording through handles kept per thread: registering a labelled metric by key on
-/// every request cost an invocation 4 % of its instructions.
-#[derive(Clone, Copy, Debug)]
-pub struct HttpMetricsLayer;
-
-impl<S> tower::Layer<S> for HttpMetricsLayer {
-    type Service = HttpMetrics<S>;
-
-    fn layer(&self, inner: S) -> HttpMetrics<S> {
-        HttpMetrics { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct HttpMetrics<S> {
-    inner: S,
-}
-
-impl<S> tower::Service<axum::extract::Request> for HttpMetrics<S>
-where
-    S: tower::Service<axum::extract::Request, Response = axum::response::Response> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = axum::response::Response;
-    type Error = S::Error;
-    type Future = futures::future::BoxFuture<'static, Result<axum::response::Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
-        if HANDLE.get().is_none() {
-            // Nothing records: no handles to keep, no clock to read.
-            return Box::pin(self.inner.call(request));
-        }
-        let started = std::time::Instant::now();
-        let method = method_label(request.method());
-        let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let response = answer.await?;
-            let route = route.as_ref().map_or("unmatched", axum::extract::MatchedPath::as_str);
-            record_http(method, route, response.status(), started.elapsed());
-            Ok(response)
-        })
-    }
+/// Whether a recorder is installed (until then recording is a no-op).
+pub fn installed() -> bool {
+    HANDLE.get().is_some()
 }
 
 /// One method, route and status's metrics.
@@ -187,7 +139,10 @@ thread_local! {
     static HTTP_HANDLES: std::cell::RefCell<HandlesByRoute> = std::cell::RefCell::default();
 }
 
-fn record_http(method: &'static str, route: &str, status: axum::http::StatusCode, elapsed: Duration) {
+/// Counts a routed request by route template and status, with its latency. Recorded through
+/// handles kept per thread: registering a labelled metric by its key on every request cost an
+/// invocation 4 % of its instructions.
+pub fn record_http(method: &'static str, route: &str, status: axum::http::StatusCode, elapsed: Duration) {
     HTTP_HANDLES.with_borrow_mut(|routes| {
         if !routes.contains_key(route) {
             routes.insert(route.to_owned(), Vec::new());
@@ -210,7 +165,7 @@ fn record_http(method: &'static str, route: &str, status: axum::http::StatusCode
         handles[position].duration.record(elapsed.as_secs_f64());
     });
 }
-fn method_label(method: &axum::http::Method) -> &'static str {
+pub fn method_label(method: &axum::http::Method) -> &'static str {
     match *method {
         axum::http::Method::GET => "GET",
         axum::http::Method::POST => "POST",

@@ -9,11 +9,13 @@ pub mod endpoints;
 pub mod event_stream;
 pub mod extract;
 pub mod health;
+pub mod layer;
 pub mod model_cards;
 pub mod model_registry;
 pub mod monitors;
 pub mod notifications;
 pub mod pipelines;
+pub mod route_metrics;
 pub mod signed;
 pub mod timeout;
 

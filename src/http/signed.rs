@@ -3,6 +3,7 @@
 //! the configured access keys and leaves the signer for [`super::extract::Caller`]. A request that
 //! does not verify ends here with 403 and the reason.
 
+use super::layer::{Answer, Inner, Wrap};
 use crate::auth::Principal;
 use crate::auth::sigv4::{ALGORITHM, SignedRequest};
 use crate::error::ApiError;
@@ -10,62 +11,32 @@ use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{OriginalUri, Request};
 use axum::http::header::AUTHORIZATION;
-use axum::response::{IntoResponse, Response};
-use futures::future::BoxFuture;
-use std::convert::Infallible;
-use std::task::{Context, Poll};
+use axum::response::IntoResponse;
 
 /// Who signed the request, once the signature verified.
 #[derive(Debug, Clone)]
 pub struct SignedBy(pub Principal);
 
-/// Checks signed requests before the router sees them. A tower service rather than
-/// `axum::middleware::from_fn`, which clones and boxes the router for every request; only a signed
-/// request (rare, and read whole anyway) takes a clone here.
+/// Checks signed requests before the router sees them; only a signed request (rare, and read
+/// whole anyway) takes a clone of the service inside.
 #[derive(Clone)]
-pub struct SignaturesLayer {
+pub struct Signatures {
     pub state: AppState,
 }
 
-impl<S> tower::Layer<S> for SignaturesLayer {
-    type Service = Signatures<S>;
-
-    fn layer(&self, inner: S) -> Signatures<S> {
-        Signatures { inner, state: self.state.clone() }
-    }
-}
-
-#[derive(Clone)]
-pub struct Signatures<S> {
-    inner: S,
-    state: AppState,
-}
-
-impl<S> tower::Service<Request> for Signatures<S>
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+impl Wrap for Signatures {
+    fn call<S: Inner>(&self, inner: &mut S, request: Request) -> Answer {
         let signed = request
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with(ALGORITHM));
         if !signed || self.state.tokens.is_open() {
-            return Box::pin(self.inner.call(request));
+            return Box::pin(inner.call(request));
         }
-        // The service that was made ready goes with the request; this one keeps a clone.
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
+        // The service that was made ready goes with the request; the layer keeps a clone.
+        let ready = inner.clone();
+        let mut inner = std::mem::replace(inner, ready);
         let state = self.state.clone();
         Box::pin(async move {
             match verified(&state, request).await {

@@ -1,28 +1,24 @@
 //! Bounds every request (`http.request_timeout`) but asset transfers, whose duration depends on
 //! their size; those are bounded by `assets.max_upload_bytes` instead. A request over the limit
 //! is answered 503 (`timeout`), and its handler is dropped.
-//!
-//! A tower service rather than `axum::middleware::from_fn`, which clones the whole inner stack
-//! and boxes it on every request.
 
+use super::layer::{Answer, Inner, Wrap};
 use crate::error::ApiError;
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
-use futures::future::BoxFuture;
+use axum::response::IntoResponse;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
-pub struct TimeoutLayer {
+pub struct Timeout {
     limit: Duration,
     /// `http.path_prefix`: assets are also served under it.
     prefix: Option<Arc<str>>,
 }
 
-impl TimeoutLayer {
+impl Timeout {
     pub fn new(limit: Duration, prefix: Option<&str>) -> Self {
-        TimeoutLayer { limit, prefix: prefix.map(Arc::from) }
+        Timeout { limit, prefix: prefix.map(Arc::from) }
     }
 
     /// Whether `path` is an asset transfer's, with or without the prefix.
@@ -32,40 +28,14 @@ impl TimeoutLayer {
     }
 }
 
-impl<S> tower::Layer<S> for TimeoutLayer {
-    type Service = Timeout<S>;
-
-    fn layer(&self, inner: S) -> Timeout<S> {
-        Timeout { inner, layer: self.clone() }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Timeout<S> {
-    inner: S,
-    layer: TimeoutLayer,
-}
-
-impl<S> tower::Service<Request> for Timeout<S>
-where
-    S: tower::Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let unbounded = self.layer.is_asset(request.uri().path());
-        let answer = self.inner.call(request);
+impl Wrap for Timeout {
+    fn call<S: Inner>(&self, inner: &mut S, request: Request) -> Answer {
+        let unbounded = self.is_asset(request.uri().path());
+        let answer = inner.call(request);
         if unbounded {
             return Box::pin(answer);
         }
-        let limit = self.layer.limit;
+        let limit = self.limit;
         Box::pin(async move {
             match tokio::time::timeout(limit, answer).await {
                 Ok(response) => response,
@@ -85,7 +55,7 @@ mod tests {
 
     #[test]
     fn asset_transfers_are_found_with_and_without_the_prefix() {
-        let layer = TimeoutLayer::new(Duration::from_secs(1), Some("/prod"));
+        let layer = Timeout::new(Duration::from_secs(1), Some("/prod"));
         for (path, asset) in [
             ("/v1/assets/models/m.tar.gz", true),
             ("/prod/v1/assets/models/m.tar.gz", true),
@@ -95,6 +65,6 @@ mod tests {
         ] {
             assert_eq!(layer.is_asset(path), asset, "{path}");
         }
-        assert!(!TimeoutLayer::new(Duration::from_secs(1), None).is_asset("/prod/v1/assets/x"));
+        assert!(!Timeout::new(Duration::from_secs(1), None).is_asset("/prod/v1/assets/x"));
     }
 }
