@@ -235,6 +235,14 @@ mod tests {
         format!("{}{}", &line[..start], &line[end..])
     }
 
+    /// What our subscriber in `style` writes for the events `log` logs.
+    fn logged(style: Style, log: impl FnOnce()) -> String {
+        let written = Written::default();
+        let sink = written.clone();
+        tracing::subscriber::with_default(super::super::subscriber(style, move || sink.clone()), log);
+        written.take()
+    }
+
     fn request() -> Arc<RequestFields> {
         Arc::new(RequestFields {
             method: Method::POST,
@@ -246,16 +254,12 @@ mod tests {
     #[test]
     fn access_lines_are_what_the_subscriber_writes_for_the_same_event() {
         for style in [Style::Text, Style::Json] {
-            let written = Written::default();
-            let sink = written.clone();
-            let subscriber = super::super::subscriber(style, move || sink.clone());
             let request = request();
-            tracing::subscriber::with_default(subscriber, || {
+            let by_subscriber = logged(style, || {
                 REQUEST.sync_scope(request.clone(), || {
                     tracing::info!(target: ACCESS_TARGET, status = 404u16, latency_us = 1234u64, "request finished");
                 });
             });
-            let by_subscriber = written.take();
             let mut by_hand = Vec::new();
             write_access_line(&mut by_hand, style, SystemTime::now(), &request, 404, 1234);
             let by_hand = String::from_utf8(by_hand).unwrap();
@@ -278,14 +282,10 @@ mod tests {
     #[test]
     fn lines_logged_in_a_request_carry_its_fields_and_others_do_not() {
         for style in [Style::Text, Style::Json] {
-            let written = Written::default();
-            let sink = written.clone();
-            let subscriber = super::super::subscriber(style, move || sink.clone());
-            tracing::subscriber::with_default(subscriber, || {
+            let text = logged(style, || {
                 REQUEST.sync_scope(request(), || tracing::error!(error = "boom", "request failed"));
                 tracing::warn!(error = "boom", "outside");
             });
-            let text = written.take();
             let lines: Vec<&str> = text.lines().collect();
             assert_eq!(lines.len(), 2, "{text}");
             if style == Style::Json {
