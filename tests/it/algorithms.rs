@@ -45,14 +45,16 @@ pub fn image_builder_body(key: &str, repo: &str, tag: &str) -> Value {
     json!({"pipeline_type": "byom_image_builder", "custom_algorithm_docker": key, "ecr_repo_name": repo, "image_tag": tag})
 }
 
+/// Provisions a `byom_image_builder` pipeline for the zip at `key`; returns its id.
+pub async fn start_build(server: &TestServer, key: &str, repo: &str, tag: &str) -> String {
+    server.provision(&image_builder_body(key, repo, tag)).await["pipeline_id"].as_str().unwrap().to_string()
+}
+
 /// Builds the fixture as `repo:tag` and waits for the build to finish.
 pub async fn build_fixture_algorithm(server: &TestServer, repo: &str, tag: &str) -> String {
     let zip = zip_folder(&fixture("algorithms/linear"), &[], &[]);
     assert_eq!(server.put_asset("algorithms/linear.zip", zip).await.status(), 201);
-    let id = server.provision(&image_builder_body("algorithms/linear.zip", repo, tag)).await["pipeline_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = start_build(server, "algorithms/linear.zip", repo, tag).await;
     server.wait_for_longer(&id, "active").await;
     id
 }
@@ -113,10 +115,7 @@ async fn a_bad_layout_fails_naming_the_file(db: TestDb) {
     for (tag, zip, reason) in cases {
         let key = format!("algorithms/{tag}.zip");
         assert_eq!(server.put_asset(&key, zip).await.status(), 201);
-        let id = server.provision(&image_builder_body(&key, "mlops-custom", tag)).await["pipeline_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = start_build(&server, &key, "mlops-custom", tag).await;
         let failed = server.wait_until(&id, |p| p["state"] == "failed").await;
         assert!(failed["last_error"].as_str().unwrap().contains(reason), "{tag}: {failed:#}");
     }
@@ -149,11 +148,7 @@ async fn a_build_that_never_finishes_installing_is_stopped() {
         &["requirements.txt"],
     );
     assert_eq!(server.put_asset("algorithms/stuck.zip", zip).await.status(), 201);
-    let id =
-        server.provision(&image_builder_body("algorithms/stuck.zip", "mlops-custom", "stuck")).await["pipeline_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    let id = start_build(&server, "algorithms/stuck.zip", "mlops-custom", "stuck").await;
     let failed = server.wait_for_longer(&id, "failed").await;
     let error = failed["last_error"].as_str().unwrap();
     assert!(error.contains("did not finish within 10s (serving.install_timeout) and was stopped"), "{error}");

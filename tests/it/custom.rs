@@ -3,7 +3,7 @@
 //! proxy and capture its invocations, keep its output as logs, restart it when it dies, refuse an
 //! algorithm that never answers `/ping`, and stop it on teardown.
 
-use crate::algorithms::{image_builder_body, zip_folder};
+use crate::algorithms::{start_build, zip_folder};
 use crate::on_both_stores;
 use crate::support::api::fixture;
 use crate::support::server::{ADMIN, INVOKER, VIEWER, test_settings};
@@ -28,11 +28,7 @@ fn model_archive(model: &Value) -> Vec<u8> {
 pub(crate) async fn build(server: &TestServer) {
     let zip = zip_folder(&fixture("algorithms/linear"), &[], &["requirements.txt"]);
     assert_eq!(server.put_asset("algorithms/linear.zip", zip).await.status(), 201);
-    let id =
-        server.provision(&image_builder_body("algorithms/linear.zip", "mlops-custom", "linear")).await["pipeline_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    let id = start_build(server, "algorithms/linear.zip", "mlops-custom", "linear").await;
     server.wait_for_longer(&id, "active").await;
 }
 
