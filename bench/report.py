@@ -22,13 +22,22 @@ def wrk(path: str) -> dict:
         latency[pct] = float(value) * UNITS[unit]
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     errors = re.search(r"Socket errors:(.*)", text)
-    return {
+    result = {
         "rate": rate,
         "p50": latency.get("50"),
         "p99": latency.get("99"),
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": errors.group(1).strip() if errors else "",
     }
+    # bench/cpu.py's figures of the same cell, per request (absent in results from before them).
+    cpu_path = path[: -len(".txt")] + ".cpu.json"
+    requests = int(re.search(r"(\d+) requests in", text).group(1))
+    if os.path.exists(cpu_path) and requests:
+        cpu = json.load(open(cpu_path))
+        result["server_us"] = 1e6 * cpu["server_seconds"] / requests
+        result["client_us"] = 1e6 * cpu["client_seconds"] / requests
+        result["involuntary"] = cpu["server_involuntary"] / requests
+    return result
 
 
 def rounds(results: str, name: str, c: int) -> list:
@@ -61,6 +70,16 @@ def typical(runs: list) -> dict:
     middle["non_2xx"] = sum(r["non_2xx"] for r in runs)
     middle["socket_errors"] = "; ".join(r["socket_errors"] for r in runs if r["socket_errors"])
     return middle
+
+
+def cpu(runs: list, key: str):
+    """The median over a cell's rounds of one per-request CPU figure; None without figures."""
+    values = [r[key] for r in runs if key in r]
+    return median(values) if values else None
+
+
+def us(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def load(results: str, name: str):
@@ -126,6 +145,31 @@ def main() -> None:
     if notes:
         w("")
 
+    w("**CPU per request**, from the same cells (bench/cpu.py: user + system time of the server")
+    w("process, and of `wrk`, over the cell, divided by the requests it answered; medians of the")
+    w("rounds). On 2 cores the client's share and the kernel's scheduling between client and server")
+    w("are in every throughput above: these are what each request costs the server alone. *Preempted*:")
+    w("the server's involuntary context switches per request (the kernel gave its core to another")
+    w("thread, mostly `wrk`'s, woken by the answer just written) — the main source of the p99 tail.")
+    w("*Whole request*: `/healthz`'s server + client CPU per request ÷ the invocation's; with both")
+    w("cores busy it is what *invocations ÷ `/healthz`* above measures.")
+    w("")
+    w("| connections | invocation: server / client µs | `/healthz`: server / client µs | whole request: `/healthz` ÷ invocation | MLServer: server / client µs | MLServer server CPU ÷ ours | preempted per request: invocation / `/healthz` |")
+    w("|---|---|---|---|---|---|---|")
+    for c in CONNECTIONS:
+        ours_runs, floor_runs = rounds(results, "ours-rt", c), rounds(results, "healthz", c)
+        peer = [wrk(os.path.join(results, f"mlserver-rt-{c}.txt"))]
+        ours_server, peer_server = cpu(ours_runs, "server_us"), cpu(peer, "server_us")
+        share = f"{peer_server / ours_server:.0f}×" if ours_server and peer_server else "n/a"
+        ours_client, floor_server, floor_client = (
+            cpu(ours_runs, "client_us"), cpu(floor_runs, "server_us"), cpu(floor_runs, "client_us"))
+        whole = ("n/a" if None in (ours_server, ours_client, floor_server, floor_client)
+                 else f"{100 * (floor_server + floor_client) / (ours_server + ours_client):.0f} %")
+        w(f"| {c} | {us(ours_server)} / {us(ours_client)} | {us(floor_server)} / {us(floor_client)} | {whole} | "
+          f"{us(peer_server)} / {us(cpu(peer, 'client_us'))} | {share} | "
+          f"{cpu(ours_runs, 'involuntary') or 0:.2f} / {cpu(floor_runs, 'involuntary') or 0:.2f} |")
+    w("")
+
     inv = load(results, "invariant.json")
     if inv:
         holds = inv["captured"] + inv["dropped"] + inv["sampled_out"] == inv["served"]
@@ -190,15 +234,19 @@ def main() -> None:
     w("through our endpoint (auth, limits, proxy, capture on), in alternating cells, the same rounds")
     w("as above: rates are medians, *throughput kept* the median of the paired ratios (range).")
     w("")
-    w("| connections | direct req/s (p99) | through us req/s (p99) | throughput kept |")
-    w("|---|---|---|---|")
+    w("CPU per request is the whole stack's (our server and the algorithm's process, its child), as")
+    w("above; through us it adds our hop.")
+    w("")
+    w("| connections | direct req/s (p99) | through us req/s (p99) | throughput kept | CPU µs per request: direct / through us |")
+    w("|---|---|---|---|---|")
     for c in (8, 32):
         direct_runs, proxied_runs = rounds(results, "custom-direct", c), rounds(results, "custom-proxied", c)
         if not direct_runs:
             continue
         direct, proxied = typical(direct_runs), typical(proxied_runs)
         w(f"| {c} | {direct['rate']:,.0f} ({ms(direct['p99'])}) | {proxied['rate']:,.0f} ({ms(proxied['p99'])}) | "
-          f"**{paired(proxied_runs, direct_runs)}** |")
+          f"**{paired(proxied_runs, direct_runs)}** | {us(cpu(direct_runs, 'server_us'))} / "
+          f"{us(cpu(proxied_runs, 'server_us'))} |")
     w("")
     w("## Reproduce")
     w("")
@@ -211,7 +259,8 @@ def main() -> None:
     w("`~/.cache/mlops-venvs/bench` (pinned in `bench/requirements.txt`), builds the release binary,")
     w("generates the model and data under `~/.cache/mlops-bench` (about 3.5 GB with the 10M-row")
     w("file), runs everything above one after the other on loopback and rewrites this file. Raw")
-    w("`wrk` outputs and JSON results stay in `~/.cache/mlops-bench/results`.")
+    w("`wrk` outputs, each cell's CPU figures (`*.cpu.json`) and JSON results stay in")
+    w("`~/.cache/mlops-bench/results`.")
     print("\n".join(out))
 
 
