@@ -126,7 +126,7 @@ def main() -> None:
     w("(latencies those of the median run), and *invocations ÷ `/healthz`* the median of the rounds'")
     w("paired ratios, their range in brackets (the machine's speed drifts between cells minutes apart).")
     w("")
-    w("| connections | ours req/s | ours p50 / p99 | MLServer req/s | MLServer p50 / p99 | ours ÷ MLServer | `/healthz` req/s | invocations ÷ `/healthz` |")
+    w("| connections | ours req/s | ours p50 / p99 | MLServer req/s | MLServer p50 / p99 | ours ÷ MLServer | `/healthz` req/s (p99) | invocations ÷ `/healthz` |")
     w("|---|---|---|---|---|---|---|---|")
     notes = []
     for c in CONNECTIONS:
@@ -137,7 +137,7 @@ def main() -> None:
             if r["non_2xx"] or r["socket_errors"]:
                 notes.append(f"{name} at {c} connections: {r['non_2xx']} non-2xx answers, socket errors {r['socket_errors'] or 'none'}")
         w(f"| {c} | {ours['rate']:,.0f} | {ms(ours['p50'])} / {ms(ours['p99'])} | {peer['rate']:,.0f} | "
-          f"{ms(peer['p50'])} / {ms(peer['p99'])} | **{ours['rate'] / peer['rate']:.1f}×** | {floor['rate']:,.0f} | "
+          f"{ms(peer['p50'])} / {ms(peer['p99'])} | **{ours['rate'] / peer['rate']:.1f}×** | {floor['rate']:,.0f} ({ms(floor['p99'])}) | "
           f"{paired(ours_runs, floor_runs)} |")
     w("")
     for note in notes:
