@@ -151,8 +151,8 @@ def main() -> None:
     w("are in every throughput above: these are what each request costs the server alone. *Preempted*:")
     w("the server's involuntary context switches per request (the kernel gave its core to another")
     w("thread; perf shows them on return from writing an answer, which wakes a `wrk` thread): while")
-    w("a worker waits for its core again, the connections it holds wait too — the likely source of")
-    w("the p99 tail.")
+    w("a worker waits for its core again, the connections it holds wait too: one source of the p99")
+    w("tail (the cells with the client on its own core, below, show what remains without it).")
     w("*Whole request*: `/healthz`'s server + client CPU per request ÷ the invocation's; with both")
     w("cores busy it is what *invocations ÷ `/healthz`* above measures.")
     w("")
@@ -171,6 +171,23 @@ def main() -> None:
           f"{us(peer_server)} / {us(cpu(peer, 'client_us'))} | {share} | "
           f"{cpu(ours_runs, 'involuntary') or 0:.2f} / {cpu(floor_runs, 'involuntary') or 0:.2f} |")
     w("")
+
+    pinned, pinned_floor = rounds(results, "pinned-ours-rt", 8), rounds(results, "pinned-healthz", 8)
+    if pinned and pinned_floor:
+        ours, floor = typical(pinned), typical(pinned_floor)
+        w("**The client on its own core.** The same pair at 8 connections, another server process on")
+        w("core 0 only (so one runtime worker) and `wrk` on core 1 with one thread, same rounds: no")
+        w("sharing of cores between client and server, and one core for the server, which its own")
+        w("background work (capture writes, the log) shares with the requests. p99 in brackets: its")
+        w("range over the rounds.")
+        w("")
+        w("| connections | ours req/s | ours p50 / p99 | `/healthz` req/s | `/healthz` p50 / p99 | invocations ÷ `/healthz` | server CPU µs: invocation / `/healthz` |")
+        w("|---|---|---|---|---|---|---|")
+        spread = lambda runs: f" ({ms(min(r['p99'] for r in runs))}-{ms(max(r['p99'] for r in runs))})"
+        w(f"| 8 | {ours['rate']:,.0f} | {ms(ours['p50'])} / {ms(ours['p99'])}{spread(pinned)} | {floor['rate']:,.0f} | "
+          f"{ms(floor['p50'])} / {ms(floor['p99'])}{spread(pinned_floor)} | {paired(pinned, pinned_floor)} | "
+          f"{us(cpu(pinned, 'server_us'))} / {us(cpu(pinned_floor, 'server_us'))} |")
+        w("")
 
     inv = load(results, "invariant.json")
     if inv:
