@@ -176,7 +176,7 @@ def main() -> None:
     if pinned and pinned_floor:
         ours, floor = typical(pinned), typical(pinned_floor)
         w("**The client on its own core.** The same pair at 8 connections, another server process on")
-        w("core 0 only (so one runtime worker) and `wrk` on core 1 with one thread, same rounds: no")
+        w("one core only (so one runtime worker) and `wrk` on another with one thread, same rounds: no")
         w("sharing of cores between client and server, and one core for the server, which its own")
         w("background work (capture writes, the log) shares with the requests. p99 in brackets: its")
         w("range over the rounds.")
