@@ -165,6 +165,7 @@ pub fn record_http(method: &'static str, route: &str, status: axum::http::Status
         handles[position].duration.record(elapsed.as_secs_f64());
     });
 }
+
 pub fn method_label(method: &axum::http::Method) -> &'static str {
     match *method {
         axum::http::Method::GET => "GET",

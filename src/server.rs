@@ -36,8 +36,12 @@ pub struct ConnectionLimits {
 /// What [`serve`] serves: the API with its layers (`app::router`). Cloned per request, so its
 /// clone should be shallow.
 pub trait HttpService:
-    tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible, Future: Send>
-    + Clone
+    tower::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
     + Send
     + Sync
     + 'static
@@ -45,8 +49,12 @@ pub trait HttpService:
 }
 
 impl<S> HttpService for S where
-    S: tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible, Future: Send>
-        + Clone
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
         + Send
         + Sync
         + 'static

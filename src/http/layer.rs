@@ -12,19 +12,9 @@ use std::task::{Context, Poll};
 /// What a wrapped service answers.
 pub type Answer = BoxFuture<'static, Result<Response, Infallible>>;
 
-/// A service a layer can wrap: axum's routers and routes, and other wrapped services.
-pub trait Inner:
-    tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static> + Clone + Send + 'static
-{
-}
-
-impl<S> Inner for S where
-    S: tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
-        + Clone
-        + Send
-        + 'static
-{
-}
+/// A service a layer can wrap (axum's routers and routes, and other wrapped services): what the
+/// server serves.
+pub use crate::server::HttpService as Inner;
 
 /// One request layer.
 pub trait Wrap: Clone + Send + Sync + 'static {
