@@ -172,6 +172,24 @@ def main() -> None:
           f"{cpu(ours_runs, 'involuntary') or 0:.2f} / {cpu(floor_runs, 'involuntary') or 0:.2f} |")
     w("")
 
+    if rounds(results, "nocapture-rt", CONNECTIONS[0]):
+        w("**What capture costs.** A second server process, the same but with")
+        w("`capture.sampling_percentage = 0` (it captures nothing; counting its invocations as sampled out")
+        w("is all that is left), in cells alternating with the two above. Capture writes each")
+        w("invocation's JSON line (its CSV body again, the answer and the metadata: about 1 KB here)")
+        w("and then the files (written and fsynced per flush), on the same two cores.")
+        w("")
+        w("| connections | capture on req/s (p99) | capture off req/s (p99) | on ÷ off | off ÷ `/healthz` | server CPU µs: on / off |")
+        w("|---|---|---|---|---|---|")
+        for c in CONNECTIONS:
+            on_runs, off_runs = rounds(results, "ours-rt", c), rounds(results, "nocapture-rt", c)
+            floor_runs = rounds(results, "healthz", c)
+            on, off = typical(on_runs), typical(off_runs)
+            w(f"| {c} | {on['rate']:,.0f} ({ms(on['p99'])}) | {off['rate']:,.0f} ({ms(off['p99'])}) | "
+              f"{paired(on_runs, off_runs)} | {paired(off_runs, floor_runs)} | "
+              f"{us(cpu(on_runs, 'server_us'))} / {us(cpu(off_runs, 'server_us'))} |")
+        w("")
+
     pinned, pinned_floor = rounds(results, "pinned-ours-rt", 8), rounds(results, "pinned-healthz", 8)
     if pinned and pinned_floor:
         ours, floor = typical(pinned), typical(pinned_floor)
