@@ -87,6 +87,12 @@ def load(results: str, name: str):
     return json.load(open(path)) if os.path.exists(path) else None
 
 
+def header(w, *columns: str) -> None:
+    """A Markdown table's header row and separator."""
+    w("| " + " | ".join(columns) + " |")
+    w("|" + "---|" * len(columns))
+
+
 def ms(value) -> str:
     return "n/a" if value is None else (f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms")
 
@@ -126,8 +132,10 @@ def main() -> None:
     w("(latencies those of the median run), and *invocations ÷ `/healthz`* the median of the rounds'")
     w("paired ratios, their range in brackets (the machine's speed drifts between cells minutes apart).")
     w("")
-    w("| connections | ours req/s | ours p50 / p99 | MLServer req/s | MLServer p50 / p99 | ours ÷ MLServer | `/healthz` req/s (p99) | invocations ÷ `/healthz` |")
-    w("|---|---|---|---|---|---|---|---|")
+    header(
+        w, "connections", "ours req/s", "ours p50 / p99", "MLServer req/s", "MLServer p50 / p99", "ours ÷ MLServer",
+        "`/healthz` req/s (p99)", "invocations ÷ `/healthz`",
+    )
     notes = []
     for c in CONNECTIONS:
         ours_runs, floor_runs = rounds(results, "ours-rt", c), rounds(results, "healthz", c)
@@ -156,8 +164,11 @@ def main() -> None:
     w("*Whole request*: `/healthz`'s server + client CPU per request ÷ the invocation's; with both")
     w("cores busy it is what *invocations ÷ `/healthz`* above measures.")
     w("")
-    w("| connections | invocation: server / client µs | `/healthz`: server / client µs | whole request: `/healthz` ÷ invocation | MLServer: server / client µs | MLServer server CPU ÷ ours | preempted per request: invocation / `/healthz` |")
-    w("|---|---|---|---|---|---|---|")
+    header(
+        w, "connections", "invocation: server / client µs", "`/healthz`: server / client µs",
+        "whole request: `/healthz` ÷ invocation", "MLServer: server / client µs", "MLServer server CPU ÷ ours",
+        "preempted per request: invocation / `/healthz`",
+    )
     for c in CONNECTIONS:
         ours_runs, floor_runs = rounds(results, "ours-rt", c), rounds(results, "healthz", c)
         peer = [wrk(os.path.join(results, f"mlserver-rt-{c}.txt"))]
@@ -179,8 +190,10 @@ def main() -> None:
         w("invocation's JSON line (its CSV body again, the answer and the metadata: about 1 KB here)")
         w("and then the files (written and fsynced per flush), on the same two cores.")
         w("")
-        w("| connections | capture on req/s (p99) | capture off req/s (p99) | on ÷ off | off ÷ `/healthz` | server CPU µs: on / off |")
-        w("|---|---|---|---|---|---|")
+        header(
+            w, "connections", "capture on req/s (p99)", "capture off req/s (p99)", "on ÷ off", "off ÷ `/healthz`",
+            "server CPU µs: on / off",
+        )
         for c in CONNECTIONS:
             on_runs, off_runs = rounds(results, "ours-rt", c), rounds(results, "nocapture-rt", c)
             floor_runs = rounds(results, "healthz", c)
@@ -199,8 +212,10 @@ def main() -> None:
         w("background work (capture writes, the log) shares with the requests. p99 in brackets: its")
         w("range over the rounds.")
         w("")
-        w("| connections | ours req/s | ours p50 / p99 | `/healthz` req/s | `/healthz` p50 / p99 | invocations ÷ `/healthz` | server CPU µs: invocation / `/healthz` |")
-        w("|---|---|---|---|---|---|---|")
+        header(
+            w, "connections", "ours req/s", "ours p50 / p99", "`/healthz` req/s", "`/healthz` p50 / p99",
+            "invocations ÷ `/healthz`", "server CPU µs: invocation / `/healthz`",
+        )
         spread = lambda runs: f" ({ms(min(r['p99'] for r in runs))}-{ms(max(r['p99'] for r in runs))})"
         w(f"| 8 | {ours['rate']:,.0f} | {ms(ours['p50'])} / {ms(ours['p99'])}{spread(pinned)} | {floor['rate']:,.0f} | "
           f"{ms(floor['p50'])} / {ms(floor['p99'])}{spread(pinned_floor)} | {paired(pinned, pinned_floor)} | "
@@ -229,8 +244,10 @@ def main() -> None:
     w("`read_csv` → `Booster.inplace_predict` (all cores) → `to_csv`, timed from reading to written")
     w("(imports excluded); peak RSS from `getrusage`.")
     w("")
-    w("| rows | input | ours s | ours rows/s | ours peak RSS | pandas + xgboost s | rows/s | peak RSS | ours faster by |")
-    w("|---|---|---|---|---|---|---|---|---|")
+    header(
+        w, "rows", "input", "ours s", "ours rows/s", "ours peak RSS", "pandas + xgboost s", "rows/s", "peak RSS",
+        "ours faster by",
+    )
     for size in ("1m", "10m"):
         ours = load(results, f"batch-ours-{size}.json")
         ref = load(results, f"batch-pandas-{size}.json")
@@ -274,8 +291,10 @@ def main() -> None:
     w("CPU per request is the whole stack's (our server and the algorithm's process, its child), as")
     w("above; through us it adds our hop.")
     w("")
-    w("| connections | direct req/s (p99) | through us req/s (p99) | throughput kept | CPU µs per request: direct / through us |")
-    w("|---|---|---|---|---|")
+    header(
+        w, "connections", "direct req/s (p99)", "through us req/s (p99)", "throughput kept",
+        "CPU µs per request: direct / through us",
+    )
     for c in (8, 32):
         direct_runs, proxied_runs = rounds(results, "custom-direct", c), rounds(results, "custom-proxied", c)
         if not direct_runs:
