@@ -5,8 +5,15 @@ Throughput on a 2-core machine shared with the client is a mix of what the serve
 the kernel schedules the two; CPU per request is what the server costs alone. bench/run takes a
 snapshot before and after each wrk cell and writes the difference next to wrk's output.
 
+It also takes, from the same snapshots, the time the server's threads were ready to run but
+waited for a core (the kernel's run-queue delay, /proc/<pid>/task/<tid>/schedstat), and when
+given the server's metrics address its request-latency histogram, so that the cell can set the
+server's own latency beside the client's.
+
 Usage:
-  cpu.py snapshot PID            prints the tree's CPU so far, as JSON
+  cpu.py snapshot PID [METRICS_URL]
+                                 prints the tree's CPU so far, as JSON (with the histogram of
+                                 `mlops_http_request_duration_seconds` scraped from METRICS_URL)
   cpu.py cell BEFORE AFTER TIMES_BEFORE TIMES_AFTER
                                  prints the cell's CPU as JSON: the server's from two snapshots,
                                  the client's from bash's `times` before and after wrk (the
@@ -17,6 +24,11 @@ import json
 import os
 import re
 import sys
+import urllib.request
+
+HISTOGRAM = re.compile(
+    r'^mlops_http_request_duration_seconds_bucket\{method="([^"]*)",route="([^"]*)",le="([^"]*)"\} (\d+)$', re.M
+)
 
 
 def process_tree(pid: int) -> list:
@@ -37,11 +49,12 @@ def process_tree(pid: int) -> list:
     return tree
 
 
-def snapshot(pid: int) -> dict:
-    """User + system seconds and involuntary context switches (the kernel took the CPU away) of the
-    tree so far."""
+def snapshot(pid: int, metrics_url: str = "") -> dict:
+    """User + system seconds, involuntary context switches (the kernel took the CPU away) and
+    seconds spent waiting for a core of the tree so far; with `metrics_url`, the server's request
+    latency histogram ({"METHOD route": {le: count}})."""
     ticks = os.sysconf("SC_CLK_TCK")
-    seconds, involuntary = 0.0, 0
+    seconds, involuntary, waiting = 0.0, 0, 0.0
     for p in process_tree(pid):
         try:
             fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
@@ -56,7 +69,19 @@ def snapshot(pid: int) -> dict:
             except OSError:
                 continue
             involuntary += int(re.search(r"^nonvoluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
-    return {"seconds": seconds, "involuntary": involuntary}
+            # Per thread, of the threads alive now: on CPU ns, run-queue delay ns, timeslices.
+            try:
+                waiting += int(open(f"/proc/{p}/task/{task}/schedstat").read().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                pass
+    result = {"seconds": seconds, "involuntary": involuntary, "waiting": waiting}
+    if metrics_url:
+        text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+        histogram = {}
+        for method, route, le, count in HISTOGRAM.findall(text):
+            histogram.setdefault(f"{method} {route}", {})[le] = int(count)
+        result["histogram"] = histogram
+    return result
 
 
 def children_seconds(times_output: str) -> float:
@@ -70,15 +95,24 @@ def children_seconds(times_output: str) -> float:
 
 def main() -> None:
     if sys.argv[1] == "snapshot":
-        print(json.dumps(snapshot(int(sys.argv[2]))))
+        print(json.dumps(snapshot(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "")))
     elif sys.argv[1] == "cell":
         before, after = json.loads(sys.argv[2]), json.loads(sys.argv[3])
         client = children_seconds(open(sys.argv[5]).read()) - children_seconds(open(sys.argv[4]).read())
-        print(json.dumps({
+        cell = {
             "server_seconds": after["seconds"] - before["seconds"],
             "server_involuntary": after["involuntary"] - before["involuntary"],
             "client_seconds": client,
-        }))
+        }
+        if "waiting" in before and "waiting" in after:
+            # Threads that ended during the cell take their delay with them: a lower bound.
+            cell["server_waiting_seconds"] = max(0.0, after["waiting"] - before["waiting"])
+        if "histogram" in before and "histogram" in after:
+            cell["server_histogram"] = {
+                series: {le: count - before["histogram"].get(series, {}).get(le, 0) for le, count in buckets.items()}
+                for series, buckets in after["histogram"].items()
+            }
+        print(json.dumps(cell))
     else:
         sys.exit(__doc__)
 

@@ -37,7 +37,23 @@ def wrk(path: str) -> dict:
         result["server_us"] = 1e6 * cpu["server_seconds"] / requests
         result["client_us"] = 1e6 * cpu["client_seconds"] / requests
         result["involuntary"] = cpu["server_involuntary"] / requests
+        if "server_waiting_seconds" in cpu:
+            result["waiting_us"] = 1e6 * cpu["server_waiting_seconds"] / requests
+        p99 = histogram_p99(cpu["server_histogram"]) if cpu.get("server_histogram") else None
+        if p99 is not None:
+            result["server_p99"] = p99
     return result
+
+
+def histogram_p99(histogram: dict):
+    """The upper bound, in ms, of the bucket holding the 99th percentile of the busiest series
+    (the route the cell loaded) of a cumulative Prometheus histogram's counts over the cell."""
+    buckets = max(histogram.values(), key=lambda b: b.get("+Inf", 0))
+    total = buckets.get("+Inf", 0)
+    if not total:
+        return None
+    bounds = sorted((float(le), count) for le, count in buckets.items() if le != "+Inf")
+    return next((1000 * le for le, count in bounds if count >= 0.99 * total), None)
 
 
 def rounds(results: str, name: str, c: int) -> list:
@@ -91,6 +107,11 @@ def header(w, *columns: str) -> None:
     """A Markdown table's header row and separator."""
     w("| " + " | ".join(columns) + " |")
     w("|" + "---|" * len(columns))
+
+
+def within(bound) -> str:
+    """A histogram bucket's upper bound in ms, as a bound."""
+    return "n/a" if bound is None else f"≤ {bound:g} ms"
 
 
 def ms(value) -> str:
@@ -162,12 +183,19 @@ def main() -> None:
     w("a worker waits for its core again, the connections it holds wait too: one source of the p99")
     w("tail (the cells with the client on its own core, below, show what remains without it).")
     w("*Whole request*: `/healthz`'s server + client CPU per request ÷ the invocation's; with both")
-    w("cores busy it is what *invocations ÷ `/healthz`* above measures.")
+    w("cores busy it is what *invocations ÷ `/healthz`* above measures. *Waiting for a core*: the")
+    w("time per request the server's threads were ready to run while the kernel ran another thread")
+    w("(the run-queue delay in `/proc/<pid>/task/<tid>/schedstat`; a lower bound: threads that ended")
+    w("during the cell take theirs along). *Server's own p99*: from the server's")
+    w("`mlops_http_request_duration_seconds` histogram over the cell, the bucket the 99th percentile")
+    w("falls in (time from the parsed request to the answer handed to the connection; not the time")
+    w("a request waits in its socket or for a core), beside `wrk`'s p99 of the table above.")
     w("")
     header(
         w, "connections", "invocation: server / client µs", "`/healthz`: server / client µs",
         "whole request: `/healthz` ÷ invocation", "MLServer: server / client µs", "MLServer server CPU ÷ ours",
-        "preempted per request: invocation / `/healthz`",
+        "preempted per request: invocation / `/healthz`", "waiting for a core µs: invocation / `/healthz`",
+        "server's own p99: invocation / `/healthz`",
     )
     for c in CONNECTIONS:
         ours_runs, floor_runs = rounds(results, "ours-rt", c), rounds(results, "healthz", c)
@@ -180,7 +208,9 @@ def main() -> None:
                  else f"{100 * (floor_server + floor_client) / (ours_server + ours_client):.0f} %")
         w(f"| {c} | {us(ours_server)} / {us(ours_client)} | {us(floor_server)} / {us(floor_client)} | {whole} | "
           f"{us(peer_server)} / {us(cpu(peer, 'client_us'))} | {share} | "
-          f"{cpu(ours_runs, 'involuntary') or 0:.2f} / {cpu(floor_runs, 'involuntary') or 0:.2f} |")
+          f"{cpu(ours_runs, 'involuntary') or 0:.2f} / {cpu(floor_runs, 'involuntary') or 0:.2f} | "
+          f"{us(cpu(ours_runs, 'waiting_us'))} / {us(cpu(floor_runs, 'waiting_us'))} | "
+          f"{within(cpu(ours_runs, 'server_p99'))} / {within(cpu(floor_runs, 'server_p99'))} |")
     w("")
 
     if rounds(results, "nocapture-rt", CONNECTIONS[0]):
