@@ -48,8 +48,9 @@ pub enum StartError {
     MetricsListen { address: std::net::SocketAddr, source: std::io::Error },
 }
 
-/// Starts the metrics listener and the job-queue gauges when `metrics.listen` is set; both stop
-/// when the returned guard drops or `stop` fires.
+/// Starts the metrics listener, the job-queue gauges and the histograms' upkeep when
+/// `metrics.listen` is set; they stop when the returned guards drop (the listener also when `stop`
+/// fires).
 async fn start_metrics(
     settings: &Settings,
     store: &DynStore,
@@ -59,6 +60,7 @@ async fn start_metrics(
     let listener = TcpListener::bind(address).await.map_err(|source| StartError::MetricsListen { address, source })?;
     tracing::info!(listen = %listener.local_addr()?, "metrics served at /metrics");
     let handle = crate::metrics::install();
+    let upkeep = tokio::spawn(crate::metrics::upkeep(handle.clone(), crate::metrics::UPKEEP_EVERY));
     let stopped = stop.clone();
     let serve = tokio::spawn(async move {
         if let Err(e) = crate::metrics::serve(listener, handle, async move { stopped.cancelled().await }).await {
@@ -66,7 +68,7 @@ async fn start_metrics(
         }
     });
     let queue = tokio::spawn(crate::metrics::watch_job_queue(store.clone(), std::time::Duration::from_secs(5)));
-    Ok(vec![AbortOnDrop(serve), AbortOnDrop(queue)])
+    Ok(vec![AbortOnDrop(serve), AbortOnDrop(queue), AbortOnDrop(upkeep)])
 }
 
 /// A staging file untouched this long belongs to no write in flight (a stalled upload that

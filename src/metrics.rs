@@ -65,6 +65,24 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// How often recorded histogram samples are folded into their buckets without a scrape.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Folds the histograms' recorded samples into their buckets every `every`, forever. The recorder
+/// keeps every sample (8 bytes) until then: with nobody scraping `/metrics` a loaded server grew
+/// by 20-25 MB every 10 s (measured: /healthz at 80,000 a second). On a blocking thread: a second
+/// of samples at that rate takes a few milliseconds to fold, which an async worker's requests
+/// would wait for.
+pub async fn upkeep(handle: PrometheusHandle, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let handle = handle.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || handle.run_upkeep()).await {
+            tracing::error!(error = %e, "folding metrics samples failed");
+        }
+    }
+}
+
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -76,7 +94,7 @@ pub async fn serve(
         axum::routing::get(move || {
             let handle = handle.clone();
             async move {
-                // Histograms are kept as buckets already; this only drains idle ones.
+                // The samples recorded since the last upkeep, into their buckets.
                 handle.run_upkeep();
                 ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
             }
@@ -206,5 +224,41 @@ impl EndpointMetrics {
 impl std::fmt::Debug for EndpointMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("EndpointMetrics")
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn resident_bytes() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
+        line.split_whitespace().nth(1).and_then(|kb| kb.parse::<usize>().ok()).expect("kB") * 1024
+    }
+
+    /// Without a scrape, memory stays flat however many samples are recorded: 4,000,000 samples
+    /// kept would be 32 MB. (nextest runs each test in a process of its own, so the resident size
+    /// is this test's.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upkeep_keeps_unscraped_histograms_from_growing() {
+        let handle = install();
+        let _upkeep = crate::tasks::AbortOnDrop(tokio::spawn(upkeep(handle, Duration::from_millis(10))));
+        let histogram = metrics::histogram!("mlops_test_upkeep_seconds");
+        let record = |n| {
+            for i in 0..n {
+                histogram.record(f64::from(i % 1000) * 1e-5);
+            }
+        };
+        // Once before measuring, so the allocator's and the runtime's first growth is not counted.
+        record(200_000);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let before = resident_bytes();
+        for _ in 0..100 {
+            record(40_000);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let grown = resident_bytes().saturating_sub(before);
+        assert!(grown < 8 << 20, "the resident size grew by {grown} bytes over 4,000,000 samples");
     }
 }
