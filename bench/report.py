@@ -218,7 +218,8 @@ def main() -> None:
         w("`capture.sampling_percentage = 0` (it captures nothing; counting its invocations as sampled out")
         w("is all that is left), in cells alternating with the two above. Capture writes each")
         w("invocation's JSON line (its CSV body again, the answer and the metadata: about 1 KB here)")
-        w("and then the files (written and fsynced per flush), on the same two cores.")
+        w("and then the files (written and fsynced per flush, then dropped from the page cache), on the")
+        w("same two cores.")
         w("")
         header(
             w, "connections", "capture on req/s (p99)", "capture off req/s (p99)", "on ÷ off", "off ÷ `/healthz`",

@@ -150,7 +150,7 @@ impl AppState {
             }),
         );
         let capture = CaptureWriter::start(
-            artifacts.object_store(),
+            artifacts.capture_store(),
             CaptureConfig {
                 flush_interval: settings.capture.flush_interval,
                 max_buffered_records: settings.capture.max_buffered_records,

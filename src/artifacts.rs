@@ -13,6 +13,8 @@ use object_store::path::Path;
 use object_store::{MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 
+mod uncached;
+
 /// Multipart part size: S3 wants every part but the last to be at least 5 MiB.
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
@@ -43,6 +45,9 @@ pub struct StoredObject {
 #[derive(Clone, Debug)]
 pub struct ArtifactStore {
     store: Arc<dyn ObjectStore>,
+    /// The same objects, for data capture: on a local root, its files leave the page cache once
+    /// written ([`uncached`]).
+    capture: Arc<dyn ObjectStore>,
     assets_bucket: Arc<str>,
     /// The store holds one folder per bucket (a local root), rather than being the assets bucket
     /// itself (S3).
@@ -60,13 +65,14 @@ impl ArtifactStore {
         })?;
         // fsync so that "written" means what it means on S3: capture and uploads report success
         // only once the bytes would survive a crash.
-        let store = LocalFileSystem::new_with_prefix(root).map_err(StorageError::Backend)?.with_fsync(true);
-        Ok(Self::from_object_store(Arc::new(store), assets_bucket))
+        let store = Arc::new(LocalFileSystem::new_with_prefix(root).map_err(StorageError::Backend)?.with_fsync(true));
+        let capture = Arc::new(uncached::UncachedWrites::new(Arc::clone(&store)));
+        Ok(Self { store, capture, assets_bucket: assets_bucket.into(), folder_per_bucket: true })
     }
 
     /// A store holding one folder per bucket; assets live under `{assets_bucket}/`.
     pub fn from_object_store(store: Arc<dyn ObjectStore>, assets_bucket: &str) -> Self {
-        Self { store, assets_bucket: assets_bucket.into(), folder_per_bucket: true }
+        Self { capture: Arc::clone(&store), store, assets_bucket: assets_bucket.into(), folder_per_bucket: true }
     }
 
     /// The assets bucket in S3 (the aws target): asset keys are the bucket's own keys.
@@ -79,7 +85,8 @@ impl ArtifactStore {
             builder = builder.with_endpoint(url).with_allow_http(url.starts_with("http://"));
         }
         let store = builder.build().map_err(StorageError::Backend)?;
-        Ok(Self { store: Arc::new(store), assets_bucket: bucket.into(), folder_per_bucket: false })
+        let store: Arc<dyn ObjectStore> = Arc::new(store);
+        Ok(Self { capture: Arc::clone(&store), store, assets_bucket: bucket.into(), folder_per_bucket: false })
     }
 
     /// The object root in an S3 bucket (under `prefix`), one folder per bucket name as a local
@@ -146,6 +153,11 @@ impl ArtifactStore {
 
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         Arc::clone(&self.store)
+    }
+
+    /// The store data capture writes through (the same objects as [`Self::object_store`]).
+    pub fn capture_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.capture)
     }
 
     pub fn assets_bucket(&self) -> &str {
