@@ -139,6 +139,18 @@ def main() -> None:
       f"pandas {machine['pandas']}. Load client: {machine['wrk']}, {machine['duration']} per cell, "
       "sharing the cores with the server under test.")
     w("")
+    costs = load(results, "machine-costs.json")
+    if costs and "cross_core_round_trip_us" in costs:
+        w("**What the machine charges** (bench/machine.py, at the start of the run; Python on both sides")
+        w(f"of a one-byte ping-pong): waking a process asleep on the other core and being woken back, "
+          f"{costs['cross_core_round_trip_us']:.1f} µs a round trip, against "
+          f"{costs['same_core_round_trip_us']:.1f} µs between two processes on one core; the first write "
+          f"to a page of new memory, {costs['new_page_us']:.2f} µs. On bare metal the first two are a few µs "
+          "apart and a new page costs a fraction of a µs; a virtual machine whose idle cores leave "
+          "the host (no halt polling in the guest) and whose memory the host hands out on first use "
+          "charges more for both, and every table below pays it: a proxied request adds two wake-ups "
+          "across cores, and capture writes a new page every few invocations.")
+        w("")
 
     w("## Real-time inference")
     w("")
