@@ -145,11 +145,11 @@ def main() -> None:
         w(f"of a one-byte ping-pong): waking a process asleep on the other core and being woken back, "
           f"{costs['cross_core_round_trip_us']:.1f} µs a round trip, against "
           f"{costs['same_core_round_trip_us']:.1f} µs between two processes on one core; the first write "
-          f"to a page of new memory, {costs['new_page_us']:.2f} µs. On bare metal the first two are a few µs "
-          "apart and a new page costs a fraction of a µs; a virtual machine whose idle cores leave "
-          "the host (no halt polling in the guest) and whose memory the host hands out on first use "
-          "charges more for both, and every table below pays it: a proxied request adds two wake-ups "
-          "across cores, and capture writes a new page every few invocations.")
+          f"to a page of new memory, {costs['new_page_us']:.2f} µs. On a virtual machine whose idle vCPUs "
+          "halt to the host (no halt polling in the guest) a sleeping core is woken through the host, and "
+          "the host backs a page when the guest first uses it; both cost more there than on bare metal. "
+          "The tables below pay both: a proxied request adds two wake-ups across cores, and a busy core "
+          "whose peer sleeps pays one per exchange.")
         w("")
 
     w("## Real-time inference")
