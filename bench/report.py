@@ -148,8 +148,9 @@ def main() -> None:
           f"to a page of new memory, {costs['new_page_us']:.2f} µs. On a virtual machine whose idle vCPUs "
           "halt to the host (no halt polling in the guest) a sleeping core is woken through the host, and "
           "the host backs a page when the guest first uses it; both cost more there than on bare metal. "
-          "The tables below pay both: a proxied request adds two wake-ups across cores, and a busy core "
-          "whose peer sleeps pays one per exchange.")
+          "Every exchange with a process asleep on the other core pays the first (the 1-connection cells; "
+          "the algorithm behind a proxied request), every page the page cache or a heap grows into the "
+          "second.")
         w("")
 
     w("## Real-time inference")
