@@ -6,6 +6,8 @@
 //! the idle timeout no longer than the header deadline (and a load balancer in front wants the
 //! backend's idle timeout above its own).
 
+mod self_wake;
+
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -102,7 +104,7 @@ pub async fn serve(
         let service = TrackedService { router: router.clone(), activity: activity.clone() };
         let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        tokio::spawn(self_wake::RepollOnSelfWake::new(async move {
             let _slot = slot;
             tokio::select! {
                 result = connection => {
@@ -112,7 +114,7 @@ pub async fn serve(
                 }
                 reason = activity.expired(limits) => tracing::debug!(reason, "connection closed"),
             }
-        });
+        }));
     }
     drop(listener);
     graceful.shutdown().await;
