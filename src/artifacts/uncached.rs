@@ -48,9 +48,8 @@ fn drop_cached_pages(path: &std::path::Path) {
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     {
         use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
-        let dropped = std::fs::File::open(path).map_err(|e| e.to_string()).and_then(|file| {
-            posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).map_err(|e| e.to_string())
-        });
+        let dropped = std::fs::File::open(path)
+            .and_then(|file| Ok(posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED)?));
         if let Err(error) = dropped {
             tracing::debug!(path = %path.display(), %error, "could not drop a written object's cached pages");
         }
