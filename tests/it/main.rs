@@ -25,6 +25,7 @@ mod config_sources;
 mod contract;
 mod custom;
 mod event_stream;
+mod fuzz_findings;
 mod job_lease;
 mod kernel_shap;
 mod layering;

@@ -70,9 +70,30 @@ pub fn looks_like_onnx(bytes: &[u8]) -> bool {
     bytes.first() == Some(&0x08)
 }
 
+/// Runs `work`, a call into tract, turning a panic into an error: tract asserts on graphs it
+/// does not expect (found by fuzzing model files: an output no node produces panics while the
+/// graph is built), and a hostile model must be a refused model, whoever loads or runs it.
+fn guarded<T>(
+    work: impl FnOnce() -> Result<T, OnnxError>,
+    error: impl FnOnce(String) -> OnnxError,
+) -> Result<T, OnnxError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        Err(error(format!("the runtime panicked: {message}")))
+    })
+}
+
 impl OnnxModel {
     /// Parses, prepares, optimises and test-runs a model.
     pub fn load(bytes: &[u8]) -> Result<Self, OnnxError> {
+        guarded(|| Self::load_unguarded(bytes), OnnxError::Prepare)
+    }
+
+    fn load_unguarded(bytes: &[u8]) -> Result<Self, OnnxError> {
         let mut onnx = tract_onnx::onnx();
         tract_ops::register(&mut onnx.op_register);
         let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| OnnxError::Parse(format!("{e:#}")))?;
@@ -239,6 +260,10 @@ impl OnnxModel {
     }
 
     fn run(&self, values: &[f32], rows: usize, out: &mut Vec<f64>) -> Result<(), OnnxError> {
+        guarded(|| self.run_unguarded(values, rows, out), OnnxError::Run)
+    }
+
+    fn run_unguarded(&self, values: &[f32], rows: usize, out: &mut Vec<f64>) -> Result<(), OnnxError> {
         let run_error = |e: TractError| OnnxError::Run(format!("{e:#}"));
         let shape = [rows, self.num_features];
         let input = if self.input_is_double {

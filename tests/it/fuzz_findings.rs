@@ -1,0 +1,42 @@
+//! Inputs the fuzzers once failed on (`tests/fixtures/fuzz/`, see its README), replayed through
+//! the checks of their fuzz targets (`fuzz/fuzz_targets/`): each is refused with an error or
+//! handled, never a panic.
+
+use mlops::serving::builtin::BuiltinModel;
+use mlops::serving::xgboost::ModelLimits;
+use std::path::PathBuf;
+
+fn findings(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz").join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no findings under {}", dir.display());
+    files.into_iter().map(|path| (path.display().to_string(), std::fs::read(&path).unwrap())).collect()
+}
+
+#[test]
+fn model_files_load_or_are_refused_and_loaded_ones_evaluate() {
+    for (name, file) in findings("model_file") {
+        eprintln!("replaying {name}"); // names the file a panic below comes from
+        let loaded = BuiltinModel::load(&file, "", &ModelLimits::default());
+        let Ok(model) = loaded else { continue };
+        let features = model.num_features().clamp(1, 4096);
+        let mut out = Vec::new();
+        for value in [0.0f32, f32::NAN, -1.0e30, 1.0e30] {
+            let _ = model.predict_rows(&vec![value; features], &mut out);
+        }
+        let _ = model.predict_rows(&vec![0.5f32; features * 2], &mut out);
+    }
+}
+
+#[test]
+fn an_onnx_graph_tract_panics_on_is_refused_at_load_naming_the_runtime() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz/model_file");
+    let file = std::fs::read(dir.join("onnx_output_no_node_produces.onnx")).unwrap();
+    let error = BuiltinModel::load(&file, "onnx", &ModelLimits::default()).err().expect("refused");
+    let message = error.to_string();
+    assert!(message.contains("cannot prepare this model: the runtime panicked"), "{message}");
+}
