@@ -78,12 +78,7 @@ fn guarded<T>(
     error: impl FnOnce(String) -> OnnxError,
 ) -> Result<T, OnnxError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".to_string());
-        Err(error(format!("the runtime panicked: {message}")))
+        Err(error(format!("the runtime panicked: {}", crate::tasks::panic_message(panic.as_ref()))))
     })
 }
 
