@@ -33,10 +33,12 @@ fn model_files_load_or_are_refused_and_loaded_ones_evaluate() {
 }
 
 #[test]
-fn an_onnx_graph_tract_panics_on_is_refused_at_load_naming_the_runtime() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz/model_file");
-    let file = std::fs::read(dir.join("onnx_output_no_node_produces.onnx")).unwrap();
-    let error = BuiltinModel::load(&file, "onnx", &ModelLimits::default()).err().expect("refused");
-    let message = error.to_string();
-    assert!(message.contains("cannot prepare this model: the runtime panicked"), "{message}");
+fn onnx_graphs_tract_panics_on_are_refused_at_load_naming_the_runtime() {
+    let onnx: Vec<_> = findings("model_file").into_iter().filter(|(name, _)| name.ends_with(".onnx")).collect();
+    assert!(onnx.len() >= 2, "the ONNX findings are missing");
+    for (name, file) in onnx {
+        let error = BuiltinModel::load(&file, "onnx", &ModelLimits::default()).err().expect(&name);
+        let message = error.to_string();
+        assert!(message.contains("cannot prepare this model: the runtime panicked"), "{name}: {message}");
+    }
 }
