@@ -13,6 +13,7 @@ pub mod invoke;
 pub mod limiter;
 pub mod model_archive;
 pub mod onnx;
+mod port_holder;
 pub mod process;
 pub mod rows;
 pub mod xgboost;

@@ -7,6 +7,7 @@
 
 use super::child_http::CallError;
 use super::invoke::{CUSTOM_ATTRIBUTES, INFERENCE_ID};
+use super::port_holder::{self, Holder};
 use bytes::Bytes;
 use hyper::header::{self, HeaderName};
 use std::collections::VecDeque;
@@ -40,6 +41,8 @@ const LOG_GATHER: Duration = Duration::from_millis(20);
 const LOG_BUSY_BYTES: usize = 4096;
 const LOG_READ_BYTES: usize = 64 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Ports tried in a row when another program holds the one picked (see `port_holder`).
+const PORT_ATTEMPTS: usize = 3;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -64,6 +67,11 @@ pub enum ProcessError {
     ExitedEarly { status: String, logs: String },
     #[error("the algorithm did not answer GET /ping with 200 within {timeout:?}; its last output:\n{logs}")]
     NeverReady { timeout: Duration, logs: String },
+    #[error(
+        "port {port}, picked for the algorithm, is held by {holder} outside the algorithm's process group \
+         (`serve` must keep its servers in its own process group, e.g. nginx with `daemon off;`)"
+    )]
+    PortTaken { port: u16, holder: String },
     /// Restarting after a crash; ask again shortly.
     #[error("the algorithm is restarting after it stopped; retry shortly")]
     Restarting,
@@ -151,6 +159,8 @@ impl Drop for ProcessModel {
     }
 }
 
+/// A port free at the moment: the kernel's pick, released for the algorithm to bind. Another
+/// program may take it in between; `wait_ready` finds out who holds it.
 fn free_port() -> Result<u16, ProcessError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| ProcessError::Spawn(e.to_string()))?;
     Ok(listener.local_addr().map_err(|e| ProcessError::Spawn(e.to_string()))?.port())
@@ -171,6 +181,10 @@ impl ProcessGroup {
     /// gone already) is no error.
     pub(super) fn kill(self) {
         let _ = nix::sys::signal::killpg(self.0, nix::sys::signal::Signal::SIGKILL);
+    }
+
+    fn id(self) -> i32 {
+        self.0.as_raw()
     }
 }
 
@@ -223,9 +237,8 @@ impl Drop for AlgorithmProcess {
     }
 }
 
-/// Starts `serve` on a free port, its output going to the shared log.
-fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>) -> Result<AlgorithmProcess, ProcessError> {
-    let port = free_port()?;
+/// Starts `serve` on `port`, its output going to the shared log.
+fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>, port: u16) -> Result<AlgorithmProcess, ProcessError> {
     shared.port.store(port, Ordering::Relaxed);
     let path = std::env::var("PATH").unwrap_or_default();
     // stdout and stderr into one pipe: the log holds them interleaved as they were written.
@@ -316,7 +329,8 @@ fn split_lines(pending: &mut Vec<u8>, bytes: &[u8]) -> Vec<String> {
     lines
 }
 
-/// Waits until the child answers `GET /ping` with 200, exits, or `timeout` passes.
+/// Waits until the child answers `GET /ping` with 200 on a port only its process group listens
+/// on, exits, or `timeout` passes.
 async fn wait_ready(
     client: &reqwest::Client,
     child: &mut AlgorithmProcess,
@@ -324,9 +338,17 @@ async fn wait_ready(
     timeout: Duration,
 ) -> Result<(), ProcessError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let url = format!("http://127.0.0.1:{}/ping", shared.port.load(Ordering::Relaxed));
+    let port = shared.port.load(Ordering::Relaxed);
+    let url = format!("http://127.0.0.1:{port}/ping");
+    let Some(group) = child.group else { return Err(ProcessError::Spawn("the algorithm has no process group".into())) };
+    let holder = move || port_holder::holder(port, group.id());
     loop {
         if let Some(status) = child.try_wait().map_err(|e| ProcessError::Spawn(e.to_string()))? {
+            // Its group is gone: a listener still on the port is someone else's, and most likely
+            // why it exited (the address was in use).
+            if let Holder::Other(holder) = holder() {
+                return Err(ProcessError::PortTaken { port, holder });
+            }
             // The readers may still be draining the pipes.
             tokio::time::sleep(Duration::from_millis(100)).await;
             return Err(ProcessError::ExitedEarly { status: status.to_string(), logs: shared.tail(20) });
@@ -334,7 +356,12 @@ async fn wait_ready(
         if let Ok(response) = client.get(&url).timeout(PING_TIMEOUT).send().await
             && response.status() == 200
         {
-            return Ok(());
+            match holder() {
+                Holder::Group => return Ok(()),
+                Holder::Other(holder) => return Err(ProcessError::PortTaken { port, holder }),
+                // Answered, and closed its listener since: not ready.
+                Holder::Nobody => {}
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ProcessError::NeverReady { timeout, logs: shared.tail(20) });
@@ -343,21 +370,53 @@ async fn wait_ready(
     }
 }
 
+/// Starts `serve` and waits until it is ready: on `port`, or a free one, then on another free
+/// one when another program holds it (at most [`PORT_ATTEMPTS`] ports). A process that does not
+/// become ready is killed.
+async fn launch(
+    spec: &ProcessSpec,
+    shared: &Arc<Shared>,
+    client: &reqwest::Client,
+    mut port: Option<u16>,
+) -> Result<AlgorithmProcess, ProcessError> {
+    let mut attempt = 1;
+    loop {
+        let port = match port.take() {
+            Some(port) => port,
+            None => free_port()?,
+        };
+        let mut child = spawn(spec, shared, port)?;
+        match wait_ready(client, &mut child, shared, spec.start_timeout).await {
+            Ok(()) => return Ok(child),
+            Err(e) => {
+                child.kill().await;
+                if !matches!(e, ProcessError::PortTaken { .. }) || attempt == PORT_ATTEMPTS {
+                    return Err(e);
+                }
+                shared.log(format!("[mlops] {e}; trying another port"));
+                tracing::warn!(endpoint = %spec.endpoint, error = %e, "custom algorithm port taken; trying another");
+                attempt += 1;
+            }
+        }
+    }
+}
+
 impl ProcessModel {
     /// Starts the algorithm and waits until it is ready; then supervises it (restarts with
     /// backoff) until dropped.
     pub async fn start(spec: ProcessSpec) -> Result<ProcessModel, ProcessError> {
+        Self::start_on(spec, None).await
+    }
+
+    /// [`ProcessModel::start`], trying `port` first.
+    async fn start_on(spec: ProcessSpec, port: Option<u16>) -> Result<ProcessModel, ProcessError> {
         let shared = Arc::new(Shared::new());
         let client = reqwest::Client::builder()
             .no_proxy()
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ProcessError::Spawn(e.to_string()))?;
-        let mut child = spawn(&spec, &shared)?;
-        if let Err(e) = wait_ready(&client, &mut child, &shared, spec.start_timeout).await {
-            child.kill().await;
-            return Err(e);
-        }
+        let child = launch(&spec, &shared, &client, port).await?;
         shared.ready.store(true, Ordering::Release);
         tracing::info!(endpoint = %spec.endpoint, port = shared.port.load(Ordering::Relaxed), "custom algorithm ready");
         tokio::spawn(supervise(spec, shared.clone(), client, child));
@@ -456,32 +515,20 @@ async fn supervise(spec: ProcessSpec, shared: Arc<Shared>, client: reqwest::Clie
                 _ = shared.stop.cancelled() => return,
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
-            let mut next = match spawn(&spec, &shared) {
-                Ok(next) => next,
-                Err(e) => {
-                    shared.log(format!("[mlops] restart failed: {e}"));
-                    continue;
-                }
-            };
+            // Cancelled, the launch drops the process it started, which kills it (and its group).
             let ready = tokio::select! {
-                ready = wait_ready(&client, &mut next, &shared, spec.start_timeout) => ready,
-                _ = shared.stop.cancelled() => {
-                    next.kill().await;
-                    return;
-                }
+                ready = launch(&spec, &shared, &client, None) => ready,
+                _ = shared.stop.cancelled() => return,
             };
             match ready {
-                Ok(()) => {
+                Ok(next) => {
                     shared.restarts.fetch_add(1, Ordering::Relaxed);
                     shared.ready.store(true, Ordering::Release);
                     shared.log("[mlops] the algorithm is ready again".into());
                     child = next;
                     break;
                 }
-                Err(e) => {
-                    next.kill().await;
-                    shared.log(format!("[mlops] restart failed: {e}"));
-                }
+                Err(e) => shared.log(format!("[mlops] restart failed: {e}")),
             }
         }
     }
@@ -514,6 +561,38 @@ mod tests {
         assert_eq!(pending.len(), 10);
         let (lines, _) = split_all(&[b"short\n", &long, b"\n"]);
         assert_eq!(lines.iter().map(String::len).collect::<Vec<_>>(), [5, LOG_LINE_BYTES, LOG_LINE_BYTES, 10]);
+    }
+
+    /// Another program took the port picked for the algorithm before the algorithm bound it: its
+    /// answer to `GET /ping` does not make the endpoint ready. The algorithm starts on another
+    /// port, says so in its logs, and invocations reach it, not the other program.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_algorithm_whose_port_another_program_holds_starts_on_another() {
+        let impostor = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let taken = impostor.local_addr().unwrap().port();
+        let app = axum::Router::new().fallback(|| async { "impostor" });
+        tokio::spawn(async move { axum::serve(impostor, app).await });
+        let model = tempfile::tempdir().unwrap();
+        std::fs::write(model.path().join("weights.json"), r#"{"weights": [2.0], "bias": 1.0}"#).unwrap();
+        let venv = tempfile::tempdir().unwrap();
+        let spec = ProcessSpec {
+            endpoint: "impostor-test".into(),
+            program: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/algorithms/linear/program"),
+            venv: venv.path().to_path_buf(),
+            model_dir: model.path().to_path_buf(),
+            start_timeout: Duration::from_secs(30),
+        };
+        let algorithm = ProcessModel::start_on(spec, Some(taken)).await.unwrap();
+        assert_ne!(algorithm.shared.port.load(Ordering::Relaxed), taken);
+        let logs = algorithm.logs(LOG_LINES).join("\n");
+        let said =
+            format!("[mlops] port {taken}, picked for the algorithm, is held by process {} (", std::process::id());
+        assert!(logs.contains(&said), "{logs}");
+        assert!(logs.contains("trying another port"), "{logs}");
+        let request = ProcessRequest { content_type: Some("text/csv".into()), body: "3".into(), ..Default::default() };
+        let reply = algorithm.invoke(request).await.unwrap();
+        assert_eq!((reply.status, &reply.body[..]), (200, &b"7.0\n"[..]));
     }
 
     /// Lines written while the reader waits arrive together, in order, and the last one without a

@@ -26,10 +26,11 @@ use tokio::process::{Child, Command};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/sagemaker";
 
-/// A `moto_server` on a free loopback port, killed on drop.
+/// A `moto_server` on a loopback port of its own choosing, killed on drop.
 struct Moto {
     url: String,
     _child: Child,
+    _log: tempfile::TempDir,
 }
 
 impl Moto {
@@ -45,23 +46,38 @@ impl Moto {
             "moto_server not found at {}: run .ci/run, or install .ci/requirements.txt",
             bin.display()
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let log_dir = tempfile::tempdir().unwrap();
+        let log_path = log_dir.path().join("moto.stderr");
+        // Port 0: the kernel picks a free one as moto binds it, read back from its log. (A port
+        // picked here and released for moto could be taken by another test's moto in between,
+        // and this test would then talk to that one: a test once saw another's endpoint so.)
+        let mut child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let started = Instant::now();
+        let url = loop {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(port) = listening_port(&log) {
+                break format!("http://127.0.0.1:{port}");
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("moto exited ({status}): {log}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "moto did not start: {log}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         while !http.get(format!("{url}/moto-api/")).send().await.is_ok_and(|r| r.status().is_success()) {
-            assert!(started.elapsed() < Duration::from_secs(30), "moto did not start on {url}");
+            assert!(started.elapsed() < Duration::from_secs(30), "moto did not answer on {url}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Moto { url, _child: child }
+        Moto { url, _child: child, _log: log_dir }
     }
 
     /// Clients as the target builds them for an emulator, with one attempt per call so an
@@ -82,6 +98,13 @@ impl Moto {
             sagemaker: aws_sdk_sagemaker::Client::new(&config),
         }
     }
+}
+
+/// The port in werkzeug's `Running on http://127.0.0.1:<port>`, once the line is complete.
+fn listening_port(log: &str) -> Option<u16> {
+    const LISTENING: &str = "Running on http://127.0.0.1:";
+    let rest = &log[log.find(LISTENING)? + LISTENING.len()..];
+    rest[..rest.find(|c: char| !c.is_ascii_digit())?].parse().ok()
 }
 
 fn outputs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -1,4 +1,5 @@
-//! A `moto_server` child process on a free loopback port, owned by the test (killed on drop).
+//! A `moto_server` child process on a loopback port of its own choosing, owned by the test
+//! (killed on drop).
 //!
 //! `.ci/run` installs `moto[server]` (pinned in `.ci/requirements.txt`) into a venv and exports
 //! `CI_PYTHON_BIN`; local runs default to `~/.cache/mlops-venvs/ci/bin`. A missing moto fails
@@ -27,11 +28,8 @@ pub fn python_bin() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
-    // Bind, read the port, release: moto binds it a moment later. A race with another process
-    // is possible but rare on loopback; the start-up wait reports it clearly if it happens.
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback").local_addr().unwrap().port()
-}
+/// What moto (werkzeug) prints once it listens: `Running on http://127.0.0.1:<port>`.
+const LISTENING: &str = "Running on http://127.0.0.1:";
 
 impl Moto {
     pub async fn start() -> Moto {
@@ -47,11 +45,12 @@ impl Moto {
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let stderr_log = dir.path().join("moto.stderr");
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
         let log = std::fs::File::create(&stderr_log).expect("moto log file");
         let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // Port 0: the kernel picks a free one as moto binds it, read back from its log. (A port
+            // picked here and released for moto to bind could be taken by another test's moto in
+            // between; this test would then talk to that one.)
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -60,9 +59,16 @@ impl Moto {
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        let mut moto = Moto { url, http, child, stderr_log, _dir: dir };
+        let mut moto = Moto { url: String::new(), http, child, stderr_log, _dir: dir };
         moto.wait_ready(Duration::from_secs(30)).await;
         moto
+    }
+
+    /// The port moto printed it listens on, once it has.
+    fn listening_port(&self) -> Option<u16> {
+        let log = self.stderr();
+        let rest = &log[log.find(LISTENING)? + LISTENING.len()..];
+        rest[..rest.find(|c: char| !c.is_ascii_digit())?].parse().ok()
     }
 
     async fn wait_ready(&mut self, timeout: Duration) {
@@ -71,7 +77,13 @@ impl Moto {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("moto_server exited during start-up ({status}); its stderr:\n{}", self.stderr());
             }
-            if let Ok(resp) = self.http.get(format!("{}/moto-api/", self.url)).send().await
+            if self.url.is_empty()
+                && let Some(port) = self.listening_port()
+            {
+                self.url = format!("http://127.0.0.1:{port}");
+            }
+            if !self.url.is_empty()
+                && let Ok(resp) = self.http.get(format!("{}/moto-api/", self.url)).send().await
                 && resp.status().is_success()
             {
                 return;
