@@ -341,12 +341,15 @@ async fn wait_ready(
     let port = shared.port.load(Ordering::Relaxed);
     let url = format!("http://127.0.0.1:{port}/ping");
     let Some(group) = child.group else { return Err(ProcessError::Spawn("the algorithm has no process group".into())) };
-    let holder = move || port_holder::holder(port, group.id());
+    // Reading /proc takes a file per process on the host: off the async workers.
+    let holder = || async move {
+        tokio::task::spawn_blocking(move || port_holder::holder(port, group.id())).await.unwrap_or(Holder::Nobody)
+    };
     loop {
         if let Some(status) = child.try_wait().map_err(|e| ProcessError::Spawn(e.to_string()))? {
             // Its group is gone: a listener still on the port is someone else's, and most likely
             // why it exited (the address was in use).
-            if let Holder::Other(holder) = holder() {
+            if let Holder::Other(holder) = holder().await {
                 return Err(ProcessError::PortTaken { port, holder });
             }
             // The readers may still be draining the pipes.
@@ -356,7 +359,7 @@ async fn wait_ready(
         if let Ok(response) = client.get(&url).timeout(PING_TIMEOUT).send().await
             && response.status() == 200
         {
-            match holder() {
+            match holder().await {
                 Holder::Group => return Ok(()),
                 Holder::Other(holder) => return Err(ProcessError::PortTaken { port, holder }),
                 // Answered, and closed its listener since: not ready.
