@@ -264,6 +264,7 @@ fn profile_dataset(env: &JobEnv, baseline: Option<&Constraints>) -> Result<captu
                 if *header && baseline.is_none() {
                     let names: Vec<String> =
                         csv.headers().map_err(|e| io_error(&path, e))?.iter().map(str::to_string).collect();
+                    super::distinct_names(&names).map_err(|e| io_error(&path, e))?;
                     reader.set_columns(&names);
                 }
                 super::for_each_batch(&mut csv, |records| reader.add_records(records))

@@ -30,6 +30,10 @@ use profile::Profile;
 pub enum ReadError {
     #[error("the CSV has no header row")]
     NoHeader,
+    /// Statistics and constraints name each feature once: a second column of the same name would
+    /// be checked against the first one's constraints.
+    #[error("the header row names {name:?} twice (columns {first} and {second}); every column needs a name of its own")]
+    DuplicateColumn { name: String, first: usize, second: usize },
     #[error("line {line}: {message}")]
     Csv { line: u64, message: String },
 }
@@ -42,9 +46,21 @@ pub fn profile_csv(reader: impl std::io::Read + Send) -> Result<Profile, ReadErr
         return Err(ReadError::NoHeader);
     }
     let names: Vec<&str> = headers.iter().collect();
+    distinct_names(&names)?;
     let mut profile = Profile::new(&names);
     for_each_batch(&mut csv, |records| profile.add_records(records)).map_err(|e| csv_error(&e))?;
     Ok(profile)
+}
+
+/// Refuses a header row that names a column twice.
+pub fn distinct_names(names: &[impl AsRef<str>]) -> Result<(), ReadError> {
+    let mut seen = std::collections::HashMap::new();
+    for (column, name) in names.iter().map(AsRef::as_ref).enumerate() {
+        if let Some(first) = seen.insert(name, column + 1) {
+            return Err(ReadError::DuplicateColumn { name: name.to_string(), first, second: column + 1 });
+        }
+    }
+    Ok(())
 }
 
 /// Records per batch: large enough that a column's share of a batch outweighs handing it to a
@@ -87,4 +103,20 @@ fn read_batch<R: std::io::Read>(csv: &mut csv::Reader<R>, batch: &mut Vec<csv::S
 
 fn csv_error(e: &csv::Error) -> ReadError {
     ReadError::Csv { line: e.position().map_or(0, |p| p.line()), message: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_naming_a_column_twice_is_refused_naming_both() {
+        let error = profile_csv(&b"id,price,colour,price\n1,2.5,red,3\n"[..]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the header row names \"price\" twice (columns 2 and 4); every column needs a name of its own"
+        );
+        let profile = profile_csv(&b"id,price,Price\n1,2.5,3\n"[..]).unwrap();
+        assert_eq!(profile.columns.len(), 3, "names differing in case are different columns");
+    }
 }

@@ -185,6 +185,24 @@ mod monitoring_job {
             .collect()
     }
 
+    /// Statistics and constraints name each feature once: a dataset naming a column twice fails
+    /// the job, saying which file and which columns.
+    #[test]
+    fn a_dataset_naming_a_column_twice_fails_the_job() {
+        let root = tempfile::tempdir().unwrap();
+        let input = root.path().join("input");
+        std::fs::create_dir_all(&input).unwrap();
+        std::fs::write(input.join("baseline.csv"), "label,age,label\n1,40,0\n").unwrap();
+        let stderr = super::run_analyze(&[
+            ("dataset_format", r#"{"csv": {"header": true}}"#.into()),
+            ("dataset_source", input.display().to_string()),
+            ("output_path", root.path().join("output").display().to_string()),
+        ])
+        .unwrap_err();
+        assert!(stderr.contains("baseline.csv: the header row names \"label\" twice (columns 1 and 3)"), "{stderr}");
+        assert!(!root.path().join("output/statistics.json").exists());
+    }
+
     #[test]
     fn baseline_then_monitoring_as_a_sagemaker_job() {
         let root = tempfile::tempdir().unwrap();

@@ -42,3 +42,26 @@ fn onnx_graphs_tract_panics_on_are_refused_at_load_naming_the_runtime() {
         assert!(message.contains("cannot prepare this model: the runtime panicked"), "{name}: {message}");
     }
 }
+
+/// A baseline dataset is refused, or its statistics and suggested constraints describe it: the
+/// same data checked against them shows no violation and no drift.
+#[test]
+fn baselines_are_refused_or_pass_their_own_constraints() {
+    use mlops::analyzer::{check::check, constraints::suggest, profile_csv, statistics::statistics};
+    for (name, data) in findings("baseline_self_check") {
+        let mut baseline = match profile_csv(&data[..]) {
+            Ok(profile) => profile,
+            Err(e) if name.ends_with("header_names_a_column_twice.csv") => {
+                let message = e.to_string();
+                assert!(message.starts_with("the header row names \"mean\" twice (columns 1 and 2)"), "{message}");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let stats = statistics(&mut baseline);
+        let constraints = suggest(&baseline);
+        let report = check(&stats, &constraints, &profile_csv(&data[..]).unwrap()).unwrap();
+        assert!(report.violations.is_empty(), "{name}: {:#?}", report.violations);
+        assert!(report.drift.iter().all(|d| !d.flagged), "{name}: {:#?}", report.drift);
+    }
+}
