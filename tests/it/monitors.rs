@@ -7,7 +7,7 @@ use crate::analyzer_formats::{assert_refused, assert_valid};
 use crate::on_both_stores;
 use crate::support::api::realtime_body;
 use crate::support::server::{INVOKER, OPERATOR, VIEWER};
-use crate::support::{TestDb, TestServer};
+use crate::support::{Db, TestDb, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -838,3 +838,40 @@ async fn clarify_monitors_call_a_custom_algorithm_outside_its_endpoint(db: TestD
 }
 
 on_both_stores!(clarify_monitors_call_a_custom_algorithm_outside_its_endpoint);
+
+/// Every monitor's baseline names each feature once: a baseline CSV whose header repeats a name
+/// fails the deploy naming both columns (before any endpoint is called).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_naming_a_column_twice_fails_the_deploy() {
+    let server = TestServer::start(TestDb::new(Db::Sqlite).await).await;
+    let csv = "label,f0,f1,f0\n1,2,3,4\n0,5,6,7\n";
+    assert_eq!(server.put_asset("monitor/twice.csv", csv.as_bytes().to_vec()).await.status(), 201);
+    let data_quality = monitor_body();
+    let mut bias = monitor_body();
+    bias["pipeline_type"] = json!("byom_model_bias_monitor");
+    bias["problem_type"] = json!("BinaryClassification");
+    bias["monitor_probability_attribute"] = json!("0");
+    bias["probability_threshold_attribute"] = json!(0.5);
+    bias["monitor_ground_truth_input"] = json!("my-bucket/monitor/groundtruth");
+    bias["bias_config"] =
+        json!({"label_values_or_threshold": [1], "facet_name": "f1", "facet_values_or_threshold": [3]});
+    bias["model_predicted_label_config"] = json!({"probability": 0});
+    let mut explainability = monitor_body();
+    explainability["pipeline_type"] = json!("byom_model_explainability_monitor");
+    explainability["problem_type"] = json!("BinaryClassification");
+    explainability["monitor_inference_attribute"] = json!("0");
+    explainability["model_scores"] = json!(0);
+    explainability["shap_config"] = json!({"baseline": [[1, 1, 1]], "num_samples": 10});
+    for mut body in [data_quality, bias, explainability] {
+        body["baseline_data"] = json!("monitor/twice.csv");
+        let id = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
+        let failed = server.wait_until(&id, |p| p["state"] == "failed").await;
+        let error = failed["last_error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("the header row names \"f0\" twice (columns 2 and 4)"),
+            "{}: {error}",
+            body["pipeline_type"]
+        );
+    }
+    server.stop().await;
+}

@@ -236,6 +236,7 @@ impl LocalTarget {
         let bytes = self.baseline_data(params).await?;
         let mut table = crate::analyzer::capture::csv_rows(&String::from_utf8_lossy(&bytes)).into_iter();
         let header = table.next().ok_or_else(|| permanent(format!("baseline_data {key:?} is empty")))?;
+        crate::analyzer::distinct_names(&header).map_err(|e| permanent(format!("baseline_data {key:?}: {e}")))?;
         let label_name = header.first().cloned().unwrap_or_default();
         let headers: Vec<String> = header.into_iter().skip(1).collect();
         let (mut labels, mut features) = (Vec::new(), Vec::new());

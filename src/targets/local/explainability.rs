@@ -161,6 +161,7 @@ impl LocalTarget {
         let text = String::from_utf8_lossy(&bytes);
         let mut rows = crate::analyzer::capture::csv_rows(&text).into_iter();
         let header = rows.next().ok_or_else(|| permanent(format!("baseline_data {key:?} is empty")))?;
+        crate::analyzer::distinct_names(&header).map_err(|e| permanent(format!("baseline_data {key:?}: {e}")))?;
         // The solution's convention: the label is the first column.
         let headers: Vec<String> = header.into_iter().skip(1).collect();
         let records: Vec<Vec<f64>> = rows
