@@ -602,6 +602,22 @@ fn truth_lines(labels: &[&str], prefix: &str) -> String {
         .collect()
 }
 
+/// A binary bias monitor of `churn-endpoint` on `baseline`, the facet `facet` > `threshold`;
+/// labels 1 are positive, and so are scores of 0.5 and above.
+fn bias_monitor_body(baseline: &str, facet: &str, threshold: i64) -> Value {
+    let mut body = monitor_body();
+    body["pipeline_type"] = json!("byom_model_bias_monitor");
+    body["baseline_data"] = json!(baseline);
+    body["problem_type"] = json!("BinaryClassification");
+    body["monitor_probability_attribute"] = json!("0");
+    body["probability_threshold_attribute"] = json!(0.5);
+    body["monitor_ground_truth_input"] = json!("my-bucket/monitor/groundtruth");
+    body["bias_config"] =
+        json!({"label_values_or_threshold": [1], "facet_name": facet, "facet_values_or_threshold": [threshold]});
+    body["model_predicted_label_config"] = json!({"probability": 0});
+    body
+}
+
 /// `byom_model_bias_monitor` on a live endpoint: the baseline labels `baseline_data` with the
 /// endpoint's model and writes Clarify's bias `analysis.json` (a continuous facet, `f0` > 14);
 /// a window of the same traffic and labels changes nothing, a window whose labels were flipped
@@ -619,16 +635,7 @@ async fn a_bias_monitor_flags_a_window_with_injected_bias(db: TestDb) {
         csv.push_str(&format!("{label},{row}\n"));
     }
     assert_eq!(server.put_asset("monitor/bias-baseline.csv", csv.into_bytes()).await.status(), 201);
-    let mut body = monitor_body();
-    body["pipeline_type"] = json!("byom_model_bias_monitor");
-    body["baseline_data"] = json!("monitor/bias-baseline.csv");
-    body["problem_type"] = json!("BinaryClassification");
-    body["monitor_probability_attribute"] = json!("0");
-    body["probability_threshold_attribute"] = json!(0.5);
-    body["monitor_ground_truth_input"] = json!("my-bucket/monitor/groundtruth");
-    body["bias_config"] =
-        json!({"label_values_or_threshold": [1], "facet_name": "f0", "facet_values_or_threshold": [14]});
-    body["model_predicted_label_config"] = json!({"probability": 0});
+    let body = bias_monitor_body("monitor/bias-baseline.csv", "f0", 14);
     let monitor_pipeline = server.provision(&body).await["pipeline_id"].as_str().unwrap().to_string();
     let pipeline = server.wait_for(&monitor_pipeline, "active").await;
     let outputs = &pipeline["stages"][0]["outputs"];
@@ -847,15 +854,7 @@ async fn a_baseline_naming_a_column_twice_fails_the_deploy() {
     let csv = "label,f0,f1,f0\n1,2,3,4\n0,5,6,7\n";
     assert_eq!(server.put_asset("monitor/twice.csv", csv.as_bytes().to_vec()).await.status(), 201);
     let data_quality = monitor_body();
-    let mut bias = monitor_body();
-    bias["pipeline_type"] = json!("byom_model_bias_monitor");
-    bias["problem_type"] = json!("BinaryClassification");
-    bias["monitor_probability_attribute"] = json!("0");
-    bias["probability_threshold_attribute"] = json!(0.5);
-    bias["monitor_ground_truth_input"] = json!("my-bucket/monitor/groundtruth");
-    bias["bias_config"] =
-        json!({"label_values_or_threshold": [1], "facet_name": "f1", "facet_values_or_threshold": [3]});
-    bias["model_predicted_label_config"] = json!({"probability": 0});
+    let bias = bias_monitor_body("monitor/twice.csv", "f1", 3);
     let mut explainability = monitor_body();
     explainability["pipeline_type"] = json!("byom_model_explainability_monitor");
     explainability["problem_type"] = json!("BinaryClassification");
