@@ -31,6 +31,16 @@ pub fn python_bin() -> PathBuf {
 /// What moto (werkzeug) prints once it listens: `Running on http://127.0.0.1:<port>`.
 const LISTENING: &str = "Running on http://127.0.0.1:";
 
+/// The port moto printed it listens on, once the line is complete.
+fn listening_port(log: &str) -> Option<u16> {
+    let rest = &log[log.find(LISTENING)? + LISTENING.len()..];
+    rest[..rest.find(|c: char| !c.is_ascii_digit())?].parse().ok()
+}
+
+fn read_log(path: &std::path::Path) -> String {
+    std::fs::read(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
+}
+
 impl Moto {
     pub async fn start() -> Moto {
         let bin = python_bin().join("moto_server");
@@ -46,7 +56,7 @@ impl Moto {
         let dir = tempfile::tempdir().expect("temp dir");
         let stderr_log = dir.path().join("moto.stderr");
         let log = std::fs::File::create(&stderr_log).expect("moto log file");
-        let child = Command::new(&bin)
+        let mut child = Command::new(&bin)
             // Port 0: the kernel picks a free one as moto binds it, read back from its log. (A port
             // picked here and released for moto to bind could be taken by another test's moto in
             // between; this test would then talk to that one.)
@@ -58,17 +68,22 @@ impl Moto {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let started = Instant::now();
+        let url = loop {
+            let log = read_log(&stderr_log);
+            if let Some(port) = listening_port(&log) {
+                break format!("http://127.0.0.1:{port}");
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("moto_server exited during start-up ({status}); its stderr:\n{log}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "moto_server printed no port within 30 s:\n{log}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        let mut moto = Moto { url: String::new(), http, child, stderr_log, _dir: dir };
+        let mut moto = Moto { url, http, child, stderr_log, _dir: dir };
         moto.wait_ready(Duration::from_secs(30)).await;
         moto
-    }
-
-    /// The port moto printed it listens on, once it has.
-    fn listening_port(&self) -> Option<u16> {
-        let log = self.stderr();
-        let rest = &log[log.find(LISTENING)? + LISTENING.len()..];
-        rest[..rest.find(|c: char| !c.is_ascii_digit())?].parse().ok()
     }
 
     async fn wait_ready(&mut self, timeout: Duration) {
@@ -77,13 +92,7 @@ impl Moto {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("moto_server exited during start-up ({status}); its stderr:\n{}", self.stderr());
             }
-            if self.url.is_empty()
-                && let Some(port) = self.listening_port()
-            {
-                self.url = format!("http://127.0.0.1:{port}");
-            }
-            if !self.url.is_empty()
-                && let Ok(resp) = self.http.get(format!("{}/moto-api/", self.url)).send().await
+            if let Ok(resp) = self.http.get(format!("{}/moto-api/", self.url)).send().await
                 && resp.status().is_success()
             {
                 return;
@@ -97,12 +106,7 @@ impl Moto {
 
     /// What moto wrote to stderr so far (its request log and tracebacks).
     pub fn stderr(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.stderr_log) {
-            use std::io::Read;
-            let _ = f.read_to_string(&mut s);
-        }
-        s
+        read_log(&self.stderr_log)
     }
 
     pub fn url(&self) -> &str {
