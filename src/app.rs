@@ -49,15 +49,19 @@ pub enum StartError {
 }
 
 /// Starts the metrics listener, the job-queue gauges and the histograms' upkeep when
-/// `metrics.listen` is set; they stop when the returned guards drop (the listener also when `stop`
-/// fires).
+/// `metrics.listen` is set, on `bound` when the caller bound it; they stop when the returned
+/// guards drop (the listener also when `stop` fires).
 async fn start_metrics(
     settings: &Settings,
     store: &DynStore,
     stop: &CancellationToken,
+    bound: Option<TcpListener>,
 ) -> Result<Vec<AbortOnDrop>, StartError> {
     let Some(address) = settings.metrics.listen else { return Ok(Vec::new()) };
-    let listener = TcpListener::bind(address).await.map_err(|source| StartError::MetricsListen { address, source })?;
+    let listener = match bound {
+        Some(listener) => listener,
+        None => TcpListener::bind(address).await.map_err(|source| StartError::MetricsListen { address, source })?,
+    };
     tracing::info!(listen = %listener.local_addr()?, "metrics served at /metrics");
     let handle = crate::metrics::install();
     let upkeep = tokio::spawn(crate::metrics::upkeep(handle.clone(), crate::metrics::UPKEEP_EVERY));
@@ -275,10 +279,31 @@ pub async fn start(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    start_on(settings, Listeners { api: listener, metrics: None }, shutdown).await
+}
+
+/// Sockets a caller bound itself (to learn the port of a `:0` address before the server runs,
+/// or to hand over inherited sockets).
+pub struct Listeners {
+    pub api: TcpListener,
+    /// Serves `/metrics` in place of binding `metrics.listen`, which it replaces.
+    pub metrics: Option<TcpListener>,
+}
+
+/// [`start`] on listeners the caller bound.
+pub async fn start_on(
+    mut settings: Settings,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let Listeners { api: listener, metrics } = listeners;
+    if let Some(metrics) = &metrics {
+        settings.metrics.listen = Some(metrics.local_addr()?);
+    }
     let state = AppState::build(settings).await?;
     let (settings, store) = (state.settings.clone(), state.store.clone());
     let stop = state.shutdown.clone();
-    let _metrics = start_metrics(&settings, &store, &stop).await?;
+    let _metrics = start_metrics(&settings, &store, &stop, metrics).await?;
     let runner = Arc::new(Runner::new(store.clone(), job_handler(&state), settings.jobs.clone()));
     // Aborted if this future is dropped (a killed server), so no worker outlives its server.
     let mut workers = (settings.jobs.workers > 0)
@@ -386,7 +411,7 @@ pub async fn run_workers(
     let state = AppState::build(settings).await?;
     let (settings, store) = (state.settings.clone(), state.store.clone());
     let stop = state.shutdown.clone();
-    let _metrics = start_metrics(&settings, &store, &stop).await?;
+    let _metrics = start_metrics(&settings, &store, &stop, None).await?;
     let runner = Arc::new(Runner::new(store.clone(), job_handler(&state), settings.jobs.clone()));
     let workers = tokio::spawn(runner.run(stop.clone(), settings.http.shutdown_grace));
     let _schedules = AbortOnDrop(spawn_schedules(&settings, &store, &stop));

@@ -6,10 +6,10 @@ use crate::support::api::{csv_rows, fixture_json, realtime_body};
 use crate::support::server::{INVOKER, test_settings};
 use crate::support::{TestDb, TestServer};
 
-/// A loopback port nothing listens on now.
-pub fn free_port() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+/// Settings for a metrics listener on a loopback port of the system's choosing
+/// ([`TestServer::metrics`] tells which).
+pub fn any_loopback_port() -> Option<std::net::SocketAddr> {
+    Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
 /// The value of the sample `name{labels…}` in a Prometheus text exposition.
@@ -22,7 +22,8 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
-pub async fn scrape(server: &TestServer, address: std::net::SocketAddr) -> String {
+pub async fn scrape(server: &TestServer) -> String {
+    let address = server.metrics.expect("the server has a metrics listener");
     let response = server.http.get(format!("http://{address}/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 200, "no token needed");
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
@@ -30,9 +31,8 @@ pub async fn scrape(server: &TestServer, address: std::net::SocketAddr) -> Strin
 }
 
 async fn a_scrape_shows_requests_invocations_capture_drops_models_and_jobs(db: TestDb) {
-    let address = free_port();
     let mut settings = test_settings(&db);
-    settings.metrics.listen = Some(address);
+    settings.metrics.listen = any_loopback_port();
     // No capture record fits: every captured invocation is a counted drop.
     settings.capture.max_buffered_bytes = 1;
     let server = TestServer::start_with(db, settings).await;
@@ -50,7 +50,7 @@ async fn a_scrape_shows_requests_invocations_capture_drops_models_and_jobs(db: T
     assert_eq!(server.invoke("churn-endpoint", "text/csv", "1,2".into(), INVOKER).await.status(), 400);
     assert_eq!(server.invoke("no-such-endpoint", "text/csv", "1,2".into(), INVOKER).await.status(), 404);
 
-    let mut text = scrape(&server, address).await;
+    let mut text = scrape(&server).await;
     let route = "/v1/endpoints/{name}/invocations";
     let http = |status| {
         sample(&text, "mlops_http_requests_total", &[("method", "POST"), ("route", route), ("status", status)])
@@ -88,7 +88,7 @@ async fn a_scrape_shows_requests_invocations_capture_drops_models_and_jobs(db: T
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(12);
     while !gauges.iter().all(|gauge| sample(&text, gauge, &[]).is_some()) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        text = scrape(&server, address).await;
+        text = scrape(&server).await;
     }
     for gauge in gauges {
         assert!(sample(&text, gauge, &[]).is_some_and(|v| v >= 0.0), "{gauge}: {text}");

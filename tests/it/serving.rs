@@ -270,11 +270,10 @@ async fn models_load_in_the_background(db: TestDb) {
 /// With room for one model, serving another endpoint unloads the least recently used one, which
 /// loads again when it is called (model loads counted in the metrics).
 async fn least_recently_used_models_are_unloaded(db: TestDb) {
-    use crate::metrics::{free_port, sample, scrape};
-    let address = free_port();
+    use crate::metrics::{any_loopback_port, sample, scrape};
     let mut settings = test_settings(&db);
     settings.serving.max_loaded_models = 1;
-    settings.metrics.listen = Some(address);
+    settings.metrics.listen = any_loopback_port();
     let server = TestServer::start_with(db, settings).await;
     server.upload_fixture("models/iris.json", "xgboost/multi_softprob.json").await;
     for name in ["first", "second"] {
@@ -284,7 +283,7 @@ async fn least_recently_used_models_are_unloaded(db: TestDb) {
             .to_string();
         server.wait_for(&id, "active").await;
     }
-    let loads = || async { sample(&scrape(&server, address).await, "mlops_model_loads_total", &[("outcome", "ok")]) };
+    let loads = || async { sample(&scrape(&server).await, "mlops_model_loads_total", &[("outcome", "ok")]) };
     assert_eq!(loads().await, Some(2.0), "each deploy loads its model once");
     let row = csv_rows(&fixture_json("xgboost/multi_softprob.cases.json")["rows"].as_array().unwrap()[..1]);
     let call = |name: &'static str| {
@@ -300,7 +299,7 @@ async fn least_recently_used_models_are_unloaded(db: TestDb) {
     assert_eq!(loads().await, Some(3.0));
     call("second").await;
     assert_eq!(loads().await, Some(4.0));
-    let text = scrape(&server, address).await;
+    let text = scrape(&server).await;
     assert_eq!(sample(&text, "mlops_model_evictions_total", &[]), Some(3.0), "{text}");
     server.stop().await;
 }

@@ -17,6 +17,8 @@ pub struct TestServer {
     pub base: String,
     pub http: reqwest::Client,
     pub db: TestDb,
+    /// Where `/metrics` is served when the settings asked for a metrics listener.
+    pub metrics: Option<std::net::SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), mlops::app::StartError>>>,
 }
@@ -51,15 +53,23 @@ impl TestServer {
         Self::start_with(db, settings).await
     }
 
+    /// With `settings.metrics.listen` set (port 0: any free one), the metrics listener is bound
+    /// here, so its port is known without picking a free one and racing other tests for it.
     pub async fn start_with(db: TestDb, settings: Settings) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let metrics_listener = match settings.metrics.listen {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.expect("bind the metrics listener")),
+            None => None,
+        };
+        let metrics = metrics_listener.as_ref().map(|l| l.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(mlops::start(settings, listener, async move {
+        let listeners = mlops::app::Listeners { api: listener, metrics: metrics_listener };
+        let handle = tokio::spawn(mlops::app::start_on(settings, listeners, async move {
             let _ = rx.await;
         }));
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let server = TestServer { base, http, db, shutdown: Some(tx), handle: Some(handle) };
+        let server = TestServer { base, http, db, metrics, shutdown: Some(tx), handle: Some(handle) };
         for _ in 0..200 {
             if server.http.get(server.url("/healthz")).send().await.is_ok() {
                 return server;
