@@ -66,6 +66,9 @@ pub enum ApiError {
     ModelLoading { message: String, retry_after_seconds: u32 },
     #[error("{0}")]
     Timeout(String),
+    /// The client stopped sending the request's body.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("this route does not take that method; the API is described at /openapi.json")]
     MethodNotAllowed,
     /// The target's own API failed (aws: an AWS error); its code is kept.
@@ -126,6 +129,7 @@ impl ApiError {
             ApiError::ModelLoading { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ModelError(_) => StatusCode::FAILED_DEPENDENCY,
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Upstream(e) => StatusCode::from_u16(e.status)
                 .ok()
@@ -153,6 +157,7 @@ impl ApiError {
             ApiError::ModelLoading { .. } => "model_loading",
             ApiError::ModelError(_) => "model_error",
             ApiError::Timeout(_) => "timeout",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Upstream(_) => "upstream",
             ApiError::Internal(_) => "internal",

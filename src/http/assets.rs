@@ -13,7 +13,9 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
+use http_body_util::BodyExt;
 use serde::Serialize;
+use tower_http::timeout::{TimeoutBody, TimeoutError};
 use utoipa::ToSchema;
 
 #[derive(Serialize, ToSchema)]
@@ -50,6 +52,11 @@ fn storage_error(key: &str, e: StorageError) -> ApiError {
         StorageError::InvalidKey { reason, .. } => {
             ApiError::bad_parameter("key", format!("asset key {key:?}: {reason}"))
         }
+        StorageError::Body(e)
+            if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut) =>
+        {
+            ApiError::RequestTimeout(format!("{e}; nothing was stored"))
+        }
         StorageError::Body(e) => ApiError::bad_request("", format!("the upload was interrupted: {e}")),
         other => ApiError::Internal(other.to_string()),
     }
@@ -62,6 +69,7 @@ fn storage_error(key: &str, e: StorageError) -> ApiError {
     responses(
         (status = 201, body = AssetOut),
         (status = 400, description = "Invalid key (e.g. '..' segments)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 408, description = "No bytes of the body arrived for `http.idle_timeout`; nothing was stored", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn put_asset(
@@ -71,7 +79,17 @@ pub async fn put_asset(
     body: Body,
 ) -> Result<(StatusCode, Json<AssetOut>), ApiError> {
     let key = parse_key(&key)?;
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    // Uploads have no request timeout (their length depends on their size): a body that stops
+    // arriving is bounded as an idle connection is.
+    let stall = state.settings.http.idle_timeout;
+    let stream = Box::pin(TimeoutBody::new(stall, body)).into_data_stream().map_err(move |e| {
+        if e.is::<TimeoutError>() {
+            let waited = humantime::format_duration(stall);
+            std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no bytes of the upload arrived for {waited}"))
+        } else {
+            std::io::Error::other(e)
+        }
+    });
     let stored = state
         .artifacts
         .put_asset(key.as_str(), stream, state.settings.assets.max_upload_bytes)

@@ -176,3 +176,55 @@ async fn requests_over_the_timeout_are_answered_503_but_asset_transfers_are_not(
     }
     server.stop().await;
 }
+
+/// Asset transfers have no request timeout (their length depends on their size), so a transfer
+/// that stops moving is bounded by `http.idle_timeout` instead: an upload whose bytes stop
+/// arriving is answered 408 and nothing is stored; a download the client stops reading is
+/// closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_asset_transfers_are_dropped_after_the_idle_timeout() {
+    use crate::support::server::{OPERATOR, VIEWER, test_settings};
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::new(crate::support::Db::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.http.idle_timeout = Duration::from_secs(1);
+    let server = TestServer::start_with(db, settings).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+
+    // Ten of the hundred bytes announced, then nothing.
+    let mut upload = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT /v1/assets/stalled/model.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {OPERATOR}\r\n\
+         Content-Length: 100\r\n\r\n0123456789"
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), upload.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "a stalled upload was kept waiting");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(5), "{waited:?}");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    assert!(answer.contains("no bytes of the upload arrived for 1s"), "{answer}");
+    let stored = server.get("/v1/assets/stalled/model.bin", VIEWER).send().await.unwrap();
+    assert_eq!(stored.status(), 404, "a stalled upload left an asset behind");
+
+    // A download larger than what the sockets buffer, never read.
+    let size = 32 << 20;
+    let put = server.http.put(server.url("/v1/assets/big.bin")).bearer_auth(OPERATOR).body(vec![7u8; size]);
+    assert_eq!(put.send().await.unwrap().status(), 201);
+    let mut download = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!("GET /v1/assets/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {VIEWER}\r\n\r\n");
+    download.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), download.read_to_end(&mut received)).await;
+    assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "a download the client stopped reading was kept open");
+    assert!(received.starts_with(b"HTTP/1.1 200 "));
+    assert!(received.len() < size, "the whole asset arrived: {} bytes", received.len());
+    server.stop().await;
+}
