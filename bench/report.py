@@ -270,8 +270,8 @@ def main() -> None:
     if inv:
         holds = inv["captured"] + inv["dropped"] + inv["sampled_out"] == inv["served"]
         w("**Capture under load.** After all the runs above, the server's own count of successful")
-        w(f"invocations (`mlops_invocations_total`) is {inv['served']:,}; the endpoint's capture figures")
-        w(f"(`GET /v1/endpoints/bench-endpoint`) are captured {inv['captured']:,} + dropped {inv['dropped']:,}"
+        w(f"invocations (`mlops_invocations_total`) is {inv['served']:,}; its capture figures for the endpoint")
+        w(f"(`GET /v1/endpoints/bench-endpoint`, `capture.this_replica`) are captured {inv['captured']:,} + dropped {inv['dropped']:,}"
           f" + sampled out {inv['sampled_out']:,} = {inv['captured'] + inv['dropped'] + inv['sampled_out']:,}"
           f" — {'equal, exactly' if holds else 'NOT EQUAL'}. {inv['written']:,} records were written to the"
           f" capture files after the last flush{' (all captured ones)' if inv['written'] == inv['captured'] else ''}.")

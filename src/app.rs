@@ -201,7 +201,9 @@ impl AppState {
             settings.aws.stack_id_wait,
         );
         let model_cards = crate::services::model_cards::ModelCardService::new(card_backend, artifacts.assets_bucket());
-        let endpoint_service = EndpointService::new(store.clone());
+        let capture_figures =
+            Arc::new(crate::serving::capture_figures::CaptureFigureReports::new(capture.clone(), store.clone()));
+        let endpoint_service = EndpointService::new(store.clone(), capture_figures.clone());
         let algorithm_service = crate::services::algorithms::AlgorithmService::new(store.clone());
         let model_registry =
             crate::services::model_registry::ModelRegistryService::new(store.clone(), artifacts.clone());
@@ -228,6 +230,7 @@ impl AppState {
             endpoints,
             invocations,
             capture,
+            capture_figures,
             target,
             pipelines,
             endpoint_service,
@@ -312,6 +315,8 @@ pub async fn start_on(
     let _releases = (settings.jobs.workers > 0).then(|| spawn_release_watch(&state)).flatten();
     let _retention = (settings.jobs.workers > 0).then(|| spawn_retention(&state));
     let _dispatcher = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_dispatcher(&state)));
+    let (figures, every) = (state.capture_figures.clone(), settings.capture.flush_interval);
+    let _capture_figures = AbortOnDrop(tokio::spawn(async move { figures.run(every).await }));
     start_config_polls(&state).await?;
 
     tracing::info!(listen = %listener.local_addr()?, database = ?store.backend(), "mlops-orchestrator serving");

@@ -43,6 +43,8 @@ pub struct Shared {
     pub endpoints: Arc<EndpointRegistry>,
     pub invocations: Arc<InvocationLimiter>,
     pub capture: CaptureWriter,
+    /// The capture figures every replica adds to the store.
+    pub capture_figures: Arc<crate::serving::capture_figures::CaptureFigureReports>,
     pub target: DynTarget,
     pub pipelines: PipelineService,
     pub endpoint_service: EndpointService,
@@ -63,6 +65,9 @@ impl Shared {
     pub async fn close(&self) {
         if let Err(e) = self.capture.shutdown().await {
             tracing::error!(error = %e, "captured invocations could not all be written at shutdown");
+        }
+        if let Err(e) = self.capture_figures.report().await {
+            tracing::error!(error = %e, "the last capture figures could not be added to the store");
         }
         self.store.close().await;
     }

@@ -7,7 +7,8 @@
 
 use super::extract::{ApiPath, ApiQuery, Caller, ToInvoke, ToRead};
 use crate::error::{ApiError, FieldProblem};
-use crate::serving::capture::{CaptureDestination, CaptureStats};
+use crate::serving::capture::{CaptureDestination, CaptureStats, stats_key};
+use crate::serving::capture_figures::Figures;
 use crate::serving::codec::MediaTypeError;
 use crate::serving::endpoints::{EndpointConfig, EndpointError};
 use crate::serving::invoke::{self, CUSTOM_ATTRIBUTES, INFERENCE_ID, Invocation, InvokeError};
@@ -23,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashMap;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -56,11 +58,22 @@ pub struct EndpointOut {
     pub inference_path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<EndpointModelOut>,
-    /// Data capture on this replica since it started: captured, written and dropped records.
+    /// Data capture of the endpoint: records captured, written, dropped and sampled out, over
+    /// every replica and restart (within one flush interval of now), and on this replica.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub capture: Option<CaptureStats>,
+    pub capture: Option<EndpointCaptureOut>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndpointCaptureOut {
+    /// Every replica's, restarts included: what each added to the database at its flushes, and
+    /// this replica's count up to now.
+    #[serde(flatten)]
+    pub all: CaptureStats,
+    /// This replica's since it started.
+    pub this_replica: CaptureStats,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -108,18 +121,21 @@ fn resolve<'a>(state: &'a AppState, id: &'a str) -> Result<(&'a str, &'a str), A
     }
 }
 
-fn endpoint_out(state: &AppState, record: EndpointRecord) -> EndpointOut {
+/// `figures`: every capture destination's, by `stats_key`.
+fn endpoint_out(state: &AppState, record: EndpointRecord, figures: &HashMap<String, Figures>) -> EndpointOut {
     let id =
         if multi_environment(state) { format!("{}.{}", record.environment, record.name) } else { record.name.clone() };
     let config = serde_json::from_value::<EndpointConfig>(record.config.0).ok();
     let capture = config.as_ref().and_then(|c| {
         let location = c.capture.as_ref()?;
-        Some(state.capture.stats(&CaptureDestination {
+        let key = stats_key(&CaptureDestination {
             bucket: location.bucket.clone(),
             prefix: location.prefix.clone(),
             endpoint: record.name.clone(),
             variant: c.variant.clone(),
-        }))
+        });
+        let Figures { all, here } = figures.get(&key).cloned().unwrap_or_default();
+        Some(EndpointCaptureOut { all, this_replica: here })
     });
     let model = config.map(|c| EndpointModelOut {
         model_name: c.model_name,
@@ -155,7 +171,8 @@ async fn list_endpoints(
     _caller: Caller<ToRead>,
 ) -> Result<Json<EndpointListOut>, ApiError> {
     let records = state.endpoint_service.list().await?;
-    Ok(Json(EndpointListOut { items: records.into_iter().map(|r| endpoint_out(&state, r)).collect() }))
+    let figures = state.endpoint_service.capture_figures().await?;
+    Ok(Json(EndpointListOut { items: records.into_iter().map(|r| endpoint_out(&state, r, &figures)).collect() }))
 }
 
 /// One endpoint: its state and the model it serves.
@@ -169,7 +186,8 @@ async fn get_endpoint(
 ) -> Result<Json<EndpointOut>, ApiError> {
     let (environment, name) = resolve(&state, &id)?;
     let record = state.endpoint_service.get(environment, name, &id).await?;
-    Ok(Json(endpoint_out(&state, record)))
+    let figures = state.endpoint_service.capture_figures().await?;
+    Ok(Json(endpoint_out(&state, record, &figures)))
 }
 
 /// The invocation body, up to the SageMaker payload limit.

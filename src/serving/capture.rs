@@ -397,6 +397,12 @@ impl CaptureWriter {
         targets.get(&stats_key(dest)).map(CaptureTarget::stats).unwrap_or_default()
     }
 
+    /// Every destination's figures since this process started, by [`stats_key`].
+    pub fn all_stats(&self) -> Vec<(String, CaptureStats)> {
+        let targets = lock(&self.shared.targets);
+        targets.iter().map(|(key, target)| (key.clone(), target.stats())).collect()
+    }
+
     /// Bytes of records buffered now.
     pub fn buffered_bytes(&self) -> usize {
         self.shared.bytes.load(Ordering::Acquire)

@@ -5,6 +5,7 @@ pub mod algorithm;
 pub mod batch;
 pub mod builtin;
 pub mod capture;
+pub mod capture_figures;
 pub mod child_http;
 pub mod codec;
 pub mod endpoints;

@@ -6,6 +6,7 @@
 //! (`sql_store.rs`); what differs between them (transaction start, job claim, wake-up) lives in
 //! `postgres.rs` and `sqlite.rs`.
 
+pub mod capture_figures;
 pub mod config_revisions;
 pub mod model_cards;
 pub mod model_registry;
@@ -16,6 +17,7 @@ pub mod retention;
 mod sql_store;
 mod sqlite;
 
+pub use capture_figures::{CaptureFigureStore, CaptureFigures};
 pub use config_revisions::{
     Begun, ConfigRevisionFilter, ConfigRevisionRecord, ConfigRevisionStore, NewConfigRevision, revision_state,
 };
@@ -88,7 +90,15 @@ pub fn now() -> DateTime<Utc> {
 
 #[async_trait]
 pub trait Store:
-    NotificationStore + ConfigRevisionStore + ModelRegistryStore + ModelCardStore + RetentionStore + Send + Sync + 'static
+    NotificationStore
+    + ConfigRevisionStore
+    + ModelRegistryStore
+    + ModelCardStore
+    + RetentionStore
+    + CaptureFigureStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
     /// Woken whenever a job becomes runnable (in this process, or on Postgres in any replica).

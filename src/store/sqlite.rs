@@ -60,4 +60,5 @@ super::config_revisions::impl_config_revision_store!(SqliteStore);
 super::model_registry::impl_model_registry_store!(SqliteStore);
 super::model_cards::impl_model_card_store!(SqliteStore);
 super::retention::impl_retention_store!(SqliteStore);
+super::capture_figures::impl_capture_figure_store!(SqliteStore);
 super::notifications::impl_notification_store!(SqliteStore, "");

@@ -44,7 +44,7 @@ async fn two_replicas_share_an_s3_object_root() {
 
     let cases = fixture_json("xgboost/binary_logistic.cases.json");
     let rows = cases["rows"].as_array().unwrap();
-    let mut served = 0;
+    let mut served: usize = 0;
     for (i, row) in rows.iter().enumerate() {
         let server = if i % 2 == 0 { &first } else { &second };
         let response = server.invoke("churn-endpoint", "text/csv", csv_rows(std::slice::from_ref(row)), INVOKER).await;
@@ -54,9 +54,38 @@ async fn two_replicas_share_an_s3_object_root() {
         assert!((got - want).abs() <= 1e-6, "row {i}: {got} != {want}");
         served += 1;
     }
+    // Capture figures are the endpoint's, whichever replica answers: each adds its counts to the
+    // database every flush interval (200 ms here).
+    let figures = |server: &TestServer| {
+        let request = server.get("/v1/endpoints/churn-endpoint", crate::support::server::VIEWER);
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap()["capture"].clone() }
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    for (server, own) in [(&first, served.div_ceil(2)), (&second, served / 2)] {
+        loop {
+            let capture = figures(server).await;
+            assert_eq!(capture["this_replica"]["captured"], own, "{capture:#}");
+            if capture["captured"] == served && capture["written"] == served {
+                assert_eq!(capture["dropped"], 0, "{capture:#}");
+                assert!(capture["last_flush"].is_string(), "{capture:#}");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the replicas' figures never added up: {capture:#}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
     // A clean stop flushes each replica's capture buffer.
     second.stop().await;
-    first.stop().await;
+    let db = first.stop().await;
+    // A restarted replica starts counting from zero; the endpoint's figures stay.
+    let restarted_settings = settings(&db);
+    let restarted = TestServer::start_with(db, restarted_settings).await;
+    let capture = figures(&restarted).await;
+    assert_eq!(
+        (capture["captured"].as_u64(), capture["this_replica"]["captured"].as_u64()),
+        (Some(served as u64), Some(0))
+    );
+    restarted.stop().await;
 
     let client = aws.client();
     let listing = client.s3("GET", BUCKET, None, &format!("list-type=2&prefix={CAPTURE}"), &[], Vec::new()).await;

@@ -1,0 +1,158 @@
+//! An endpoint's data-capture figures across replicas and restarts. Each process counts in memory
+//! what it captures ([`CaptureWriter`]: atomics, nothing on the invocation path touches the
+//! database) and adds what it counted since its last report to the store's sums every flush
+//! interval and at shutdown. An endpoint's figures are the sums plus what this process has not
+//! reported yet, so they are the same whichever replica answers; a process killed without a
+//! shutdown loses at most one interval of its counts (never its captured records).
+
+use super::capture::{CaptureStats, CaptureWriter};
+use crate::store::{CaptureFigures, DynStore, StoreError};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+pub struct CaptureFigureReports {
+    writer: CaptureWriter,
+    store: DynStore,
+    /// Per destination, this process's figures as of its last successful report. Held across a
+    /// report (snapshot, store, update) so that a reader never sees a report half applied.
+    reported: Mutex<HashMap<String, CaptureStats>>,
+}
+
+/// One destination's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Figures {
+    /// Every process's: the store's sums and what this one has not reported yet.
+    pub all: CaptureStats,
+    /// This process's since it started.
+    pub here: CaptureStats,
+}
+
+/// `now - before`, counter by counter (counters only grow).
+fn since(now: &CaptureStats, before: &CaptureStats) -> CaptureStats {
+    CaptureStats {
+        captured: now.captured.saturating_sub(before.captured),
+        written: now.written.saturating_sub(before.written),
+        dropped: now.dropped.saturating_sub(before.dropped),
+        sampled_out: now.sampled_out.saturating_sub(before.sampled_out),
+        last_flush: now.last_flush,
+    }
+}
+
+/// The store's sums with this process's unreported figures added.
+fn sum(stored: Option<&CaptureFigures>, unreported: &CaptureStats) -> CaptureStats {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let Some(stored) = stored else { return unreported.clone() };
+    CaptureStats {
+        captured: count(stored.captured) + unreported.captured,
+        written: count(stored.written) + unreported.written,
+        dropped: count(stored.dropped) + unreported.dropped,
+        sampled_out: count(stored.sampled_out) + unreported.sampled_out,
+        last_flush: stored.last_flush.max(unreported.last_flush),
+    }
+}
+
+fn is_zero(figures: &CaptureStats) -> bool {
+    figures.captured == 0 && figures.written == 0 && figures.dropped == 0 && figures.sampled_out == 0
+}
+
+impl CaptureFigureReports {
+    pub fn new(writer: CaptureWriter, store: DynStore) -> Self {
+        Self { writer, store, reported: Mutex::default() }
+    }
+
+    /// Adds what each destination counted since the last report to the store; how many
+    /// destinations had something to add. On an error nothing is marked reported: the next
+    /// report sends it again.
+    pub async fn report(&self) -> Result<usize, StoreError> {
+        let mut reported = self.reported.lock().await;
+        let now = self.writer.all_stats();
+        let figures: Vec<CaptureFigures> = now
+            .iter()
+            .filter_map(|(key, stats)| {
+                // A flush always writes records: a new `last_flush` comes with a `written` count.
+                let new = since(stats, reported.get(key).unwrap_or(&CaptureStats::default()));
+                (!is_zero(&new)).then(|| CaptureFigures {
+                    destination: key.clone(),
+                    captured: new.captured as i64,
+                    written: new.written as i64,
+                    dropped: new.dropped as i64,
+                    sampled_out: new.sampled_out as i64,
+                    last_flush: new.last_flush,
+                })
+            })
+            .collect();
+        if figures.is_empty() {
+            return Ok(0);
+        }
+        self.store.add_capture_figures(&figures).await?;
+        reported.extend(now);
+        Ok(figures.len())
+    }
+
+    /// Reports every `every` until the process stops (the last report is [`Self::report`] at
+    /// shutdown, after the capture writer's last flush).
+    pub async fn run(&self, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = self.report().await {
+                tracing::warn!(error = %e, "capture figures could not be added to the store; retrying next interval");
+            }
+        }
+    }
+
+    /// Every destination's figures, by [`stats_key`]: over every process, and this process's
+    /// since it started.
+    pub async fn figures(&self) -> Result<HashMap<String, Figures>, StoreError> {
+        let reported = self.reported.lock().await;
+        let stored: HashMap<String, CaptureFigures> =
+            self.store.capture_figures(None).await?.into_iter().map(|f| (f.destination.clone(), f)).collect();
+        let here: HashMap<String, CaptureStats> = self.writer.all_stats().into_iter().collect();
+        let keys: std::collections::BTreeSet<&String> = stored.keys().chain(here.keys()).collect();
+        Ok(keys
+            .into_iter()
+            .map(|key| {
+                let mine = here.get(key).cloned().unwrap_or_default();
+                let unreported = since(&mine, reported.get(key).unwrap_or(&CaptureStats::default()));
+                (key.clone(), Figures { all: sum(stored.get(key), &unreported), here: mine })
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn stats(captured: u64, written: u64, dropped: u64, sampled_out: u64, flush: Option<i64>) -> CaptureStats {
+        CaptureStats {
+            captured,
+            written,
+            dropped,
+            sampled_out,
+            last_flush: flush.map(|s| Utc.timestamp_opt(s, 0).unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_report_carries_what_was_counted_since_the_last_one() {
+        let new = since(&stats(10, 8, 2, 1, Some(20)), &stats(4, 4, 2, 0, Some(10)));
+        assert_eq!(new, stats(6, 4, 0, 1, Some(20)));
+    }
+
+    #[test]
+    fn totals_add_the_unreported_counts_and_keep_the_latest_flush() {
+        let stored = CaptureFigures {
+            destination: "b/p/e/AllTraffic".into(),
+            captured: 100,
+            written: 90,
+            dropped: 5,
+            sampled_out: 3,
+            last_flush: Some(Utc.timestamp_opt(50, 0).unwrap()),
+        };
+        assert_eq!(sum(Some(&stored), &stats(2, 1, 0, 0, Some(40))), stats(102, 91, 5, 3, Some(50)));
+        assert_eq!(sum(Some(&stored), &stats(0, 0, 0, 0, Some(60))), stats(100, 90, 5, 3, Some(60)));
+        assert_eq!(sum(None, &stats(2, 1, 0, 0, None)), stats(2, 1, 0, 0, None));
+    }
+}
