@@ -105,6 +105,28 @@ pub enum ClientCommand {
         #[arg(long, value_name = "TEXT")]
         data: Option<String>,
     },
+    /// List endpoints, or show one: its model and its capture figures.
+    Endpoints {
+        #[command(flatten)]
+        connection: Connection,
+        /// Endpoint name (`environment.name` on a server with several environments); without
+        /// one, every endpoint.
+        name: Option<String>,
+        /// Print the API's JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print what a custom endpoint's algorithm wrote (stdout and stderr), as kept by the
+    /// replica that answers.
+    Logs {
+        #[command(flatten)]
+        connection: Connection,
+        /// Endpoint name (`environment.name` on a server with several environments).
+        endpoint: String,
+        /// Lines, newest last (1-2000).
+        #[arg(long, default_value_t = 200)]
+        lines: usize,
+    },
     /// Upload and download files of the assets bucket (model artifacts, baselines, data).
     Assets {
         #[command(flatten)]
@@ -152,6 +174,10 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
             let payload = read_payload(file, data).await?;
             invoke(&Client::new(&connection)?, &endpoint, &content_type, accept, inference_id, payload).await
         }
+        ClientCommand::Endpoints { connection, name, json } => {
+            endpoints(&Client::new(&connection)?, name.as_deref(), json).await
+        }
+        ClientCommand::Logs { connection, endpoint, lines } => logs(&Client::new(&connection)?, &endpoint, lines).await,
         ClientCommand::Assets { connection, command: AssetsCommand::Put { local, key } } => {
             put_asset(&Client::new(&connection)?, &local, &key).await
         }
@@ -370,10 +396,140 @@ async fn pipelines(client: &Client, state: Option<String>, pipeline_type: Option
         println!("no pipelines");
         return Ok(());
     }
-    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
-    for row in &rows {
+    print_table(&rows);
+    Ok(())
+}
+
+/// Rows of cells in aligned columns, the first row the heading.
+fn print_table<const N: usize>(rows: &[[String; N]]) {
+    let widths: Vec<usize> = (0..N).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for row in rows {
         let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         println!("{}", cells.join("  ").trim_end());
+    }
+}
+
+#[derive(Deserialize)]
+struct EndpointList {
+    items: Vec<Endpoint>,
+}
+
+#[derive(Deserialize)]
+struct Endpoint {
+    id: String,
+    pipeline_id: String,
+    state: String,
+    revision: i64,
+    invocation_path: String,
+    model: Option<EndpointModel>,
+    capture: Option<EndpointCapture>,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Deserialize)]
+struct EndpointModel {
+    model_name: String,
+    framework: String,
+    artifact: String,
+    artifact_sha256: String,
+    data_capture_location: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CaptureFigures {
+    captured: u64,
+    written: u64,
+    dropped: u64,
+    sampled_out: u64,
+    last_flush: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EndpointCapture {
+    #[serde(flatten)]
+    all: CaptureFigures,
+    this_replica: CaptureFigures,
+}
+
+async fn endpoints(client: &Client, name: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let segments: Vec<&str> = ["v1", "endpoints"].into_iter().chain(name).collect();
+    if json {
+        let response = client.send(client.request(Method::GET, &segments)?).await?;
+        println!("{}", response.text().await.map_err(|e| client.transport_error(e))?);
+        return Ok(());
+    }
+    if name.is_some() {
+        print_endpoint(&client.get_json(&segments, &[]).await?);
+        return Ok(());
+    }
+    let list: EndpointList = client.get_json(&segments, &[]).await?;
+    if list.items.is_empty() {
+        println!("no endpoints");
+        return Ok(());
+    }
+    let mut rows =
+        vec![["ENDPOINT", "STATE", "MODEL", "FRAMEWORK", "CAPTURED", "DROPPED", "PIPELINE"].map(String::from)];
+    let or_none = |value: Option<String>| value.unwrap_or_else(|| "-".into());
+    rows.extend(list.items.into_iter().map(|e| {
+        let (model, framework) = e.model.map(|m| (m.model_name, m.framework)).unzip();
+        let (captured, dropped) = e.capture.map(|c| (c.all.captured.to_string(), c.all.dropped.to_string())).unzip();
+        [e.id, e.state, or_none(model), or_none(framework), or_none(captured), or_none(dropped), e.pipeline_id]
+    }));
+    print_table(&rows);
+    Ok(())
+}
+
+fn print_endpoint(e: &Endpoint) {
+    let mut fields = vec![
+        ("endpoint", e.id.clone()),
+        ("state", e.state.clone()),
+        ("revision", e.revision.to_string()),
+        ("pipeline", e.pipeline_id.clone()),
+        ("invoke", format!("POST {}", e.invocation_path)),
+    ];
+    if let Some(m) = &e.model {
+        fields.push(("model", format!("{} ({})", m.model_name, m.framework)));
+        fields.push(("artifact", format!("{} (sha256 {})", m.artifact, m.artifact_sha256)));
+        if let Some(location) = &m.data_capture_location {
+            fields.push(("capture", location.clone()));
+        }
+    }
+    if let Some(c) = &e.capture {
+        // Every replica's, then the answering replica's own in brackets.
+        let figure = |all: u64, here: u64| format!("{all} ({here} on this replica)");
+        fields.push(("captured", figure(c.all.captured, c.this_replica.captured)));
+        fields.push(("written", figure(c.all.written, c.this_replica.written)));
+        fields.push(("dropped", figure(c.all.dropped, c.this_replica.dropped)));
+        fields.push(("sampled out", figure(c.all.sampled_out, c.this_replica.sampled_out)));
+        fields.push(("last flush", c.all.last_flush.clone().unwrap_or_else(|| "never".into())));
+    }
+    fields.push(("created", e.created_at.clone()));
+    fields.push(("updated", e.updated_at.clone()));
+    print_fields(&fields);
+}
+
+#[derive(Deserialize)]
+struct EndpointLogs {
+    running_here: bool,
+    restarts: u32,
+    lines: Vec<String>,
+}
+
+async fn logs(client: &Client, endpoint: &str, lines: usize) -> anyhow::Result<()> {
+    let query = [("lines", lines.to_string())];
+    let logs: EndpointLogs = client.get_json(&["v1", "endpoints", endpoint, "logs"], &query).await?;
+    if !logs.running_here {
+        // Not an error: a built-in model has no algorithm, and each replica keeps its own.
+        eprintln!(
+            "no algorithm of {endpoint} runs on the replica that answered (built-in models have none; \
+             each replica keeps its own algorithm's output)"
+        );
+    } else if logs.restarts > 0 {
+        eprintln!("the algorithm was restarted {} time(s) on this replica", logs.restarts);
+    }
+    for line in &logs.lines {
+        println!("{line}");
     }
     Ok(())
 }

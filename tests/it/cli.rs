@@ -15,15 +15,15 @@ use tokio::io::AsyncWriteExt;
 
 const MODEL_KEY: &str = "models/churn/model.tar.gz";
 
-struct Run {
+pub struct Run {
     code: i32,
-    stdout: String,
+    pub stdout: String,
     stdout_bytes: Vec<u8>,
     stderr: String,
 }
 
 impl Run {
-    fn ok(&self) -> &Self {
+    pub fn ok(&self) -> &Self {
         assert_eq!(self.code, 0, "mlops failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
@@ -33,7 +33,7 @@ impl Run {
         self
     }
 
-    fn stdout_has(&self, text: &str) -> &Self {
+    pub fn stdout_has(&self, text: &str) -> &Self {
         assert!(
             self.stdout.contains(text),
             "stdout lacks {text:?}\nstdout:\n{}\nstderr:\n{}",
@@ -84,7 +84,7 @@ async fn mlops_with_input(server: &str, token: Option<&str>, args: &[&str], stdi
     }
 }
 
-async fn mlops(server: &TestServer, token: &str, args: &[&str]) -> Run {
+pub async fn mlops(server: &TestServer, token: &str, args: &[&str]) -> Run {
     mlops_with_input(&server.base, Some(token), args, None).await
 }
 
@@ -173,6 +173,30 @@ async fn upload_invoke_inspect_and_delete(db: TestDb) {
     .await;
     let predictions: Value = serde_json::from_str(&as_json.ok().stdout).unwrap();
     assert_eq!(predictions["predictions"].as_array().unwrap().len(), 3);
+
+    // The endpoint: listed with its model and capture figures (four invocations so far), shown
+    // in full, or as the API's JSON; a built-in model has no algorithm logs.
+    let listed = mlops(&server, VIEWER, &["endpoints"]).await;
+    let lines: Vec<&str> = listed.ok().stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", listed.stdout);
+    let cells: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(cells, ["churn-endpoint", "in_service", "churn", "xgboost", "4", "0", id.as_str()], "{}", listed.stdout);
+    let shown = mlops(&server, VIEWER, &["endpoints", "churn-endpoint"]).await;
+    shown
+        .ok()
+        .stdout_has("endpoint     churn-endpoint\n")
+        .stdout_has("invoke       POST /v1/endpoints/churn-endpoint/invocations\n")
+        .stdout_has(&format!("artifact     {MODEL_KEY} (sha256 "))
+        .stdout_has("captured     4 (4 on this replica)\n")
+        .stdout_has("dropped      0 (0 on this replica)\n");
+    let document: Value =
+        serde_json::from_str(&mlops(&server, VIEWER, &["endpoints", "churn-endpoint", "--json"]).await.ok().stdout)
+            .unwrap();
+    assert_eq!(document["capture"]["this_replica"]["captured"], 4, "{document:#}");
+    let logs = mlops(&server, VIEWER, &["logs", "churn-endpoint"]).await;
+    logs.ok().stderr_has("no algorithm of churn-endpoint runs on the replica that answered");
+    assert!(logs.stdout.is_empty());
+    mlops(&server, VIEWER, &["endpoints", "nowhere"]).await.failed().stderr_has("404 Not Found: ");
 
     // --json is the API's document; the summary is for people.
     let json_run = mlops(&server, VIEWER, &["status", &id, "--json"]).await;

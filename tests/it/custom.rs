@@ -94,6 +94,11 @@ async fn a_custom_endpoint_serves_captures_logs_and_stops(db: TestDb) {
 
     let logs = logs_with(&server, "linear-endpoint", &["serve: listening on 127.0.0.1:", "POST /invocations"]).await;
     assert_eq!(logs["running_here"], true);
+    // From the command line: the newest lines, the last one the last invocation's.
+    let cli = crate::cli::mlops(&server, VIEWER, &["logs", "linear-endpoint", "--lines", "2"]).await;
+    let printed: Vec<&str> = cli.ok().stdout.lines().collect();
+    assert_eq!(printed.len(), 2, "{}", cli.stdout);
+    assert!(printed[1].contains("POST /invocations"), "{}", cli.stdout);
 
     // A restarted replica starts the algorithm on the first invocation (in the background).
     let server = TestServer::start(server.stop().await).await;
