@@ -203,7 +203,9 @@ impl AppState {
         let model_cards = crate::services::model_cards::ModelCardService::new(card_backend, artifacts.assets_bucket());
         let capture_figures =
             Arc::new(crate::serving::capture_figures::CaptureFigureReports::new(capture.clone(), store.clone()));
-        let endpoint_service = EndpointService::new(store.clone(), capture_figures.clone());
+        let endpoint_logs =
+            Arc::new(crate::serving::endpoint_logs::EndpointLogReports::new(endpoints.clone(), store.clone()));
+        let endpoint_service = EndpointService::new(store.clone(), capture_figures.clone(), endpoint_logs.clone());
         let algorithm_service = crate::services::algorithms::AlgorithmService::new(store.clone());
         let model_registry =
             crate::services::model_registry::ModelRegistryService::new(store.clone(), artifacts.clone());
@@ -231,6 +233,7 @@ impl AppState {
             invocations,
             capture,
             capture_figures,
+            endpoint_logs,
             target,
             pipelines,
             endpoint_service,
@@ -317,6 +320,8 @@ pub async fn start_on(
     let _dispatcher = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_dispatcher(&state)));
     let (figures, every) = (state.capture_figures.clone(), settings.capture.flush_interval);
     let _capture_figures = AbortOnDrop(tokio::spawn(async move { figures.run(every).await }));
+    let (logs, every) = (state.endpoint_logs.clone(), settings.serving.endpoint_refresh);
+    let _endpoint_logs = AbortOnDrop(tokio::spawn(async move { logs.run(every).await }));
     start_config_polls(&state).await?;
 
     tracing::info!(listen = %listener.local_addr()?, database = ?store.backend(), "mlops-orchestrator serving");

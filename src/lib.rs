@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod encode;
 pub mod error;
+pub mod host;
 pub mod http;
 pub mod jobs;
 pub mod metrics;

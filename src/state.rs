@@ -45,6 +45,8 @@ pub struct Shared {
     pub capture: CaptureWriter,
     /// The capture figures every replica adds to the store.
     pub capture_figures: Arc<crate::serving::capture_figures::CaptureFigureReports>,
+    /// Custom algorithms' output every replica writes to the store.
+    pub endpoint_logs: Arc<crate::serving::endpoint_logs::EndpointLogReports>,
     pub target: DynTarget,
     pub pipelines: PipelineService,
     pub endpoint_service: EndpointService,
@@ -68,6 +70,9 @@ impl Shared {
         }
         if let Err(e) = self.capture_figures.report().await {
             tracing::error!(error = %e, "the last capture figures could not be added to the store");
+        }
+        if let Err(e) = self.endpoint_logs.report().await {
+            tracing::warn!(error = %e, "the last endpoint logs could not be written to the store");
         }
         self.store.close().await;
     }

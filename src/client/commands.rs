@@ -511,25 +511,44 @@ fn print_endpoint(e: &Endpoint) {
 
 #[derive(Deserialize)]
 struct EndpointLogs {
+    replica: String,
     running_here: bool,
     restarts: u32,
     lines: Vec<String>,
+    other_replicas: Vec<ReplicaLogs>,
 }
 
+#[derive(Deserialize)]
+struct ReplicaLogs {
+    replica: String,
+    restarts: i64,
+    updated_at: String,
+    lines: Vec<String>,
+}
+
+/// The answering replica's lines, as they are when no other replica wrote any; else each
+/// replica's under a heading, as `tail` heads several files.
 async fn logs(client: &Client, endpoint: &str, lines: usize) -> anyhow::Result<()> {
     let query = [("lines", lines.to_string())];
     let logs: EndpointLogs = client.get_json(&["v1", "endpoints", endpoint, "logs"], &query).await?;
-    if !logs.running_here {
-        // Not an error: a built-in model has no algorithm, and each replica keeps its own.
-        eprintln!(
-            "no algorithm of {endpoint} runs on the replica that answered (built-in models have none; \
-             each replica keeps its own algorithm's output)"
-        );
-    } else if logs.restarts > 0 {
-        eprintln!("the algorithm was restarted {} time(s) on this replica", logs.restarts);
+    if !logs.running_here && logs.other_replicas.is_empty() {
+        // Not an error: a built-in model has no algorithm.
+        eprintln!("no algorithm of {endpoint} runs or ran on any replica (built-in models have none)");
+        return Ok(());
     }
-    for line in &logs.lines {
-        println!("{line}");
+    let headed = !logs.other_replicas.is_empty();
+    let restarted = |n: i64| if n > 0 { format!(", restarted {n} time(s)") } else { String::new() };
+    if logs.running_here {
+        if headed {
+            println!("==> replica {} (this one{}) <==", logs.replica, restarted(logs.restarts.into()));
+        } else if logs.restarts > 0 {
+            eprintln!("the algorithm was restarted {} time(s) on this replica", logs.restarts);
+        }
+        logs.lines.iter().for_each(|line| println!("{line}"));
+    }
+    for other in &logs.other_replicas {
+        println!("==> replica {} (as of {}{}) <==", other.replica, other.updated_at, restarted(other.restarts));
+        other.lines.iter().for_each(|line| println!("{line}"));
     }
     Ok(())
 }

@@ -346,12 +346,27 @@ async fn invoke_endpoint(
 
 #[derive(Serialize, ToSchema)]
 pub struct EndpointLogsOut {
-    /// Whether the endpoint's algorithm runs on the replica that answered (logs are kept per
-    /// replica, in memory: the last 2,000 lines).
+    /// The replica that answered (its host name and a random part, new at every start).
+    pub replica: String,
+    /// Whether the endpoint's algorithm runs on the replica that answered (which keeps the last
+    /// 2,000 lines in memory).
     pub running_here: bool,
     /// Restarts after the algorithm stopped, on this replica.
     pub restarts: u32,
-    /// The last lines it wrote to stdout and stderr, oldest first.
+    /// The last lines it wrote to stdout and stderr on this replica, oldest first.
+    pub lines: Vec<String>,
+    /// The same from the other replicas (and a few earlier processes), as each last wrote them
+    /// to the database (every `serving.endpoint_refresh`, at most 200 lines), most recent first.
+    pub other_replicas: Vec<ReplicaLogsOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReplicaLogsOut {
+    pub replica: String,
+    pub restarts: i64,
+    /// When that replica last wrote its lines.
+    pub updated_at: DateTime<Utc>,
+    /// Oldest first.
     pub lines: Vec<String>,
 }
 
@@ -378,11 +393,31 @@ async fn endpoint_logs(
     let (environment, name) = resolve(&state, &id)?;
     state.endpoint_service.get(environment, name, &id).await?;
     let lines = query.lines.unwrap_or(200).clamp(1, 2000);
+    let other_replicas = state
+        .endpoint_service
+        .other_replicas_logs(environment, name)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let skip = row.lines.len().saturating_sub(lines);
+            ReplicaLogsOut {
+                replica: row.replica,
+                restarts: row.restarts,
+                updated_at: row.updated_at,
+                lines: row.lines.into_iter().skip(skip).collect(),
+            }
+        })
+        .collect();
+    let replica = state.endpoint_service.replica().to_string();
     Ok(Json(match state.endpoints.loaded(environment, name).as_deref().map(|e| &e.model) {
-        Some(crate::serving::endpoints::Model::Process(process)) => {
-            EndpointLogsOut { running_here: true, restarts: process.restarts(), lines: process.logs(lines) }
-        }
-        _ => EndpointLogsOut { running_here: false, restarts: 0, lines: Vec::new() },
+        Some(crate::serving::endpoints::Model::Process(process)) => EndpointLogsOut {
+            replica,
+            running_here: true,
+            restarts: process.restarts(),
+            lines: process.logs(lines),
+            other_replicas,
+        },
+        _ => EndpointLogsOut { replica, running_here: false, restarts: 0, lines: Vec::new(), other_replicas },
     }))
 }
 

@@ -24,7 +24,7 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(store: DynStore, handler: Arc<dyn JobHandler>, settings: JobSettings) -> Self {
-        let worker_id = format!("{}-{}", hostname(), uuid::Uuid::now_v7().simple());
+        let worker_id = format!("{}-{}", crate::host::hostname(), uuid::Uuid::now_v7().simple());
         Self { store, handler, worker_id, settings }
     }
 
@@ -230,14 +230,6 @@ pub fn backoff(attempts: i32, base: Duration, max: Duration) -> Duration {
     let exp = base.saturating_mul(1u32 << attempts.clamp(0, 20) as u32).min(max);
     let half = exp / 2;
     half + rand::rng().random_range(Duration::ZERO..=half)
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "worker".into())
 }
 
 #[cfg(test)]

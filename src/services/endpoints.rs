@@ -3,7 +3,8 @@
 
 use super::ServiceError;
 use crate::serving::capture_figures::{CaptureFigureReports, Figures};
-use crate::store::{DynStore, EndpointRecord};
+use crate::serving::endpoint_logs::EndpointLogReports;
+use crate::store::{DynStore, EndpointLogRecord, EndpointRecord};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -11,11 +12,26 @@ use std::sync::Arc;
 pub struct EndpointService {
     store: DynStore,
     capture_figures: Arc<CaptureFigureReports>,
+    logs: Arc<EndpointLogReports>,
 }
 
 impl EndpointService {
-    pub fn new(store: DynStore, capture_figures: Arc<CaptureFigureReports>) -> Self {
-        Self { store, capture_figures }
+    pub fn new(store: DynStore, capture_figures: Arc<CaptureFigureReports>, logs: Arc<EndpointLogReports>) -> Self {
+        Self { store, capture_figures, logs }
+    }
+
+    /// This process among the replicas, as its endpoint logs name it.
+    pub fn replica(&self) -> &str {
+        self.logs.replica()
+    }
+
+    /// The endpoint's algorithm output as the other replicas last wrote it, most recent first.
+    pub async fn other_replicas_logs(
+        &self,
+        environment: &str,
+        name: &str,
+    ) -> Result<Vec<EndpointLogRecord>, ServiceError> {
+        Ok(self.logs.others(environment, name).await?)
     }
 
     /// Every capture destination's figures, by `serving::capture::stats_key`.

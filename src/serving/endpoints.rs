@@ -529,6 +529,11 @@ impl EndpointRegistry {
             .map(|c| c.endpoint.clone())
     }
 
+    /// Every endpoint loaded on this replica.
+    pub fn all_loaded(&self) -> Vec<Arc<LiveEndpoint>> {
+        self.cache.read().expect("cache lock").values().map(|c| c.endpoint.clone()).collect()
+    }
+
     pub fn forget(&self, environment: &str, name: &str) {
         self.cache.write().expect("cache lock").remove(&(environment.to_string(), name.to_string()));
     }

@@ -13,7 +13,7 @@ use hyper::header::{self, HeaderName};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -106,6 +106,8 @@ struct Shared {
     ready: AtomicBool,
     restarts: AtomicU32,
     logs: Mutex<VecDeque<String>>,
+    /// Lines logged since the start, so a reader can tell whether there are new ones.
+    logged: AtomicU64,
     stop: CancellationToken,
 }
 
@@ -116,6 +118,7 @@ impl Shared {
             ready: AtomicBool::new(false),
             restarts: AtomicU32::new(0),
             logs: Mutex::new(VecDeque::new()),
+            logged: AtomicU64::new(0),
             stop: CancellationToken::new(),
         }
     }
@@ -131,6 +134,7 @@ impl Shared {
                 logs.pop_front();
             }
             logs.push_back(line);
+            self.logged.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -430,6 +434,11 @@ impl ProcessModel {
     pub fn logs(&self, lines: usize) -> Vec<String> {
         let logs = self.shared.logs.lock().expect("logs lock");
         logs.iter().skip(logs.len().saturating_sub(lines)).cloned().collect()
+    }
+
+    /// Lines the algorithm (and the supervisor) logged since the endpoint loaded here.
+    pub fn lines_logged(&self) -> u64 {
+        self.shared.logged.load(Ordering::Relaxed)
     }
 
     pub fn restarts(&self) -> u32 {

@@ -8,6 +8,7 @@
 
 pub mod capture_figures;
 pub mod config_revisions;
+pub mod endpoint_logs;
 pub mod model_cards;
 pub mod model_registry;
 pub mod notifications;
@@ -21,6 +22,7 @@ pub use capture_figures::{CaptureFigureStore, CaptureFigures};
 pub use config_revisions::{
     Begun, ConfigRevisionFilter, ConfigRevisionRecord, ConfigRevisionStore, NewConfigRevision, revision_state,
 };
+pub use endpoint_logs::{EndpointLogRecord, EndpointLogStore};
 pub use model_cards::{ModelCardExportRecord, ModelCardStore, ModelCardVersionRecord};
 pub use model_registry::{
     ModelPackageDecisionRecord, ModelPackageGroupRecord, ModelPackageRecord, ModelRegistryStore, NewModelPackage,
@@ -96,6 +98,7 @@ pub trait Store:
     + ModelCardStore
     + RetentionStore
     + CaptureFigureStore
+    + EndpointLogStore
     + Send
     + Sync
     + 'static

@@ -88,4 +88,5 @@ super::model_registry::impl_model_registry_store!(PostgresStore);
 super::model_cards::impl_model_card_store!(PostgresStore);
 super::retention::impl_retention_store!(PostgresStore);
 super::capture_figures::impl_capture_figure_store!(PostgresStore);
+super::endpoint_logs::impl_endpoint_log_store!(PostgresStore);
 super::notifications::impl_notification_store!(PostgresStore, " FOR UPDATE OF e SKIP LOCKED");

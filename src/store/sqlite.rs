@@ -61,4 +61,5 @@ super::model_registry::impl_model_registry_store!(SqliteStore);
 super::model_cards::impl_model_card_store!(SqliteStore);
 super::retention::impl_retention_store!(SqliteStore);
 super::capture_figures::impl_capture_figure_store!(SqliteStore);
+super::endpoint_logs::impl_endpoint_log_store!(SqliteStore);
 super::notifications::impl_notification_store!(SqliteStore, "");

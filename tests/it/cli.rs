@@ -194,7 +194,7 @@ async fn upload_invoke_inspect_and_delete(db: TestDb) {
             .unwrap();
     assert_eq!(document["capture"]["this_replica"]["captured"], 4, "{document:#}");
     let logs = mlops(&server, VIEWER, &["logs", "churn-endpoint"]).await;
-    logs.ok().stderr_has("no algorithm of churn-endpoint runs on the replica that answered");
+    logs.ok().stderr_has("no algorithm of churn-endpoint runs or ran on any replica");
     assert!(logs.stdout.is_empty());
     mlops(&server, VIEWER, &["endpoints", "nowhere"]).await.failed().stderr_has("404 Not Found: ");
 

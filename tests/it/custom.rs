@@ -116,6 +116,21 @@ async fn a_custom_endpoint_serves_captures_logs_and_stops(db: TestDb) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(processes_mentioning(&home), 1, "one algorithm process runs");
+    // The stopped process wrote its algorithm's last lines to the database: any replica shows
+    // them beside its own (here the same server after a restart, a process of another name).
+    let logs = logs_with(&server, "linear-endpoint", &["POST /invocations"]).await;
+    let (here, earlier) = (&logs["replica"], &logs["other_replicas"][0]);
+    assert_ne!(earlier["replica"], *here, "{logs:#}");
+    let earlier_lines = earlier["lines"].as_array().unwrap();
+    // The refused invocation was the earlier process's.
+    let refused = "/invocations HTTP/1.1\" 400";
+    assert!(earlier_lines.iter().any(|l| l.as_str().unwrap().contains(refused)), "{logs:#}");
+    let own = logs["lines"].as_array().unwrap();
+    assert!(!own.iter().any(|l| l.as_str().unwrap().contains(refused)), "this process's own lines: {logs:#}");
+    let cli = crate::cli::mlops(&server, VIEWER, &["logs", "linear-endpoint"]).await;
+    cli.ok()
+        .stdout_has(&format!("==> replica {} (this one) <==\n", here.as_str().unwrap()))
+        .stdout_has(&format!("==> replica {} (as of ", earlier["replica"].as_str().unwrap()));
     let deleted =
         server.http.delete(server.url(&format!("/v1/pipelines/{id}"))).bearer_auth(ADMIN).send().await.unwrap();
     assert!(deleted.status().is_success());

@@ -653,3 +653,38 @@ async fn capture_figures_add_up_per_destination(db: TestDb) {
 }
 
 on_both_stores!(capture_figures_add_up_per_destination);
+
+/// Endpoint logs: one row per process and endpoint, rewritten in place; an endpoint keeps its
+/// ten most recently written rows, newest first.
+async fn endpoint_logs_keep_each_replicas_newest_lines(db: TestDb) {
+    let store = db.store.clone();
+    let at = |s: i64| chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+    let row = |replica: &str, lines: &[&str], updated: i64| EndpointLogRecord {
+        environment: "default".into(),
+        endpoint: "linear-endpoint".into(),
+        replica: replica.into(),
+        restarts: 1,
+        lines: lines.iter().map(|l| l.to_string()).collect(),
+        updated_at: at(updated),
+    };
+    store.save_endpoint_logs(&row("a", &["one"], 1)).await.unwrap();
+    store.save_endpoint_logs(&row("b", &["two"], 2)).await.unwrap();
+    store.save_endpoint_logs(&row("a", &["one", "three \"quoted\""], 3)).await.unwrap();
+    let mut other = row("c", &["elsewhere"], 4);
+    other.endpoint = "other-endpoint".into();
+    store.save_endpoint_logs(&other).await.unwrap();
+    assert_eq!(
+        store.endpoint_logs("default", "linear-endpoint").await.unwrap(),
+        vec![row("a", &["one", "three \"quoted\""], 3), row("b", &["two"], 2)]
+    );
+    for i in 0..12 {
+        store.save_endpoint_logs(&row(&format!("r{i:02}"), &["x"], 10 + i)).await.unwrap();
+    }
+    let kept: Vec<String> =
+        store.endpoint_logs("default", "linear-endpoint").await.unwrap().into_iter().map(|r| r.replica).collect();
+    let newest: Vec<String> = (2..12).rev().map(|i| format!("r{i:02}")).collect();
+    assert_eq!(kept, newest, "the ten most recently written");
+    assert_eq!(store.endpoint_logs("default", "other-endpoint").await.unwrap(), vec![other]);
+}
+
+on_both_stores!(endpoint_logs_keep_each_replicas_newest_lines);
