@@ -320,7 +320,8 @@ pub async fn start_on(
     let _dispatcher = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_dispatcher(&state)));
     let (figures, every) = (state.capture_figures.clone(), settings.capture.flush_interval);
     let _capture_figures = AbortOnDrop(tokio::spawn(async move { figures.run(every).await }));
-    let (logs, every) = (state.endpoint_logs.clone(), settings.serving.endpoint_refresh);
+    let logs = state.endpoint_logs.clone();
+    let every = crate::serving::endpoint_logs::REPORT_EVERY;
     let _endpoint_logs = AbortOnDrop(tokio::spawn(async move { logs.run(every).await }));
     start_config_polls(&state).await?;
 

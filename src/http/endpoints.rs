@@ -356,7 +356,7 @@ pub struct EndpointLogsOut {
     /// The last lines it wrote to stdout and stderr on this replica, oldest first.
     pub lines: Vec<String>,
     /// The same from the other replicas (and a few earlier processes), as each last wrote them
-    /// to the database (every `serving.endpoint_refresh`, at most 200 lines), most recent first.
+    /// to the database (every 10 s while it writes more, at most 200 lines), most recent first.
     pub other_replicas: Vec<ReplicaLogsOut>,
 }
 

@@ -14,6 +14,10 @@ use tokio::sync::Mutex;
 /// Lines a row holds at most, and bytes (the newest that fit).
 pub const ROW_LINES: usize = 200;
 const ROW_BYTES: usize = 64 * 1024;
+/// How often a process rewrites the rows of algorithms that wrote more. An algorithm that logs
+/// every request (as most do) would otherwise have its row rewritten at every look: a slower
+/// pace bounds the database's write volume to a row per endpoint per replica per interval.
+pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 pub struct EndpointLogReports {
     endpoints: Arc<EndpointRegistry>,
