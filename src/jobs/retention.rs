@@ -1,5 +1,6 @@
 //! Deletes what has outlived its retention (`[retention]`): finished monitor executions, ended
-//! notifications with their delivery logs, old config revisions. Every worker process sweeps;
+//! notifications with their delivery logs, old config revisions; and, whatever the settings,
+//! endpoint logs of endpoints that are gone. Every worker process sweeps;
 //! the deletes are idempotent, so replicas sweeping at once only repeat each other's work.
 
 use crate::config::RetentionSettings;
@@ -14,7 +15,12 @@ pub struct Swept {
     pub monitor_executions: u64,
     pub notifications: u64,
     pub config_revisions: u64,
+    pub endpoint_logs: u64,
 }
+
+/// How long the logs of a deleted endpoint stay: a replica that had not yet seen the deletion
+/// may write its row once more meanwhile.
+const ORPHANED_LOGS_AGE: chrono::Duration = chrono::Duration::hours(1);
 
 /// `now - keep`, or `None` for a retention of zero (keep forever).
 fn cutoff(now: DateTime<Utc>, keep: Duration) -> Option<DateTime<Utc>> {
@@ -41,6 +47,7 @@ pub async fn sweep_once(
     if let Some(before) = cutoff(now, settings.config_revisions) {
         swept.config_revisions = store.sweep_config_revisions(before).await?;
     }
+    swept.endpoint_logs = store.sweep_orphaned_endpoint_logs(now - ORPHANED_LOGS_AGE).await?;
     Ok(swept)
 }
 

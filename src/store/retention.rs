@@ -22,6 +22,9 @@ pub trait RetentionStore: Send + Sync {
     /// Deletes config revisions created before `before` that are not being processed, but each
     /// source's newest and the one in force (its newest accepted or unchanged); how many.
     async fn sweep_config_revisions(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Deletes endpoint logs last written before `before` whose endpoint no longer exists
+    /// (nothing can read them: the logs route answers 404 for it); how many rows.
+    async fn sweep_orphaned_endpoint_logs(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 macro_rules! impl_retention_store {
@@ -62,6 +65,20 @@ macro_rules! impl_retention_store {
                      AND id NOT IN (SELECT MAX(id) FROM config_revisions GROUP BY source) \
                      AND id NOT IN (SELECT MAX(id) FROM config_revisions \
                      WHERE state IN ('accepted', 'unchanged') GROUP BY source)",
+                )
+                .bind(before)
+                .execute(&self.pool)
+                .await?;
+                Ok(deleted.rows_affected())
+            }
+
+            async fn sweep_orphaned_endpoint_logs(
+                &self,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64, StoreError> {
+                let deleted = sqlx::query(
+                    "DELETE FROM endpoint_logs WHERE updated_at < $1 AND NOT EXISTS (SELECT 1 FROM endpoints e \
+                     WHERE e.environment = endpoint_logs.environment AND e.name = endpoint_logs.endpoint)",
                 )
                 .bind(before)
                 .execute(&self.pool)

@@ -685,6 +685,16 @@ async fn endpoint_logs_keep_each_replicas_newest_lines(db: TestDb) {
     let newest: Vec<String> = (2..12).rev().map(|i| format!("r{i:02}")).collect();
     assert_eq!(kept, newest, "the ten most recently written");
     assert_eq!(store.endpoint_logs("default", "other-endpoint").await.unwrap(), vec![other]);
+
+    // Rows of an endpoint that exists stay; those of endpoints that are gone go once old enough.
+    provision(&store, new_pipeline("kept", &["default"])).await.unwrap();
+    let mut kept = row("a", &["kept"], 20);
+    kept.endpoint = "kept-ep".into();
+    store.save_endpoint_logs(&kept).await.unwrap();
+    assert_eq!(store.sweep_orphaned_endpoint_logs(at(10)).await.unwrap(), 1, "the other endpoint's row only");
+    assert_eq!(store.endpoint_logs("default", "linear-endpoint").await.unwrap().len(), 10, "written after the cutoff");
+    assert_eq!(store.sweep_orphaned_endpoint_logs(at(100)).await.unwrap(), 10);
+    assert_eq!(store.endpoint_logs("default", "kept-ep").await.unwrap(), vec![kept]);
 }
 
 on_both_stores!(endpoint_logs_keep_each_replicas_newest_lines);
