@@ -201,10 +201,15 @@ impl AppState {
             settings.aws.stack_id_wait,
         );
         let model_cards = crate::services::model_cards::ModelCardService::new(card_backend, artifacts.assets_bucket());
-        let capture_figures =
-            Arc::new(crate::serving::capture_figures::CaptureFigureReports::new(capture.clone(), store.clone()));
+        // Names this process in what it writes for every replica to read.
+        let replica = crate::host::process_name();
+        let capture_figures = Arc::new(crate::serving::capture_figures::CaptureFigureReports::new(
+            capture.clone(),
+            store.clone(),
+            replica.clone(),
+        ));
         let endpoint_logs =
-            Arc::new(crate::serving::endpoint_logs::EndpointLogReports::new(endpoints.clone(), store.clone()));
+            Arc::new(crate::serving::endpoint_logs::EndpointLogReports::new(endpoints.clone(), store.clone(), replica));
         let endpoint_service = EndpointService::new(store.clone(), capture_figures.clone(), endpoint_logs.clone());
         let algorithm_service = crate::services::algorithms::AlgorithmService::new(store.clone());
         let model_registry =

@@ -1,6 +1,6 @@
 //! Deletes what has outlived its retention (`[retention]`): finished monitor executions, ended
 //! notifications with their delivery logs, old config revisions; and, whatever the settings,
-//! endpoint logs of endpoints that are gone. Every worker process sweeps;
+//! endpoint logs of endpoints that are gone and report numbers of processes that are gone. Every worker process sweeps;
 //! the deletes are idempotent, so replicas sweeping at once only repeat each other's work.
 
 use crate::config::RetentionSettings;
@@ -16,11 +16,15 @@ pub struct Swept {
     pub notifications: u64,
     pub config_revisions: u64,
     pub endpoint_logs: u64,
+    pub capture_figure_reports: u64,
 }
 
 /// How long the logs of a deleted endpoint stay: a replica that had not yet seen the deletion
 /// may write its row once more meanwhile.
 const ORPHANED_LOGS_AGE: chrono::Duration = chrono::Duration::hours(1);
+/// How long a process's last capture-figures report number is kept: far beyond the few seconds
+/// in which it may send that report again.
+const REPORT_NUMBERS_AGE: chrono::Duration = chrono::Duration::days(7);
 
 /// `now - keep`, or `None` for a retention of zero (keep forever).
 fn cutoff(now: DateTime<Utc>, keep: Duration) -> Option<DateTime<Utc>> {
@@ -48,6 +52,7 @@ pub async fn sweep_once(
         swept.config_revisions = store.sweep_config_revisions(before).await?;
     }
     swept.endpoint_logs = store.sweep_orphaned_endpoint_logs(now - ORPHANED_LOGS_AGE).await?;
+    swept.capture_figure_reports = store.sweep_capture_figure_reports(now - REPORT_NUMBERS_AGE).await?;
     Ok(swept)
 }
 

@@ -14,9 +14,29 @@ use tokio::sync::Mutex;
 pub struct CaptureFigureReports {
     writer: CaptureWriter,
     store: DynStore,
-    /// Per destination, this process's figures as of its last successful report. Held across a
-    /// report (snapshot, store, update) so that a reader never sees a report half applied.
-    reported: Mutex<HashMap<String, CaptureStats>>,
+    /// This process among the replicas (`host::process_name`), numbering its reports.
+    replica: String,
+    /// Held across a report (snapshot, store, update) so that a reader never sees one half
+    /// applied.
+    state: Mutex<Reports>,
+}
+
+#[derive(Default)]
+struct Reports {
+    /// Per destination, this process's figures as of its last applied report.
+    reported: HashMap<String, CaptureStats>,
+    /// The number of the last report made.
+    sequence: i64,
+    /// A report whose fate is unknown (the store failed to answer): sent again, the same, before
+    /// any new one, so that it counts once whether or not it was applied.
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    sequence: i64,
+    figures: Vec<CaptureFigures>,
+    /// The figures it brings `reported` to.
+    now: Vec<(String, CaptureStats)>,
 }
 
 /// One destination's figures.
@@ -57,16 +77,35 @@ fn is_zero(figures: &CaptureStats) -> bool {
 }
 
 impl CaptureFigureReports {
-    pub fn new(writer: CaptureWriter, store: DynStore) -> Self {
-        Self { writer, store, reported: Mutex::default() }
+    pub fn new(writer: CaptureWriter, store: DynStore, replica: String) -> Self {
+        Self { writer, store, replica, state: Mutex::default() }
+    }
+
+    /// Sends `pending` (applied now, or found applied before: either way it counts once).
+    async fn send(&self, state: &mut Reports, pending: Pending) -> Result<(), StoreError> {
+        let sent = self.store.add_capture_figures(&self.replica, pending.sequence, &pending.figures).await;
+        match sent {
+            Ok(_) => {
+                state.reported.extend(pending.now);
+                Ok(())
+            }
+            Err(e) => {
+                state.pending = Some(pending);
+                Err(e)
+            }
+        }
     }
 
     /// Adds what each destination counted since the last report to the store; how many
-    /// destinations had something to add. On an error nothing is marked reported: the next
-    /// report sends it again.
+    /// destinations had something to add. A report the store failed to answer is sent again,
+    /// unchanged, before the next one.
     pub async fn report(&self) -> Result<usize, StoreError> {
-        let mut reported = self.reported.lock().await;
+        let mut state = self.state.lock().await;
+        if let Some(pending) = state.pending.take() {
+            self.send(&mut state, pending).await?;
+        }
         let now = self.writer.all_stats();
+        let reported = &state.reported;
         let figures: Vec<CaptureFigures> = now
             .iter()
             .filter_map(|(key, stats)| {
@@ -85,9 +124,11 @@ impl CaptureFigureReports {
         if figures.is_empty() {
             return Ok(0);
         }
-        self.store.add_capture_figures(&figures).await?;
-        reported.extend(now);
-        Ok(figures.len())
+        let count = figures.len();
+        state.sequence += 1;
+        let pending = Pending { sequence: state.sequence, figures, now };
+        self.send(&mut state, pending).await?;
+        Ok(count)
     }
 
     /// Reports every `every` until the process stops (the last report is [`Self::report`] at
@@ -104,7 +145,8 @@ impl CaptureFigureReports {
     /// Every destination's figures, by [`stats_key`]: over every process, and this process's
     /// since it started.
     pub async fn figures(&self) -> Result<HashMap<String, Figures>, StoreError> {
-        let reported = self.reported.lock().await;
+        let state = self.state.lock().await;
+        let reported = &state.reported;
         let stored: HashMap<String, CaptureFigures> =
             self.store.capture_figures(None).await?.into_iter().map(|f| (f.destination.clone(), f)).collect();
         let here: HashMap<String, CaptureStats> = self.writer.all_stats().into_iter().collect();

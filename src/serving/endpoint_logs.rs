@@ -45,8 +45,8 @@ fn newest(lines: Vec<String>) -> Vec<String> {
 }
 
 impl EndpointLogReports {
-    pub fn new(endpoints: Arc<EndpointRegistry>, store: DynStore) -> Self {
-        Self { endpoints, store, replica: crate::host::process_name(), written: Mutex::default() }
+    pub fn new(endpoints: Arc<EndpointRegistry>, store: DynStore, replica: String) -> Self {
+        Self { endpoints, store, replica, written: Mutex::default() }
     }
 
     pub fn replica(&self) -> &str {

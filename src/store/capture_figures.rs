@@ -1,7 +1,8 @@
 //! Data-capture figures per capture destination, summed over every server process that captured
-//! for it (migrations `0010_capture_figures.sql`). Each process adds what it counted since its
-//! last report, so replicas never overwrite each other and a restarted process starts from zero
-//! without losing the figures before it.
+//! for it (migrations `0010_capture_figures.sql`, `0012_capture_figure_reports.sql`). Each process
+//! adds what it counted since its last report, so replicas never overwrite each other and a
+//! restarted process starts from zero without losing the figures before it; reports are numbered
+//! per process and applied once.
 
 use super::StoreError;
 use async_trait::async_trait;
@@ -22,9 +23,15 @@ pub struct CaptureFigures {
 
 #[async_trait]
 pub trait CaptureFigureStore: Send + Sync {
-    /// Adds each destination's figures to its sums, all or none (in one transaction, so a report
-    /// that failed can be sent again whole).
-    async fn add_capture_figures(&self, figures: &[CaptureFigures]) -> Result<(), StoreError>;
+    /// Adds each destination's figures to its sums, all or none, as report `sequence` of process
+    /// `replica`; `false` (and nothing added) when that process's report `sequence` or a later
+    /// one was applied already, so a report sent again after a lost answer counts once.
+    async fn add_capture_figures(
+        &self,
+        replica: &str,
+        sequence: i64,
+        figures: &[CaptureFigures],
+    ) -> Result<bool, StoreError>;
     /// The sums of `destination`, or of every destination when `None`.
     async fn capture_figures(&self, destination: Option<&str>) -> Result<Vec<CaptureFigures>, StoreError>;
 }
@@ -33,12 +40,30 @@ macro_rules! impl_capture_figure_store {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl crate::store::CaptureFigureStore for $store {
-            async fn add_capture_figures(&self, figures: &[crate::store::CaptureFigures]) -> Result<(), StoreError> {
+            async fn add_capture_figures(
+                &self,
+                replica: &str,
+                sequence: i64,
+                figures: &[crate::store::CaptureFigures],
+            ) -> Result<bool, StoreError> {
                 // One order for every writer: two replicas' reports lock the rows alike.
                 let mut sorted: Vec<_> = figures.iter().collect();
                 sorted.sort_by(|a, b| a.destination.cmp(&b.destination));
                 let mut tx = self.begin_write().await?;
                 let now = crate::store::now();
+                let fresh = sqlx::query(
+                    "INSERT INTO capture_figure_reports (replica, sequence, reported_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (replica) DO UPDATE SET sequence = excluded.sequence, \
+                     reported_at = excluded.reported_at WHERE capture_figure_reports.sequence < excluded.sequence",
+                )
+                .bind(replica)
+                .bind(sequence)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if fresh.rows_affected() == 0 {
+                    return Ok(false);
+                }
                 for f in sorted {
                     sqlx::query(
                         "INSERT INTO capture_figures \
@@ -64,7 +89,7 @@ macro_rules! impl_capture_figure_store {
                     .await?;
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
             }
 
             async fn capture_figures(

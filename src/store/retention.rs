@@ -25,6 +25,9 @@ pub trait RetentionStore: Send + Sync {
     /// Deletes endpoint logs last written before `before` whose endpoint no longer exists
     /// (nothing can read them: the logs route answers 404 for it); how many rows.
     async fn sweep_orphaned_endpoint_logs(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Forgets the report numbers of processes that last reported capture figures before
+    /// `before` (gone: a live one reports again within an interval); how many.
+    async fn sweep_capture_figure_reports(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 macro_rules! impl_retention_store {
@@ -83,6 +86,17 @@ macro_rules! impl_retention_store {
                 .bind(before)
                 .execute(&self.pool)
                 .await?;
+                Ok(deleted.rows_affected())
+            }
+
+            async fn sweep_capture_figure_reports(
+                &self,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64, StoreError> {
+                let deleted = sqlx::query("DELETE FROM capture_figure_reports WHERE reported_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(deleted.rows_affected())
             }
         }

@@ -616,8 +616,8 @@ async fn retention_keeps_what_is_still_read(db: TestDb) {
 
 on_both_stores!(retention_keeps_what_is_still_read);
 
-/// Capture figures: each report adds to its destination's sums, all rows or none; the latest
-/// flush is kept whatever order reports come in.
+/// Capture figures: each report adds to its destination's sums once, all rows or none; the
+/// latest flush is kept whatever order reports come in.
 async fn capture_figures_add_up_per_destination(db: TestDb) {
     let store = db.store.clone();
     let at = |s: i64| Some(chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap());
@@ -630,26 +630,28 @@ async fn capture_figures_add_up_per_destination(db: TestDb) {
         last_flush,
     };
     assert!(store.capture_figures(None).await.unwrap().is_empty());
-    store.add_capture_figures(&[figures("b/p/one/AllTraffic", 3, 2, 1, 0, at(10))]).await.unwrap();
-    store
-        .add_capture_figures(&[
-            figures("b/p/one/AllTraffic", 2, 3, 0, 1, None),
-            figures("b/p/another/AllTraffic", 1, 0, 0, 0, None),
-        ])
-        .await
-        .unwrap();
+    let first = [figures("b/p/one/AllTraffic", 3, 2, 1, 0, at(10))];
+    assert!(store.add_capture_figures("a", 1, &first).await.unwrap());
+    assert!(!store.add_capture_figures("a", 1, &first).await.unwrap(), "a report sent again counts once");
+    let second = [figures("b/p/one/AllTraffic", 2, 3, 0, 1, None), figures("b/p/another/AllTraffic", 1, 0, 0, 0, None)];
+    assert!(store.add_capture_figures("a", 2, &second).await.unwrap());
+    assert!(!store.add_capture_figures("a", 1, &first).await.unwrap(), "nor an earlier one");
     // Another replica's report of an earlier flush.
-    store.add_capture_figures(&[figures("b/p/one/AllTraffic", 1, 1, 0, 0, at(5))]).await.unwrap();
+    assert!(store.add_capture_figures("b", 1, &[figures("b/p/one/AllTraffic", 1, 1, 0, 0, at(5))]).await.unwrap());
     assert_eq!(
         store.capture_figures(None).await.unwrap(),
         vec![figures("b/p/another/AllTraffic", 1, 0, 0, 0, None), figures("b/p/one/AllTraffic", 6, 6, 1, 1, at(10)),]
     );
-    store.add_capture_figures(&[figures("b/p/another/AllTraffic", 0, 1, 0, 0, at(20))]).await.unwrap();
+    assert!(store.add_capture_figures("a", 3, &[figures("b/p/another/AllTraffic", 0, 1, 0, 0, at(20))]).await.unwrap());
     assert_eq!(
         store.capture_figures(Some("b/p/another/AllTraffic")).await.unwrap(),
         vec![figures("b/p/another/AllTraffic", 1, 1, 0, 0, at(20))]
     );
     assert!(store.capture_figures(Some("b/p/none/AllTraffic")).await.unwrap().is_empty());
+    // Report numbers of processes gone a while are forgotten; the sums stay.
+    assert_eq!(store.sweep_capture_figure_reports(chrono::Utc::now() - chrono::Duration::hours(1)).await.unwrap(), 0);
+    assert_eq!(store.sweep_capture_figure_reports(chrono::Utc::now() + chrono::Duration::hours(1)).await.unwrap(), 2);
+    assert_eq!(store.capture_figures(None).await.unwrap().len(), 2);
 }
 
 on_both_stores!(capture_figures_add_up_per_destination);
