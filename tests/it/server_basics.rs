@@ -189,6 +189,8 @@ async fn stalled_asset_transfers_are_dropped_after_the_idle_timeout() {
     let db = TestDb::new(crate::support::Db::Sqlite).await;
     let mut settings = test_settings(&db);
     settings.http.idle_timeout = Duration::from_secs(1);
+    // The connection watchdog looks again at least every half header timeout: 1 s here.
+    settings.http.header_read_timeout = Duration::from_secs(2);
     let server = TestServer::start_with(db, settings).await;
     let addr = server.base.trim_start_matches("http://").to_string();
 
@@ -220,7 +222,8 @@ async fn stalled_asset_transfers_are_dropped_after_the_idle_timeout() {
     let mut download = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let head = format!("GET /v1/assets/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {VIEWER}\r\n\r\n");
     download.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The idle timeout, the watchdog's next look, and a margin for a busy machine.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let mut received = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), download.read_to_end(&mut received)).await;
     assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "a download the client stopped reading was kept open");
