@@ -323,11 +323,25 @@ pub async fn start_on(
     let _releases = (settings.jobs.workers > 0).then(|| spawn_release_watch(&state)).flatten();
     let _retention = (settings.jobs.workers > 0).then(|| spawn_retention(&state));
     let _dispatcher = (settings.jobs.workers > 0).then(|| AbortOnDrop(spawn_dispatcher(&state)));
-    let (figures, every) = (state.capture_figures.clone(), settings.capture.flush_interval);
-    let _capture_figures = AbortOnDrop(tokio::spawn(async move { figures.run(every).await }));
+    // Both report once more at shutdown (`Shared::close`).
+    let figures = state.capture_figures.clone();
+    let _capture_figures = AbortOnDrop(tokio::spawn(crate::tasks::repeat(
+        settings.capture.flush_interval,
+        "capture figures could not be added to the store",
+        move || {
+            let figures = figures.clone();
+            async move { figures.report().await }
+        },
+    )));
     let logs = state.endpoint_logs.clone();
-    let every = crate::serving::endpoint_logs::REPORT_EVERY;
-    let _endpoint_logs = AbortOnDrop(tokio::spawn(async move { logs.run(every).await }));
+    let _endpoint_logs = AbortOnDrop(tokio::spawn(crate::tasks::repeat(
+        crate::serving::endpoint_logs::REPORT_EVERY,
+        "endpoint logs could not be written to the store",
+        move || {
+            let logs = logs.clone();
+            async move { logs.report().await }
+        },
+    )));
     start_config_polls(&state).await?;
 
     tracing::info!(listen = %listener.local_addr()?, database = ?store.backend(), "mlops-orchestrator serving");

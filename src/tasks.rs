@@ -1,5 +1,6 @@
-//! What several modules need around spawned work: a task that ends with its owner, the
-//! message of a panic caught from work run elsewhere, and a lock that outlives a panic.
+//! What several modules need around spawned work: a task that ends with its owner, work
+//! repeated at an interval, the message of a panic caught from work run elsewhere, and a lock
+//! that outlives a panic.
 
 /// A spawned task aborted when this is dropped, so background work ends with whatever owns it.
 pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
@@ -7,6 +8,22 @@ pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Runs `work` every `interval`, forever (spawn it and abort it to stop); a failure is logged
+/// as `failed` and the work tried again at the next interval.
+pub async fn repeat<F, Fut, T, E>(interval: std::time::Duration, failed: &'static str, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    loop {
+        tokio::time::sleep(interval).await;
+        if let Err(e) = work().await {
+            tracing::warn!(error = %e, "{failed}; trying again at the next interval");
+        }
     }
 }
 

@@ -392,6 +392,7 @@ impl CaptureWriter {
     }
 
     /// The figures of the endpoint capturing to `dest`.
+    #[cfg(test)]
     pub fn stats(&self, dest: &CaptureDestination) -> CaptureStats {
         let targets = lock(&self.shared.targets);
         targets.get(&stats_key(dest)).map(CaptureTarget::stats).unwrap_or_default()

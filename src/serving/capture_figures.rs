@@ -8,7 +8,6 @@
 use super::capture::{CaptureStats, CaptureWriter};
 use crate::store::{CaptureFigures, DynStore, StoreError};
 use std::collections::HashMap;
-use std::time::Duration;
 use tokio::sync::Mutex;
 
 pub struct CaptureFigureReports {
@@ -129,17 +128,6 @@ impl CaptureFigureReports {
         let pending = Pending { sequence: state.sequence, figures, now };
         self.send(&mut state, pending).await?;
         Ok(count)
-    }
-
-    /// Reports every `every` until the process stops (the last report is [`Self::report`] at
-    /// shutdown, after the capture writer's last flush).
-    pub async fn run(&self, every: Duration) {
-        loop {
-            tokio::time::sleep(every).await;
-            if let Err(e) = self.report().await {
-                tracing::warn!(error = %e, "capture figures could not be added to the store; retrying next interval");
-            }
-        }
     }
 
     /// Every destination's figures, by [`stats_key`]: over every process, and this process's

@@ -79,16 +79,6 @@ impl EndpointLogReports {
         Ok(saved)
     }
 
-    /// Reports every `every` until the process stops (and once more at shutdown).
-    pub async fn run(&self, every: Duration) {
-        loop {
-            tokio::time::sleep(every).await;
-            if let Err(e) = self.report().await {
-                tracing::warn!(error = %e, "endpoint logs could not be written to the store; retrying next interval");
-            }
-        }
-    }
-
     /// The endpoint's rows written by other processes, most recent first.
     pub async fn others(&self, environment: &str, endpoint: &str) -> Result<Vec<EndpointLogRecord>, StoreError> {
         let mut rows = self.store.endpoint_logs(environment, endpoint).await?;
