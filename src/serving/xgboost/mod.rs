@@ -264,23 +264,23 @@ impl Booster {
             let rest = lanes.remainder();
             let tree_groups = self.tree_groups.iter().map(|&g| g as usize);
             for (index, (tree, group)) in self.trees.iter().zip(tree_groups).enumerate() {
+                // The tree's group and weight read once for all its rows (the batch's inner loop).
                 let weight = self.tree_weights.as_ref().map(|w| w[index]);
-                let mut add = |row: usize, leaf: f32| {
-                    margins[row * groups + group] += match weight {
-                        Some(w) => leaf * w,
-                        None => leaf,
-                    };
-                };
                 for (lane_block, rows) in lanes.clone().enumerate() {
                     let rows: [&[f32]; LANES] = rows.try_into().expect("chunks_exact gives full chunks");
                     for (lane, leaf) in tree.leaf_values(rows).into_iter().enumerate() {
-                        add(lane_block * LANES + lane, leaf);
+                        margins[(lane_block * LANES + lane) * groups + group] += match weight {
+                            Some(w) => leaf * w,
+                            None => leaf,
+                        };
                     }
                 }
-                let done = block_rows.len() - rest.len();
-                for (offset, features) in rest.iter().enumerate() {
-                    add(done + offset, tree.leaf_value(features));
-                }
+            }
+            // Rows short of a full set of lanes go down several trees at once instead.
+            let done = block_rows.len() - rest.len();
+            for (offset, features) in rest.iter().enumerate() {
+                let row = done + offset;
+                self.accumulate(features, &mut margins[row * groups..(row + 1) * groups]);
             }
             for row in margins.chunks_mut(groups).take(rows) {
                 self.objective.transform(row, out);
@@ -302,23 +302,37 @@ impl Booster {
     }
 
     /// Adds each tree's leaf to its group's margin in float32, in tree order, as XGBoost does;
-    /// a different order or precision changes the last bits.
+    /// a different order or precision changes the last bits. The trees are walked
+    /// [`TREE_LANES`] at a time ([`Tree::leaf_values_of`]), their leaves added in order.
     fn accumulate(&self, features: &[f32], margins: &mut [f32]) {
-        let groups = self.tree_groups.iter().map(|&g| g as usize);
-        match &self.tree_weights {
-            None => {
-                for (tree, group) in self.trees.iter().zip(groups) {
-                    margins[group] += tree.leaf_value(features);
-                }
-            }
-            Some(weights) => {
-                for ((tree, group), &w) in self.trees.iter().zip(groups).zip(weights) {
-                    margins[group] += tree.leaf_value(features) * w;
-                }
+        let chunks = self.trees.chunks_exact(TREE_LANES);
+        let rest = chunks.remainder();
+        let mut index = 0;
+        for chunk in chunks {
+            let leaves = Tree::leaf_values_of::<TREE_LANES>(std::array::from_fn(|i| &chunk[i]), features);
+            for leaf in leaves {
+                self.add_leaf(index, leaf, margins);
+                index += 1;
             }
         }
+        for tree in rest {
+            self.add_leaf(index, tree.leaf_value(features), margins);
+            index += 1;
+        }
+    }
+
+    /// Tree `index`'s leaf added to its group's margin, weighted for a dart booster.
+    fn add_leaf(&self, index: usize, leaf: f32, margins: &mut [f32]) {
+        let group = self.tree_groups[index] as usize;
+        margins[group] += match &self.tree_weights {
+            Some(weights) => leaf * weights[index],
+            None => leaf,
+        };
     }
 }
+
+/// Trees one row walks side by side (see [`Booster::accumulate`]).
+const TREE_LANES: usize = 8;
 
 fn detect_format(bytes: &[u8]) -> Result<ModelFormat, LoadError> {
     let Some(&first) = bytes.first() else {

@@ -183,6 +183,29 @@ impl Tree {
         at.map(|i| self.nodes[i as usize].value)
     }
 
+    /// [`Self::leaf_values`] the other way round: one row down `LANES` trees side by side, for
+    /// requests of fewer rows than lanes (a real-time invocation is one row, most often), so
+    /// those walks overlap and never mispredict either.
+    pub(crate) fn leaf_values_of<const LANES: usize>(trees: [&Tree; LANES], row: &[f32]) -> [f32; LANES] {
+        let mut at = [0u32; LANES];
+        let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
+        for _ in 0..depth {
+            let mut moved = false;
+            for lane in 0..LANES {
+                let step = &trees[lane].steps[at[lane] as usize];
+                let x = row.get(step.feature as usize).copied().unwrap_or(f32::NAN);
+                let go_left = (x < step.cond) | (x.is_nan() & step.default_left);
+                let next = if go_left { step.left } else { step.right };
+                moved |= next != at[lane];
+                at[lane] = next;
+            }
+            if !moved {
+                break;
+            }
+        }
+        std::array::from_fn(|lane| trees[lane].nodes[at[lane] as usize].value)
+    }
+
     /// The leaf value for one row; NaN (or a feature past the end of `features`) is missing.
     /// `x < cond` goes left, as in XGBoost, so a value equal to the condition goes right.
     pub(crate) fn leaf_value(&self, features: &[f32]) -> f32 {
@@ -227,10 +250,9 @@ mod tests {
         assert_eq!(t.leaf_value(&[f32::NEG_INFINITY, f32::INFINITY]), 2.0);
     }
 
-    #[test]
-    fn lanes_walk_to_the_same_leaves_as_one_row_at_a_time() {
-        // An unbalanced tree: depth 3 on the left, a leaf at depth 1 on the right.
-        let t = Tree::new(
+    /// An unbalanced tree: depth 3 on the left, a leaf at depth 1 on the right.
+    fn unbalanced() -> Tree {
+        Tree::new(
             vec![
                 Node::split(0, 0.5, 1, 2, false),
                 Node::split(1, 2.0, 3, 4, true),
@@ -242,7 +264,12 @@ mod tests {
             ],
             2,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn lanes_walk_to_the_same_leaves_as_one_row_at_a_time() {
+        let t = unbalanced();
         let values = [f32::NAN, -2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0];
         let rows: Vec<[f32; 2]> = values.iter().flat_map(|a| values.iter().map(move |b| [*a, *b])).collect();
         for lanes in rows.chunks_exact(8) {
@@ -252,6 +279,25 @@ mod tests {
         }
         let leaf = Tree::new(vec![Node::leaf(-0.25)], 0).unwrap();
         assert_eq!(leaf.leaf_values([&[][..]; 4]), [-0.25; 4]);
+    }
+
+    #[test]
+    fn trees_side_by_side_walk_to_the_same_leaves_as_one_tree_at_a_time() {
+        // Trees of depths 0 to 3, mixed, so lanes reach their leaves at different steps.
+        let deep = unbalanced();
+        let stump = Tree::new(vec![Node::split(1, 0.0, 1, 2, false), Node::leaf(-1.5), Node::leaf(0.75)], 2).unwrap();
+        let leaf = Tree::new(vec![Node::leaf(-0.25)], 0).unwrap();
+        let trees = [&deep, &stump, &leaf, &deep, &leaf, &stump, &stump, &deep];
+        let values = [f32::NAN, -2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0];
+        for a in values {
+            for b in values {
+                let row = [a, b];
+                let expected = trees.map(|t| t.leaf_value(&row));
+                assert_eq!(Tree::leaf_values_of(trees, &row), expected, "{row:?}");
+                assert_eq!(Tree::leaf_values_of(trees, &row[..1]), trees.map(|t| t.leaf_value(&row[..1])), "short row");
+            }
+        }
+        assert_eq!(Tree::leaf_values_of([&leaf; 3], &[]), [-0.25; 3]);
     }
 
     #[test]
