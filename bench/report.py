@@ -77,6 +77,13 @@ def paired(numerators: list, denominators: list) -> str:
     return text + (f" ({min(ratios):.0f}-{max(ratios):.0f})" if len(ratios) > 1 else "")
 
 
+def p99_spread(runs: list) -> str:
+    """The p99's range over a cell's rounds, in brackets; nothing for one round."""
+    if len(runs) < 2:
+        return ""
+    return f" ({ms(min(r['p99'] for r in runs))}-{ms(max(r['p99'] for r in runs))})"
+
+
 def typical(runs: list) -> dict:
     """One figure per cell: the median rate, and the latencies of the run with that rate (the
     upper middle one of an even count)."""
@@ -122,6 +129,59 @@ def mib(value: int) -> str:
     return f"{value / (1024 * 1024):,.0f} MiB"
 
 
+def goals(results: str) -> list:
+    """The figures the data-plane issue set goals for, each as (goal, measured, met) from this
+    run's results; a goal whose cells did not run is left out."""
+    out = []
+    high = [c for c in CONNECTIONS if c >= 8]
+    ratios, floors = [], []
+    for c in high:
+        ours_runs, floor_runs = rounds(results, "ours-rt", c), rounds(results, "healthz", c)
+        peer_path = os.path.join(results, f"mlserver-rt-{c}.txt")
+        if ours_runs and os.path.exists(peer_path):
+            ratios.append((c, typical(ours_runs)["rate"] / wrk(peer_path)["rate"]))
+        if ours_runs and floor_runs:
+            floors.append((c, median([100 * a["rate"] / b["rate"] for a, b in zip(ours_runs, floor_runs)])))
+    listed = lambda pairs, fmt: ", ".join(f"{fmt(v)} at {c}" for c, v in pairs)
+    if ratios:
+        out.append(("Real-time throughput at least 40× MLServer's at 8 connections and above, capture on",
+                    listed(ratios, lambda v: f"{v:.1f}×"), all(v >= 40 for _, v in ratios)))
+    eight = rounds(results, "ours-rt", 8)
+    if eight:
+        p99 = typical(eight)["p99"]
+        out.append(("p99 under 2 ms at 8 connections (client and server sharing the 2 cores)",
+                    f"{ms(p99)} (rounds: {', '.join(ms(r['p99']) for r in eight)})", p99 is not None and p99 < 2))
+    if floors:
+        out.append(("Invocations at least 80 % of our own `/healthz` floor at 8 connections and above",
+                    listed(floors, lambda v: f"{v:.0f} %"), all(v >= 80 for _, v in floors)))
+    speedups = []
+    for size in ("1m", "10m"):
+        ours, ref = load(results, f"batch-ours-{size}.json"), load(results, f"batch-pandas-{size}.json")
+        if ours and ref:
+            speedups.append((f"{ours['rows']:,} rows", ref["seconds"] / ours["seconds"]))
+    if speedups:
+        out.append(("Batch at least 2× xgboost + pandas end to end",
+                    listed(speedups, lambda v: f"{v:.1f}×"), all(v >= 2 for _, v in speedups)))
+    small, large = load(results, "batch-ours-1m.json"), load(results, "batch-ours-10m.json")
+    if small and large:
+        growth = 100 * (large["peak_rss_bytes"] - small["peak_rss_bytes"]) / small["peak_rss_bytes"]
+        out.append(("Batch peak RSS within 10 % between 1M and 10M rows", f"{growth:+.1f} %", abs(growth) <= 10))
+    kept = []
+    for c in (8, 32):
+        direct_runs, proxied_runs = rounds(results, "custom-direct", c), rounds(results, "custom-proxied", c)
+        if direct_runs and proxied_runs:
+            kept.append((c, median([100 * a["rate"] / b["rate"] for a, b in zip(proxied_runs, direct_runs)])))
+    if kept:
+        out.append(("A custom endpoint through us keeps at least 90 % of the algorithm's direct throughput",
+                    listed(kept, lambda v: f"{v:.0f} %"), all(v >= 90 for _, v in kept)))
+    inv = load(results, "invariant.json")
+    if inv:
+        total = inv["captured"] + inv["dropped"] + inv["sampled_out"]
+        out.append(("Captured + dropped (+ sampled out) = served, exactly, after the load runs",
+                    f"{total:,} of {inv['served']:,}", total == inv["served"]))
+    return out
+
+
 def main() -> None:
     results = sys.argv[1]
     machine = load(results, "machine.json")
@@ -153,6 +213,18 @@ def main() -> None:
           "second.")
         w("")
 
+    measured = goals(results)
+    if measured:
+        w("## Against the goals")
+        w("")
+        w("The goals the data-plane issue set for these tables, each checked against this run's figures")
+        w("(the sections below hold them and how they were measured).")
+        w("")
+        header(w, "goal", "this run", "met")
+        for goal, figure, met in measured:
+            w(f"| {goal} | {figure} | {'yes' if met else '**no**'} |")
+        w("")
+
     w("## Real-time inference")
     w("")
     w("The same XGBoost model (`binary:logistic`, 100 trees of depth 4, 30 features) behind each")
@@ -163,8 +235,9 @@ def main() -> None:
     w("`MLSERVER_PARALLEL_WORKERS=0` (its fair setting on 2 cores). The floor is our own `GET /healthz`")
     w("(HTTP, middleware and access log, no model). Ours and the floor run in alternating cells,")
     w(f"{machine.get('rounds', 1)} rounds per connection count: each figure of ours is the median of its rounds")
-    w("(latencies those of the median run), and *invocations ÷ `/healthz`* the median of the rounds'")
-    w("paired ratios, their range in brackets (the machine's speed drifts between cells minutes apart).")
+    w("(latencies those of the median run, our p99's range over the rounds in brackets), and")
+    w("*invocations ÷ `/healthz`* the median of the rounds' paired ratios, their range in brackets (the")
+    w("machine's speed drifts between cells minutes apart).")
     w("")
     header(
         w, "connections", "ours req/s", "ours p50 / p99", "MLServer req/s", "MLServer p50 / p99", "ours ÷ MLServer",
@@ -178,7 +251,7 @@ def main() -> None:
         for name, r in (("ours", ours), ("MLServer", peer), ("/healthz", floor)):
             if r["non_2xx"] or r["socket_errors"]:
                 notes.append(f"{name} at {c} connections: {r['non_2xx']} non-2xx answers, socket errors {r['socket_errors'] or 'none'}")
-        w(f"| {c} | {ours['rate']:,.0f} | {ms(ours['p50'])} / {ms(ours['p99'])} | {peer['rate']:,.0f} | "
+        w(f"| {c} | {ours['rate']:,.0f} | {ms(ours['p50'])} / {ms(ours['p99'])}{p99_spread(ours_runs)} | {peer['rate']:,.0f} | "
           f"{ms(peer['p50'])} / {ms(peer['p99'])} | **{ours['rate'] / peer['rate']:.1f}×** | {floor['rate']:,.0f} ({ms(floor['p99'])}) | "
           f"{paired(ours_runs, floor_runs)} |")
     w("")
@@ -260,9 +333,8 @@ def main() -> None:
             w, "connections", "ours req/s", "ours p50 / p99", "`/healthz` req/s", "`/healthz` p50 / p99",
             "invocations ÷ `/healthz`", "server CPU µs: invocation / `/healthz`",
         )
-        spread = lambda runs: f" ({ms(min(r['p99'] for r in runs))}-{ms(max(r['p99'] for r in runs))})"
-        w(f"| 8 | {ours['rate']:,.0f} | {ms(ours['p50'])} / {ms(ours['p99'])}{spread(pinned)} | {floor['rate']:,.0f} | "
-          f"{ms(floor['p50'])} / {ms(floor['p99'])}{spread(pinned_floor)} | {paired(pinned, pinned_floor)} | "
+        w(f"| 8 | {ours['rate']:,.0f} | {ms(ours['p50'])} / {ms(ours['p99'])}{p99_spread(pinned)} | {floor['rate']:,.0f} | "
+          f"{ms(floor['p50'])} / {ms(floor['p99'])}{p99_spread(pinned_floor)} | {paired(pinned, pinned_floor)} | "
           f"{us(cpu(pinned, 'server_us'))} / {us(cpu(pinned_floor, 'server_us'))} |")
         w("")
 
