@@ -168,10 +168,7 @@ impl Tree {
         for _ in 0..self.depth {
             let mut moved = false;
             for lane in 0..LANES {
-                let step = &self.steps[at[lane] as usize];
-                let x = rows[lane].get(step.feature as usize).copied().unwrap_or(f32::NAN);
-                let go_left = (x < step.cond) | (x.is_nan() & step.default_left);
-                let next = if go_left { step.left } else { step.right };
+                let next = self.step(at[lane], rows[lane]);
                 moved |= next != at[lane];
                 at[lane] = next;
             }
@@ -192,10 +189,7 @@ impl Tree {
         for _ in 0..depth {
             let mut moved = false;
             for lane in 0..LANES {
-                let step = &trees[lane].steps[at[lane] as usize];
-                let x = row.get(step.feature as usize).copied().unwrap_or(f32::NAN);
-                let go_left = (x < step.cond) | (x.is_nan() & step.default_left);
-                let next = if go_left { step.left } else { step.right };
+                let next = trees[lane].step(at[lane], row);
                 moved |= next != at[lane];
                 at[lane] = next;
             }
@@ -204,6 +198,16 @@ impl Tree {
             }
         }
         std::array::from_fn(|lane| trees[lane].nodes[at[lane] as usize].value)
+    }
+
+    /// Where a lane's walk at node `at` goes for `row`, without a branch on the data: a split's
+    /// child, or a leaf itself (see `steps`).
+    #[inline(always)]
+    fn step(&self, at: u32, row: &[f32]) -> u32 {
+        let step = &self.steps[at as usize];
+        let x = row.get(step.feature as usize).copied().unwrap_or(f32::NAN);
+        let go_left = (x < step.cond) | (x.is_nan() & step.default_left);
+        if go_left { step.left } else { step.right }
     }
 
     /// The leaf value for one row; NaN (or a feature past the end of `features`) is missing.
