@@ -1,4 +1,5 @@
-"""Benchmark inputs: the model both servers load, one request row, and the batch CSV.
+"""Benchmark inputs: the model both servers load and the batch CSV (whose first rows are also the
+real-time requests).
 
 The model is XGBoost `binary:logistic`, 100 trees of depth 4 on scikit-learn's breast-cancer
 data (30 features), as the peers' notes describe; the batch CSV holds rows drawn from that data
@@ -8,7 +9,6 @@ with 1% noise (one million rows; the ten-million-row file is this one ten times 
 Usage: make_data.py OUT_DIR ROWS
 """
 
-import json
 import os
 import sys
 
@@ -27,9 +27,6 @@ def main() -> None:
         num_boost_round=100,
     )
     booster.save_model(os.path.join(out, "model.json"))
-    row = [float(v) for v in x[0].astype(np.float32)]
-    with open(os.path.join(out, "row.json"), "w") as f:
-        json.dump(row, f)
 
     rng = np.random.default_rng(11)
     path = os.path.join(out, "input-1m.csv")

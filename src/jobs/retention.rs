@@ -1,7 +1,8 @@
 //! Deletes what has outlived its retention (`[retention]`): finished monitor executions, ended
 //! notifications with their delivery logs, old config revisions; and, whatever the settings,
-//! endpoint logs of endpoints that are gone and report numbers of processes that are gone. Every worker process sweeps;
-//! the deletes are idempotent, so replicas sweeping at once only repeat each other's work.
+//! endpoint logs of endpoints that are gone and report numbers of processes that are gone.
+//! Every worker process sweeps; the deletes are idempotent, so replicas sweeping at once only
+//! repeat each other's work.
 
 use crate::config::RetentionSettings;
 use crate::store::{DynStore, StoreError};
