@@ -121,19 +121,29 @@ fn resolve<'a>(state: &'a AppState, id: &'a str) -> Result<(&'a str, &'a str), A
     }
 }
 
-/// `figures`: every capture destination's, by `stats_key`.
+/// The `stats_key` of the endpoint's capture destination; `None` when it captures nothing.
+fn capture_key(record: &EndpointRecord) -> Option<String> {
+    let config = serde_json::from_value::<EndpointConfig>(record.config.0.clone()).ok()?;
+    capture_key_of(&config, &record.name)
+}
+
+fn capture_key_of(config: &EndpointConfig, name: &str) -> Option<String> {
+    let location = config.capture.as_ref()?;
+    Some(stats_key(&CaptureDestination {
+        bucket: location.bucket.clone(),
+        prefix: location.prefix.clone(),
+        endpoint: name.to_string(),
+        variant: config.variant.clone(),
+    }))
+}
+
+/// `figures`: capture figures by `stats_key`, the endpoint's among them.
 fn endpoint_out(state: &AppState, record: EndpointRecord, figures: &HashMap<String, Figures>) -> EndpointOut {
     let id =
         if multi_environment(state) { format!("{}.{}", record.environment, record.name) } else { record.name.clone() };
     let config = serde_json::from_value::<EndpointConfig>(record.config.0).ok();
     let capture = config.as_ref().and_then(|c| {
-        let location = c.capture.as_ref()?;
-        let key = stats_key(&CaptureDestination {
-            bucket: location.bucket.clone(),
-            prefix: location.prefix.clone(),
-            endpoint: record.name.clone(),
-            variant: c.variant.clone(),
-        });
+        let key = capture_key_of(c, &record.name)?;
         let Figures { all, here } = figures.get(&key).cloned().unwrap_or_default();
         Some(EndpointCaptureOut { all, this_replica: here })
     });
@@ -171,7 +181,7 @@ async fn list_endpoints(
     _caller: Caller<ToRead>,
 ) -> Result<Json<EndpointListOut>, ApiError> {
     let records = state.endpoint_service.list().await?;
-    let figures = state.endpoint_service.capture_figures().await?;
+    let figures = state.endpoint_service.capture_figures(None).await?;
     Ok(Json(EndpointListOut { items: records.into_iter().map(|r| endpoint_out(&state, r, &figures)).collect() }))
 }
 
@@ -186,7 +196,11 @@ async fn get_endpoint(
 ) -> Result<Json<EndpointOut>, ApiError> {
     let (environment, name) = resolve(&state, &id)?;
     let record = state.endpoint_service.get(environment, name, &id).await?;
-    let figures = state.endpoint_service.capture_figures().await?;
+    // This endpoint's figures only: one row of the store, however many endpoints there are.
+    let figures = match capture_key(&record) {
+        Some(key) => state.endpoint_service.capture_figures(Some(&key)).await?,
+        None => HashMap::new(),
+    };
     Ok(Json(endpoint_out(&state, record, &figures)))
 }
 

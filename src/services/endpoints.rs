@@ -34,9 +34,10 @@ impl EndpointService {
         Ok(self.logs.others(environment, name).await?)
     }
 
-    /// Every capture destination's figures, by `serving::capture::stats_key`.
-    pub async fn capture_figures(&self) -> Result<HashMap<String, Figures>, ServiceError> {
-        Ok(self.capture_figures.figures().await?)
+    /// The figures of capture destination `destination` (a `serving::capture::stats_key`), or
+    /// of every destination when `None`, by key.
+    pub async fn capture_figures(&self, destination: Option<&str>) -> Result<HashMap<String, Figures>, ServiceError> {
+        Ok(self.capture_figures.figures(destination).await?)
     }
 
     pub async fn list(&self) -> Result<Vec<EndpointRecord>, ServiceError> {

@@ -130,14 +130,19 @@ impl CaptureFigureReports {
         Ok(count)
     }
 
-    /// Every destination's figures, by [`stats_key`]: over every process, and this process's
-    /// since it started.
-    pub async fn figures(&self) -> Result<HashMap<String, Figures>, StoreError> {
+    /// The figures of `destination` (a [`stats_key`]), or of every destination when `None`, by
+    /// key: over every process, and this process's since it started.
+    pub async fn figures(&self, destination: Option<&str>) -> Result<HashMap<String, Figures>, StoreError> {
         let state = self.state.lock().await;
         let reported = &state.reported;
         let stored: HashMap<String, CaptureFigures> =
-            self.store.capture_figures(None).await?.into_iter().map(|f| (f.destination.clone(), f)).collect();
-        let here: HashMap<String, CaptureStats> = self.writer.all_stats().into_iter().collect();
+            self.store.capture_figures(destination).await?.into_iter().map(|f| (f.destination.clone(), f)).collect();
+        let here: HashMap<String, CaptureStats> = self
+            .writer
+            .all_stats()
+            .into_iter()
+            .filter(|(key, _)| destination.is_none_or(|wanted| key == wanted))
+            .collect();
         let keys: std::collections::BTreeSet<&String> = stored.keys().chain(here.keys()).collect();
         Ok(keys
             .into_iter()

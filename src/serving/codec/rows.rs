@@ -108,6 +108,8 @@ fn parse_csv_fields(line: &str, row: usize, matrix: &mut FeatureMatrix) -> Resul
 /// [`parse_csv_field`] does (its `parse` is this partial parse plus that check).
 fn parse_plain_csv_line(line: &[u8], cols: usize, values: &mut Vec<f32>) -> bool {
     let start = values.len();
+    // The row's room at once: pushed value by value, a one-row request's matrix grew four times.
+    values.reserve(cols);
     let mut at = 0;
     for col in 1..=cols {
         let value = if at == line.len() || line[at] == b',' {
