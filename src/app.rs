@@ -151,6 +151,7 @@ impl AppState {
                 python: settings.serving.python.clone(),
                 start_timeout: settings.serving.custom_start_timeout,
                 install_timeout: settings.serving.install_timeout,
+                cpus: settings.serving.algorithm_cpus.clone(),
             }),
         );
         let capture = CaptureWriter::start(

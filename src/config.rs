@@ -282,6 +282,10 @@ pub struct ServingSettings {
     /// `requirements.txt`, the trainer's own): a build that runs past it is killed and fails.
     #[serde(with = "duration")]
     pub install_timeout: Duration,
+    /// The CPUs custom algorithms' processes run on (`"1"`, `"0-3"`, `"0,2"`), as a container's
+    /// `--cpuset-cpus` would; unset, wherever the kernel puts them (src/serving/cpus.rs: when
+    /// to set it).
+    pub algorithm_cpus: Option<crate::serving::cpus::CpuList>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -578,6 +582,7 @@ impl Default for ServingSettings {
             python: "python3".into(),
             custom_start_timeout: Duration::from_secs(120),
             install_timeout: Duration::from_secs(30 * 60),
+            algorithm_cpus: None,
         }
     }
 }
@@ -741,6 +746,9 @@ impl Settings {
             if zero {
                 return Err(ConfigError::new(key, "must be non-zero"));
             }
+        }
+        if let Some(cpus) = &self.serving.algorithm_cpus {
+            cpus.check_allowed().map_err(|e| ConfigError::new("serving.algorithm_cpus", e))?;
         }
         if self.jobs.max_wait.is_zero() {
             return Err(ConfigError::new("jobs.max_wait", "must be non-zero"));
@@ -957,6 +965,29 @@ mod tests {
             s.require_auth().unwrap();
             assert_eq!(s.database_url(), "sqlite://mlops-data/mlops.db");
             assert_eq!(s.environment_names(), vec!["default"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn algorithm_cpus_take_a_list_or_a_number_and_bad_ones_name_the_key() {
+        Jail::expect_with(|jail| {
+            let dev = Overrides { dev: true, ..Default::default() };
+            assert_eq!(load(&dev).unwrap().serving.algorithm_cpus, None);
+            // A bare number comes from the environment as a number.
+            jail.set_env("MLOPS_SERVING__ALGORITHM_CPUS", "0");
+            assert_eq!(load(&dev).unwrap().serving.algorithm_cpus.unwrap().cpus(), [0]);
+            jail.create_file("mlops.toml", "[serving]\nalgorithm_cpus = \"0,0-0\"\n")?;
+            jail.clear_env();
+            let s = Settings::load(Some(Path::new("mlops.toml")), &dev).unwrap();
+            assert_eq!(s.serving.algorithm_cpus.unwrap().to_string(), "0");
+            for (value, says) in [("1-0", "runs backwards"), ("zero", "is not a CPU number"), ("1023", "may run on")] {
+                jail.set_env("MLOPS_SERVING__ALGORITHM_CPUS", value);
+                let err = load(&dev).unwrap_err();
+                assert_eq!(err.key, "serving.algorithm_cpus", "{err}");
+                assert!(err.to_string().contains(says), "{value}: {err}");
+            }
             Ok(())
         });
     }

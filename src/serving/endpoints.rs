@@ -84,6 +84,8 @@ pub struct CustomRuntime {
     pub start_timeout: Duration,
     /// How long making its virtual environment may take (on a replica that has not yet).
     pub install_timeout: Duration,
+    /// The CPUs the algorithms' processes run on; `None`: any.
+    pub cpus: Option<super::cpus::CpuList>,
 }
 
 impl Default for CustomRuntime {
@@ -95,6 +97,7 @@ impl Default for CustomRuntime {
             python: "python3".into(),
             start_timeout: Duration::from_secs(120),
             install_timeout: Duration::from_secs(30 * 60),
+            cpus: None,
         }
     }
 }
@@ -315,6 +318,7 @@ impl EndpointRegistry {
             venv: built.venv,
             model_dir: model_dir.join("model"),
             start_timeout: self.custom.start_timeout,
+            cpus: self.custom.cpus.clone(),
         };
         super::process::ProcessModel::start(spec)
             .await

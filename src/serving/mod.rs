@@ -8,6 +8,7 @@ pub mod capture;
 pub mod capture_figures;
 pub mod child_http;
 pub mod codec;
+pub mod cpus;
 pub mod endpoint_logs;
 pub mod endpoints;
 pub mod explain;

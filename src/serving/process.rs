@@ -57,6 +57,8 @@ pub struct ProcessSpec {
     pub model_dir: PathBuf,
     /// How long the process may take to answer its first `GET /ping`.
     pub start_timeout: Duration,
+    /// The CPUs it runs on (`serving.algorithm_cpus`); `None`: any.
+    pub cpus: Option<super::cpus::CpuList>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -249,7 +251,8 @@ fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>, port: u16) -> Result<Algorith
     let spawn_error = |e: std::io::Error| ProcessError::Spawn(format!("{}: {e}", spec.program.join("serve").display()));
     let (output, stdout) = std::io::pipe().map_err(spawn_error)?;
     let stderr = stdout.try_clone().map_err(spawn_error)?;
-    let child = tokio::process::Command::new(spec.program.join("serve"))
+    let mut command = tokio::process::Command::new(spec.program.join("serve"));
+    command
         .arg("serve")
         .current_dir(&spec.program)
         .env("PATH", format!("{}:{}:{path}", spec.venv.join("bin").display(), spec.program.display()))
@@ -261,9 +264,12 @@ fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>, port: u16) -> Result<Algorith
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(spawn_error)?;
+        .kill_on_drop(true);
+    let child = match &spec.cpus {
+        Some(cpus) => super::cpus::spawn_on(cpus, || command.spawn()),
+        None => command.spawn(),
+    }
+    .map_err(spawn_error)?;
     let group = ProcessGroup::of(&child);
     let child = AlgorithmProcess { child, group };
     // The command (holding our copies of the pipe's write end) is gone by now, so the reader
@@ -594,6 +600,7 @@ mod tests {
             venv: venv.path().to_path_buf(),
             model_dir: model.path().to_path_buf(),
             start_timeout: Duration::from_secs(30),
+            cpus: None,
         };
         let algorithm = ProcessModel::start_on(spec, Some(taken)).await.unwrap();
         assert_ne!(algorithm.shared.port.load(Ordering::Relaxed), taken);

@@ -285,6 +285,52 @@ async fn an_algorithm_s_own_processes_stop_with_it() {
     server.stop().await;
 }
 
+/// `Cpus_allowed_list` of process (or thread) `pid` (`self` for this process), as /proc shows it.
+fn cpus_allowed(pid: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap();
+    line.split_whitespace().last().unwrap().to_string()
+}
+
+/// With `serving.algorithm_cpus`, the algorithm and every process it starts run on those CPUs
+/// only, from their start; the server itself stays where it was.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_algorithm_runs_on_the_cpus_configured() {
+    let everywhere = cpus_allowed("self");
+    // The last CPU this process may use: on a machine of several, fewer than all of them.
+    let last = everywhere.rsplit([',', '-']).next().unwrap().to_string();
+    let db = TestDb::new(Db::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.serving.algorithm_cpus = Some(mlops::serving::cpus::CpuList::parse(&last).unwrap());
+    let server = TestServer::start_with(db, settings).await;
+    build(&server).await;
+    let id = provision(&server, "pinned", &json!({"weights": [2.0], "bias": 0.0, "spawn_helper": true})).await;
+    server.wait_for(&id, "active").await;
+    let home = server.db.dir.path().join("data").display().to_string();
+    until_processes_mentioning(&home, 2, "serve and its helper").await;
+    let ok = server.invoke("pinned-endpoint", "text/csv", "3".into(), INVOKER).await;
+    assert_eq!(ok.text().await.unwrap(), "6.0\n");
+    let pids: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let cmdline = std::fs::read(path.join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline).contains(&home).then(|| path.file_name()?.to_str().map(String::from))?
+        })
+        .collect();
+    assert_eq!(pids.len(), 2, "serve and its helper");
+    for pid in &pids {
+        assert_eq!(cpus_allowed(pid), last, "process {pid} of the algorithm");
+    }
+    // The server runs in this process: none of its threads was pinned along the way.
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let tid = task.unwrap().file_name().into_string().unwrap();
+        assert_eq!(cpus_allowed(&format!("self/task/{tid}")), everywhere, "thread {tid}");
+    }
+    server.stop().await;
+}
+
 /// An algorithm that never answers `/ping` fails the deploy, with its output, and leaves no
 /// process behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
