@@ -270,6 +270,7 @@ fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>, port: u16) -> Result<Algorith
         None => command.spawn(),
     }
     .map_err(spawn_error)?;
+    drop(command);
     let group = ProcessGroup::of(&child);
     let child = AlgorithmProcess { child, group };
     // The command (holding our copies of the pipe's write end) is gone by now, so the reader
