@@ -4,9 +4,10 @@
 //! Why it matters: a Python algorithm serving with threads (ThreadingHTTPServer, a single
 //! gunicorn worker with threads, uvicorn) hands the GIL from thread to thread on every request;
 //! with its threads spread over several CPUs each hand-over wakes a thread on another CPU, which
-//! a virtual machine charges dearly (bench/machine.py: ~50 µs a round trip on the benchmark's
-//! VM, against ~8 µs on one CPU). Measured with the committed fixture algorithm: on one CPU of two
-//! it answers 1.6× the calls at 55 % of the CPU per call, called directly or through us.
+//! a virtual machine charges dearly (bench/machine.py: 50-60 µs a round trip on the benchmark's
+//! VM, against 3-8 µs on one CPU). Measured with the committed fixture algorithm on one CPU of two
+//! (docs/BENCHMARKS.md, proxy overhead): called directly it answers 1.6× the calls at 55 % of the
+//! CPU per call, and through us 2×, keeping all of its direct throughput.
 //! Algorithms with worker processes of their own (gunicorn with several workers) want a CPU per
 //! worker instead, so nothing is pinned unless configured.
 
