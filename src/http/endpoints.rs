@@ -121,13 +121,13 @@ fn resolve<'a>(state: &'a AppState, id: &'a str) -> Result<(&'a str, &'a str), A
     }
 }
 
-/// The `stats_key` of the endpoint's capture destination; `None` when it captures nothing.
-fn capture_key(record: &EndpointRecord) -> Option<String> {
-    let config = serde_json::from_value::<EndpointConfig>(record.config.0.clone()).ok()?;
-    capture_key_of(&config, &record.name)
+/// The endpoint's stored configuration, taken out of the record (read once per answer).
+fn take_config(record: &mut EndpointRecord) -> Option<EndpointConfig> {
+    serde_json::from_value(std::mem::take(&mut record.config.0)).ok()
 }
 
-fn capture_key_of(config: &EndpointConfig, name: &str) -> Option<String> {
+/// The `stats_key` of the endpoint's capture destination; `None` when it captures nothing.
+fn capture_key(config: &EndpointConfig, name: &str) -> Option<String> {
     let location = config.capture.as_ref()?;
     Some(stats_key(&CaptureDestination {
         bucket: location.bucket.clone(),
@@ -137,13 +137,18 @@ fn capture_key_of(config: &EndpointConfig, name: &str) -> Option<String> {
     }))
 }
 
-/// `figures`: capture figures by `stats_key`, the endpoint's among them.
-fn endpoint_out(state: &AppState, record: EndpointRecord, figures: &HashMap<String, Figures>) -> EndpointOut {
+/// `config`: the record's ([`take_config`]); `figures`: capture figures by `stats_key`, the
+/// endpoint's among them.
+fn endpoint_out(
+    state: &AppState,
+    record: EndpointRecord,
+    config: Option<EndpointConfig>,
+    figures: &HashMap<String, Figures>,
+) -> EndpointOut {
     let id =
         if multi_environment(state) { format!("{}.{}", record.environment, record.name) } else { record.name.clone() };
-    let config = serde_json::from_value::<EndpointConfig>(record.config.0).ok();
     let capture = config.as_ref().and_then(|c| {
-        let key = capture_key_of(c, &record.name)?;
+        let key = capture_key(c, &record.name)?;
         let Figures { all, here } = figures.get(&key).cloned().unwrap_or_default();
         Some(EndpointCaptureOut { all, this_replica: here })
     });
@@ -182,7 +187,14 @@ async fn list_endpoints(
 ) -> Result<Json<EndpointListOut>, ApiError> {
     let records = state.endpoint_service.list().await?;
     let figures = state.endpoint_service.capture_figures(None).await?;
-    Ok(Json(EndpointListOut { items: records.into_iter().map(|r| endpoint_out(&state, r, &figures)).collect() }))
+    let items = records
+        .into_iter()
+        .map(|mut record| {
+            let config = take_config(&mut record);
+            endpoint_out(&state, record, config, &figures)
+        })
+        .collect();
+    Ok(Json(EndpointListOut { items }))
 }
 
 /// One endpoint: its state and the model it serves.
@@ -195,13 +207,14 @@ async fn get_endpoint(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EndpointOut>, ApiError> {
     let (environment, name) = resolve(&state, &id)?;
-    let record = state.endpoint_service.get(environment, name, &id).await?;
+    let mut record = state.endpoint_service.get(environment, name, &id).await?;
+    let config = take_config(&mut record);
     // This endpoint's figures only: one row of the store, however many endpoints there are.
-    let figures = match capture_key(&record) {
+    let figures = match config.as_ref().and_then(|c| capture_key(c, &record.name)) {
         Some(key) => state.endpoint_service.capture_figures(Some(&key)).await?,
         None => HashMap::new(),
     };
-    Ok(Json(endpoint_out(&state, record, &figures)))
+    Ok(Json(endpoint_out(&state, record, config, &figures)))
 }
 
 /// The invocation body, up to the SageMaker payload limit.

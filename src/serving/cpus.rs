@@ -26,7 +26,7 @@ impl CpuList {
 
     pub fn parse(text: &str) -> Result<CpuList, String> {
         let mut cpus = Vec::new();
-        for part in text.split(',').map(str::trim) {
+        for part in text.split(',') {
             let number =
                 |s: &str| s.trim().parse::<usize>().map_err(|_| format!("{s:?} in {text:?} is not a CPU number"));
             let (first, last) = match part.split_once('-') {
