@@ -2,6 +2,7 @@
 //! UBJSON; schema in `doc/model.schema` of dmlc/xgboost) into a checked `Booster`.
 
 use super::doc::Doc;
+use super::forest::Forest;
 use super::objective::{self, Objective};
 use super::tree::{Node, Tree};
 use super::{Booster, LoadError, ModelFormat, ModelLimits};
@@ -242,6 +243,7 @@ pub(super) fn read(doc: &Doc, format: ModelFormat, limits: &ModelLimits) -> Resu
         }
     };
 
+    let forest = Forest::new(&trees).map_err(|reason| too_large(&trees_at, reason, "max_nodes"))?;
     Ok(Booster {
         format,
         objective,
@@ -250,6 +252,7 @@ pub(super) fn read(doc: &Doc, format: ModelFormat, limits: &ModelLimits) -> Resu
         num_groups,
         base_margins,
         trees,
+        forest,
         tree_groups,
         tree_weights,
     })

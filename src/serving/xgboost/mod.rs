@@ -14,6 +14,7 @@
 
 mod doc;
 mod document;
+mod forest;
 mod objective;
 pub(crate) mod shap;
 mod tree;
@@ -21,6 +22,7 @@ mod ubjson;
 
 use std::fmt;
 
+use forest::Forest;
 use objective::Objective;
 use tree::Tree;
 
@@ -110,7 +112,10 @@ pub struct Booster {
     num_groups: usize,
     /// `base_score` turned into margin space, one per group.
     base_margins: Vec<f32>,
+    /// As the model file has them (TreeSHAP walks these).
     trees: Vec<Tree>,
+    /// The same trees laid out for prediction.
+    forest: Forest,
     /// Output group of each tree (`tree_info`).
     tree_groups: Vec<u32>,
     /// DART's per-tree `weight_drop`.
@@ -187,7 +192,7 @@ impl Booster {
 
     /// Heap bytes the model holds (its trees, mostly), for bounding the models kept loaded.
     pub fn memory_bytes(&self) -> u64 {
-        let trees: usize = self.trees.iter().map(Tree::memory_bytes).sum();
+        let trees: usize = self.trees.iter().map(Tree::memory_bytes).sum::<usize>() + self.forest.memory_bytes();
         let extra = self.tree_groups.capacity() * 4 + self.tree_weights.as_ref().map_or(0, |w| w.capacity() * 4);
         (trees + extra + self.base_margins.capacity() * 4 + std::mem::size_of::<Self>()) as u64
     }
@@ -262,13 +267,14 @@ impl Booster {
             let block_rows: Vec<&[f32]> = block.chunks(cols).collect();
             let lanes = block_rows.chunks_exact(LANES);
             let rest = lanes.remainder();
-            let tree_groups = self.tree_groups.iter().map(|&g| g as usize);
-            for (index, (tree, group)) in self.trees.iter().zip(tree_groups).enumerate() {
+            let complete: Vec<bool> = lanes.clone().map(|rows| self.forest.complete_rows(rows)).collect();
+            for (index, group) in self.tree_groups.iter().map(|&g| g as usize).enumerate() {
                 // The tree's group and weight read once for all its rows (the batch's inner loop).
                 let weight = self.tree_weights.as_ref().map(|w| w[index]);
                 for (lane_block, rows) in lanes.clone().enumerate() {
                     let rows: [&[f32]; LANES] = rows.try_into().expect("chunks_exact gives full chunks");
-                    for (lane, leaf) in tree.leaf_values(rows).into_iter().enumerate() {
+                    let leaves = self.forest.leaf_values_of_rows(index, rows, complete[lane_block]);
+                    for (lane, leaf) in leaves.into_iter().enumerate() {
                         margins[(lane_block * LANES + lane) * groups + group] += match weight {
                             Some(w) => leaf * w,
                             None => leaf,
@@ -302,22 +308,13 @@ impl Booster {
     }
 
     /// Adds each tree's leaf to its group's margin in float32, in tree order, as XGBoost does;
-    /// a different order or precision changes the last bits. The trees are walked
-    /// [`TREE_LANES`] at a time ([`Tree::leaf_values_of`]), their leaves added in order.
+    /// a different order or precision changes the last bits.
     fn accumulate(&self, features: &[f32], margins: &mut [f32]) {
-        let chunks = self.trees.chunks_exact(TREE_LANES);
-        let rest = chunks.remainder();
-        let mut index = 0;
-        for chunk in chunks {
-            let leaves = Tree::leaf_values_of::<TREE_LANES>(std::array::from_fn(|i| &chunk[i]), features);
-            for leaf in leaves {
-                self.add_leaf(index, leaf, margins);
-                index += 1;
-            }
-        }
-        for tree in rest {
-            self.add_leaf(index, tree.leaf_value(features), margins);
-            index += 1;
+        if let ([margin], None) = (&mut *margins, &self.tree_weights) {
+            // One output, no dart weights (most models): no group to look up per tree.
+            self.forest.for_each_leaf(features, |_, leaf| *margin += leaf);
+        } else {
+            self.forest.for_each_leaf(features, |index, leaf| self.add_leaf(index, leaf, margins));
         }
     }
 
@@ -330,9 +327,6 @@ impl Booster {
         };
     }
 }
-
-/// Trees one row walks side by side (see [`Booster::accumulate`]).
-const TREE_LANES: usize = 8;
 
 fn detect_format(bytes: &[u8]) -> Result<ModelFormat, LoadError> {
     let Some(&first) = bytes.first() else {

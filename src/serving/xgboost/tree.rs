@@ -28,8 +28,9 @@ impl Node {
     }
 
     /// Whether a split sends `row` left: NaN (or a feature past the end of the row) is missing
-    /// and takes the default direction; `x < cond` goes left, as in XGBoost. (`leaf_value`, on
-    /// the serving path, keeps its own copy of the rule, measured as it is.)
+    /// and takes the default direction; `x < cond` goes left, as in XGBoost. (Prediction,
+    /// [`super::forest::Forest`], keeps its own branch-free form of the rule; the tests hold it
+    /// to this one.)
     #[inline]
     pub(crate) fn goes_left(&self, row: &[f32]) -> bool {
         let x = row.get(self.feature as usize).copied().unwrap_or(f32::NAN);
@@ -38,14 +39,10 @@ impl Node {
 }
 
 /// A tree whose shape has been checked: every child index is in range and every node is
-/// reachable from the root along one path only, so `leaf_value` ends and never panics.
+/// reachable from the root along one path only, so a walk from the root ends and never panics.
 #[derive(Clone, Debug)]
 pub(crate) struct Tree {
     nodes: Vec<Node>,
-    /// The nodes again for [`Self::leaf_values`]: leaves (and unreachable nodes) lead to
-    /// themselves, so a walk can take the same number of steps in every lane without asking
-    /// whether it has arrived.
-    steps: Vec<Step>,
     /// Splits on the longest path from the root to a leaf.
     depth: usize,
     /// Each node's cover (`sum_hessian`: the training weight that reached it), which TreeSHAP
@@ -58,21 +55,10 @@ pub(crate) struct Tree {
     leaf_tables: std::sync::OnceLock<Option<super::shap::LeafTables>>,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Step {
-    feature: u32,
-    cond: f32,
-    left: u32,
-    right: u32,
-    default_left: bool,
-}
-
 impl Tree {
     /// Heap bytes the tree holds.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.steps.capacity() * std::mem::size_of::<Step>()
-            + self.covers.capacity() * 4
+        self.nodes.capacity() * std::mem::size_of::<Node>() + self.covers.capacity() * 4
     }
 
     /// Checks that the nodes reachable from node 0 form a tree whose splits use features below
@@ -109,20 +95,7 @@ impl Tree {
                 stack.push((child as usize, at_depth + 1));
             }
         }
-        let steps = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, node)| {
-                if seen[i] && !node.is_leaf() {
-                    let Node { left, right, feature, value, default_left } = *node;
-                    Step { feature, cond: value, left, right, default_left }
-                } else {
-                    let own = i as u32;
-                    Step { feature: 0, cond: 0.0, left: own, right: own, default_left: true }
-                }
-            })
-            .collect();
-        Ok(Tree { nodes, steps, depth, covers: Vec::new(), expected: 0.0, leaf_tables: Default::default() })
+        Ok(Tree { nodes, depth, covers: Vec::new(), expected: 0.0, leaf_tables: Default::default() })
     }
 
     /// Keeps the nodes' covers for TreeSHAP when they fit (one per node, each finite and
@@ -155,69 +128,23 @@ impl Tree {
         self.leaf_tables.get_or_init(|| super::shap::LeafTables::build(self)).as_ref()
     }
 
+    /// Nodes, reachable or not.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
     pub(crate) fn node(&self, i: usize) -> &Node {
         &self.nodes[i]
     }
 
-    /// [`Self::leaf_value`] for `LANES` rows at once (every row at least as long as the
-    /// features the splits use): the walks go down level by level side by side, so the processor
-    /// overlaps their loads, and without a branch on the data (a leaf leads to itself, the
-    /// direction is a select), so it never stalls on a mispredicted split.
-    pub(crate) fn leaf_values<const LANES: usize>(&self, rows: [&[f32]; LANES]) -> [f32; LANES] {
-        let mut at = [0u32; LANES];
-        for _ in 0..self.depth {
-            let mut moved = false;
-            for lane in 0..LANES {
-                let next = self.step(at[lane], rows[lane]);
-                moved |= next != at[lane];
-                at[lane] = next;
-            }
-            // Every lane on a leaf: shallower paths than the deepest one end early.
-            if !moved {
-                break;
-            }
-        }
-        at.map(|i| self.nodes[i as usize].value)
-    }
-
-    /// [`Self::leaf_values`] the other way round: one row down `LANES` trees side by side, for
-    /// requests of fewer rows than lanes (a real-time invocation is one row, most often), so
-    /// those walks overlap and never mispredict either.
-    pub(crate) fn leaf_values_of<const LANES: usize>(trees: [&Tree; LANES], row: &[f32]) -> [f32; LANES] {
-        let mut at = [0u32; LANES];
-        let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
-        for _ in 0..depth {
-            let mut moved = false;
-            for lane in 0..LANES {
-                let next = trees[lane].step(at[lane], row);
-                moved |= next != at[lane];
-                at[lane] = next;
-            }
-            if !moved {
-                break;
-            }
-        }
-        std::array::from_fn(|lane| trees[lane].nodes[at[lane] as usize].value)
-    }
-
-    /// Where a lane's walk at node `at` goes for `row`, without a branch on the data: a split's
-    /// child, or a leaf itself (see `steps`).
-    #[inline(always)]
-    fn step(&self, at: u32, row: &[f32]) -> u32 {
-        let step = &self.steps[at as usize];
-        let x = row.get(step.feature as usize).copied().unwrap_or(f32::NAN);
-        let go_left = (x < step.cond) | (x.is_nan() & step.default_left);
-        if go_left { step.left } else { step.right }
-    }
-
     /// The leaf value for one row; NaN (or a feature past the end of `features`) is missing.
-    /// `x < cond` goes left, as in XGBoost, so a value equal to the condition goes right.
+    /// `x < cond` goes left, as in XGBoost, so a value equal to the condition goes right. (The
+    /// reference the tests hold the prediction walks of [`super::forest::Forest`] to.)
+    #[cfg(test)]
     pub(crate) fn leaf_value(&self, features: &[f32]) -> f32 {
         let mut node = &self.nodes[0];
         while !node.is_leaf() {
-            let x = features.get(node.feature as usize).copied().unwrap_or(f32::NAN);
-            let go_left = if x.is_nan() { node.default_left } else { x < node.value };
-            node = &self.nodes[if go_left { node.left } else { node.right } as usize];
+            node = &self.nodes[if node.goes_left(features) { node.left } else { node.right } as usize];
         }
         node.value
     }
@@ -252,56 +179,6 @@ mod tests {
         assert_eq!(t.leaf_value(&[0.0, f32::NAN]), 1.0);
         assert_eq!(t.leaf_value(&[0.0]), 1.0, "absent trailing features are missing");
         assert_eq!(t.leaf_value(&[f32::NEG_INFINITY, f32::INFINITY]), 2.0);
-    }
-
-    /// An unbalanced tree: depth 3 on the left, a leaf at depth 1 on the right.
-    fn unbalanced() -> Tree {
-        Tree::new(
-            vec![
-                Node::split(0, 0.5, 1, 2, false),
-                Node::split(1, 2.0, 3, 4, true),
-                Node::leaf(3.0),
-                Node::split(0, -1.0, 5, 6, true),
-                Node::leaf(2.0),
-                Node::leaf(-4.0),
-                Node::leaf(1.0),
-            ],
-            2,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn lanes_walk_to_the_same_leaves_as_one_row_at_a_time() {
-        let t = unbalanced();
-        let values = [f32::NAN, -2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0];
-        let rows: Vec<[f32; 2]> = values.iter().flat_map(|a| values.iter().map(move |b| [*a, *b])).collect();
-        for lanes in rows.chunks_exact(8) {
-            let lanes: [&[f32]; 8] = std::array::from_fn(|i| lanes[i].as_slice());
-            let expected = lanes.map(|row| t.leaf_value(row));
-            assert_eq!(t.leaf_values(lanes), expected, "{lanes:?}");
-        }
-        let leaf = Tree::new(vec![Node::leaf(-0.25)], 0).unwrap();
-        assert_eq!(leaf.leaf_values([&[][..]; 4]), [-0.25; 4]);
-    }
-
-    #[test]
-    fn trees_side_by_side_walk_to_the_same_leaves_as_one_tree_at_a_time() {
-        // Trees of depths 0 to 3, mixed, so lanes reach their leaves at different steps.
-        let deep = unbalanced();
-        let stump = Tree::new(vec![Node::split(1, 0.0, 1, 2, false), Node::leaf(-1.5), Node::leaf(0.75)], 2).unwrap();
-        let leaf = Tree::new(vec![Node::leaf(-0.25)], 0).unwrap();
-        let trees = [&deep, &stump, &leaf, &deep, &leaf, &stump, &stump, &deep];
-        let values = [f32::NAN, -2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0];
-        for a in values {
-            for b in values {
-                let row = [a, b];
-                let expected = trees.map(|t| t.leaf_value(&row));
-                assert_eq!(Tree::leaf_values_of(trees, &row), expected, "{row:?}");
-                assert_eq!(Tree::leaf_values_of(trees, &row[..1]), trees.map(|t| t.leaf_value(&row[..1])), "short row");
-            }
-        }
-        assert_eq!(Tree::leaf_values_of([&leaf; 3], &[]), [-0.25; 3]);
     }
 
     #[test]
