@@ -341,46 +341,34 @@ impl Linked {
     }
 
     fn leaf_value(&self, tree: usize, row: &[f32]) -> f32 {
-        let mut at = self.roots[tree];
-        for _ in 0..self.depths[tree] {
-            let next = self.next(at, row);
-            if next == at {
-                break;
-            }
-            at = next;
-        }
-        self.values[at as usize]
+        let [leaf] = self.walk([(self.roots[tree], row)], self.depths[tree]);
+        leaf
     }
 
-    /// Trees `first..first + LANES` for one row, level by level side by side.
+    /// Trees `first..first + LANES` for one row.
     fn leaf_values_of_trees<const LANES: usize>(&self, first: usize, row: &[f32]) -> [f32; LANES] {
-        let mut at: [u32; LANES] = self.roots[first..first + LANES].try_into().expect("LANES roots");
         let depth = self.depths[first..first + LANES].iter().copied().max().unwrap_or(0);
+        self.walk(std::array::from_fn(|lane| (self.roots[first + lane], row)), depth)
+    }
+
+    /// Tree `tree` for `ROWS` rows.
+    fn leaf_values_of_rows<const ROWS: usize>(&self, tree: usize, rows: [&[f32]; ROWS]) -> [f32; ROWS] {
+        self.walk(rows.map(|row| (self.roots[tree], row)), self.depths[tree])
+    }
+
+    /// Walks side by side, each from a root for one row, level by level, at most `depth` steps.
+    #[inline(always)]
+    fn walk<const N: usize>(&self, walks: [(u32, &[f32]); N], depth: u32) -> [f32; N] {
+        let mut at = walks.map(|(root, _)| root);
         for _ in 0..depth {
             let mut moved = false;
-            for lane in &mut at {
-                let next = self.next(*lane, row);
-                moved |= next != *lane;
-                *lane = next;
+            for (position, (_, row)) in at.iter_mut().zip(walks) {
+                let next = self.next(*position, row);
+                moved |= next != *position;
+                *position = next;
             }
-            // Every lane on a leaf: shallower paths than the deepest one end early (a linked
+            // Every walk on a leaf: shallower paths than the deepest one end early (a linked
             // forest has deep, unbalanced trees).
-            if !moved {
-                break;
-            }
-        }
-        at.map(|i| self.values[i as usize])
-    }
-
-    fn leaf_values_of_rows<const ROWS: usize>(&self, tree: usize, rows: [&[f32]; ROWS]) -> [f32; ROWS] {
-        let mut at = [self.roots[tree]; ROWS];
-        for _ in 0..self.depths[tree] {
-            let mut moved = false;
-            for (lane, row) in at.iter_mut().zip(rows) {
-                let next = self.next(*lane, row);
-                moved |= next != *lane;
-                *lane = next;
-            }
             if !moved {
                 break;
             }
