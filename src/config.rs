@@ -286,6 +286,9 @@ pub struct ServingSettings {
     /// `--cpuset-cpus` would; unset, wherever the kernel puts them (src/serving/cpus.rs: when
     /// to set it).
     pub algorithm_cpus: Option<crate::serving::cpus::CpuList>,
+    /// Keep each runtime worker thread on a CPU of its own when the process may run on exactly
+    /// as many CPUs as it has workers and `algorithm_cpus` is unset (src/server/worker_cpus.rs).
+    pub pin_workers: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -583,6 +586,7 @@ impl Default for ServingSettings {
             custom_start_timeout: Duration::from_secs(120),
             install_timeout: Duration::from_secs(30 * 60),
             algorithm_cpus: None,
+            pin_workers: true,
         }
     }
 }

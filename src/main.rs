@@ -87,6 +87,8 @@ fn main() -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .event_interval(RUNTIME_EVENT_INTERVAL)
+        .on_thread_start(mlops::server::worker_cpus::on_thread_start)
+        .on_thread_park(mlops::server::worker_cpus::on_worker_park)
         .build()?
         .block_on(async_main())
 }
@@ -111,6 +113,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(flags) => {
             let settings = load(config, &flags)?;
+            let serving = &settings.serving;
+            if let Some(cpus) =
+                mlops::server::worker_cpus::pin_workers(serving.pin_workers, serving.algorithm_cpus.as_ref())
+            {
+                tracing::info!(?cpus, "runtime workers kept one per CPU (serving.pin_workers)");
+            }
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", settings.listen))?;

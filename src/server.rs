@@ -7,6 +7,7 @@
 //! backend's idle timeout above its own).
 
 mod self_wake;
+pub mod worker_cpus;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};

@@ -219,7 +219,7 @@ async fn run_until(
         .stderr(std::process::Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let child = match command.spawn() {
+    let child = match crate::server::worker_cpus::spawn_child(|| command.spawn()) {
         Ok(child) => child,
         Err(e) => return Ok(Err(e)),
     };

@@ -24,6 +24,13 @@ impl CpuList {
         &self.0
     }
 
+    /// These CPUs, in any order.
+    pub fn from_cpus(mut cpus: Vec<usize>) -> CpuList {
+        cpus.sort_unstable();
+        cpus.dedup();
+        CpuList(cpus)
+    }
+
     pub fn parse(text: &str) -> Result<CpuList, String> {
         let mut cpus = Vec::new();
         for part in text.split(',') {
@@ -134,7 +141,7 @@ pub fn spawn_on<T: Send>(cpus: &CpuList, spawn: impl FnOnce() -> std::io::Result
 }
 
 #[cfg(target_os = "linux")]
-fn allowed() -> Result<Vec<usize>, String> {
+pub(crate) fn allowed() -> Result<Vec<usize>, String> {
     use nix::sched::{CpuSet, sched_getaffinity};
     use nix::unistd::Pid;
     let set = sched_getaffinity(Pid::from_raw(0)).map_err(|e| format!("cannot read this process's CPUs: {e}"))?;
@@ -142,12 +149,12 @@ fn allowed() -> Result<Vec<usize>, String> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn allowed() -> Result<Vec<usize>, String> {
+pub(crate) fn allowed() -> Result<Vec<usize>, String> {
     Err("pinning algorithms to CPUs is supported on Linux only".into())
 }
 
 #[cfg(target_os = "linux")]
-fn pin_this_thread(cpus: &CpuList) -> std::io::Result<()> {
+pub(crate) fn pin_this_thread(cpus: &CpuList) -> std::io::Result<()> {
     use nix::sched::{CpuSet, sched_setaffinity};
     use nix::unistd::Pid;
     let mut set = CpuSet::new();
@@ -159,7 +166,7 @@ fn pin_this_thread(cpus: &CpuList) -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn pin_this_thread(_: &CpuList) -> std::io::Result<()> {
+pub(crate) fn pin_this_thread(_: &CpuList) -> std::io::Result<()> {
     Err(std::io::Error::other("pinning algorithms to CPUs is supported on Linux only"))
 }
 

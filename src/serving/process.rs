@@ -267,7 +267,7 @@ fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>, port: u16) -> Result<Algorith
         .kill_on_drop(true);
     let child = match &spec.cpus {
         Some(cpus) => super::cpus::spawn_on(cpus, || command.spawn()),
-        None => command.spawn(),
+        None => crate::server::worker_cpus::spawn_child(|| command.spawn()),
     }
     .map_err(spawn_error)?;
     drop(command);
@@ -278,7 +278,10 @@ fn spawn(spec: &ProcessSpec, shared: &Arc<Shared>, port: u16) -> Result<Algorith
     let shared = shared.clone();
     std::thread::Builder::new()
         .name("algorithm-output".into())
-        .spawn(move || keep_output(output, &shared))
+        .spawn(move || {
+            crate::server::worker_cpus::free_this_thread();
+            keep_output(output, &shared)
+        })
         .map_err(spawn_error)?;
     Ok(child)
 }

@@ -47,7 +47,12 @@ impl GitRepo {
             .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
-        let output = tokio::time::timeout(self.timeout, command.output())
+        // Started here, not by `output()` on whichever thread polls it first (a pinned worker).
+        let child = crate::server::worker_cpus::spawn_child(|| {
+            command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()
+        })
+        .map_err(|e| SourceError(format!("cannot run git (is it installed?): {e}")))?;
+        let output = tokio::time::timeout(self.timeout, child.wait_with_output())
             .await
             .map_err(|_| {
                 SourceError(format!(
@@ -56,7 +61,7 @@ impl GitRepo {
                     humantime::format_duration(self.timeout)
                 ))
             })?
-            .map_err(|e| SourceError(format!("cannot run git (is it installed?): {e}")))?;
+            .map_err(|e| SourceError(format!("git {}: {e}", args.first().unwrap_or(&""))))?;
         if output.status.success() {
             return Ok(output.stdout);
         }

@@ -371,18 +371,18 @@ impl LocalTarget {
         (trainer, job_file): (&Path, &Path),
         limit: Duration,
     ) -> Result<(), TargetError> {
-        let mut child = tokio::process::Command::new(python)
+        let mut command = tokio::process::Command::new(python);
+        command
             .arg(trainer)
             .arg(job_file)
             .env("PYTHONUNBUFFERED", "1")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                TargetError::permanent(format!("starting the trainer with {python}: {e} (see training.python)"))
-            })?;
+            .kill_on_drop(true);
+        let mut child = crate::server::worker_cpus::spawn_child(|| command.spawn()).map_err(|e| {
+            TargetError::permanent(format!("starting the trainer with {python}: {e} (see training.python)"))
+        })?;
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let errors = tokio::spawn(async move {
