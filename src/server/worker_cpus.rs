@@ -127,8 +127,8 @@ mod tests {
         assert_eq!(plan(0, &[], None), None);
     }
 
-    /// A runtime with the hook: each worker ends up on the CPU the plan gives it, the
-    /// blocking pool's threads stay on every CPU. The plan is this test's alone (the hook reads
+    /// A runtime with the hooks: each worker ends up on the CPU the plan gives it; a thread or
+    /// process a pinned worker starts runs on every CPU. The plan is this test's alone (the hook reads
     /// the process's one plan; no other test sets it).
     #[cfg(target_os = "linux")]
     #[test]
