@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .event_interval(RUNTIME_EVENT_INTERVAL)
-        .on_thread_start(mlops::server::worker_cpus::on_thread_start)
+        .on_thread_start(mlops::server::worker_cpus::free_this_thread)
         .on_thread_park(mlops::server::worker_cpus::on_worker_park)
         .build()?
         .block_on(async_main())

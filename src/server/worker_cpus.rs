@@ -19,7 +19,7 @@
 //! Each worker pins itself the first time it parks once a plan is set ([`on_worker_park`],
 //! tokio's `on_thread_park`, which only workers call). A thread or process inherits the CPUs
 //! of the thread that starts it, so everything a pinned worker starts is set free again: the
-//! blocking pool's threads as they start ([`on_thread_start`]), processes through
+//! blocking pool's threads as they start (tokio's `on_thread_start`), processes through
 //! [`spawn_child`], threads of our own through [`free_this_thread`]; rayon's pool is built
 //! before any worker is pinned.
 
@@ -85,13 +85,8 @@ pub fn on_worker_park() {
     }
 }
 
-/// tokio's `on_thread_start` hook: a thread the runtime starts once workers are pinned (its
-/// blocking pool's, started by a worker) runs on every CPU again.
-pub fn on_thread_start() {
-    free_this_thread();
-}
-
-/// Lets the calling thread run on every CPU of the process again, if workers are pinned.
+/// Lets the calling thread run on every CPU of the process again, if workers are pinned. Also
+/// tokio's `on_thread_start` hook: a blocking-pool thread a pinned worker starts is set free.
 pub fn free_this_thread() {
     if let Some(plan) = PLAN.get()
         && let Err(error) = cpus::pin_this_thread(&plan.all)
@@ -142,7 +137,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .on_thread_park(on_worker_park)
-            .on_thread_start(on_thread_start)
+            .on_thread_start(free_this_thread)
             .enable_all()
             .build()
             .unwrap();
