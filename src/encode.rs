@@ -46,6 +46,25 @@ pub fn write_utc_seconds(out: &mut Vec<u8>, time: DateTime<Utc>) {
     }
 }
 
+thread_local! {
+    /// The last second [`write_utc_second`] wrote on this thread, and its text.
+    static SECOND: std::cell::RefCell<(i64, Vec<u8>)> = const { std::cell::RefCell::new((i64::MIN, Vec::new())) };
+}
+
+/// [`write_utc_seconds`] of `seconds` since the epoch (whole seconds, UTC), the text kept per
+/// thread and reused while the second lasts: a loaded server writes thousands of capture
+/// records and access lines within one second, each with its time.
+pub fn write_utc_second(out: &mut Vec<u8>, seconds: i64) {
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != seconds {
+            *second = seconds;
+            text.clear();
+            write_utc_seconds(text, DateTime::from_timestamp(seconds, 0).unwrap_or_default());
+        }
+        out.extend_from_slice(text);
+    });
+}
+
 /// `value` in exactly `width` decimal digits (the lowest ones), zero-padded.
 pub fn write_digits(out: &mut Vec<u8>, value: u32, width: u32) {
     for position in (0..width).rev() {
@@ -65,6 +84,19 @@ mod tests {
             let mut written = Vec::new();
             write_utc_seconds(&mut written, time);
             assert_eq!(String::from_utf8(written).unwrap(), time.format("%Y-%m-%dT%H:%M:%S").to_string());
+        }
+    }
+
+    /// The remembered second is the second asked for: the same text as written afresh, when
+    /// the second changes, comes back or stays.
+    #[test]
+    fn a_remembered_second_is_the_one_asked_for() {
+        for seconds in [1_764_806_399, 1_764_806_400, 1_764_806_400, 0, 1_764_806_399, 253_402_300_799, -1] {
+            let mut remembered = b"before ".to_vec();
+            write_utc_second(&mut remembered, seconds);
+            let mut fresh = b"before ".to_vec();
+            write_utc_seconds(&mut fresh, DateTime::from_timestamp(seconds, 0).unwrap());
+            assert_eq!(String::from_utf8(remembered).unwrap(), String::from_utf8(fresh).unwrap(), "{seconds}");
         }
     }
 

@@ -39,7 +39,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 // Shards and targets stay usable after a panic: every batch is whole at each step (a line is
 // counted only once written).
-use crate::encode::{write_str, write_utc_seconds};
+use crate::encode::{write_str, write_utc_second};
 use crate::tasks::lock;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -689,7 +689,7 @@ fn write_line(out: &mut Vec<u8>, event: &CaptureEvent<'_>) {
         write_str(out, id);
     }
     out.extend_from_slice(br#","inferenceTime":""#);
-    write_utc_seconds(out, event.time);
+    write_utc_second(out, event.time.timestamp());
     out.extend_from_slice(b"Z\"},\"eventVersion\":\"0\"}\n");
 }
 

@@ -9,7 +9,7 @@
 //! pins it to the bytes the subscriber writes for the same event.
 
 use super::{STYLE, Style, append};
-use crate::encode::{write_digits, write_str, write_utc_seconds};
+use crate::encode::{write_digits, write_str, write_utc_second};
 use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use std::cell::RefCell;
 use std::fmt;
@@ -126,23 +126,10 @@ fn write_access_line(
     }
 }
 
-thread_local! {
-    /// The last second written, and its text: a thread writes many lines within one second.
-    static SECOND: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
-}
-
 /// RFC 3339 in UTC with microseconds, as tracing-subscriber's `SystemTime` writes it.
 fn write_timestamp(out: &mut Vec<u8>, now: SystemTime) {
     let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    SECOND.with_borrow_mut(|(second, text)| {
-        if *second != since_epoch.as_secs() {
-            *second = since_epoch.as_secs();
-            text.clear();
-            let seconds = i64::try_from(*second).unwrap_or_default();
-            write_utc_seconds(text, chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default());
-        }
-        out.extend_from_slice(text);
-    });
+    write_utc_second(out, i64::try_from(since_epoch.as_secs()).unwrap_or_default());
     out.push(b'.');
     write_digits(out, since_epoch.subsec_micros(), 6);
     out.push(b'Z');

@@ -98,6 +98,24 @@ async fn payload_limit_is_sagemakers(db: TestDb) {
     let server = deployed(db, |s| s.serving.max_request_bytes = 1000).await;
     let rows = "5.1,3.5,1.4,0.2\n".repeat(100); // 1600 bytes
     problem(server.invoke("iris-endpoint", "text/csv", rows, INVOKER).await, 413).await;
+    // The same without a declared length (chunked, frame by frame): counted as it arrives.
+    let streamed = |frames: usize| {
+        let row = bytes::Bytes::from_static(b"5.1,3.5,1.4,0.2\n");
+        let stream = futures::stream::iter((0..frames).map(move |_| Ok::<_, std::io::Error>(row.clone())));
+        server
+            .http
+            .post(server.url("/v1/endpoints/iris-endpoint/invocations"))
+            .bearer_auth(INVOKER)
+            .header("content-type", "text/csv")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+    };
+    problem(streamed(100).await.unwrap(), 413).await;
+    // Under the limit in several frames: the frames joined, every row scored.
+    let answer = streamed(40).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let one = server.invoke("iris-endpoint", "text/csv", "5.1,3.5,1.4,0.2\n".into(), INVOKER).await;
+    assert_eq!(answer.text().await.unwrap(), one.text().await.unwrap().repeat(40));
     server.stop().await;
 }
 

@@ -417,19 +417,27 @@ mod tests {
                 }
                 t
             } else {
-                let alphabet = b"0123456789.-+eE,x ";
-                (0..1 + next(12)).map(|_| char::from(alphabet[next(alphabet.len() as u64) as usize])).collect()
+                let alphabet = ['0', '1', '5', '9', '.', '-', '+', 'e', 'E', ',', 'x', ' ', '/', ':', 'é', '\u{661}'];
+                (0..1 + next(12)).map(|_| alphabet[next(alphabet.len() as u64) as usize]).collect()
             };
-            let Some((value, used)) = plain_decimal(text.as_bytes()) else {
+            // A number is read up to its comma: the same with the line's next fields after it
+            // (and with bytes outside ASCII among the characters).
+            let tail = match next(3) {
+                0 => String::new(),
+                1 => ",12345678,9".to_string(),
+                _ => format!(",{}", (0..next(16)).map(|_| char::from(b'0' + next(10) as u8)).collect::<String>()),
+            };
+            let line = format!("{text}{tail}");
+            let Some((value, used)) = plain_decimal(line.as_bytes()) else {
                 handed_over += 1;
                 continue;
             };
-            let (expected, expected_used) = fast_float2::parse_partial::<f64, _>(text.as_bytes())
-                .unwrap_or_else(|e| panic!("{text:?}: fast-float2 refuses what was taken: {e:?}"));
-            assert_eq!((value.to_bits(), used), (expected.to_bits(), expected_used), "{text:?}");
+            let (expected, expected_used) = fast_float2::parse_partial::<f64, _>(line.as_bytes())
+                .unwrap_or_else(|e| panic!("{line:?}: fast-float2 refuses what was taken: {e:?}"));
+            assert_eq!((value.to_bits(), used), (expected.to_bits(), expected_used), "{line:?}");
             taken += 1;
         }
-        assert!(taken > 80_000 && handed_over > 30_000, "{taken} taken, {handed_over} handed over");
+        assert!(taken > 70_000 && handed_over > 30_000, "{taken} taken, {handed_over} handed over");
         for (text, value, used) in [("13.6327,1", 13.6327, 7), ("-0", -0.0, 2), (".5", 0.5, 2), ("5.", 5.0, 2)] {
             let (read, took) = plain_decimal(text.as_bytes()).unwrap();
             assert_eq!((read.to_bits(), took), (f64::to_bits(value), used), "{text:?}");
