@@ -48,7 +48,7 @@ pub fn write_utc_seconds(out: &mut Vec<u8>, time: DateTime<Utc>) {
 
 thread_local! {
     /// The last second [`write_utc_second`] wrote on this thread, and its text.
-    static SECOND: std::cell::RefCell<(i64, Vec<u8>)> = const { std::cell::RefCell::new((i64::MIN, Vec::new())) };
+    static SECOND: std::cell::RefCell<(Option<i64>, Vec<u8>)> = const { std::cell::RefCell::new((None, Vec::new())) };
 }
 
 /// [`write_utc_seconds`] of `seconds` since the epoch (whole seconds, UTC), the text kept per
@@ -56,8 +56,8 @@ thread_local! {
 /// records and access lines within one second, each with its time.
 pub fn write_utc_second(out: &mut Vec<u8>, seconds: i64) {
     SECOND.with_borrow_mut(|(second, text)| {
-        if *second != seconds {
-            *second = seconds;
+        if *second != Some(seconds) {
+            *second = Some(seconds);
             text.clear();
             write_utc_seconds(text, DateTime::from_timestamp(seconds, 0).unwrap_or_default());
         }
@@ -91,11 +91,11 @@ mod tests {
     /// the second changes, comes back or stays.
     #[test]
     fn a_remembered_second_is_the_one_asked_for() {
-        for seconds in [1_764_806_399, 1_764_806_400, 1_764_806_400, 0, 1_764_806_399, 253_402_300_799, -1] {
+        for seconds in [i64::MIN, 1_764_806_399, 1_764_806_400, 1_764_806_400, 0, 1_764_806_399, 253_402_300_799, -1] {
             let mut remembered = b"before ".to_vec();
             write_utc_second(&mut remembered, seconds);
             let mut fresh = b"before ".to_vec();
-            write_utc_seconds(&mut fresh, DateTime::from_timestamp(seconds, 0).unwrap());
+            write_utc_seconds(&mut fresh, DateTime::from_timestamp(seconds, 0).unwrap_or_default());
             assert_eq!(String::from_utf8(remembered).unwrap(), String::from_utf8(fresh).unwrap(), "{seconds}");
         }
     }

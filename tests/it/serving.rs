@@ -110,7 +110,14 @@ async fn payload_limit_is_sagemakers(db: TestDb) {
             .body(reqwest::Body::wrap_stream(stream))
             .send()
     };
-    problem(streamed(100).await.unwrap(), 413).await;
+    // The server answers as soon as the limit is passed and closes the connection, so the
+    // client, still sending, may see that first: either way the body is refused, never scored.
+    match streamed(100).await {
+        Ok(refused) => {
+            problem(refused, 413).await;
+        }
+        Err(cut) => assert!(cut.is_request() && !cut.is_timeout(), "{cut:?}"),
+    }
     // Under the limit in several frames: the frames joined, every row scored.
     let answer = streamed(40).await.unwrap();
     assert_eq!(answer.status(), 200);
