@@ -254,7 +254,8 @@ pub struct CaptureSettings {
 pub struct ServingSettings {
     /// SageMaker's limit for one invocation payload is 6 MB.
     pub max_request_bytes: usize,
-    /// How often a replica re-checks the database for a redeployed endpoint.
+    /// How often a replica re-checks the database for a redeployed endpoint, and how long it
+    /// remembers a name the database lacks.
     #[serde(with = "duration")]
     pub endpoint_refresh: Duration,
     /// Largest model file (after decompression) the local target loads.

@@ -203,8 +203,16 @@ pub struct EndpointRegistry {
     /// Loads run one at a time, so a burst of first requests cannot parse many models at once.
     loading: Arc<tokio::sync::Semaphore>,
     use_clock: AtomicU64,
+    /// Names the database did not have, and when it said so: asked again within `refresh`, the
+    /// answer is "not found" from here, so a client repeating a wrong name costs a map lookup
+    /// rather than a query per request. At most [`MAX_ABSENT`] names.
+    absent: Mutex<HashMap<Key, Instant, foldhash::fast::RandomState>>,
     custom: CustomRuntime,
 }
+
+/// Unknown names remembered at once (each at most a SageMaker name's 63 characters): when full,
+/// the expired ones go, and if none has, all of them.
+const MAX_ABSENT: usize = 1024;
 
 /// A loaded model and the digest of the artifact it came from.
 pub struct LoadedModel {
@@ -232,6 +240,7 @@ impl EndpointRegistry {
             loads: Mutex::new(HashMap::new()),
             loading: Arc::new(tokio::sync::Semaphore::new(1)),
             use_clock: AtomicU64::new(0),
+            absent: Mutex::default(),
             custom: CustomRuntime::default(),
         }
     }
@@ -394,6 +403,12 @@ impl EndpointRegistry {
         {
             return Ok(endpoint.clone());
         }
+        // A name no endpoint can have (endpoint names are SageMaker names, stored as
+        // `EndpointName` makes them) or one the database lacked a moment ago is not looked up.
+        let impossible = crate::domain::names::EndpointName::parse(name).map_or(true, |n| n.as_str() != name);
+        if cached.is_none() && (impossible || self.known_absent(&key)) {
+            return Err(EndpointError::NotFound(name.to_string()));
+        }
         let record = match self.store.endpoint(environment, name).await {
             Ok(record) => record,
             // The model is loaded: a database blip must not take inference down. Look again
@@ -409,6 +424,7 @@ impl EndpointRegistry {
         };
         let Some(record) = record else {
             self.forget(environment, name);
+            self.remember_absent(key);
             return Err(EndpointError::NotFound(name.to_string()));
         };
         if record.state != endpoint_state::IN_SERVICE {
@@ -457,6 +473,23 @@ impl EndpointRegistry {
         Some((entry.endpoint.clone(), entry.checked))
     }
 
+    /// Whether the database lacked the endpoint less than `refresh` ago.
+    fn known_absent(&self, key: &Key) -> bool {
+        let absent = self.absent.lock().expect("absent lock");
+        absent.get(key).is_some_and(|asked| asked.elapsed() < self.refresh)
+    }
+
+    fn remember_absent(&self, key: Key) {
+        let mut absent = self.absent.lock().expect("absent lock");
+        if absent.len() >= MAX_ABSENT && !absent.contains_key(&key) {
+            absent.retain(|_, asked| asked.elapsed() < self.refresh);
+            if absent.len() >= MAX_ABSENT {
+                absent.clear();
+            }
+        }
+        absent.insert(key, Instant::now());
+    }
+
     /// Starts loading `record`'s model in the background, or joins the load already running for
     /// that revision.
     fn start_load(self: &Arc<Self>, key: Key, record: EndpointRecord) -> watch::Receiver<Option<LoadResult>> {
@@ -502,6 +535,8 @@ impl EndpointRegistry {
     fn insert(&self, endpoint: Arc<LiveEndpoint>) {
         let key = (endpoint.environment.clone(), endpoint.name.clone());
         let memory_bytes = endpoint.model.memory_bytes();
+        // Deployed through this replica: no longer unknown here, whatever was asked before.
+        self.absent.lock().expect("absent lock").remove(&key);
         let mut cache = self.cache.write().expect("cache lock");
         let used = AtomicU64::new(self.use_clock.fetch_add(1, Ordering::Relaxed));
         cache.insert(key.clone(), Cached { endpoint, checked: Instant::now(), used, memory_bytes });

@@ -329,7 +329,54 @@ async fn least_recently_used_models_are_unloaded(db: TestDb) {
     server.stop().await;
 }
 
+/// A name the database lacks is remembered for `serving.endpoint_refresh`: asked again within
+/// it, a replica answers 404 without looking (so an endpoint deployed through another replica
+/// meanwhile is served there once the interval has passed); one deployed through the replica
+/// itself is served at once. Names no endpoint can have are 404 too.
+async fn unknown_endpoints_are_remembered_for_the_refresh_interval(db: TestDb) {
+    let refresh = Duration::from_secs(5);
+    let replica_db = db.replica();
+    let shared_objects = db.dir.path().join("shared-objects");
+    let settings = |db: &TestDb| {
+        let mut s = test_settings(db);
+        s.assets.root = Some(shared_objects.clone());
+        s.serving.endpoint_refresh = refresh;
+        s
+    };
+    let (first_settings, second_settings) = (settings(&db), settings(&replica_db));
+    let first = TestServer::start_with(db, first_settings).await;
+    let second = TestServer::start_with(replica_db, second_settings).await;
+    let row = csv_rows(&fixture_json("xgboost/multi_softprob.cases.json")["rows"].as_array().unwrap()[..1]);
+
+    for name in ["iris-endpoint", "Iris-Endpoint", "no_such_name", &"e".repeat(64)] {
+        for server in [&first, &second] {
+            let p = problem(server.invoke(name, "text/csv", row.clone(), INVOKER).await, 404).await;
+            assert!(p["detail"].as_str().unwrap().contains("not found"), "{p:#}");
+        }
+    }
+    let asked = tokio::time::Instant::now();
+    first.upload_fixture("models/iris.json", "xgboost/multi_softprob.json").await;
+    let id =
+        first.provision(&realtime_body("iris", "models/iris.json")).await["pipeline_id"].as_str().unwrap().to_string();
+    first.wait_for(&id, "active").await;
+    assert_eq!(
+        first.invoke("iris-endpoint", "text/csv", row.clone(), INVOKER).await.status(),
+        200,
+        "the replica that deployed it serves it at once"
+    );
+    let meanwhile = second.invoke("iris-endpoint", "text/csv", row.clone(), INVOKER).await.status();
+    if asked.elapsed() < refresh {
+        assert_eq!(meanwhile, 404, "the other replica remembers the name as unknown");
+    }
+    tokio::time::sleep_until(asked + refresh).await;
+    let response = second.invoke("iris-endpoint", "text/csv", row.clone(), INVOKER).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    second.stop().await;
+    first.stop().await;
+}
+
 on_both_stores!(
+    unknown_endpoints_are_remembered_for_the_refresh_interval,
     models_load_in_the_background,
     least_recently_used_models_are_unloaded,
     bad_bodies_name_row_and_column,
