@@ -343,7 +343,9 @@ async fn unknown_endpoints_are_remembered_for_the_refresh_interval(db: TestDb) {
         s.serving.endpoint_refresh = refresh;
         s
     };
-    let (first_settings, second_settings) = (settings(&db), settings(&replica_db));
+    let (first_settings, mut second_settings) = (settings(&db), settings(&replica_db));
+    // An API-only replica: the deploy job runs on the first (with workers on both, either may).
+    second_settings.jobs.workers = 0;
     let first = TestServer::start_with(db, first_settings).await;
     let second = TestServer::start_with(replica_db, second_settings).await;
     let row = csv_rows(&fixture_json("xgboost/multi_softprob.cases.json")["rows"].as_array().unwrap()[..1]);
