@@ -403,10 +403,8 @@ impl EndpointRegistry {
         {
             return Ok(endpoint.clone());
         }
-        // A name no endpoint can have (endpoint names are SageMaker names, stored as
-        // `EndpointName` makes them) or one the database lacked a moment ago is not looked up.
-        let impossible = crate::domain::names::EndpointName::parse(name).map_or(true, |n| n.as_str() != name);
-        if cached.is_none() && (impossible || self.known_absent(&key)) {
+        // A name no endpoint can have or one the database lacked a moment ago is not looked up.
+        if cached.is_none() && (cannot_exist(name) || self.known_absent(&key)) {
             return Err(EndpointError::NotFound(name.to_string()));
         }
         let record = match self.store.endpoint(environment, name).await {
@@ -622,6 +620,12 @@ impl EndpointRegistry {
             capture_target: Default::default(),
         })
     }
+}
+
+/// Whether no endpoint can be called `name`: endpoint names are stored as `EndpointName` makes
+/// them (lowercase SageMaker names).
+fn cannot_exist(name: &str) -> bool {
+    crate::domain::names::EndpointName::parse(name).map_or(true, |n| n.as_str() != name)
 }
 
 /// Where a custom algorithm's zip is kept (written by the local image builder); `_mlops` is no

@@ -350,13 +350,15 @@ async fn unknown_endpoints_are_remembered_for_the_refresh_interval(db: TestDb) {
     let second = TestServer::start_with(replica_db, second_settings).await;
     let row = csv_rows(&fixture_json("xgboost/multi_softprob.cases.json")["rows"].as_array().unwrap()[..1]);
 
+    // Each replica remembers the name from some moment between these two.
+    let before = tokio::time::Instant::now();
     for name in ["iris-endpoint", "Iris-Endpoint", "no_such_name", &"e".repeat(64)] {
         for server in [&first, &second] {
             let p = problem(server.invoke(name, "text/csv", row.clone(), INVOKER).await, 404).await;
             assert!(p["detail"].as_str().unwrap().contains("not found"), "{p:#}");
         }
     }
-    let asked = tokio::time::Instant::now();
+    let after = tokio::time::Instant::now();
     first.upload_fixture("models/iris.json", "xgboost/multi_softprob.json").await;
     let id =
         first.provision(&realtime_body("iris", "models/iris.json")).await["pipeline_id"].as_str().unwrap().to_string();
@@ -367,10 +369,10 @@ async fn unknown_endpoints_are_remembered_for_the_refresh_interval(db: TestDb) {
         "the replica that deployed it serves it at once"
     );
     let meanwhile = second.invoke("iris-endpoint", "text/csv", row.clone(), INVOKER).await.status();
-    if asked.elapsed() < refresh {
+    if before.elapsed() < refresh {
         assert_eq!(meanwhile, 404, "the other replica remembers the name as unknown");
     }
-    tokio::time::sleep_until(asked + refresh).await;
+    tokio::time::sleep_until(after + refresh).await;
     let response = second.invoke("iris-endpoint", "text/csv", row.clone(), INVOKER).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     second.stop().await;
